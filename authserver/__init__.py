@@ -1,0 +1,3 @@
+"""Authyard authorization server."""
+
+__version__ = "0.1.0"

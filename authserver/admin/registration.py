@@ -1,0 +1,153 @@
+"""What a client registration may say: the rules the admin API (and so the operator) is held to."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
+from authserver.durations import parse_duration
+
+ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
+GrantTypeName = Literal["client_credentials", "authorization_code", "refresh_token"]
+_LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "::1", "localhost"}
+
+
+def check_redirect_uri(uri: str) -> str:
+    """Absolute, no fragment, no userinfo; https, or http only on loopback (RFC 8252 §7.3), or a
+    private-use scheme for native apps (RFC 8252 §7.1)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "#" in uri:
+        raise ValueError(f"redirect URI {uri!r} must be absolute and have no fragment")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"redirect URI {uri!r} must not contain user information")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"redirect URI {uri!r}: plain http is allowed only for loopback addresses")
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(f"redirect URI {uri!r} has no host")
+    if parts.scheme in ("javascript", "data", "file", "vbscript"):
+        raise ValueError(f"redirect URI {uri!r} uses a forbidden scheme")
+    return uri
+
+
+class ClientRegistration(BaseModel):
+    """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255, description="Shown on the consent page.")
+    type: Literal["confidential", "public"] = Field(
+        "confidential", description="Public clients have no secret."
+    )
+    grant_types: list[GrantTypeName] = Field(min_length=1, description="Grants this client may use.")
+    scopes: list[ScopeToken] = Field(default_factory=list, description="Scopes this client may request.")
+    audiences: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(
+        default_factory=list, description="Resource URIs (RFC 8707); the first is the default audience."
+    )
+    redirect_uris: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(
+        default_factory=list, description="Exact redirect URIs for authorization_code."
+    )
+    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = Field(
+        None, description="Default: client_secret_basic for confidential clients, none for public ones."
+    )
+    access_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 5m.")
+    refresh_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 720h.")
+    client_secret: str | None = Field(
+        None,
+        min_length=MIN_SUPPLIED_SECRET_LENGTH,
+        max_length=256,
+        description="Set this secret (the caller keeps it; only its hash is stored). Omit to have one "
+        "generated on creation. Re-sending the current secret changes nothing.",
+    )
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _redirect_uris_are_safe(cls, uris: list[str]) -> list[str]:
+        return [check_redirect_uri(uri) for uri in uris]
+
+    @field_validator("audiences")
+    @classmethod
+    def _audiences_are_uris(cls, audiences: list[str]) -> list[str]:
+        for audience in audiences:
+            if not urlsplit(audience).scheme or "#" in audience:
+                raise ValueError(f"audience {audience!r} must be an absolute URI without a fragment")
+        return audiences
+
+    @field_validator("access_token_ttl", "refresh_token_ttl")
+    @classmethod
+    def _ttl_is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            ttl = parse_duration(value)
+            if not timedelta(seconds=10) <= ttl <= timedelta(days=365):
+                raise ValueError("token lifetimes must be between 10s and 8760h")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClientRegistration:
+        method = self.token_endpoint_auth_method
+        if self.type == "public":
+            if method not in (None, "none"):
+                raise ValueError("public clients use token_endpoint_auth_method 'none'")
+            if self.client_secret is not None:
+                raise ValueError("public clients have no secret")
+            if "client_credentials" in self.grant_types:
+                raise ValueError("public clients cannot use client_credentials")
+        elif method == "none":
+            raise ValueError(
+                "confidential clients must authenticate: use client_secret_basic or client_secret_post"
+            )
+        if "authorization_code" in self.grant_types and not self.redirect_uris:
+            raise ValueError("authorization_code needs at least one redirect URI")
+        if "refresh_token" in self.grant_types and "authorization_code" not in self.grant_types:
+            raise ValueError("refresh_token is only issued with authorization_code")
+        return self
+
+    @property
+    def auth_method(self) -> str:
+        return self.token_endpoint_auth_method or ("none" if self.type == "public" else "client_secret_basic")
+
+    def ttl_seconds(self, value: str | None) -> int | None:
+        return int(parse_duration(value).total_seconds()) if value else None
+
+
+class SecretRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grace_period: str = Field("1h", description="How long the previous secret keeps working, e.g. 1h.")
+    client_secret: str | None = Field(
+        None,
+        min_length=MIN_SUPPLIED_SECRET_LENGTH,
+        max_length=256,
+        description="The new secret; omit to have one generated. Re-sending the current one changes nothing.",
+    )
+
+    @field_validator("grace_period")
+    @classmethod
+    def _grace_is_duration(cls, value: str) -> str:
+        if parse_duration(value) > timedelta(days=30):
+            raise ValueError("grace_period must be at most 720h")
+        return value
+
+
+class ClientView(BaseModel):
+    """A client as the admin API shows it: never a secret, except once when the server generated one."""
+
+    client_id: str
+    name: str
+    type: str
+    grant_types: list[str]
+    scopes: list[str]
+    audiences: list[str]
+    redirect_uris: list[str]
+    token_endpoint_auth_method: str
+    access_token_ttl_seconds: int | None
+    refresh_token_ttl_seconds: int | None
+    has_secret: bool
+    previous_secret_expires_at: str | None = None
+    secret_rotated_at: str | None = None
+    created_at: str
+    updated_at: str
+    client_secret: str | None = Field(None, description="Only in the response that generated it.")

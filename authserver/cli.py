@@ -1,0 +1,225 @@
+"""The ``authserver`` command: serve, migrate, and the admin chores of a bare-machine install."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+
+from authserver.bootstrap import ConfigurationError, prepare
+from authserver.config import Settings, load_settings
+
+log = logging.getLogger("authserver")
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not os.environ.get("AUTHSERVER_ISSUER"):
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+        os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{args.port}"
+    settings = _settings()
+    asyncio.run(prepare(settings))
+    # Migrated once here; the workers must not race to do it again.
+    os.environ["AUTHSERVER_DB_AUTO_MIGRATE"] = "false"
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="authserver-metrics-")
+    uvicorn.run(
+        "authserver.web.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=args.access_log,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from authserver.migrations.runner import migrate
+
+    asyncio.run(migrate(_settings()))
+    print("database schema is up to date")
+    return 0
+
+
+async def _with_engine(action):  # type: ignore[no-untyped-def]
+    from authserver.storage.engine import create_engine
+
+    settings = _settings()
+    await prepare(settings)
+    engine = create_engine(settings)
+    try:
+        return await action(engine)
+    finally:
+        await engine.dispose()
+
+
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    from authserver.admin.registration import ClientRegistration
+    from authserver.crypto.client_secrets import generate_client_id
+    from authserver.storage.client_registry import ClientRegistry
+
+    registration = ClientRegistration(
+        name=args.name,
+        type="public" if args.public else "confidential",
+        grant_types=args.grant_type,
+        scopes=args.scope or [],
+        audiences=args.audience or [],
+        redirect_uris=args.redirect_uri or [],
+    )
+    client_id = args.client_id or generate_client_id()
+    result = asyncio.run(_with_engine(lambda engine: ClientRegistry(engine).upsert(client_id, registration)))
+    if not result.created:
+        print(f"client {client_id} already exists; its secret is unchanged", file=sys.stderr)
+    print(json.dumps(result.view.model_dump(exclude_none=True), indent=2))
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    from authserver.crypto.passwords import hash_password
+    from authserver.protocol.models import User
+    from authserver.storage.sql_store import SqlStore
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    if not password:
+        print("a password is required on standard input (--password-stdin)", file=sys.stderr)
+        return 2
+    if len(password) < 8:
+        print("the password must be at least 8 characters", file=sys.stderr)
+        return 2
+    user = User(
+        user_id=str(uuid.uuid4()),
+        username=args.username,
+        password_hash=hash_password(password),
+        email=args.email,
+        email_verified=bool(args.email),
+        name=args.name,
+    )
+
+    async def create(engine):  # type: ignore[no-untyped-def]
+        store = SqlStore(engine)
+        if await store.get_user_by_username(args.username):
+            return False
+        await store.create_user(user)
+        return True
+
+    if not asyncio.run(_with_engine(create)):
+        print(f"user {args.username} already exists", file=sys.stderr)
+        return 1
+    print(json.dumps({"user_id": user.user_id, "username": user.username}))
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from authserver.crypto.keyset import write_document_atomically
+    from authserver.crypto.keyset_document import rotate
+
+    settings = _settings()
+    path = settings.signing_keys_file
+    document = json.loads(path.read_text())
+    retention = args.retention or (settings.access_token_ttl.total_seconds() + 300)
+    rotated = rotate(document, settings.signing_algorithm, time.time(), retention)
+    write_document_atomically(path, rotated)
+    print(json.dumps({"active_kid": rotated["active_kid"], "published": [k["kid"] for k in rotated["keys"]]}))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Create a demo client and user once (credentials in a 0600 file), then serve."""
+    from authserver.demo import ensure_demo
+
+    settings = _settings()
+    asyncio.run(prepare(settings))
+    path = asyncio.run(ensure_demo(settings, args.credentials_file))
+    print(f"demo credentials: {path}", file=sys.stderr)
+    return cmd_serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="authserver", description="Authyard OAuth 2.1 authorization server")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_serve_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=8080)
+        command.add_argument("--workers", type=int, default=1)
+        command.add_argument("--access-log", action="store_true", help="log every request")
+
+    serve = commands.add_parser("serve", help="run the server (migrates the embedded SQLite database first)")
+    add_serve_options(serve)
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="serve with a demo client and user (created once)")
+    add_serve_options(demo)
+    demo.add_argument("--credentials-file", default="authserver-demo.json")
+    demo.set_defaults(handler=cmd_demo)
+
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
+
+    clients = commands.add_parser("clients", help="manage clients").add_subparsers(
+        dest="action", required=True
+    )
+    create = clients.add_parser("create", help="register a client; prints its secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--client-id", help="default: generated")
+    create.add_argument(
+        "--grant-type",
+        action="append",
+        required=True,
+        choices=["client_credentials", "authorization_code", "refresh_token"],
+    )
+    create.add_argument("--scope", action="append")
+    create.add_argument("--audience", action="append")
+    create.add_argument("--redirect-uri", action="append")
+    create.add_argument("--public", action="store_true", help="a public client (no secret)")
+    create.set_defaults(handler=cmd_clients_create)
+
+    users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)
+    user = users.add_parser("create", help="create a login user")
+    user.add_argument("--username", required=True)
+    user.add_argument("--password-stdin", action="store_true", required=True)
+    user.add_argument("--email")
+    user.add_argument("--name")
+    user.set_defaults(handler=cmd_users_create)
+
+    keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
+    rotate_keys = keys.add_parser("rotate", help="promote the next key, retire the active one")
+    rotate_keys.add_argument("--retention", type=float, help="seconds retired keys stay published")
+    rotate_keys.set_defaults(handler=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.handler(args))
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # pydantic validation of CLI input, bad key files
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

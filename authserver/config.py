@@ -1,0 +1,125 @@
+"""Every knob of the server, read from ``AUTHSERVER_*`` environment variables or files in a secrets dir.
+
+The operator sets these on the pods it runs; a developer on a bare machine sets none and gets the
+embedded default (SQLite in the working directory, keys generated next to it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from authserver.durations import parse_duration
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
+
+
+def _split_list(value: object) -> object:
+    """Lists come from the environment as comma-separated strings (``a,b``) or JSON."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHSERVER_", extra="ignore")
+
+    issuer: str = Field(
+        "", description="Issuer URL; empty means http://<host>:<port> of `serve`. No trailing slash."
+    )
+
+    # Database
+    database_url: str = Field("sqlite+aiosqlite:///./authserver.db", description="SQLAlchemy async URL.")
+    database_host_override: str | None = Field(None, description="Connect to this host instead (PgBouncer).")
+    database_port_override: int | None = Field(None, description="Connect to this port instead (PgBouncer).")
+    db_pool_min_size: int = Field(1, ge=0, description="Connections each worker keeps open.")
+    db_pool_max_size: int = Field(10, ge=1, description="Most connections one worker may open.")
+    db_pool_timeout: Duration = Field(
+        timedelta(seconds=3), description="Wait for a free connection, then 503."
+    )
+    db_statement_cache: bool = Field(
+        True, description="asyncpg prepared-statement cache; off behind PgBouncer."
+    )
+    db_auto_migrate: bool | None = Field(None, description="Migrate on start; default: only for SQLite.")
+
+    # Secrets
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API; unset disables it."
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="HMAC key for login sessions and CSRF; default: generated next to the database."
+    )
+    signing_keys_file: Path = Field(
+        Path("authserver-keys.json"), description="Private JWK set: {'active_kid': ..., 'keys': [...]}."
+    )
+    generate_signing_keys: bool = Field(True, description="Create the key file when it is missing.")
+    signing_algorithm: SigningAlgorithm = Field("ES256", description="Algorithm of generated keys.")
+    keys_reload_interval: Duration = Field(
+        timedelta(seconds=2), description="How often the key file is checked."
+    )
+
+    # Token lifetimes
+    access_token_ttl: Duration = Field(timedelta(minutes=15))
+    refresh_token_ttl: Duration = Field(timedelta(hours=720))
+    authorization_code_ttl: Duration = Field(timedelta(seconds=60))
+    login_session_ttl: Duration = Field(timedelta(hours=8))
+    advertised_scopes: CommaList = Field(
+        default_factory=lambda: ["openid", "profile", "email"], description="scopes_supported in metadata."
+    )
+    default_audience: str | None = Field(
+        None, description="aud for clients with no audiences; default: issuer."
+    )
+
+    # Protection
+    token_rate_per_client: float = Field(
+        200.0, ge=0, description="Token requests/s per client; 0 = unlimited."
+    )
+    token_burst_per_client: int = Field(400, ge=1)
+    token_rate_per_ip: float = Field(
+        500.0, ge=0, description="Token requests/s per source IP; 0 = unlimited."
+    )
+    token_burst_per_ip: int = Field(1000, ge=1)
+    max_in_flight: int = Field(256, ge=1, description="Concurrent requests per worker before a fast 503.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413.")
+    cors_allowed_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS.")
+    revocation_sync_interval: Duration = Field(
+        timedelta(milliseconds=500), description="How often a worker reads revocations made by others."
+    )
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_without_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.db_auto_migrate is None else self.db_auto_migrate
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, plus files in $AUTHSERVER_SECRETS_DIR (file name = field name)."""
+    import os
+
+    secrets_dir = os.environ.get("AUTHSERVER_SECRETS_DIR")
+    if secrets_dir:
+        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,100 @@
+"""The signing keys a worker uses: loaded from the key file, reloaded when the file changes.
+
+Every worker and replica reads the same file (a mounted Secret in Kubernetes), so all of them publish and
+accept the same keys. A reload swaps the whole set at once; a broken file keeps the last good set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import orjson
+
+from authserver.crypto.keyset_document import validate_document
+
+log = logging.getLogger(__name__)
+
+_PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use")
+
+
+@dataclass(frozen=True)
+class KeySet:
+    active_kid: str
+    signing_keys: dict[str, jwt.PyJWK]  # kid -> private key (signs only when active)
+    jwks_json: bytes  # the public JWK set, serialised once per load
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> KeySet:
+        validate_document(document)
+        keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in document["keys"]}
+        public = [{m: jwk[m] for m in _PUBLIC_MEMBERS if m in jwk} for jwk in document["keys"]]
+        # The active key first: naive verifiers that take keys[0] get the one that signs now.
+        public.sort(key=lambda jwk: jwk["kid"] != document["active_kid"])
+        return cls(document["active_kid"], keys, orjson.dumps({"keys": public}))
+
+    @property
+    def active(self) -> jwt.PyJWK:
+        return self.signing_keys[self.active_kid]
+
+    def sign(self, claims: dict[str, Any], typ: str) -> str:
+        key = self.active
+        return jwt.encode(
+            claims, key.key, algorithm=key.algorithm_name, headers={"kid": self.active_kid, "typ": typ}
+        )
+
+    def verify(self, token: str, **options: Any) -> dict[str, Any]:
+        """Decode a token this server signed; raises jwt.InvalidTokenError on anything wrong."""
+        header = jwt.get_unverified_header(token)
+        key = self.signing_keys.get(header.get("kid", ""))
+        if key is None:
+            raise jwt.InvalidKeyError("unknown kid")
+        # The algorithm comes from our key, never from the token header (no alg confusion, no 'none').
+        return jwt.decode(token, key.key, algorithms=[key.algorithm_name], **options)
+
+
+def _file_signature(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()  # follows the symlink Kubernetes swaps on a Secret update
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+class KeySetSource:
+    """Holds the current KeySet and reloads it from its file when the file changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._signature: tuple[int, int, int] | None = None
+        self.current = self._load()
+
+    def _load(self) -> KeySet:
+        signature = _file_signature(self.path)
+        document = json.loads(self.path.read_text())
+        keyset = KeySet.from_document(document)
+        self._signature = signature
+        return keyset
+
+    def refresh(self) -> bool:
+        """Reload if the file changed; True when a new set was loaded. Keeps the old set on a bad file."""
+        try:
+            if _file_signature(self.path) == self._signature:
+                return False
+            self.current = self._load()
+        except (OSError, ValueError, jwt.PyJWKError) as error:
+            log.error("signing key file %s not reloaded, keeping the previous keys: %s", self.path, error)
+            return False
+        log.info("signing keys reloaded from %s, active kid %s", self.path, self.current.active_kid)
+        return True
+
+
+def write_document_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Write a key file so readers never see half of it; private keys are readable by the owner only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(document, handle)
+    os.replace(temporary, path)

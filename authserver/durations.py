@@ -1,0 +1,48 @@
+"""Durations as people write them in specs and environment variables: ``90``, ``15m``, ``720h``, ``1h30m``.
+
+Shared by the auth server's settings and the operator's spec models, so both read the same strings alike.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$"
+
+
+def parse_duration(value: str | int | float | timedelta) -> timedelta:
+    """Parse a Go-style duration (``15m``, ``1h30m``) or a bare number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    text = value.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    position, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if position != len(text) or not text:
+        raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 720h or 1h30m")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest Go-style spelling of a whole number of seconds (``3600`` -> ``1h``)."""
+    seconds = int(value.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts)

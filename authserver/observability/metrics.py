@@ -1,0 +1,48 @@
+"""Prometheus metrics. With several workers, prometheus-client's multiprocess mode aggregates them
+(``serve`` sets PROMETHEUS_MULTIPROC_DIR before the workers start)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+REQUESTS = Counter("authserver_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
+REQUEST_DURATION = Histogram(
+    "authserver_http_request_duration_seconds",
+    "Time from request start to response end",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+TOKENS_ISSUED = Counter("authserver_tokens_issued_total", "Access tokens issued", ["grant_type", "client_id"])
+TOKEN_ERRORS = Counter("authserver_token_errors_total", "Token endpoint errors", ["error"])
+RATE_LIMITED = Counter("authserver_rate_limited_total", "Requests refused by a rate limit", ["limit"])
+OVERLOAD_REJECTED = Counter(
+    "authserver_overload_rejected_total", "Requests refused with 503: too many in flight"
+)
+REFRESH_REUSE = Counter(
+    "authserver_refresh_token_reuse_total", "Refresh tokens presented twice (families revoked)"
+)
+LOGINS = Counter("authserver_logins_total", "Interactive login attempts", ["outcome"])
+DB_POOL_IN_USE = Gauge(
+    "authserver_db_pool_connections_in_use", "Database connections checked out", multiprocess_mode="livesum"
+)
+DB_POOL_SIZE = Gauge(
+    "authserver_db_pool_connections_open", "Database connections open", multiprocess_mode="livesum"
+)
+DB_POOL_MAX = Gauge(
+    "authserver_db_pool_max_size", "Most connections a worker may open", multiprocess_mode="livesum"
+)
+SIGNING_KEY_INFO = Gauge(
+    "authserver_signing_keys_published", "Signing keys published in JWKS", multiprocess_mode="liveall"
+)
+
+
+def render_latest() -> bytes:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,0 +1,114 @@
+"""The authorization request (RFC 6749 §4.1.1 + PKCE + OIDC): validate it before any user sees a page.
+
+Two kinds of failure (RFC 6749 §4.1.2.1): while the client or its redirect URI is unknown, the user gets an
+error page and is never redirected (no open redirect); once the redirect URI is trusted, errors go back to
+the client as ``error`` parameters on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authserver.protocol.audience import choose_audience
+from authserver.protocol.client_authentication import ClientLookup
+from authserver.protocol.errors import InvalidRequest, OAuthError, UnauthorizedClient
+from authserver.protocol.models import GrantType
+from authserver.protocol.params import Params, check_no_duplicates, single
+from authserver.protocol.pkce import check_challenge
+from authserver.protocol.scopes import grant_scope
+from authserver.protocol.tokens import audience_text
+
+
+class AuthorizationPageError(Exception):
+    """Shown to the user; never redirected."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    scope: str
+    audience: str
+    code_challenge: str
+    state: str | None = None
+    nonce: str | None = None
+    prompt: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+class RedirectError(Exception):
+    """An OAuth error to send back to the client on its (already validated) redirect URI."""
+
+    def __init__(
+        self, redirect_uri: str, error: str, description: str, state: str | None, issuer: str
+    ) -> None:
+        super().__init__(description)
+        self.location = redirect_with(
+            redirect_uri, {"error": error, "error_description": description, "state": state, "iss": issuer}
+        )
+
+
+def redirect_with(redirect_uri: str, params: dict[str, str | None]) -> str:
+    query = urlencode({key: value for key, value in params.items() if value is not None})
+    return f"{redirect_uri}{'&' if urlsplit(redirect_uri).query else '?'}{query}"
+
+
+async def validate_authorization_request(
+    params: Params, lookup: ClientLookup, issuer: str, default_audience: str
+) -> AuthorizationRequest:
+    try:
+        check_no_duplicates(params)
+        client_id = single(params, "client_id")
+        redirect_uri = single(params, "redirect_uri")
+    except OAuthError as error:
+        raise AuthorizationPageError(error.description) from None
+    if not client_id:
+        raise AuthorizationPageError("The request has no client_id.")
+    client = await lookup(client_id[:512])
+    if client is None:
+        raise AuthorizationPageError("The application that sent you here is not registered.")
+    if redirect_uri is None and len(client.redirect_uris) == 1:
+        redirect_uri = client.redirect_uris[0]
+    # Exact string comparison (OAuth 2.1 §4.1.1.2; RFC 9700 §4.1.3): no prefix, wildcard or normalisation.
+    if redirect_uri is None or redirect_uri not in client.redirect_uris:
+        raise AuthorizationPageError("The redirect_uri is not registered for this application.")
+
+    state = single(params, "state")
+    try:
+        if single(params, "response_type") != "code":
+            raise InvalidRequest("response_type must be 'code'")
+        if GrantType.AUTHORIZATION_CODE not in client.grant_types:
+            raise UnauthorizedClient("this client may not use the authorization_code grant")
+        challenge = check_challenge(single(params, "code_challenge"), single(params, "code_challenge_method"))
+        scope = grant_scope(single(params, "scope"), client.scopes)
+        audience = choose_audience(params.get("resource") or (), client, default_audience)
+        prompt = single(params, "prompt")
+        if prompt not in (None, "none", "login", "consent"):
+            raise InvalidRequest("prompt must be none, login or consent")
+        nonce = single(params, "nonce")
+    except OAuthError as error:
+        raise RedirectError(redirect_uri, error.error, error.description, state, issuer) from None
+    return AuthorizationRequest(
+        client_id=client.client_id,
+        client_name=client.name,
+        redirect_uri=redirect_uri,
+        scope=scope,
+        audience=audience_text(audience),
+        code_challenge=challenge,
+        state=state,
+        nonce=nonce,
+        prompt=prompt,
+    )

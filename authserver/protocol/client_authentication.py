@@ -1,0 +1,84 @@
+"""Who is calling the token, revocation and introspection endpoints (RFC 6749 §2.3, §3.2.1)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from urllib.parse import unquote_plus
+
+from authserver.crypto.client_secrets import secret_matches
+from authserver.protocol.errors import InvalidClient, InvalidRequest
+from authserver.protocol.models import Client, TokenEndpointAuthMethod
+from authserver.protocol.params import Params, single
+
+ClientLookup = Callable[[str], Awaitable[Client | None]]
+_MAX_CREDENTIAL_LENGTH = 512
+
+
+def parse_basic(header: str) -> tuple[str, str]:
+    """client_id and secret from 'Basic base64(urlencode(id):urlencode(secret))' (RFC 6749 §2.3.1)."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise InvalidClient("unsupported authorization scheme; use Basic")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidClient("malformed Basic credentials") from None
+    client_id, separator, secret = decoded.partition(":")
+    if not separator or not client_id:
+        raise InvalidClient("malformed Basic credentials")
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _secret_is_valid(client: Client, secret: str, now: datetime) -> bool:
+    if secret_matches(secret, client.secret_hash):
+        return True
+    # During a rotation's grace period the previous secret still works.
+    expiry = client.previous_secret_expires_at
+    return expiry is not None and _aware(expiry) > now and secret_matches(secret, client.previous_secret_hash)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def authenticate_client(
+    params: Params, authorization: str | None, lookup: ClientLookup, *, now: datetime | None = None
+) -> Client:
+    """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise."""
+    now = now or datetime.now(UTC)
+    form_id, form_secret = single(params, "client_id"), single(params, "client_secret")
+    if authorization:
+        if form_secret is not None:
+            raise InvalidRequest("use one client authentication method, not Basic and client_secret both")
+        client_id, secret = parse_basic(authorization)
+        if form_id is not None and form_id != client_id:
+            raise InvalidRequest("client_id in the body does not match the Authorization header")
+        method = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
+    elif form_id is not None:
+        client_id, secret = form_id, form_secret
+        method = (
+            TokenEndpointAuthMethod.CLIENT_SECRET_POST if secret is not None else TokenEndpointAuthMethod.NONE
+        )
+    else:
+        raise InvalidClient("client authentication is required")
+
+    if len(client_id) > _MAX_CREDENTIAL_LENGTH or (secret and len(secret) > _MAX_CREDENTIAL_LENGTH):
+        raise InvalidClient()
+    client = await lookup(client_id)
+    if client is None:
+        secret_matches(secret or "", "0" * 64)  # same work as a real comparison: no timing oracle on ids
+        raise InvalidClient()
+    if client.is_public:
+        if method is not TokenEndpointAuthMethod.NONE:
+            raise InvalidClient("public clients do not authenticate with a secret")
+        return client
+    if method is TokenEndpointAuthMethod.NONE or secret is None:
+        raise InvalidClient("this client must authenticate with its secret")
+    if method is not client.token_endpoint_auth_method:
+        raise InvalidClient(f"this client is registered for {client.token_endpoint_auth_method.value}")
+    if not _secret_is_valid(client, secret, now):
+        raise InvalidClient()
+    return client

@@ -1,0 +1,81 @@
+"""authorization_code with PKCE (RFC 6749 §4.1, RFC 7636, OAuth 2.1 §4.1.3): redeem a code, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from authserver.crypto.opaque_tokens import token_hash
+from authserver.protocol.errors import InvalidGrant
+from authserver.protocol.models import Client, GrantType, RedemptionOutcome
+from authserver.protocol.params import Params, required, single
+from authserver.protocol.pkce import check_verifier
+from authserver.protocol.store import Store
+from authserver.protocol.tokens import TokenMinter, audience_text, audience_value, token_response
+from authserver.protocol.userinfo import claims_for_scope
+
+
+class AuthorizationCodeGrant:
+    grant_type = GrantType.AUTHORIZATION_CODE
+
+    def __init__(self, minter: TokenMinter, store: Store) -> None:
+        self.minter = minter
+        self.store = store
+
+    async def issue(self, params: Params, client: Client) -> dict[str, Any]:
+        code_value = required(params, "code")
+        verifier = single(params, "code_verifier")
+        redirect_uri = single(params, "redirect_uri")
+        code_hash = token_hash(code_value)
+
+        redemption = await self.store.redeem_authorization_code(code_hash, datetime.now(UTC))
+        code = redemption.record
+        if redemption.outcome is RedemptionOutcome.REPLAYED:
+            # RFC 6749 §4.1.2: a replayed code revokes what it issued; someone else may hold it.
+            family = redemption.extra.get("family_id")
+            if family:
+                await self.store.revoke_refresh_family(family)
+            raise InvalidGrant("authorization code was already used")
+        if redemption.outcome is not RedemptionOutcome.OK or code is None:
+            raise InvalidGrant("authorization code is invalid or expired")
+        if code.client_id != client.client_id:
+            raise InvalidGrant("authorization code was issued to another client")
+        if redirect_uri != code.redirect_uri:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        check_verifier(verifier, code.code_challenge)
+
+        audience = audience_value(code.audience)
+        access_token, _ = self.minter.access_token(
+            client, subject=code.user_id, scope=code.scope, audience=audience, auth_time=code.auth_time
+        )
+        refresh_value = None
+        if GrantType.REFRESH_TOKEN in client.grant_types:
+            refresh = self.minter.refresh_token(
+                client,
+                family_id=None,
+                user_id=code.user_id,
+                scope=code.scope,
+                audience=audience_text(audience),
+                auth_time=code.auth_time,
+            )
+            await self.store.save_refresh_token(refresh.hash, refresh.record)
+            await self.store.link_code_to_family(code_hash, refresh.record.family_id)
+            refresh_value = refresh.value
+
+        id_token = None
+        if "openid" in code.scope.split():
+            user = await self.store.get_user(code.user_id)
+            if user is None:
+                raise InvalidGrant("the user of this authorization code no longer exists")
+            extra = {k: v for k, v in claims_for_scope(user, code.scope).items() if k != "sub"}
+            id_token = self.minter.id_token(
+                client,
+                subject=code.user_id,
+                auth_time=code.auth_time,
+                access_token=access_token,
+                nonce=code.nonce,
+                extra_claims=extra,
+            )
+        return token_response(
+            access_token, self.minter.access_token_ttl(client), code.scope, refresh_value, id_token
+        )

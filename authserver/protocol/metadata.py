@@ -1,0 +1,57 @@
+"""Discovery documents: RFC 8414 authorization server metadata and OpenID Connect discovery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ENDPOINT_PATHS = {
+    "authorization_endpoint": "/authorize",
+    "token_endpoint": "/token",
+    "revocation_endpoint": "/revoke",
+    "introspection_endpoint": "/introspect",
+    "userinfo_endpoint": "/userinfo",
+    "jwks_uri": "/.well-known/jwks.json",
+}
+
+
+def endpoints(issuer: str) -> dict[str, str]:
+    return {name: f"{issuer}{path}" for name, path in ENDPOINT_PATHS.items()}
+
+
+def authorization_server_metadata(
+    issuer: str, grant_types: list[str], scopes: list[str], signing_algorithms: list[str]
+) -> dict[str, Any]:
+    auth_methods = ["client_secret_basic", "client_secret_post", "none"]
+    return {
+        "issuer": issuer,
+        **endpoints(issuer),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": grant_types,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "service_documentation": "https://github.com/authyard/authyard",
+        # OpenID Connect discovery members (the same document serves both).
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": signing_algorithms,
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "at_hash",
+            "name",
+            "preferred_username",
+            "email",
+            "email_verified",
+        ],
+        "request_parameter_supported": False,
+        "prompt_values_supported": ["none", "login", "consent"],
+    }

@@ -1,0 +1,98 @@
+"""The domain objects the protocol works with; storage adapters map their rows to these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class GrantType(StrEnum):
+    CLIENT_CREDENTIALS = "client_credentials"
+    AUTHORIZATION_CODE = "authorization_code"
+    REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name
+
+
+class ClientType(StrEnum):
+    CONFIDENTIAL = "confidential"
+    PUBLIC = "public"
+
+
+class TokenEndpointAuthMethod(StrEnum):
+    CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105
+    CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    client_type: ClientType
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    audiences: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    token_endpoint_auth_method: TokenEndpointAuthMethod = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
+    secret_hash: str | None = None
+    previous_secret_hash: str | None = None
+    previous_secret_expires_at: datetime | None = None
+    access_token_ttl_seconds: int | None = None
+    refresh_token_ttl_seconds: int | None = None
+
+    @property
+    def is_public(self) -> bool:
+        return self.client_type is ClientType.PUBLIC
+
+
+@dataclass(frozen=True)
+class User:
+    user_id: str
+    username: str
+    password_hash: str
+    email: str | None = None
+    email_verified: bool = False
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationCode:
+    client_id: str
+    user_id: str
+    redirect_uri: str
+    scope: str
+    audience: str
+    code_challenge: str
+    auth_time: int
+    expires_at: datetime
+    nonce: str | None = None
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    family_id: str
+    client_id: str
+    user_id: str | None
+    scope: str
+    audience: str
+    auth_time: int | None
+    expires_at: datetime
+    rotated: bool = False
+    revoked: bool = False
+
+
+class RedemptionOutcome(StrEnum):
+    OK = "ok"
+    UNKNOWN = "unknown"
+    REPLAYED = "replayed"  # already used: the whole family (or the code's tokens) must be revoked
+    EXPIRED = "expired"
+
+
+@dataclass
+class Redemption(Generic[T]):
+    outcome: RedemptionOutcome
+    record: T | None = None
+    extra: dict[str, str] = field(default_factory=dict)

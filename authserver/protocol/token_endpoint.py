@@ -1,0 +1,46 @@
+"""The token endpoint (RFC 6749 §3.2): authenticate the client, dispatch to its grant."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from authserver.protocol.client_authentication import ClientLookup, authenticate_client
+from authserver.protocol.errors import UnauthorizedClient, UnsupportedGrantType
+from authserver.protocol.grants.base import Grant
+from authserver.protocol.models import Client
+from authserver.protocol.params import Params, check_no_duplicates, required
+
+
+@dataclass(frozen=True)
+class TokenResult:
+    body: dict[str, Any]
+    client: Client
+    grant_type: str
+
+
+class TokenEndpoint:
+    def __init__(self, grants: list[Grant], lookup: ClientLookup) -> None:
+        self.grants = {grant.grant_type.value: grant for grant in grants}
+        self.lookup = lookup
+
+    @property
+    def grant_types(self) -> list[str]:
+        return list(self.grants)
+
+    async def handle(
+        self, params: Params, authorization: str | None, admit: Callable[[Client], None] | None = None
+    ) -> TokenResult:
+        """``admit`` runs once the client is known (per-client rate limit); it raises to refuse."""
+        check_no_duplicates(params)
+        grant_type = required(params, "grant_type")
+        grant = self.grants.get(grant_type)
+        if grant is None:
+            raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
+        client = await authenticate_client(params, authorization, self.lookup)
+        if admit is not None:
+            admit(client)
+        if grant_type not in client.grant_types:
+            raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
+        return TokenResult(await grant.issue(params, client), client, grant_type)

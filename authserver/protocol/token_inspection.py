@@ -1,0 +1,120 @@
+"""Introspection (RFC 7662) and revocation (RFC 7009) of the tokens this server issued.
+
+Access tokens are JWTs checked locally (signature, issuer, expiry, ``typ``) plus the in-memory revocation
+list; refresh tokens are opaque and looked up by hash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from authserver.crypto.keyset import KeySet
+from authserver.crypto.opaque_tokens import token_hash
+from authserver.protocol.errors import UnauthorizedClient
+from authserver.protocol.models import Client, RefreshToken
+from authserver.protocol.revocation_list import RevocationList
+from authserver.protocol.store import Store
+from authserver.protocol.tokens import ACCESS_TOKEN_TYP
+
+INACTIVE: dict[str, Any] = {"active": False}
+_MAX_TOKEN_LENGTH = 8192
+
+
+class TokenInspector:
+    def __init__(
+        self, keys: Callable[[], KeySet], store: Store, revocations: RevocationList, issuer: str
+    ) -> None:
+        self._keys = keys
+        self.store = store
+        self.revocations = revocations
+        self.issuer = issuer
+
+    def decode_access_token(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
+        """Claims of a valid access token this server issued, or None (revocation not checked here)."""
+        if len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 2:
+            return None
+        try:
+            if jwt.get_unverified_header(token).get("typ") != ACCESS_TOKEN_TYP:
+                return None  # an ID token is not an access token (RFC 9068 §4)
+            return self._keys().verify(
+                token,
+                issuer=self.issuer,
+                options={
+                    "verify_aud": False,
+                    "verify_exp": verify_exp,
+                    "require": ["exp", "iat", "jti", "sub"],
+                },
+                leeway=5,
+            )
+        except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
+            return None
+
+    def active_access_token(self, token: str) -> dict[str, Any] | None:
+        claims = self.decode_access_token(token)
+        if claims is None or self.revocations.is_revoked(claims["jti"]):
+            return None
+        return claims
+
+    async def _refresh_record(self, token: str) -> RefreshToken | None:
+        if len(token) > _MAX_TOKEN_LENGTH:
+            return None
+        return await self.store.get_refresh_token(token_hash(token))
+
+    async def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
+        lookups = [self._introspect_access, self._introspect_refresh]
+        if hint == "refresh_token":
+            lookups.reverse()
+        for lookup in lookups:
+            result = await lookup(token)
+            if result is not None:
+                return result
+        return INACTIVE
+
+    async def _introspect_access(self, token: str) -> dict[str, Any] | None:
+        claims = self.active_access_token(token)
+        if claims is None:
+            return None
+        return {"active": True, "token_type": "Bearer", **claims}
+
+    async def _introspect_refresh(self, token: str) -> dict[str, Any] | None:
+        record = await self._refresh_record(token)
+        if record is None or record.revoked or record.rotated:
+            return None
+        expires_at = record.expires_at if record.expires_at.tzinfo else record.expires_at.replace(tzinfo=UTC)
+        if expires_at <= datetime.now(UTC):
+            return None
+        body: dict[str, Any] = {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": record.client_id,
+            "scope": record.scope,
+            "exp": int(expires_at.timestamp()),
+            "iss": self.issuer,
+        }
+        if record.user_id:
+            body["sub"] = record.user_id
+        return body
+
+    async def revoke(self, token: str, hint: str | None, client: Client) -> None:
+        """Revoke a token issued to ``client``; unknown or expired tokens need nothing (RFC 7009 §2.2)."""
+        if hint != "refresh_token":
+            claims = self.decode_access_token(token, verify_exp=False)
+            if claims is not None:
+                if claims.get("client_id") != client.client_id:
+                    raise UnauthorizedClient("this token was not issued to the requesting client")
+                if claims["exp"] > time.time():
+                    await self.store.revoke_access_token(
+                        claims["jti"], datetime.fromtimestamp(claims["exp"], UTC)
+                    )
+                    self.revocations.add(claims["jti"], claims["exp"])
+                return
+        record = await self._refresh_record(token)
+        if record is not None:
+            if record.client_id != client.client_id:
+                raise UnauthorizedClient("this token was not issued to the requesting client")
+            await self.store.revoke_refresh_family(record.family_id)

@@ -1,0 +1,149 @@
+"""Minting tokens: RFC 9068 JWT access tokens, OpenID Connect ID tokens, opaque refresh tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authserver.crypto.keyset import KeySet
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.protocol.models import Client, RefreshToken
+
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
+# A JWT signature hash algorithm per JWS alg, for at_hash (OIDC Core §3.1.3.6).
+_HASH_FOR_ALG = {"ES256": hashlib.sha256, "RS256": hashlib.sha256, "EdDSA": hashlib.sha512}
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    issuer: str
+    access_token_ttl: timedelta
+    refresh_token_ttl: timedelta
+    authorization_code_ttl: timedelta
+    default_audience: str
+
+
+@dataclass(frozen=True)
+class IssuedRefreshToken:
+    value: str
+    hash: str
+    record: RefreshToken
+
+
+class TokenMinter:
+    def __init__(self, policy: TokenPolicy, keys: Callable[[], KeySet]) -> None:
+        self.policy = policy
+        self._keys = keys  # a getter: the key set can be swapped by a reload at any time
+
+    def access_token_ttl(self, client: Client) -> int:
+        return client.access_token_ttl_seconds or int(self.policy.access_token_ttl.total_seconds())
+
+    def access_token(
+        self,
+        client: Client,
+        *,
+        subject: str,
+        scope: str,
+        audience: str | list[str],
+        auth_time: int | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.policy.issuer,
+            "sub": subject,
+            "aud": audience,
+            "exp": now + self.access_token_ttl(client),
+            "iat": now,
+            "nbf": now,
+            "jti": secrets.token_urlsafe(16),
+            "client_id": client.client_id,
+        }
+        if scope:
+            claims["scope"] = scope
+        if auth_time is not None:
+            claims["auth_time"] = auth_time
+        return self._keys().sign(claims, ACCESS_TOKEN_TYP), claims
+
+    def id_token(
+        self,
+        client: Client,
+        *,
+        subject: str,
+        auth_time: int,
+        access_token: str,
+        nonce: str | None,
+        extra_claims: dict[str, Any],
+    ) -> str:
+        keys = self._keys()
+        digest = _HASH_FOR_ALG[keys.active.algorithm_name](access_token.encode()).digest()
+        now = int(time.time())
+        claims = {
+            "iss": self.policy.issuer,
+            "sub": subject,
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": now + self.access_token_ttl(client),
+            "iat": now,
+            "auth_time": auth_time,
+            "at_hash": base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode(),
+            **extra_claims,
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        return keys.sign(claims, "JWT")
+
+    def refresh_token(
+        self,
+        client: Client,
+        *,
+        family_id: str | None,
+        user_id: str | None,
+        scope: str,
+        audience: str,
+        auth_time: int | None,
+    ) -> IssuedRefreshToken:
+        ttl = client.refresh_token_ttl_seconds or self.policy.refresh_token_ttl.total_seconds()
+        value = new_opaque_token()
+        record = RefreshToken(
+            family_id=family_id or secrets.token_urlsafe(16),
+            client_id=client.client_id,
+            user_id=user_id,
+            scope=scope,
+            audience=audience,
+            auth_time=auth_time,
+            expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+        )
+        return IssuedRefreshToken(value, token_hash(value), record)
+
+
+def token_response(
+    access_token: str,
+    expires_in: int,
+    scope: str,
+    refresh_token: str | None = None,
+    id_token: str | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
+    if scope:
+        body["scope"] = scope
+    if refresh_token:
+        body["refresh_token"] = refresh_token
+    if id_token:
+        body["id_token"] = id_token
+    return body
+
+
+def audience_text(audience: str | list[str]) -> str:
+    """Audiences as stored with a refresh token or code (space-separated URIs)."""
+    return audience if isinstance(audience, str) else " ".join(audience)
+
+
+def audience_value(text: str) -> str | list[str]:
+    parts = text.split(" ")
+    return parts[0] if len(parts) == 1 else parts

@@ -1,0 +1,57 @@
+"""The async SQLAlchemy engine, sized and tuned from settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from authserver.config import Settings
+
+
+def database_url(settings: Settings) -> URL:
+    url = make_url(settings.database_url)
+    # Behind PgBouncer the operator points the pods at the pooler without rewriting the secret URL.
+    if settings.database_host_override:
+        url = url.set(host=settings.database_host_override)
+    if settings.database_port_override:
+        url = url.set(port=settings.database_port_override)
+    return url
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = database_url(settings)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": 15}
+    else:
+        minimum = min(settings.db_pool_min_size, settings.db_pool_max_size)
+        # SQLAlchemy keeps `pool_size` connections open and closes overflow ones on return: min and max.
+        options.update(
+            pool_size=max(minimum, 1),
+            max_overflow=settings.db_pool_max_size - max(minimum, 1),
+            pool_timeout=settings.db_pool_timeout.total_seconds(),
+            pool_recycle=1800,
+        )
+        if url.get_backend_name() == "postgresql" and not settings.db_statement_cache:
+            # PgBouncer in transaction mode cannot keep prepared statements across transactions.
+            url = url.update_query_dict({"prepared_statement_cache_size": "0"})
+            options["connect_args"] = {"statement_cache_size": 0}
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        # WAL lets readers run beside the single writer; workers share one file.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

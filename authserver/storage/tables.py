@@ -1,0 +1,90 @@
+"""The database schema (SQLModel). Alembic migrations in authserver/migrations create exactly this."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, SQLModel
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
+    return Column(DateTime(timezone=True), nullable=nullable, index=index)
+
+
+class ClientRow(SQLModel, table=True):
+    __tablename__ = "clients"
+
+    client_id: str = Field(primary_key=True, max_length=255)
+    name: str = Field(max_length=255)
+    client_type: str = Field(max_length=32)
+    token_endpoint_auth_method: str = Field(max_length=64)
+    grant_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    audiences: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    secret_hash: str | None = Field(
+        default=None, max_length=64
+    )  # SHA-256 hex of the secret; never the secret
+    previous_secret_hash: str | None = Field(default=None, max_length=64)
+    previous_secret_expires_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    secret_rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    access_token_ttl_seconds: int | None = None
+    refresh_token_ttl_seconds: int | None = None
+    created_at: datetime = Field(sa_column=_timestamp())
+    updated_at: datetime = Field(sa_column=_timestamp())
+
+
+class UserRow(SQLModel, table=True):
+    __tablename__ = "users"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    username: str = Field(max_length=255, unique=True, index=True)
+    password_hash: str = Field(max_length=255)  # argon2id PHC string
+    email: str | None = Field(default=None, max_length=320)
+    email_verified: bool = False
+    name: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(sa_column=_timestamp())
+
+
+class AuthorizationCodeRow(SQLModel, table=True):
+    __tablename__ = "authorization_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=255)
+    user_id: str = Field(max_length=64)
+    redirect_uri: str
+    scope: str
+    audience: str
+    code_challenge: str = Field(max_length=128)
+    nonce: str | None = None
+    auth_time: int
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))
+    consumed_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    family_id: str | None = Field(
+        default=None, max_length=64
+    )  # the refresh family it issued, for replay revocation
+
+
+class RefreshTokenRow(SQLModel, table=True):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    family_id: str = Field(max_length=64, index=True)
+    client_id: str = Field(max_length=255, index=True)
+    user_id: str | None = Field(default=None, max_length=64)
+    scope: str
+    audience: str
+    auth_time: int | None = None
+    issued_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))
+    rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    revoked: bool = False
+
+
+class RevokedAccessTokenRow(SQLModel, table=True):
+    __tablename__ = "revoked_access_tokens"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))
+    revoked_at: datetime = Field(sa_column=_timestamp(index=True))

@@ -1,0 +1,81 @@
+"""The FastAPI application factory (``uvicorn authserver.web.app:create_app --factory``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from authserver import __version__
+from authserver.bootstrap import ensure_signing_keys, session_secret
+from authserver.config import Settings, load_settings
+from authserver.migrations.runner import upgrade_to_head
+from authserver.web.errors import install_body_limit_handler, install_error_handlers
+from authserver.web.middleware import RequestGuard, RequestMetrics, SecurityHeaders
+from authserver.web.routers import admin, authorize, discovery, health, token, userinfo
+from authserver.web.services import build_services
+
+DESCRIPTION = """
+An OAuth 2.1 authorization server with OpenID Connect.
+
+* **OAuth endpoints**: `/authorize`, `/token`, `/revoke` (RFC 7009), `/introspect` (RFC 7662), `/userinfo`.
+* **Discovery**: `/.well-known/oauth-authorization-server` (RFC 8414), `/.well-known/openid-configuration`,
+  `/.well-known/jwks.json`.
+* **Admin API** (`/admin/...`, bearer `AUTHSERVER_ADMIN_TOKEN`): idempotent client registration and
+  secret rotation with a grace period. The Authyard operator is its main caller.
+
+Every error is RFC 6749 §5.2 JSON: `{"error": ..., "error_description": ...}`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    if not settings.issuer:
+        settings = settings.model_copy(update={"issuer": "http://127.0.0.1:8080"})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ensure_signing_keys(settings)
+        services = build_services(settings, session_secret(settings))
+        if settings.should_auto_migrate:
+            await upgrade_to_head(services.engine)
+        app.state.services = services
+        try:
+            await services.sync_revocations()
+        except Exception as error:  # the database may be down at start; readiness says so, the loop retries
+            logging.getLogger(__name__).warning("revocations not loaded yet: %s", type(error).__name__)
+        services.start_background()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(
+        title="Authyard authorization server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    install_body_limit_handler(app)
+    for module in (token, authorize, discovery, userinfo, admin, health):
+        app.include_router(module.router)
+    if settings.cors_allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(RequestMetrics)
+    app.add_middleware(
+        RequestGuard, max_in_flight=settings.max_in_flight, max_body_bytes=settings.max_body_bytes
+    )
+    app.add_middleware(SecurityHeaders)
+    return app

@@ -1,0 +1,106 @@
+"""The admin API (bearer AUTHSERVER_ADMIN_TOKEN): the operator registers and rotates clients here.
+
+PUT is an idempotent upsert keyed by client_id: repeating it (an operator restart, a lost response)
+never creates a duplicate and never changes the secret unless a different one is sent.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation
+from authserver.protocol.errors import InvalidRequest, OAuthError
+from authserver.web.dependencies import services
+from authserver.web.errors import NO_STORE, json_response
+
+
+class AdminUnauthorized(OAuthError):
+    error = "invalid_token"
+    status_code = 401
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers={"WWW-Authenticate": 'Bearer realm="authyard-admin"'})
+
+
+class NotFound(OAuthError):
+    error = "not_found"
+    status_code = 404
+
+
+def require_admin(request: Request) -> None:
+    configured = services(request).settings.admin_token
+    if configured is None:
+        raise AdminUnauthorized("the admin API is disabled: AUTHSERVER_ADMIN_TOKEN is not set")
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    expected = configured.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+        raise AdminUnauthorized("a valid admin bearer token is required")
+
+
+router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(require_admin)])
+_CLIENT_ID_PATH = r"^[A-Za-z0-9._~:-]{1,255}$"
+
+
+def _check_client_id(client_id: str) -> str:
+    if not re.match(_CLIENT_ID_PATH, client_id):
+        raise InvalidRequest("client_id must be 1-255 characters of A-Z a-z 0-9 . _ ~ : -")
+    return client_id
+
+
+@router.get("/clients", summary="List clients", response_model=list[ClientView])
+async def list_clients(
+    request: Request,
+    after: Annotated[str | None, Query(max_length=255, description="Page after this client_id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    views = await services(request).registry.list(after=after, limit=limit)
+    return json_response([view.model_dump() for view in views], headers=NO_STORE)
+
+
+@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientView)
+async def get_client(request: Request, client_id: str) -> Response:
+    view = await services(request).registry.get(_check_client_id(client_id))
+    if view is None:
+        raise NotFound(f"no client {client_id}")
+    return json_response(view.model_dump(), headers=NO_STORE)
+
+
+@router.put(
+    "/clients/{client_id}",
+    summary="Create or update a client (idempotent upsert)",
+    response_model=ClientView,
+    responses={201: {"description": "Created", "model": ClientView}},
+)
+async def put_client(request: Request, client_id: str, registration: ClientRegistration) -> Response:
+    result = await services(request).registry.upsert(_check_client_id(client_id), registration)
+    return json_response(result.view.model_dump(), 201 if result.created else 200, NO_STORE)
+
+
+@router.post(
+    "/clients/{client_id}/rotate-secret",
+    summary="Rotate the secret; the previous one works until the grace period ends",
+    response_model=ClientView,
+)
+async def rotate_secret(request: Request, client_id: str, rotation: SecretRotation) -> Response:
+    try:
+        view = await services(request).registry.rotate_secret(_check_client_id(client_id), rotation)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
+    if view is None:
+        raise NotFound(f"no client {client_id}")
+    return json_response(view.model_dump(), headers=NO_STORE)
+
+
+@router.delete(
+    "/clients/{client_id}", summary="Delete a client and revoke its refresh tokens", status_code=204
+)
+async def delete_client(request: Request, client_id: str) -> Response:
+    if not await services(request).registry.delete(_check_client_id(client_id)):
+        raise NotFound(f"no client {client_id}")
+    return Response(status_code=204)

@@ -1,0 +1,203 @@
+"""The authorization endpoint and its pages: login (argon2id, off the event loop) and consent.
+
+The validated request travels through the pages signed (HMAC), so nothing the browser sends back can
+widen it; every form carries a CSRF token bound to a cookie; the pages cannot be framed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.passwords import verify_password
+from authserver.observability import metrics
+from authserver.protocol.authorization import (
+    AuthorizationPageError,
+    AuthorizationRequest,
+    RedirectError,
+    redirect_with,
+    validate_authorization_request,
+)
+from authserver.protocol.errors import OAuthError
+from authserver.protocol.models import AuthorizationCode
+from authserver.web.dependencies import services
+from authserver.web.forms import query_params, read_form
+from authserver.web.services import Services
+
+router = APIRouter(tags=["OAuth 2.1"])
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+SESSION_COOKIE = "authyard_session"
+CSRF_COOKIE = "authyard_csrf"
+_PAGE_TTL_SECONDS = 600  # how long a login/consent page stays usable
+_PAGE_HEADERS = {"Cache-Control": "no-store"}
+
+
+def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(**context), status_code, headers=_PAGE_HEADERS)
+
+
+def _error_page(message: str, status_code: int = 400) -> HTMLResponse:
+    return _page("error.html", status_code, message=message)
+
+
+def _secure_cookies(svc: Services) -> bool:
+    return svc.issuer.startswith("https://")
+
+
+class _Pages:
+    """Renders the login and consent pages with a fresh CSRF binding."""
+
+    def __init__(self, request: Request, svc: Services) -> None:
+        self.request = request
+        self.svc = svc
+        self.csrf_cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+
+    def render(
+        self, name: str, auth: AuthorizationRequest, status_code: int = 200, **context: Any
+    ) -> Response:
+        response = _page(
+            name,
+            status_code,
+            client_name=auth.client_name,
+            signed_request=self.svc.request_signer.dumps(auth.to_dict(), _PAGE_TTL_SECONDS),
+            csrf_token=self.svc.csrf_signer.dumps({"c": self.csrf_cookie}, _PAGE_TTL_SECONDS),
+            action=f"/authorize/{'login' if name == 'login.html' else 'consent'}",
+            scopes=auth.scope.split(),
+            **context,
+        )
+        response.set_cookie(
+            CSRF_COOKIE,
+            self.csrf_cookie,
+            httponly=True,
+            samesite="strict",
+            secure=_secure_cookies(self.svc),
+            path="/authorize",
+        )
+        return response
+
+
+def _session(request: Request, svc: Services) -> dict[str, Any] | None:
+    return svc.session_signer.loads(request.cookies.get(SESSION_COOKIE))
+
+
+@router.get("/authorize", summary="Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required)")
+async def authorize(request: Request) -> Response:
+    svc = services(request)
+    try:
+        auth = await validate_authorization_request(
+            query_params(request), svc.lookup_client, svc.issuer, svc.minter.policy.default_audience
+        )
+    except AuthorizationPageError as error:
+        return _error_page(error.message)
+    except RedirectError as error:
+        return RedirectResponse(error.location, 302)
+    session = _session(request, svc)
+    if auth.prompt == "none":
+        # No interaction allowed, and consent is asked every time: tell the client what is needed.
+        error = "consent_required" if session else "login_required"
+        return RedirectResponse(
+            redirect_with(auth.redirect_uri, {"error": error, "state": auth.state, "iss": svc.issuer}), 302
+        )
+    pages = _Pages(request, svc)
+    if session and auth.prompt != "login":
+        return pages.render("consent.html", auth, username=session["username"])
+    return pages.render("login.html", auth, username="", error=None)
+
+
+async def _posted(
+    request: Request, svc: Services
+) -> tuple[dict[str, list[str]], AuthorizationRequest] | Response:
+    """The form, its CSRF check and the signed authorization request; or the error page to show."""
+    try:
+        form = await read_form(request)
+    except OAuthError as error:
+        return _error_page(error.description)
+    token = svc.csrf_signer.loads((form.get("csrf_token") or [""])[0])
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if token is None or cookie is None or not secrets.compare_digest(str(token.get("c", "")), cookie):
+        return _error_page("This form has expired or was not sent from our page. Start again.", 403)
+    signed = svc.request_signer.loads((form.get("request") or [""])[0])
+    if signed is None:
+        return _error_page("This sign-in request has expired. Return to the application and start again.")
+    return form, AuthorizationRequest.from_dict(signed)
+
+
+@router.post("/authorize/login", summary="Login form submission", include_in_schema=False)
+async def login(request: Request) -> Response:
+    svc = services(request)
+    posted = await _posted(request, svc)
+    if isinstance(posted, Response):
+        return posted
+    form, auth = posted
+    username = (form.get("username") or [""])[0][:255]
+    password = (form.get("password") or [""])[0][:1024]
+    user = await svc.store.get_user_by_username(username) if username else None
+    if not await verify_password(user.password_hash if user else None, password) or user is None:
+        metrics.LOGINS.labels("failure").inc()
+        return _Pages(request, svc).render(
+            "login.html", auth, 401, username=username, error="Wrong username or password."
+        )
+    metrics.LOGINS.labels("success").inc()
+    session = {"user_id": user.user_id, "username": user.username, "auth_time": int(time.time())}
+    response = _Pages(request, svc).render("consent.html", auth, username=user.username)
+    response.set_cookie(
+        SESSION_COOKIE,
+        svc.session_signer.dumps(session, svc.settings.login_session_ttl.total_seconds()),
+        max_age=int(svc.settings.login_session_ttl.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=_secure_cookies(svc),
+    )
+    return response
+
+
+@router.post("/authorize/consent", summary="Consent form submission", include_in_schema=False)
+async def consent(request: Request) -> Response:
+    svc = services(request)
+    posted = await _posted(request, svc)
+    if isinstance(posted, Response):
+        return posted
+    form, auth = posted
+    session = _session(request, svc)
+    if session is None:
+        return _Pages(request, svc).render("login.html", auth, username="", error="Please sign in again.")
+    if (form.get("decision") or [""])[0] != "allow":
+        location = redirect_with(
+            auth.redirect_uri,
+            {
+                "error": "access_denied",
+                "error_description": "the user denied the request",
+                "state": auth.state,
+                "iss": svc.issuer,
+            },
+        )
+        return RedirectResponse(location, 303)
+    code = new_opaque_token()
+    await svc.store.save_authorization_code(
+        token_hash(code),
+        AuthorizationCode(
+            client_id=auth.client_id,
+            user_id=session["user_id"],
+            redirect_uri=auth.redirect_uri,
+            scope=auth.scope,
+            audience=auth.audience,
+            code_challenge=auth.code_challenge,
+            auth_time=int(session["auth_time"]),
+            expires_at=datetime.now(UTC) + svc.settings.authorization_code_ttl,
+            nonce=auth.nonce,
+        ),
+    )
+    location = redirect_with(auth.redirect_uri, {"code": code, "state": auth.state, "iss": svc.issuer})
+    return RedirectResponse(location, 303)

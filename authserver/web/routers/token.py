@@ -1,0 +1,119 @@
+"""POST /token, /revoke, /introspect: thin adapters from HTTP to the protocol layer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from authserver.observability import metrics
+from authserver.protocol.client_authentication import authenticate_client
+from authserver.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
+from authserver.protocol.models import Client
+from authserver.protocol.params import check_no_duplicates, required, single
+from authserver.ratelimit import retry_after_seconds
+from authserver.web.dependencies import client_ip, services
+from authserver.web.errors import NO_STORE, json_response, oauth_error_response
+from authserver.web.forms import read_form
+
+router = APIRouter(tags=["OAuth 2.1"])
+
+
+def _form_body(properties: dict[str, Any], required_fields: list[str]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": properties, "required": required_fields}
+                }
+            },
+        },
+        "responses": {
+            "400": {"description": "RFC 6749 §5.2 error"},
+            "401": {"description": "invalid_client"},
+        },
+    }
+
+
+_STRING = {"type": "string"}
+_TOKEN_FORM = _form_body(
+    {
+        "grant_type": {
+            "type": "string",
+            "enum": ["client_credentials", "authorization_code", "refresh_token"],
+        },
+        "scope": _STRING,
+        "resource": _STRING,
+        "code": _STRING,
+        "redirect_uri": _STRING,
+        "code_verifier": _STRING,
+        "refresh_token": _STRING,
+        "client_id": _STRING,
+        "client_secret": _STRING,
+    },
+    ["grant_type"],
+)
+_TOKEN_FORM_WITH_HINT = _form_body(
+    {"token": _STRING, "token_type_hint": _STRING, "client_id": _STRING, "client_secret": _STRING}, ["token"]
+)
+
+
+@router.post("/token", summary="Token endpoint (RFC 6749 §3.2)", openapi_extra=_TOKEN_FORM)
+async def token(request: Request) -> Response:
+    svc = services(request)
+    wait = svc.ip_limiter.acquire(client_ip(request))
+    if wait:
+        metrics.RATE_LIMITED.labels("ip").inc()
+        return oauth_error_response(
+            SlowDown("too many token requests from this address", retry_after_seconds(wait))
+        )
+
+    def admit(client: Client) -> None:
+        client_wait = svc.client_limiter.acquire(client.client_id)
+        if client_wait:
+            metrics.RATE_LIMITED.labels("client").inc()
+            raise SlowDown("too many token requests for this client", retry_after_seconds(client_wait))
+
+    try:
+        params = await read_form(request)
+        result = await svc.token_endpoint.handle(params, request.headers.get("authorization"), admit)
+    except OAuthError as error:
+        metrics.TOKEN_ERRORS.labels(error.error).inc()
+        if isinstance(error, InvalidClient) and request.headers.get("authorization") is None:
+            # RFC 6749 §5.2: the Basic challenge is for clients that tried Basic; others get none.
+            error.headers.pop("WWW-Authenticate", None)
+        return oauth_error_response(error)
+    metrics.TOKENS_ISSUED.labels(result.grant_type, result.client.client_id).inc()
+    return json_response(result.body, 200, NO_STORE)
+
+
+async def _authenticated(request: Request) -> tuple[dict[str, list[str]], Client]:
+    svc = services(request)
+    params = await read_form(request)
+    check_no_duplicates(params)
+    client = await authenticate_client(params, request.headers.get("authorization"), svc.lookup_client)
+    return params, client
+
+
+@router.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=_TOKEN_FORM_WITH_HINT)
+async def revoke(request: Request) -> Response:
+    svc = services(request)
+    params, client = await _authenticated(request)
+    await svc.inspector.revoke(required(params, "token"), single(params, "token_type_hint"), client)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+@router.post("/introspect", summary="Token introspection (RFC 7662)", openapi_extra=_TOKEN_FORM_WITH_HINT)
+async def introspect(request: Request) -> Response:
+    svc = services(request)
+    params, client = await _authenticated(request)
+    if client.is_public:
+        raise InvalidClient("public clients may not introspect tokens")
+    token = single(params, "token")
+    if token is None:
+        raise InvalidRequest("parameter 'token' is required")
+    body = await svc.inspector.introspect(token, single(params, "token_type_hint"))
+    return json_response(body, 200, NO_STORE)

@@ -1,0 +1,147 @@
+"""The composition root: builds every service a worker needs and runs its background loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authserver.config import Settings
+from authserver.crypto.keyset import KeySet, KeySetSource
+from authserver.crypto.signed_values import Signer
+from authserver.observability import metrics
+from authserver.protocol.client_authentication import ClientLookup
+from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
+from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
+from authserver.protocol.grants.refresh_token import RefreshTokenGrant
+from authserver.protocol.revocation_list import RevocationList
+from authserver.protocol.token_endpoint import TokenEndpoint
+from authserver.protocol.token_inspection import TokenInspector
+from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.ratelimit import RateLimiter
+from authserver.storage.client_registry import ClientRegistry
+from authserver.storage.engine import create_engine
+from authserver.storage.sql_store import SqlStore
+
+log = logging.getLogger(__name__)
+# Revocations written by another replica with a clock slightly behind ours are still picked up.
+_SYNC_OVERLAP = timedelta(seconds=5)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    store: SqlStore
+    registry: ClientRegistry
+    keys: KeySetSource
+    minter: TokenMinter
+    token_endpoint: TokenEndpoint
+    inspector: TokenInspector
+    revocations: RevocationList
+    session_signer: Signer
+    request_signer: Signer
+    csrf_signer: Signer
+    client_limiter: RateLimiter
+    ip_limiter: RateLimiter
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def issuer(self) -> str:
+        return self.settings.issuer
+
+    def keyset(self) -> KeySet:
+        return self.keys.current
+
+    @property
+    def lookup_client(self) -> ClientLookup:
+        return self.store.get_client
+
+    def start_background(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(self.settings.keys_reload_interval, self._reload_keys)),
+            asyncio.create_task(self._every(self.settings.revocation_sync_interval, self.sync_revocations)),
+            asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
+            asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engine.dispose()
+
+    async def _every(self, interval: timedelta, action, *, jitter: bool = False) -> None:  # type: ignore[no-untyped-def]
+        seconds = interval.total_seconds()
+        while True:
+            await asyncio.sleep(seconds * (random.uniform(0.5, 1.5) if jitter else 1))  # noqa: S311
+            try:
+                await action()
+            except Exception as error:  # a background loop must outlive a database outage
+                log.warning("background task %s failed: %s", action.__name__, type(error).__name__)
+
+    async def _reload_keys(self) -> None:
+        if self.keys.refresh():
+            metrics.SIGNING_KEY_INFO.set(len(self.keys.current.signing_keys))
+
+    async def sync_revocations(self) -> None:
+        since = self.revocations.synced_until - _SYNC_OVERLAP
+        entries, newest = await self.store.revoked_since(since)
+        for jti, expires_at in entries:
+            self.revocations.add(jti, expires_at.timestamp())
+        self.revocations.synced_until = max(newest, self.revocations.synced_until)
+        self.revocations.prune()
+
+    async def _sample_pool(self) -> None:
+        pool = self.engine.pool
+        checked_out = getattr(pool, "checkedout", lambda: 0)()
+        metrics.DB_POOL_IN_USE.set(checked_out)
+        metrics.DB_POOL_SIZE.set(checked_out + getattr(pool, "checkedin", lambda: 0)())
+
+    async def _purge(self) -> None:
+        await self.store.purge_expired(datetime.now(UTC))
+
+
+def build_services(settings: Settings, session_secret: bytes) -> Services:
+    engine = create_engine(settings)
+    store = SqlStore(engine)
+    keys = KeySetSource(settings.signing_keys_file)
+    policy = TokenPolicy(
+        issuer=settings.issuer,
+        access_token_ttl=settings.access_token_ttl,
+        refresh_token_ttl=settings.refresh_token_ttl,
+        authorization_code_ttl=settings.authorization_code_ttl,
+        default_audience=settings.default_audience or settings.issuer,
+    )
+    minter = TokenMinter(policy, lambda: keys.current)
+    revocations = RevocationList()
+    grants = [
+        ClientCredentialsGrant(minter),
+        AuthorizationCodeGrant(minter, store),
+        RefreshTokenGrant(minter, store),
+    ]
+    metrics.DB_POOL_MAX.set(settings.db_pool_max_size)
+    metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
+    return Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        registry=ClientRegistry(engine),
+        keys=keys,
+        minter=minter,
+        token_endpoint=TokenEndpoint(grants, store.get_client),
+        inspector=TokenInspector(lambda: keys.current, store, revocations, settings.issuer),
+        revocations=revocations,
+        session_signer=Signer(session_secret, "login-session"),
+        request_signer=Signer(session_secret, "authorization-request"),
+        csrf_signer=Signer(session_secret, "csrf"),
+        client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
+        ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
+    )

@@ -1,0 +1,1 @@
+"""Authyard operator: turns AuthServer and OAuthClient custom resources into running auth servers."""

@@ -1,0 +1,269 @@
+"""The AuthServer custom resource: spec and status models (the CRD schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+
+from pydantic import Field
+
+from authyard_operator.spec.common import (
+    DNS_LABEL_PATTERN,
+    Audience,
+    Conditions,
+    DnsSubdomain,
+    Duration,
+    Quantity,
+    ResourceRequirements,
+    Scope,
+    SecretKeyRef,
+    SpecModel,
+)
+
+GrantType = Literal["client_credentials", "authorization_code", "refresh_token"]
+SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
+PoolerType = Literal["none", "pgbouncer"]
+
+ALL_GRANT_TYPES: tuple[GrantType, ...] = ("client_credentials", "authorization_code", "refresh_token")
+# An issuer is an https URL (http for in-cluster and development) with no query, fragment or trailing slash.
+ISSUER_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*[^\s?#/])?$"
+IMAGE_PATTERN = r"^\S+$"
+# A namespace name, or "*" for every namespace (one pattern: a structural schema cannot type a union).
+NamespaceOrAny = Annotated[str, Field(pattern=r"^(\*|" + DNS_LABEL_PATTERN[1:-1] + r")$", max_length=63)]
+
+
+class Autoscaling(SpecModel):
+    """A HorizontalPodAutoscaler (autoscaling/v2) for the auth server Deployment."""
+
+    enabled: bool = Field(
+        False, description="Run an HPA between minReplicas and maxReplicas; spec.replicas is then ignored."
+    )
+    min_replicas: int = Field(2, ge=1, le=100, description="Fewest replicas the HPA keeps.")
+    max_replicas: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Most replicas the HPA may run. The database connection budget is divided by this number.",
+    )
+    target_cpu_utilization: int = Field(
+        70,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilization",
+        description="Average CPU utilization (percent of the CPU request) the HPA aims for.",
+    )
+    target_memory_utilization: int = Field(
+        80,
+        ge=1,
+        le=100,
+        description="Average memory utilization (percent of the memory request) the HPA aims for.",
+    )
+    target_requests_per_second_per_pod: int | None = Field(
+        None,
+        ge=1,
+        le=100000,
+        description="Optional: average HTTP requests per second per pod (Pods metric "
+        "http_requests_per_second, served by a custom-metrics adapter such as prometheus-adapter).",
+    )
+
+
+class Pooler(SpecModel):
+    """An optional connection pooler between the auth server pods and the database."""
+
+    type: PoolerType = Field(
+        "none",
+        description="none: pods connect to the database directly. pgbouncer: the operator runs PgBouncer "
+        "in transaction pooling mode and points the pods at it.",
+    )
+    instances: int = Field(2, ge=1, le=10, description="Number of PgBouncer replicas (pgbouncer only).")
+    image: str | None = Field(
+        None,
+        max_length=512,
+        pattern=IMAGE_PATTERN,
+        description="PgBouncer container image override (pgbouncer only).",
+    )
+
+
+class Database(SpecModel):
+    """An external PostgreSQL database. Absent: embedded SQLite on a volume, a single replica."""
+
+    url_secret_ref: SecretKeyRef = Field(
+        description="The Secret key holding the database URL, e.g. postgresql+asyncpg://user:pass@host:5432/db."
+    )
+    max_connections: int = Field(
+        ge=1,
+        le=100000,
+        description="The connection budget this AuthServer may use on the database. The operator sizes the "
+        "pools so that all pods together (or PgBouncer) stay within 90% of it.",
+    )
+    pooler: Pooler = Field(default_factory=Pooler, description="Connection pooler between pods and database.")
+
+
+class Storage(SpecModel):
+    """The volume of the embedded SQLite database (used only when spec.database is absent)."""
+
+    size: Quantity = Field("1Gi", description="Size of the PersistentVolumeClaim holding the SQLite file.")
+    storage_class_name: DnsSubdomain | None = Field(
+        None, description="StorageClass of the claim; absent: the cluster's default StorageClass."
+    )
+
+
+class Tokens(SpecModel):
+    """Token lifetimes and signing keys."""
+
+    access_token_ttl: Duration = Field(
+        "15m", alias="accessTokenTTL", description="Lifetime of access tokens (Go duration: 15m, 1h)."
+    )
+    refresh_token_ttl: Duration = Field(
+        "720h", alias="refreshTokenTTL", description="Lifetime of refresh tokens (Go duration: 720h)."
+    )
+    signing_algorithm: SigningAlgorithm = Field(
+        "ES256", description="JWS algorithm of the signing keys: ES256, RS256 or EdDSA."
+    )
+    key_rotation_interval: Duration = Field(
+        "720h",
+        description="How often the signing key rotates. The next key is published one interval before it "
+        "signs; a retired key stays published until every token it signed has expired.",
+    )
+
+
+class ClientPolicy(SpecModel):
+    """Which OAuthClients may register with this AuthServer, and what they may ask for."""
+
+    allowed_namespaces: list[NamespaceOrAny] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description='Namespaces whose OAuthClients may register. Empty: this namespace only; "*": any.',
+    )
+    allowed_grant_types: list[GrantType] = Field(
+        default_factory=lambda: list(ALL_GRANT_TYPES),
+        max_length=3,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Grant types OAuthClients may use.",
+    )
+    allowed_scopes: list[Scope] | None = Field(
+        None,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Scopes OAuthClients may request. Absent: any scope.",
+    )
+    allowed_audiences: list[Audience] | None = Field(
+        None,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Audiences OAuthClients may request. Absent: any audience.",
+    )
+
+
+class AuthServerSpec(SpecModel):
+    """The desired state of an OAuth 2.1 authorization server."""
+
+    issuer: str | None = Field(
+        None,
+        max_length=512,
+        pattern=ISSUER_PATTERN,
+        description="Issuer URL (no trailing slash). Absent: http://<name>.<namespace>.svc:8080.",
+    )
+    image: str | None = Field(
+        None, max_length=512, pattern=IMAGE_PATTERN, description="Auth server container image override."
+    )
+    replicas: int = Field(
+        1, ge=1, le=100, description="Number of pods when autoscaling is off. Embedded SQLite requires 1."
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Server worker processes per pod. Each worker has its own database pool, so the "
+        "connection budget is split across replicas x workers.",
+    )
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="Compute resources of the server container. Absent: requests cpu 100m, memory 128Mi; "
+        "limits memory 256Mi.",
+    )
+    database: Database | None = Field(
+        None, description="External PostgreSQL. Absent: embedded SQLite on a volume, exactly one replica."
+    )
+    storage: Storage = Field(
+        default_factory=Storage, description="Volume of the embedded SQLite database (no spec.database)."
+    )
+    tokens: Tokens = Field(default_factory=Tokens, description="Token lifetimes and signing keys.")
+    client_policy: ClientPolicy = Field(
+        default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."
+    )
+
+    @property
+    def embedded(self) -> bool:
+        return self.database is None
+
+    @property
+    def uses_pgbouncer(self) -> bool:
+        return self.database is not None and self.database.pooler.type == "pgbouncer"
+
+    @property
+    def max_pods(self) -> int:
+        """The most pods that can run at once: what the connection budget must cover."""
+        return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
+
+
+# ---- status -----------------------------------------------------------------------------------------------
+
+
+class Endpoints(SpecModel):
+    """Where applications reach the server (from the issuer)."""
+
+    metadata: str | None = Field(None, description="RFC 8414 authorization server metadata URL.")
+    token: str | None = Field(None, description="Token endpoint URL.")
+    jwks: str | None = Field(None, description="JWK set URL for verifying access tokens.")
+    authorization: str | None = Field(None, description="Authorization endpoint URL.")
+    introspection: str | None = Field(None, description="Token introspection endpoint URL (RFC 7662).")
+    revocation: str | None = Field(None, description="Token revocation endpoint URL (RFC 7009).")
+
+
+class DatabaseStatus(SpecModel):
+    """The connection pool figures the operator computed from the budget."""
+
+    mode: Literal["embedded", "direct", "pgbouncer"] | None = Field(
+        None, description="embedded (SQLite), direct (pods to PostgreSQL) or pgbouncer."
+    )
+    budget: int | None = Field(None, description="spec.database.maxConnections.")
+    per_pod_pool_max: int | None = Field(None, description="Most connections one pod opens (all workers).")
+    per_pod_pool_min: int | None = Field(None, description="Connections one pod keeps open (all workers).")
+    aggregate_max: int | None = Field(
+        None, description="Most connections that reach the database: all pods, or all PgBouncer instances."
+    )
+    pooler_pool_size: int | None = Field(
+        None, description="PgBouncer's server connections per instance (default_pool_size), pgbouncer only."
+    )
+
+
+class SigningKeysStatus(SpecModel):
+    """The signing key set."""
+
+    algorithm: SigningAlgorithm | None = Field(None, description="Algorithm of the active key.")
+    active_kid: str | None = Field(None, description="kid of the key that signs new tokens.")
+    next_kid: str | None = Field(None, description="kid of the published key that signs after the next rotation.")
+    last_rotation: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the keys last rotated."
+    )
+    next_rotation: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the keys rotate next."
+    )
+
+
+class AuthServerStatus(SpecModel):
+    """The observed state, written by the operator."""
+
+    observed_generation: int | None = Field(None, description="The metadata.generation last reconciled.")
+    conditions: Conditions = Field(
+        default_factory=list, description="Ready, Progressing and Degraded, with reason and message."
+    )
+    issuer: str | None = Field(None, description="The effective issuer URL.")
+    endpoints: Endpoints | None = Field(None, description="Endpoint URLs.")
+    replicas: int | None = Field(None, description="Pods of the Deployment.")
+    ready_replicas: int | None = Field(None, description="Ready pods of the Deployment.")
+    database: DatabaseStatus | None = Field(None, description="Connection pool figures.")
+    signing_keys: SigningKeysStatus | None = Field(None, description="Signing key rotation state.")

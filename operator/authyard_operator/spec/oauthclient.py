@@ -1,0 +1,125 @@
+"""The OAuthClient custom resource: spec and status models (the CRD schema is generated from these)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from authyard_operator.spec.authserver import GrantType
+from authyard_operator.spec.common import (
+    Audience,
+    Conditions,
+    DnsLabel,
+    DnsSubdomain,
+    Duration,
+    Scope,
+    SpecModel,
+)
+
+ClientType = Literal["confidential", "public"]
+AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+SecretPolicy = Literal["Generate", "RequireExisting"]
+
+# OAuth 2.1 redirect URIs: absolute (any scheme, so native apps' private schemes work), never a fragment.
+RedirectUri = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s#]+$", max_length=2048)]
+
+
+class AuthServerRef(SpecModel):
+    """The AuthServer this client registers with."""
+
+    name: DnsLabel = Field(description="Name of the AuthServer.")
+    namespace: DnsLabel | None = Field(
+        None, description="Namespace of the AuthServer. Absent: the namespace of this OAuthClient."
+    )
+
+
+class ClientSecretSpec(SpecModel):
+    """The Secret that carries the client's credentials for applications to mount."""
+
+    name: DnsSubdomain = Field(description="Name of the Secret, in the namespace of this OAuthClient.")
+    policy: SecretPolicy = Field(
+        "Generate",
+        description="Generate: the operator creates the client secret. RequireExisting: the Secret (key "
+        "client_secret) is supplied by someone else, e.g. External Secrets; the operator waits for it and "
+        "never invents credentials.",
+    )
+    rotation_grace_period: Duration = Field(
+        "1h",
+        description="After a rotation, how long the previous secret keeps working (Go duration).",
+    )
+
+
+class OAuthClientSpec(SpecModel):
+    """The desired state of an OAuth client registered with an AuthServer."""
+
+    auth_server_ref: AuthServerRef = Field(description="The AuthServer to register with.")
+    type: ClientType = Field(
+        "confidential",
+        description="confidential: holds a secret (server-side apps, machine-to-machine). public: cannot "
+        "keep a secret (single-page and native apps); uses PKCE and no secret.",
+    )
+    grant_types: list[GrantType] = Field(
+        default_factory=lambda: ["client_credentials"],
+        min_length=1,
+        max_length=3,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Grant types: client_credentials, authorization_code (with PKCE), refresh_token.",
+    )
+    redirect_uris: list[RedirectUri] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Exact redirect URIs for authorization_code. http is allowed only for loopback hosts.",
+    )
+    scopes: list[Scope] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Scopes the client may request.",
+    )
+    audiences: list[Audience] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Audiences (aud) of the client's access tokens. Empty: the server's default audience.",
+    )
+    token_endpoint_auth_method: AuthMethod | None = Field(
+        None,
+        description="How the client authenticates at the token endpoint. Absent: client_secret_basic for "
+        "confidential clients, none for public clients.",
+    )
+    access_token_ttl: Duration | None = Field(
+        None,
+        alias="accessTokenTTL",
+        description="Lifetime of this client's access tokens (Go duration). Absent: the AuthServer's.",
+    )
+    secret: ClientSecretSpec | None = Field(
+        None,
+        description="Where the credentials go (confidential clients only). Absent: a generated Secret "
+        "named <name>-oauth-client.",
+    )
+
+    @property
+    def effective_auth_method(self) -> AuthMethod:
+        if self.token_endpoint_auth_method is not None:
+            return self.token_endpoint_auth_method
+        return "none" if self.type == "public" else "client_secret_basic"
+
+    def effective_secret(self, client_name: str) -> ClientSecretSpec | None:
+        if self.type == "public":
+            return None
+        return self.secret or ClientSecretSpec(name=f"{client_name}-oauth-client")
+
+
+class OAuthClientStatus(SpecModel):
+    """The observed state, written by the operator."""
+
+    observed_generation: int | None = Field(None, description="The metadata.generation last reconciled.")
+    conditions: Conditions = Field(default_factory=list, description="Ready, with reason and message.")
+    client_id: str | None = Field(None, description="The client_id the AuthServer assigned.")
+    secret_name: str | None = Field(None, description="The Secret holding the credentials.")
+    auth_server: str | None = Field(None, description="The AuthServer registered with, as namespace/name.")
+    last_rotation: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the client secret last rotated."
+    )

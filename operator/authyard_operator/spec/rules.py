@@ -1,0 +1,218 @@
+"""Cross-field rules of the specs, each written twice side by side: once in CEL for the CRD (so that
+``kubectl apply`` rejects the spec) and once in Python for the operator (so that a spec that slipped past —
+an older CRD, a cluster without CEL — becomes Ready=False with the same message, never a crash loop).
+
+A few rules have no CEL twin because CEL cannot read them (Go-style durations with a ``d`` unit or a bare
+number of seconds are not CEL durations); those are checked by the operator only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from authyard_operator.spec.authserver import AuthServerSpec
+from authyard_operator.spec.common import seconds_of
+from authyard_operator.spec.oauthclient import OAuthClientSpec
+
+S = TypeVar("S", bound=BaseModel)
+
+# metadata.name becomes the Service name (a DNS-1035 label) and prefixes child names such as
+# "<name>-pgbouncer", which must stay within 63 characters.
+MAX_NAME_LENGTH = 50
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MESSAGE = (
+    f"metadata.name must be at most {MAX_NAME_LENGTH} characters, start with a letter and contain only "
+    "lowercase letters, digits and '-' (it names the Service and the other children)"
+)
+NAME_CEL = f"size(self.metadata.name) <= {MAX_NAME_LENGTH} && self.metadata.name.matches('{NAME_PATTERN}')"
+
+LOOPBACK_HTTP = r"^http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?([/?].*)?$"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: the field to change and what to do."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Rule(Generic[S]):
+    field: str  # spec-relative, as users write it: "autoscaling.minReplicas"
+    message: str
+    holds: Callable[[S], bool]
+    cel: str | None = None  # self = spec
+    reason: str = "FieldValueInvalid"
+
+    @property
+    def field_path(self) -> str:
+        """The CRD's fieldPath (JSON path relative to spec) of the field the message points at."""
+        return "." + self.field
+
+
+def _autoscaling_on(spec: AuthServerSpec) -> bool:
+    return spec.autoscaling.enabled
+
+
+def _requests_cover_hpa(spec: AuthServerSpec) -> bool:
+    if not spec.autoscaling.enabled or spec.resources is None:
+        return True  # absent resources get the defaults, which have both requests
+    return {"cpu", "memory"} <= set(spec.resources.requests)
+
+
+AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
+    Rule(
+        field="autoscaling.minReplicas",
+        message="autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
+        holds=lambda s: not s.autoscaling.enabled or s.autoscaling.min_replicas <= s.autoscaling.max_replicas,
+        cel="!has(self.autoscaling) || !self.autoscaling.enabled"
+        " || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+    ),
+    Rule(
+        field="replicas",
+        message="embedded SQLite (no spec.database) runs exactly one replica: set spec.replicas to 1, "
+        "or configure spec.database",
+        holds=lambda s: not s.embedded or s.replicas == 1,
+        cel="has(self.database) || !has(self.replicas) || self.replicas == 1",
+    ),
+    Rule(
+        field="autoscaling.enabled",
+        message="embedded SQLite (no spec.database) cannot autoscale: set spec.autoscaling.enabled to "
+        "false, or configure spec.database",
+        holds=lambda s: not s.embedded or not _autoscaling_on(s),
+        cel="has(self.database) || !has(self.autoscaling) || !self.autoscaling.enabled",
+    ),
+    Rule(
+        field="resources.requests",
+        message="autoscaling needs cpu and memory requests (its targets are percentages of them): set "
+        "spec.resources.requests.cpu and .memory, or leave spec.resources out to get the defaults",
+        holds=_requests_cover_hpa,
+        cel="!has(self.autoscaling) || !self.autoscaling.enabled || !has(self.resources)"
+        " || (has(self.resources.requests) && 'cpu' in self.resources.requests"
+        " && 'memory' in self.resources.requests)",
+    ),
+    # Durations: operator only (see the module docstring).
+    Rule(
+        field="tokens.accessTokenTTL",
+        message="tokens.accessTokenTTL must be between 1m and 24h",
+        holds=lambda s: 60 <= seconds_of(s.tokens.access_token_ttl) <= 86400,
+    ),
+    Rule(
+        field="tokens.refreshTokenTTL",
+        message="tokens.refreshTokenTTL must be longer than tokens.accessTokenTTL",
+        holds=lambda s: seconds_of(s.tokens.refresh_token_ttl) > seconds_of(s.tokens.access_token_ttl),
+    ),
+    Rule(
+        field="tokens.keyRotationInterval",
+        message="tokens.keyRotationInterval must be at least 1h (verifiers must fetch the next key "
+        "before it signs)",
+        holds=lambda s: seconds_of(s.tokens.key_rotation_interval) >= 3600,
+    ),
+)
+
+
+def _redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> bool:
+    return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in spec.redirect_uris)
+
+
+OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
+    Rule(
+        field="secret",
+        message="public clients have no secret: remove spec.secret, or make the client confidential",
+        holds=lambda s: s.type != "public" or s.secret is None,
+        cel="self.type != 'public' || !has(self.secret)",
+        reason="FieldValueForbidden",
+    ),
+    Rule(
+        field="tokenEndpointAuthMethod",
+        message="public clients authenticate with tokenEndpointAuthMethod none",
+        holds=lambda s: s.type != "public" or s.token_endpoint_auth_method in (None, "none"),
+        cel="self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",
+    ),
+    Rule(
+        field="tokenEndpointAuthMethod",
+        message="confidential clients authenticate with client_secret_basic or client_secret_post, not none",
+        holds=lambda s: s.type != "confidential" or s.token_endpoint_auth_method != "none",
+        cel="self.type != 'confidential' || !has(self.tokenEndpointAuthMethod)"
+        " || self.tokenEndpointAuthMethod != 'none'",
+    ),
+    Rule(
+        field="grantTypes",
+        message="public clients cannot use client_credentials (it needs a secret)",
+        holds=lambda s: s.type != "public" or "client_credentials" not in s.grant_types,
+        cel="self.type != 'public' || !('client_credentials' in self.grantTypes)",
+    ),
+    Rule(
+        field="redirectUris",
+        message="authorization_code requires at least one entry in redirectUris",
+        holds=lambda s: "authorization_code" not in s.grant_types or bool(s.redirect_uris),
+        cel="!('authorization_code' in self.grantTypes) || (has(self.redirectUris) && size(self.redirectUris) > 0)",
+        reason="FieldValueRequired",
+    ),
+    Rule(
+        field="redirectUris",
+        message="redirectUris are used only by authorization_code: add it to grantTypes or remove them",
+        holds=lambda s: not s.redirect_uris or "authorization_code" in s.grant_types,
+        cel="!has(self.redirectUris) || size(self.redirectUris) == 0 || 'authorization_code' in self.grantTypes",
+    ),
+    Rule(
+        field="grantTypes",
+        message="refresh_token requires authorization_code in grantTypes",
+        holds=lambda s: "refresh_token" not in s.grant_types or "authorization_code" in s.grant_types,
+        cel="!('refresh_token' in self.grantTypes) || 'authorization_code' in self.grantTypes",
+    ),
+    Rule(
+        field="redirectUris",
+        message="http redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); use https",
+        holds=_redirects_on_loopback_only_for_http,
+        cel=f"!has(self.redirectUris) || self.redirectUris.all(u, !u.startsWith('http://') || "
+        f"u.matches(r'{LOOPBACK_HTTP}'))",
+    ),
+    Rule(
+        field="accessTokenTTL",
+        message="accessTokenTTL must be between 1m and 24h",
+        holds=lambda s: s.access_token_ttl is None or 60 <= seconds_of(s.access_token_ttl) <= 86400,
+    ),
+)
+
+
+def validate_name(name: str) -> list[Problem]:
+    if len(name) <= MAX_NAME_LENGTH and re.match(NAME_PATTERN, name):
+        return []
+    return [Problem("metadata.name", NAME_MESSAGE)]
+
+
+def validate_semantics(spec: AuthServerSpec | OAuthClientSpec) -> list[Problem]:
+    """Every cross-field rule the spec breaks (an empty list: the spec is fine)."""
+    rules: tuple[Rule[Any], ...] = AUTHSERVER_RULES if isinstance(spec, AuthServerSpec) else OAUTHCLIENT_RULES
+    return [Problem(f"spec.{rule.field}", rule.message) for rule in rules if not rule.holds(spec)]
+
+
+def structural_problems(error: ValidationError) -> list[Problem]:
+    """pydantic's errors, pointed at spec fields as users spell them."""
+    problems = []
+    for item in error.errors(include_url=False):
+        location = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"])
+        problems.append(Problem(f"spec{location}", item["msg"]))
+    return problems
+
+
+def parse_spec(model: type[S], raw: Any, name: str | None = None) -> tuple[S | None, list[Problem]]:
+    """Parse a spec as read from the API: the model, or None and every problem found."""
+    problems = validate_name(name) if name is not None else []
+    try:
+        spec = model.model_validate(raw or {})
+    except ValidationError as error:
+        return None, problems + structural_problems(error)
+    if isinstance(spec, AuthServerSpec | OAuthClientSpec):
+        problems += validate_semantics(spec)
+    return (spec if not problems else None), problems
