@@ -53,7 +53,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Settings:
+def settings(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Settings:
     directory = tmp_path_factory.mktemp(f"server-{backend}")
     url = database_url_for(backend, directory, lambda: request.getfixturevalue("postgres_cluster"))
     return make_settings(directory, url)

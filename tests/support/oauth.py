@@ -59,14 +59,23 @@ async def authorize_code(
 ) -> tuple[str, str]:
     """Walk the real login and consent pages; returns (code, verifier)."""
     verifier, challenge = pkce_pair()
-    params = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
-              "state": "xyz", "code_challenge": challenge, "code_challenge_method": "S256", **extra}
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": "xyz",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
     if nonce:
         params["nonce"] = nonce
     page = await http.get(f"/authorize?{urlencode(params)}")
     assert page.status_code == 200, page.text
-    login = await http.post("/authorize/login", data={**hidden_fields(page.text), "username": username,
-                                                      "password": password})
+    login = await http.post(
+        "/authorize/login", data={**hidden_fields(page.text), "username": username, "password": password}
+    )
     assert login.status_code == 200, login.text
     consent = await http.post("/authorize/consent", data={**hidden_fields(login.text), "decision": "allow"})
     assert consent.status_code == 303, consent.text

@@ -43,11 +43,21 @@ class PostgresCluster:
 
     def start(self) -> None:
         if not self.data.exists():
-            self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+            self._run(
+                str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8"
+            )
         self._run(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "30",
-            "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                  f"-c max_connections={self.max_connections} -c fsync=off -c full_page_writes=off",
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+            f"-c max_connections={self.max_connections} -c fsync=off -c full_page_writes=off",
             "start",
         )
 
@@ -64,7 +74,9 @@ class PostgresCluster:
     def wait_until_accepting(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            probe = self._run(str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False)
+            probe = self._run(
+                str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), check=False
+            )
             if probe.returncode == 0:
                 return
             time.sleep(0.1)

@@ -27,7 +27,7 @@ class InsufficientScope(OAuthError):
 router = APIRouter(tags=["OpenID Connect"])
 
 
-@router.api_route("/userinfo", methods=["GET", "POST"], summary="UserInfo (OIDC Core §5.3)")
+@router.get("/userinfo", summary="UserInfo (OIDC Core §5.3)")
 async def userinfo(request: Request) -> Response:
     svc = services(request)
     token = bearer_token(request)
@@ -42,3 +42,8 @@ async def userinfo(request: Request) -> Response:
     if user is None:
         raise InvalidToken("the user of this token no longer exists")
     return json_response(claims_for_scope(user, claims["scope"]), headers=NO_STORE)
+
+
+@router.post("/userinfo", summary="UserInfo by POST (OIDC Core §5.3)")
+async def userinfo_post(request: Request) -> Response:
+    return await userinfo(request)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Authyard needs on a bare Debian machine, idempotently.
+#   scripts/setup.sh          Python environment only (.venv from uv.lock)
+#   scripts/setup.sh --test   plus the system packages the test suite uses (PostgreSQL 15, Chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test_deps=false
+[[ "${1:-}" == "--test" ]] && want_test_deps=true
+
+apt_install() {
+  local missing=()
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    echo "installing system packages: ${missing[*]}"
+    local sudo=""
+    [[ $(id -u) -ne 0 ]] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+if $want_test_deps; then
+  [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_install postgresql-15
+  [[ -x /usr/bin/chromium ]] || apt_install chromium
+fi
+
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet "uv==0.13.8"
+fi
+uv sync --frozen --quiet

@@ -1,0 +1,296 @@
+"""authorization_code + PKCE through the login/consent pages, OpenID Connect, refresh rotation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from authserver.protocol.models import User
+from tests.support.oauth import authorize_code, hidden_fields, pkce_pair, query_of, register
+
+REDIRECT = "http://127.0.0.1:9999/callback"
+
+
+@pytest.fixture(scope="module")
+async def web_client(app_client: httpx.AsyncClient) -> str:
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile", "email", "read"],
+        redirect_uris=[REDIRECT],
+        audiences=["https://api.example.com"],
+    )
+    return client_id
+
+
+def _verify(http: httpx.AsyncClient, token: str) -> dict:
+    return http.app.state.services.keyset().verify(token, options={"verify_aud": False})  # type: ignore[attr-defined]
+
+
+async def _redeem(http: httpx.AsyncClient, client_id: str, code: str, verifier: str) -> httpx.Response:
+    return await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+
+
+async def test_code_flow_issues_access_refresh_and_id_token(app_client, web_client, user: User) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    response = await _redeem(app_client, web_client, code, verifier)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"] == "openid profile email read" and body["refresh_token"]
+    access = _verify(app_client, body["access_token"])
+    assert access["sub"] == user.user_id and access["client_id"] == web_client
+    assert access["aud"] == "https://api.example.com" and access["auth_time"] > 0
+
+    id_token = _verify(app_client, body["id_token"])
+    assert id_token["aud"] == web_client and id_token["nonce"] == "n-0S6_WzA2Mj"
+    assert id_token["auth_time"] == access["auth_time"] and id_token["email"] == "alice@example.com"
+    digest = hashlib.sha256(body["access_token"].encode()).digest()
+    assert id_token["at_hash"] == base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
+
+    info = await app_client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert info.status_code == 200
+    assert info.json() == {
+        "sub": user.user_id,
+        "preferred_username": user.username,
+        "name": "Alice Example",
+        "email": "alice@example.com",
+        "email_verified": True,
+    }
+
+
+async def test_userinfo_releases_only_what_the_scope_allows(app_client, web_client, user: User) -> None:
+    code, verifier = await authorize_code(
+        app_client, web_client, REDIRECT, user.username, scope="openid read"
+    )
+    token = (await _redeem(app_client, web_client, code, verifier)).json()["access_token"]
+    info = await app_client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert info.json() == {"sub": user.user_id}
+    missing = await app_client.get("/userinfo")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_code_is_single_use_and_replay_revokes_its_refresh_family(app_client, web_client, user) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    first = await _redeem(app_client, web_client, code, verifier)
+    assert first.status_code == 200
+    replay = await _redeem(app_client, web_client, code, verifier)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    refresh = await app_client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": web_client,
+            "refresh_token": first.json()["refresh_token"],
+        },
+    )
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+
+
+async def test_pkce_verifier_must_match(app_client, web_client, user) -> None:
+    code, _ = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    wrong, _ = pkce_pair()
+    response = await _redeem(app_client, web_client, code, wrong)
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+    code, _ = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    missing = await app_client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": web_client,
+            "redirect_uri": REDIRECT,
+        },
+    )
+    assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
+
+
+async def test_code_bound_to_client_and_redirect_uri(app_client, web_client, user) -> None:
+    other, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code"],
+        scopes=["read"],
+        redirect_uris=[REDIRECT],
+    )
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    stolen = await _redeem(app_client, other, code, verifier)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    moved = await app_client.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": web_client,
+            "code_verifier": verifier,
+            "redirect_uri": "http://127.0.0.1:9999/other",
+        },
+    )
+    assert moved.status_code == 400 and moved.json()["error"] == "invalid_grant"
+
+
+async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
+    return await http.get(f"/authorize?{urlencode(params)}")
+
+
+async def test_authorize_never_redirects_to_unregistered_uris(app_client, web_client) -> None:
+    _, challenge = pkce_pair()
+    base = {
+        "response_type": "code",
+        "client_id": web_client,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    for uri in (
+        "https://evil.example.com/callback",
+        REDIRECT + "/extra",
+        REDIRECT + "#frag",
+        "http://attacker@127.0.0.1:9999/callback",
+        REDIRECT.upper(),
+    ):
+        response = await _authorize(app_client, **base, redirect_uri=uri)
+        assert response.status_code == 400, uri
+        assert "location" not in response.headers
+        assert "not registered" in response.text
+    unknown = await _authorize(app_client, **{**base, "client_id": "nope"}, redirect_uri=REDIRECT)
+    assert unknown.status_code == 400 and "location" not in unknown.headers
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": None}, "invalid_request"),
+        ({"response_type": "token"}, "invalid_request"),
+        ({"scope": "openid admin"}, "invalid_scope"),
+        ({"resource": "https://elsewhere.example.com"}, "invalid_target"),
+    ],
+)
+async def test_authorize_errors_go_back_to_the_client(app_client, web_client, change, error) -> None:
+    _, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": web_client,
+        "redirect_uri": REDIRECT,
+        "state": "s1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **change,
+    }
+    response = await _authorize(app_client, **{k: v for k, v in params.items() if v is not None})
+    assert response.status_code == 302
+    query = query_of(response.headers["location"])
+    assert response.headers["location"].startswith(REDIRECT + "?")
+    assert query["error"] == error and query["state"] == "s1" and query["iss"] == "http://testserver"
+
+
+async def test_wrong_password_and_denied_consent(app_client, web_client, user) -> None:
+    _, challenge = pkce_pair()
+    page = await _authorize(
+        app_client,
+        response_type="code",
+        client_id=web_client,
+        redirect_uri=REDIRECT,
+        state="s2",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    wrong = await app_client.post(
+        "/authorize/login", data={**hidden_fields(page.text), "username": user.username, "password": "wrong"}
+    )
+    assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
+    login = await app_client.post(
+        "/authorize/login",
+        data={
+            **hidden_fields(wrong.text),
+            "username": user.username,
+            "password": "correct horse battery staple",
+        },
+    )
+    denied = await app_client.post(
+        "/authorize/consent", data={**hidden_fields(login.text), "decision": "deny"}
+    )
+    assert denied.status_code == 303
+    query = query_of(denied.headers["location"])
+    assert query["error"] == "access_denied" and query["state"] == "s2" and "code" not in query
+
+
+async def test_login_form_requires_csrf_binding(app_client, web_client, user) -> None:
+    _, challenge = pkce_pair()
+    page = await _authorize(
+        app_client,
+        response_type="code",
+        client_id=web_client,
+        redirect_uri=REDIRECT,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
+    fields = hidden_fields(page.text)
+    forged = await app_client.post(
+        "/authorize/login",
+        data={**fields, "csrf_token": "forged", "username": user.username, "password": "x"},
+    )
+    assert forged.status_code == 403
+    tampered_request = await app_client.post(
+        "/authorize/login",
+        data={**fields, "request": fields["request"] + "x", "username": user.username, "password": "x"},
+    )
+    assert tampered_request.status_code == 400
+    assert (
+        page.headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    )
+
+
+async def test_refresh_rotation_and_reuse_detection(app_client, web_client, user) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    first = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+
+    async def refresh(token: str, **extra: str) -> httpx.Response:
+        return await app_client.post(
+            "/token",
+            data={"grant_type": "refresh_token", "client_id": web_client, "refresh_token": token, **extra},
+        )
+
+    second = await refresh(first, scope="read")
+    assert second.status_code == 200, second.text
+    assert second.json()["scope"] == "read" and second.json()["refresh_token"] != first
+    third = await refresh(second.json()["refresh_token"])
+    assert third.status_code == 200 and third.json()["scope"] == "openid profile email read"
+
+    reused = await refresh(first)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    # The legitimate holder's newest token died with the family.
+    latest = await refresh(third.json()["refresh_token"])
+    assert latest.status_code == 400 and latest.json()["error"] == "invalid_grant"
+
+
+async def test_refresh_cannot_widen_scope(app_client, web_client, user) -> None:
+    code, verifier = await authorize_code(
+        app_client, web_client, REDIRECT, user.username, scope="openid read"
+    )
+    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    widened = await app_client.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": web_client,
+            "refresh_token": token,
+            "scope": "openid email",
+        },
+    )
+    assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"
