@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(256, ge=1, description="Concurrent requests per worker before a fast 503.")
     max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413.")
     cors_allowed_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS.")
+    client_cache_ttl: Duration = Field(
+        timedelta(seconds=2), description="How long a worker trusts its cached copy of a client; 0 disables."
+    )
     revocation_sync_interval: Duration = Field(
         timedelta(milliseconds=500), description="How often a worker reads revocations made by others."
     )

@@ -24,6 +24,7 @@ from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
 from authserver.ratelimit import RateLimiter
+from authserver.storage.client_cache import ClientCache
 from authserver.storage.client_registry import ClientRegistry
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import SqlStore
@@ -49,6 +50,7 @@ class Services:
     csrf_signer: Signer
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
+    clients: ClientCache
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -60,7 +62,7 @@ class Services:
 
     @property
     def lookup_client(self) -> ClientLookup:
-        return self.store.get_client
+        return self.clients.get
 
     def start_background(self) -> None:
         self._tasks = [
@@ -122,6 +124,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     )
     minter = TokenMinter(policy, lambda: keys.current)
     revocations = RevocationList()
+    clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
     grants = [
         ClientCredentialsGrant(minter),
         AuthorizationCodeGrant(minter, store),
@@ -136,7 +139,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         registry=ClientRegistry(engine),
         keys=keys,
         minter=minter,
-        token_endpoint=TokenEndpoint(grants, store.get_client),
+        token_endpoint=TokenEndpoint(grants, clients.get),
         inspector=TokenInspector(lambda: keys.current, store, revocations, settings.issuer),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
@@ -144,4 +147,5 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         csrf_signer=Signer(session_secret, "csrf"),
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
+        clients=clients,
     )

@@ -78,7 +78,9 @@ async def get_client(request: Request, client_id: str) -> Response:
     responses={201: {"description": "Created", "model": ClientView}},
 )
 async def put_client(request: Request, client_id: str, registration: ClientRegistration) -> Response:
-    result = await services(request).registry.upsert(_check_client_id(client_id), registration)
+    svc = services(request)
+    result = await svc.registry.upsert(_check_client_id(client_id), registration)
+    svc.clients.invalidate(client_id)
     return json_response(result.view.model_dump(), 201 if result.created else 200, NO_STORE)
 
 
@@ -88,10 +90,12 @@ async def put_client(request: Request, client_id: str, registration: ClientRegis
     response_model=ClientView,
 )
 async def rotate_secret(request: Request, client_id: str, rotation: SecretRotation) -> Response:
+    svc = services(request)
     try:
-        view = await services(request).registry.rotate_secret(_check_client_id(client_id), rotation)
+        view = await svc.registry.rotate_secret(_check_client_id(client_id), rotation)
     except ValueError as error:
         raise InvalidRequest(str(error)) from None
+    svc.clients.invalidate(client_id)
     if view is None:
         raise NotFound(f"no client {client_id}")
     return json_response(view.model_dump(), headers=NO_STORE)
@@ -101,6 +105,9 @@ async def rotate_secret(request: Request, client_id: str, rotation: SecretRotati
     "/clients/{client_id}", summary="Delete a client and revoke its refresh tokens", status_code=204
 )
 async def delete_client(request: Request, client_id: str) -> Response:
-    if not await services(request).registry.delete(_check_client_id(client_id)):
+    svc = services(request)
+    deleted = await svc.registry.delete(_check_client_id(client_id))
+    svc.clients.invalidate(client_id)
+    if not deleted:
         raise NotFound(f"no client {client_id}")
     return Response(status_code=204)
