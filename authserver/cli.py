@@ -144,12 +144,15 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Create a demo client and user once (credentials in a 0600 file), then serve."""
-    from authserver.demo import ensure_demo
+    from authserver.demo import admin_token_from, ensure_demo
 
     settings = _settings()
     asyncio.run(prepare(settings))
     path = asyncio.run(ensure_demo(settings, args.credentials_file))
-    print(f"demo credentials: {path}", file=sys.stderr)
+    if not os.environ.get("AUTHSERVER_ADMIN_TOKEN"):
+        # The demo's admin API is on, with the token from the credentials file (never printed).
+        os.environ["AUTHSERVER_ADMIN_TOKEN"] = admin_token_from(args.credentials_file) or ""
+    print(f"demo credentials (client secret, user password, admin token): {path}", file=sys.stderr)
     return cmd_serve(args)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authserver.durations import parse_duration
@@ -109,6 +109,18 @@ class Settings(BaseSettings):
     def _issuer_without_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
+    @field_validator("admin_token", "session_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("AUTHSERVER_ADMIN_TOKEN must be at least 16 characters")
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -118,11 +130,22 @@ class Settings(BaseSettings):
         return self.is_sqlite if self.db_auto_migrate is None else self.db_auto_migrate
 
 
+class SettingsError(ValueError):
+    """Invalid configuration, described without echoing any value (a value may be a secret)."""
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment, plus files in $AUTHSERVER_SECRETS_DIR (file name = field name)."""
     import os
 
     secrets_dir = os.environ.get("AUTHSERVER_SECRETS_DIR")
-    if secrets_dir:
-        return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
-    return Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        if secrets_dir:
+            return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(
+            f"AUTHSERVER_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"invalid configuration: {problems}") from None

@@ -24,6 +24,11 @@ DEMO_WEB_CLIENT_ID = "demo-web"
 DEMO_USERNAME = "demo"
 
 
+def admin_token_from(credentials_file: str) -> str | None:
+    path = Path(credentials_file)
+    return json.loads(path.read_text()).get("admin_token") if path.exists() else None
+
+
 async def ensure_demo(settings: Settings, credentials_file: str) -> Path:
     path = Path(credentials_file)
     if os.path.exists(path):  # noqa: ASYNC240 - a one-off check at start-up
@@ -75,6 +80,7 @@ async def ensure_demo(settings: Settings, credentials_file: str) -> Path:
                 "web_client_id": DEMO_WEB_CLIENT_ID,
                 "username": DEMO_USERNAME,
                 "password": password,
+                "admin_token": secrets.token_urlsafe(32),
             },
             handle,
             indent=2,

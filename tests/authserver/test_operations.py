@@ -188,3 +188,26 @@ async def test_key_rotation_reloads_without_breaking_issued_tokens(small_server)
             headers=basic(client_id, body["client_secret"]),
         )
     ).status_code == 200
+
+
+async def test_cors_allows_only_configured_origins(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        cors_allowed_origins=["https://app.example.com"],
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as http:
+            preflight = {
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            }
+            allowed = await http.options("/token", headers={"Origin": "https://app.example.com", **preflight})
+            assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+            refused = await http.options(
+                "/token", headers={"Origin": "https://evil.example.com", **preflight}
+            )
+            assert "access-control-allow-origin" not in refused.headers

@@ -38,8 +38,9 @@ def require_admin(request: Request) -> None:
     if configured is None:
         raise AdminUnauthorized("the admin API is disabled: AUTHSERVER_ADMIN_TOKEN is not set")
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    presented = presented.strip()
     expected = configured.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected):
+    if scheme.lower() != "bearer" or not presented or not hmac.compare_digest(presented.encode(), expected):
         raise AdminUnauthorized("a valid admin bearer token is required")
 
 

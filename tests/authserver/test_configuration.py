@@ -1,0 +1,46 @@
+"""Configuration errors are clear, and never echo a value that may be a secret."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from authserver.config import SettingsError, load_settings
+
+
+def test_invalid_secret_is_reported_without_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHSERVER_ADMIN_TOKEN", "tiny-s3cret")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "AUTHSERVER_ADMIN_TOKEN" in str(raised.value) and "at least 16" in str(raised.value)
+    assert "tiny-s3cret" not in str(raised.value)
+
+
+def test_empty_admin_token_disables_the_admin_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHSERVER_ADMIN_TOKEN", "")
+    assert load_settings().admin_token is None
+
+
+def test_durations_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "5m")
+    monkeypatch.setenv("AUTHSERVER_REFRESH_TOKEN_TTL", "1h30m")
+    monkeypatch.setenv("AUTHSERVER_CORS_ALLOWED_ORIGINS", "https://a.example.com, https://b.example.com")
+    settings = load_settings()
+    assert settings.access_token_ttl.total_seconds() == 300
+    assert settings.refresh_token_ttl.total_seconds() == 5400
+    assert settings.cors_allowed_origins == ["https://a.example.com", "https://b.example.com"]
+
+
+def test_cli_exits_2_with_the_problem_on_bad_configuration(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "authserver", "migrate"],
+        env={"AUTHSERVER_ACCESS_TOKEN_TTL": "forever", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "AUTHSERVER_ACCESS_TOKEN_TTL" in result.stderr and "Traceback" not in result.stderr
