@@ -30,4 +30,4 @@ fi
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet "uv==0.13.8"
 fi
-uv sync --frozen --quiet
+uv sync --frozen --all-extras --quiet
