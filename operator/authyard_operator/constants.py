@@ -8,8 +8,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 FIELD_MANAGER = "authyard-operator"
 
-DEFAULT_IMAGE = "ghcr.io/authyard/authserver:0.1.0"
-DEFAULT_PGBOUNCER_IMAGE = "docker.io/edoburu/pgbouncer:v1.24.1-p0"
+DEFAULT_IMAGE = "authyard/authserver:0.1.0"
+DEFAULT_PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.24.1-p0"
 
 HTTP_PORT = 8080
 PGBOUNCER_PORT = 6432

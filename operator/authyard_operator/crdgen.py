@@ -37,6 +37,7 @@ class Kind:
     status: type[BaseModel]
     rules: tuple[Rule[Any], ...]
     spec_required: bool
+    name_rule: bool  # the name becomes a Service name and a prefix of child names
     columns: tuple[dict[str, Any], ...]
 
     @property
@@ -54,6 +55,7 @@ AUTHSERVER = Kind(
     status=AuthServerStatus,
     rules=AUTHSERVER_RULES,
     spec_required=False,
+    name_rule=True,
     columns=(
         {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
@@ -74,6 +76,7 @@ OAUTHCLIENT = Kind(
     status=OAuthClientStatus,
     rules=OAUTHCLIENT_RULES,
     spec_required=True,
+    name_rule=False,
     columns=(
         {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status"},
         {"name": "ClientID", "type": "string", "jsonPath": ".status.clientId"},
@@ -100,10 +103,9 @@ def open_api_schema(kind: Kind) -> dict[str, Any]:
     if not kind.spec_required:
         spec["default"] = {}
     status = model_schema(kind.status)
-    return {
+    schema: dict[str, Any] = {
         "type": "object",
         "description": kind.description,
-        "required": ["spec"] if kind.spec_required else [],
         "properties": {
             "apiVersion": {
                 "type": "string",
@@ -114,14 +116,16 @@ def open_api_schema(kind: Kind) -> dict[str, Any]:
             "spec": spec,
             "status": status,
         },
-        "x-kubernetes-validations": [{"rule": NAME_CEL, "message": NAME_MESSAGE, "fieldPath": ".metadata.name"}],
     }
+    if kind.spec_required:
+        schema["required"] = ["spec"]
+    if kind.name_rule:
+        # No fieldPath: metadata has no schema of its own to point into.
+        schema["x-kubernetes-validations"] = [{"rule": NAME_CEL, "message": NAME_MESSAGE}]
+    return schema
 
 
 def crd(kind: Kind) -> dict[str, Any]:
-    schema = open_api_schema(kind)
-    if not schema["required"]:
-        del schema["required"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -142,7 +146,7 @@ def crd(kind: Kind) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
+                    "schema": {"openAPIV3Schema": open_api_schema(kind)},
                     "subresources": {"status": {}},
                     "additionalPrinterColumns": list(kind.columns),
                 }

@@ -68,7 +68,9 @@ def plan_keys(
     except ValueError as error:
         # The keys cannot be recovered; a fresh set at least lets the server start. Tokens signed by the old
         # set stop verifying, so this is reported loudly (an Event and the plan's note).
-        return KeyPlan(keyset_document.new_document(algorithm), now, "regenerated", f"unusable key set: {error}")
+        return KeyPlan(
+            keyset_document.new_document(algorithm), now, "regenerated", f"unusable key set: {error}"
+        )
     retention = retention_seconds(tokens)
     if active_algorithm(existing) != algorithm:
         rotated = keyset_document.rotate(existing, algorithm, now.timestamp(), retention)

@@ -2,26 +2,27 @@
 
 ``spec.database.maxConnections`` (B) is the budget this AuthServer may use. 10% of it stays in reserve (for
 the migration init container, ``psql`` sessions, a surge during a node drain), so the pools share
-``usable = floor(0.9 × B)``. Each pod runs ``spec.workers`` (W) worker processes with one pool each, and the
+``usable = floor(0.9 x B)``. Each pod runs ``spec.workers`` (W) worker processes with one pool each, and the
 most pods that can run at once (P) are ``autoscaling.maxReplicas`` when autoscaling is on, else ``replicas``.
 
 Direct (pods connect to PostgreSQL)::
 
-    per-worker max = floor(usable / (P × W))            -> AUTHSERVER_DB_POOL_MAX_SIZE
-    per-worker min = max(1, floor(25% × per-worker max)) -> AUTHSERVER_DB_POOL_MIN_SIZE
-    per-pod max    = W × per-worker max                 (status.database.perPodPoolMax)
-    aggregate max  = P × per-pod max ≤ usable           (status.database.aggregateMax)
+    per-worker max = floor(usable / (P x W))            -> AUTHSERVER_DB_POOL_MAX_SIZE
+    per-worker min = max(1, floor(25% x per-worker max)) -> AUTHSERVER_DB_POOL_MIN_SIZE
+    per-pod max    = W x per-worker max                 (status.database.perPodPoolMax)
+    aggregate max  = P x per-pod max <= usable           (status.database.aggregateMax)
 
-  Rollouts must not add pods beyond P, so the Deployment rolls with maxSurge 0 in this mode.
+  A rollout's surge pod would be pod P + 1: the Deployment surges only when (P + 1) x per-pod max still fits
+  ``usable``, and otherwise replaces pods one at a time (maxSurge 0).
 
 PgBouncer (pods connect to PgBouncer, PgBouncer to PostgreSQL in transaction pooling)::
 
     pool size per instance (default_pool_size = max_db_connections) = floor(usable / instances)
-    aggregate max = instances × pool size ≤ usable
+    aggregate max = instances x pool size <= usable
 
   Client connections to PgBouncer are cheap and multiplexed, so the pods' pools are sized for concurrency
-  instead: ``clamp(ceil(2 × aggregate max / (P × W)), 2, 20)`` per worker, and every PgBouncer instance accepts
-  all of them (``max_client_conn``), because the Service may send every pod to the same instance.
+  instead: ``clamp(ceil(2 x aggregate max / (P x W)), 2, 20)`` per worker, and every PgBouncer instance
+  accepts all of them (``max_client_conn``), because the Service may send every pod to the same instance.
 
 A pool smaller than ``MIN_POOL`` per worker (or per PgBouncer instance) does not fit: the result says so, with
 reason ``PoolBudgetExceeded`` and a message that names the fields to change. Embedded SQLite has no budget
@@ -51,7 +52,7 @@ Mode = Literal["embedded", "direct", "pgbouncer"]
 
 
 def usable_connections(budget: int) -> int:
-    """floor(0.9 × budget), in integers so that 0.9 × 10 is exactly 9."""
+    """floor(0.9 x budget), in integers so that 0.9 x 10 is exactly 9."""
     return (9 * budget) // 10
 
 
@@ -89,6 +90,15 @@ class PoolSizing:
         if self.mode == "pgbouncer":
             return self.pooler_instances * self.pooler_pool_size
         return self.max_pods * self.per_pod_max
+
+    @property
+    def allows_surge(self) -> bool:
+        """Whether a rollout may run one pod beyond the maximum without leaving the budget."""
+        if self.mode == "pgbouncer":
+            return True  # client connections to PgBouncer cost the database nothing
+        if self.mode == "embedded" or self.budget is None:
+            return False
+        return (self.max_pods + 1) * self.per_pod_max <= usable_connections(self.budget)
 
     def status(self) -> dict[str, Any]:
         """status.database"""
@@ -183,8 +193,8 @@ def _pgbouncer(budget: int, instances: int, pods: int, workers: int) -> PoolSizi
             fits=False,
             reason=POOL_BUDGET_EXCEEDED,
             message=f"{instances} PgBouncer instance(s) need at least {MIN_POOL} server connections each "
-            f"({instances * MIN_POOL}), but spec.database.maxConnections={budget} leaves {usable} (90%): raise "
-            f"spec.database.maxConnections to {budget_needed(instances * MIN_POOL)} or more, or lower "
+            f"({instances * MIN_POOL}), but spec.database.maxConnections={budget} leaves {usable} (90%): "
+            f"raise spec.database.maxConnections to {budget_needed(instances * MIN_POOL)} or more, or lower "
             "spec.database.pooler.instances",
             budget=budget,
             max_pods=pods,
@@ -192,7 +202,9 @@ def _pgbouncer(budget: int, instances: int, pods: int, workers: int) -> PoolSizi
             pooler_instances=instances,
         )
     aggregate = instances * pool_size
-    per_worker = min(CLIENT_POOL_CAP, max(MIN_POOL, math.ceil(CLIENT_OVERSUBSCRIPTION * aggregate / (pods * workers))))
+    per_worker = min(
+        CLIENT_POOL_CAP, max(MIN_POOL, math.ceil(CLIENT_OVERSUBSCRIPTION * aggregate / (pods * workers)))
+    )
     sizing = PoolSizing(
         "pgbouncer",
         fits=True,

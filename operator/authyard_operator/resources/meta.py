@@ -61,7 +61,11 @@ def labels(instance: str, component: str = SERVER) -> dict[str, str]:
 
 
 def object_meta(
-    name: str, namespace: str, instance: str, component: str = SERVER, annotations: dict[str, str] | None = None
+    name: str,
+    namespace: str,
+    instance: str,
+    component: str = SERVER,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels(instance, component)}
     if annotations:

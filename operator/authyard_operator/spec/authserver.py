@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-
 from pydantic import Field
 
 from authyard_operator.spec.common import (
@@ -43,7 +42,7 @@ class Autoscaling(SpecModel):
         5,
         ge=1,
         le=100,
-        description="Most replicas the HPA may run. The database connection budget is divided by this number.",
+        description="Most replicas the HPA may run; the database connection budget is divided by this.",
     )
     target_cpu_utilization: int = Field(
         70,
@@ -245,7 +244,9 @@ class SigningKeysStatus(SpecModel):
 
     algorithm: SigningAlgorithm | None = Field(None, description="Algorithm of the active key.")
     active_kid: str | None = Field(None, description="kid of the key that signs new tokens.")
-    next_kid: str | None = Field(None, description="kid of the published key that signs after the next rotation.")
+    next_kid: str | None = Field(
+        None, description="kid of the published key that signs after the next rotation."
+    )
     last_rotation: str | None = Field(
         None, json_schema_extra={"format": "date-time"}, description="When the keys last rotated."
     )

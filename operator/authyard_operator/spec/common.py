@@ -9,21 +9,23 @@ bounded so that the CEL rules stay within the API server's cost budget.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from authserver.durations import DURATION_PATTERN, parse_duration
 
 # Kubernetes' own regular expression for resource quantities (250m, 1Gi, 0.5).
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern
 
 
 class SpecModel(BaseModel):
@@ -41,7 +43,20 @@ def _valid_duration(value: str) -> str:
 # Go-style duration strings ("15m", "720h", "1h30m") kept as written, so that a round trip through the
 # operator never rewrites what the user applied; `seconds_of` reads them.
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32), AfterValidator(_valid_duration)]
-Quantity = int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)]
+
+
+def _valid_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and (len(value) > 64 or not re.match(QUANTITY_PATTERN, value)):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity; write it like 250m, 0.5, 512Mi or 1Gi")
+    return value
+
+
+# One validator for both spellings, so that an error names the field once (not once per union member).
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_valid_quantity),
+    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": QUANTITY_PATTERN}]}),
+]
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 # Scope tokens per RFC 6749 §3.3: printable ASCII without space, double quote or backslash.
 Scope = Annotated[str, Field(pattern=r"^[\x21\x23-\x5B\x5D-\x7E]+$", min_length=1, max_length=256)]
@@ -93,7 +108,9 @@ class Condition(SpecModel):
     reason: str = Field(
         "", max_length=1024, description="Machine-readable CamelCase reason for the last transition."
     )
-    message: str = Field("", max_length=32768, description="Human-readable details about the last transition.")
+    message: str = Field(
+        "", max_length=32768, description="Human-readable details about the last transition."
+    )
     last_transition_time: str | None = Field(
         None,
         json_schema_extra={"format": "date-time"},

@@ -136,12 +136,13 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         field="tokenEndpointAuthMethod",
         message="public clients authenticate with tokenEndpointAuthMethod none",
         holds=lambda s: s.type != "public" or s.token_endpoint_auth_method in (None, "none"),
-        cel="self.type != 'public' || !has(self.tokenEndpointAuthMethod) || self.tokenEndpointAuthMethod == 'none'",
+        cel="self.type != 'public' || !has(self.tokenEndpointAuthMethod)"
+        " || self.tokenEndpointAuthMethod == 'none'",
     ),
     Rule(
         field="tokenEndpointAuthMethod",
         message="confidential clients authenticate with client_secret_basic or client_secret_post, not none",
-        holds=lambda s: s.type != "confidential" or s.token_endpoint_auth_method != "none",
+        holds=lambda s: s.type != "confidential" or s.token_endpoint_auth_method != "none",  # noqa: S105
         cel="self.type != 'confidential' || !has(self.tokenEndpointAuthMethod)"
         " || self.tokenEndpointAuthMethod != 'none'",
     ),
@@ -155,14 +156,16 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         field="redirectUris",
         message="authorization_code requires at least one entry in redirectUris",
         holds=lambda s: "authorization_code" not in s.grant_types or bool(s.redirect_uris),
-        cel="!('authorization_code' in self.grantTypes) || (has(self.redirectUris) && size(self.redirectUris) > 0)",
+        cel="!('authorization_code' in self.grantTypes)"
+        " || (has(self.redirectUris) && size(self.redirectUris) > 0)",
         reason="FieldValueRequired",
     ),
     Rule(
         field="redirectUris",
         message="redirectUris are used only by authorization_code: add it to grantTypes or remove them",
         holds=lambda s: not s.redirect_uris or "authorization_code" in s.grant_types,
-        cel="!has(self.redirectUris) || size(self.redirectUris) == 0 || 'authorization_code' in self.grantTypes",
+        cel="!has(self.redirectUris) || size(self.redirectUris) == 0"
+        " || 'authorization_code' in self.grantTypes",
     ),
     Rule(
         field="grantTypes",
@@ -172,7 +175,8 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
     ),
     Rule(
         field="redirectUris",
-        message="http redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); use https",
+        message="http redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, [::1]); "
+        "use https",
         holds=_redirects_on_loopback_only_for_http,
         cel=f"!has(self.redirectUris) || self.redirectUris.all(u, !u.startsWith('http://') || "
         f"u.matches(r'{LOOPBACK_HTTP}'))",
@@ -207,8 +211,9 @@ def structural_problems(error: ValidationError) -> list[Problem]:
 
 
 def parse_spec(model: type[S], raw: Any, name: str | None = None) -> tuple[S | None, list[Problem]]:
-    """Parse a spec as read from the API: the model, or None and every problem found."""
-    problems = validate_name(name) if name is not None else []
+    """Parse a spec as read from the API: the model, or None and every problem found. ``name`` is the
+    object's metadata.name, checked for AuthServers (whose children are named after it)."""
+    problems = validate_name(name) if name is not None and model is AuthServerSpec else []
     try:
         spec = model.model_validate(raw or {})
     except ValidationError as error:

@@ -1,0 +1,58 @@
+"""The server's non-secret configuration, as ``AUTHSERVER_*`` variables the pods read through envFrom.
+
+Secrets never go here: the database URL, the admin token and the session secret reach the pods through
+secretKeyRef (see ``deployment.py``). The hash of this data is stamped on the pod template, so that any
+configuration change rolls the pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from authyard_operator.endpoints import effective_issuer
+from authyard_operator.resources.meta import Names, object_meta
+from authyard_operator.sizing import PoolSizing
+from authyard_operator.spec.authserver import AuthServerSpec
+
+KEYS_DIR = "/etc/authserver/keys"
+KEYS_FILE_NAME = "signing-keys.json"
+DATA_DIR = "/var/lib/authserver"
+SQLITE_URL = f"sqlite+aiosqlite:///{DATA_DIR}/authserver.db"
+
+
+def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolSizing) -> dict[str, str]:
+    config = {
+        "AUTHSERVER_ISSUER": effective_issuer(name, namespace, spec),
+        "AUTHSERVER_DB_POOL_MIN_SIZE": str(sizing.per_worker_min),
+        "AUTHSERVER_DB_POOL_MAX_SIZE": str(sizing.per_worker_max),
+        # PgBouncer in transaction pooling hands each transaction to any server connection, where the
+        # statements asyncpg prepared earlier do not exist.
+        "AUTHSERVER_DB_STATEMENT_CACHE": "false" if spec.uses_pgbouncer else "true",
+        # Migrations run in the init container; only the embedded database also migrates on start.
+        "AUTHSERVER_DB_AUTO_MIGRATE": "true" if spec.embedded else "false",
+        "AUTHSERVER_ACCESS_TOKEN_TTL": spec.tokens.access_token_ttl,
+        "AUTHSERVER_REFRESH_TOKEN_TTL": spec.tokens.refresh_token_ttl,
+        "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
+        "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",
+        "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",  # the operator owns the keys (and their rotation)
+    }
+    if spec.embedded:
+        config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
+    return config
+
+
+def render_configmap(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolSizing) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(Names(name).config, namespace, name),
+        "data": server_config(name, namespace, spec, sizing),
+    }
+
+
+def config_hash(*documents: Any) -> str:
+    """A short, stable digest of the given JSON-able documents."""
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -1,0 +1,391 @@
+"""The children of an AuthServer, renderer by renderer."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from authyard_operator.constants import CONFIG_HASH_ANNOTATION, DEFAULT_IMAGE
+from authyard_operator.dburl import parse_database_url
+from authyard_operator.resources.bundle import Observed, unwanted_children
+from authyard_operator.resources.configmap import config_hash, render_configmap
+from authyard_operator.resources.deployment import render_deployment
+from authyard_operator.resources.hpa import render_hpa
+from authyard_operator.resources.ownership import owned_by
+from authyard_operator.resources.pdb import render_pdb
+from authyard_operator.resources.pgbouncer import databases_ini, pgbouncer_ini, userlist
+from authyard_operator.resources.service import render_service
+from authyard_operator.resources.serviceaccount import render_service_account
+from authyard_operator.resources.servicemonitor import render_service_monitor
+from authyard_operator.resources.storage import render_data_claim
+from authyard_operator.sizing import size_pools
+
+from tests.operator.support import DB, DB_URL, SPECS, by_kind, render, spec_of
+
+LABELS = {
+    "app.kubernetes.io/name": "authserver",
+    "app.kubernetes.io/instance": "auth",
+    "app.kubernetes.io/managed-by": "authyard-operator",
+}
+
+
+def deployment_of(raw: dict[str, Any]) -> dict[str, Any]:
+    spec = spec_of(raw)
+    return render_deployment("auth", "platform", spec, size_pools(spec), "abc123")
+
+
+def server_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_every_child_is_labelled_and_namespaced(spec_name: str) -> None:
+    for child in render(SPECS[spec_name]).children:
+        assert child["metadata"]["namespace"] == "platform"
+        assert LABELS.items() <= child["metadata"]["labels"].items(), child["kind"]
+
+
+def test_embedded_children() -> None:
+    children = by_kind(render({}))
+    assert set(children) == {
+        ("ServiceAccount", "auth"),
+        ("ConfigMap", "auth-config"),
+        ("Secret", "auth-signing-keys"),
+        ("Secret", "auth-admin"),
+        ("PersistentVolumeClaim", "auth-data"),
+        ("Deployment", "auth"),
+        ("Service", "auth"),
+        ("PodDisruptionBudget", "auth"),
+        ("ServiceMonitor", "auth"),
+    }
+
+
+def test_pgbouncer_and_hpa_children() -> None:
+    children = by_kind(render(SPECS["pgbouncer"]))
+    assert {
+        ("HorizontalPodAutoscaler", "auth"),
+        ("Deployment", "auth-pgbouncer"),
+        ("Service", "auth-pgbouncer"),
+        ("ConfigMap", "auth-pgbouncer"),
+        ("Secret", "auth-pgbouncer"),
+        ("PodDisruptionBudget", "auth-pgbouncer"),
+    } <= set(children)
+    assert ("PersistentVolumeClaim", "auth-data") not in children
+
+
+def test_no_service_monitor_without_its_crd() -> None:
+    desired = render({}, Observed(service_monitor_available=False))
+    assert "ServiceMonitor" not in {child["kind"] for child in desired.children}
+
+
+def test_unwanted_children_follow_the_spec() -> None:
+    assert ("autoscaling/v2", "HorizontalPodAutoscaler", "auth") in unwanted_children("auth", spec_of({}))
+    assert ("apps/v1", "Deployment", "auth-pgbouncer") in unwanted_children("auth", spec_of({}))
+    assert unwanted_children("auth", spec_of(SPECS["pgbouncer"])) == []
+
+
+def test_rendering_refuses_a_spec_that_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="embedded SQLite"):
+        render({"replicas": 2})
+
+
+def test_service_account_mounts_no_token() -> None:
+    assert render_service_account("auth", "platform")["automountServiceAccountToken"] is False
+
+
+def test_configmap_for_embedded_sqlite() -> None:
+    spec = spec_of({})
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert data == {
+        "AUTHSERVER_ISSUER": "http://auth.platform.svc:8080",
+        "AUTHSERVER_DB_POOL_MIN_SIZE": "1",
+        "AUTHSERVER_DB_POOL_MAX_SIZE": "5",
+        "AUTHSERVER_DB_STATEMENT_CACHE": "true",
+        "AUTHSERVER_DB_AUTO_MIGRATE": "true",
+        "AUTHSERVER_ACCESS_TOKEN_TTL": "15m",
+        "AUTHSERVER_REFRESH_TOKEN_TTL": "720h",
+        "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
+        "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
+        "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",
+        "AUTHSERVER_DATABASE_URL": "sqlite+aiosqlite:////var/lib/authserver/authserver.db",
+    }
+
+
+def test_configmap_for_postgres_holds_no_secret() -> None:
+    spec = spec_of(SPECS["direct-hpa"])
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert "AUTHSERVER_DATABASE_URL" not in data and "AUTHSERVER_ADMIN_TOKEN" not in data
+    assert data["AUTHSERVER_ISSUER"] == "https://auth.example.com"
+    assert data["AUTHSERVER_DB_AUTO_MIGRATE"] == "false"
+    # 90 usable connections / (20 pods x 2 workers) = 2 per worker
+    assert (data["AUTHSERVER_DB_POOL_MAX_SIZE"], data["AUTHSERVER_DB_POOL_MIN_SIZE"]) == ("2", "1")
+
+
+def test_configmap_behind_pgbouncer_turns_off_the_statement_cache() -> None:
+    spec = spec_of(SPECS["pgbouncer"])
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert data["AUTHSERVER_DB_STATEMENT_CACHE"] == "false"
+    assert data["AUTHSERVER_DB_POOL_MAX_SIZE"] == "9"
+
+
+def test_config_hash_is_stable_and_sensitive() -> None:
+    assert config_hash({"a": "1", "b": "2"}) == config_hash({"b": "2", "a": "1"})
+    assert config_hash({"a": "1"}) != config_hash({"a": "2"})
+    first = render({"tokens": {"accessTokenTTL": "15m"}})
+    second = render({"tokens": {"accessTokenTTL": "10m"}})
+    annotation = {
+        d.config_hash: by_kind(d)[("Deployment", "auth")]["spec"]["template"]["metadata"]["annotations"]
+        for d in (first, second)
+    }
+    assert len(annotation) == 2
+    for digest, pod_annotations in annotation.items():
+        assert pod_annotations[CONFIG_HASH_ANNOTATION] == digest
+
+
+def test_deployment_runs_the_server_contract() -> None:
+    deployment = deployment_of(SPECS["direct"])
+    pod = deployment["spec"]["template"]["spec"]
+    server = server_container(deployment)
+    assert server["image"] == DEFAULT_IMAGE
+    assert server["command"] == "authserver serve --host 0.0.0.0 --port 8080 --workers 1".split()
+    assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert server["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert server["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert server["envFrom"] == [{"configMapRef": {"name": "auth-config"}}]
+    (migrate,) = pod["initContainers"]
+    assert migrate["command"] == ["authserver", "migrate"]
+    assert migrate["image"] == server["image"] and migrate["env"] == server["env"]
+    assert migrate["envFrom"] == server["envFrom"]
+    env = env_of(server)
+    assert env["AUTHSERVER_DATABASE_URL"] == {"secretKeyRef": {"name": "auth-db", "key": "url"}}
+    assert env["AUTHSERVER_ADMIN_TOKEN"] == {"secretKeyRef": {"name": "auth-admin", "key": "token"}}
+    assert env["AUTHSERVER_SESSION_SECRET"] == {
+        "secretKeyRef": {"name": "auth-admin", "key": "session-secret"}
+    }
+    assert pod["serviceAccountName"] == "auth"
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {CONFIG_HASH_ANNOTATION: "abc123"}
+
+
+def test_deployment_is_hardened() -> None:
+    deployment = deployment_of(SPECS["direct"])
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"] + pod["initContainers"]:
+        context = container["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        assert mounts["/tmp"] == "tmp"
+        assert mounts["/etc/authserver/keys"] == "signing-keys"
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert "emptyDir" in volumes["tmp"]
+    assert volumes["signing-keys"]["secret"]["secretName"] == "auth-signing-keys"
+    assert "items" not in volumes["signing-keys"]["secret"]  # whole-volume mount: rotations reach the pods
+    assert all("subPath" not in mount for mount in server_container(deployment)["volumeMounts"])
+
+
+def test_deployment_resources_default_and_override() -> None:
+    assert server_container(deployment_of({}))["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    custom = server_container(deployment_of(SPECS["direct-hpa"]))["resources"]
+    assert custom == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+
+
+def test_deployment_leaves_replicas_to_the_hpa() -> None:
+    deployment = deployment_of(SPECS["direct-hpa"])
+    assert "replicas" not in deployment["spec"]
+    assert server_container(deployment)["command"][-1] == "2"  # workers
+
+
+def test_embedded_deployment_uses_the_claim_and_recreates() -> None:
+    deployment = deployment_of({})
+    pod = deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "auth-data"}} in pod["volumes"]
+    assert {"name": "data", "mountPath": "/var/lib/authserver"} in server_container(deployment)[
+        "volumeMounts"
+    ]
+    assert "AUTHSERVER_DATABASE_URL" not in env_of(server_container(deployment))  # from the ConfigMap
+    assert deployment["spec"]["replicas"] == 1
+
+
+def test_rollout_surges_only_within_the_budget() -> None:
+    roomy = deployment_of(
+        {"database": DB, "replicas": 2, "workers": 1} | {"database": {**DB, "maxConnections": 1000}}
+    )
+    # 2 pods x 450 = 900 of 900 usable: no room for a third pod
+    assert roomy["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    many = deployment_of(SPECS["direct-hpa"])  # 21 x 4 = 84 <= 90
+    assert many["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_deployment_behind_pgbouncer_points_only_the_server_at_it() -> None:
+    deployment = deployment_of(SPECS["pgbouncer"])
+    server_env = env_of(server_container(deployment))
+    assert server_env["AUTHSERVER_DATABASE_HOST_OVERRIDE"] == "auth-pgbouncer.platform.svc"
+    assert server_env["AUTHSERVER_DATABASE_PORT_OVERRIDE"] == "6432"
+    assert server_env["AUTHSERVER_DATABASE_SSL_OVERRIDE"] == "disable"
+    migrate_env = env_of(deployment["spec"]["template"]["spec"]["initContainers"][0])
+    assert "AUTHSERVER_DATABASE_HOST_OVERRIDE" not in migrate_env  # migrations need a real session
+
+
+def test_image_override() -> None:
+    assert server_container(deployment_of({"image": "registry.local/authserver:dev"}))["image"] == (
+        "registry.local/authserver:dev"
+    )
+
+
+def test_service() -> None:
+    service = render_service("auth", "platform")
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == {
+        "app.kubernetes.io/name": "authserver",
+        "app.kubernetes.io/instance": "auth",
+        "app.kubernetes.io/component": "server",
+    }
+    deployment = deployment_of({})
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_hpa() -> None:
+    hpa = render_hpa("auth", "platform", spec_of(SPECS["direct-hpa"]))
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "auth"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 20)
+    metrics = hpa["spec"]["metrics"]
+    assert metrics[0]["resource"] == {
+        "name": "cpu",
+        "target": {"type": "Utilization", "averageUtilization": 70},
+    }
+    assert metrics[1]["resource"] == {
+        "name": "memory",
+        "target": {"type": "Utilization", "averageUtilization": 80},
+    }
+    assert metrics[2] == {
+        "type": "Pods",
+        "pods": {
+            "metric": {"name": "http_requests_per_second"},
+            "target": {"type": "AverageValue", "averageValue": "50"},
+        },
+    }
+    without_rps = render_hpa("auth", "platform", spec_of(SPECS["pgbouncer"]))
+    assert [metric["type"] for metric in without_rps["spec"]["metrics"]] == ["Resource", "Resource"]
+
+
+def test_pdb() -> None:
+    pdb = render_pdb("auth", "platform")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+
+
+def test_service_monitor() -> None:
+    monitor = render_service_monitor("auth", "platform")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["kind"] == "ServiceMonitor"
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"] == render_service("auth", "platform")["spec"]["selector"]
+    )
+
+
+def test_data_claim() -> None:
+    claim = render_data_claim(
+        "auth", "platform", spec_of({"storage": {"size": "5Gi", "storageClassName": "fast"}})
+    )
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "fast",
+    }
+    assert "storageClassName" not in render_data_claim("auth", "platform", spec_of({}))["spec"]
+
+
+def test_pgbouncer_config() -> None:
+    spec = spec_of(SPECS["pgbouncer"])
+    database = parse_database_url(DB_URL)
+    ini = pgbouncer_ini(size_pools(spec), database)
+    lines = set(ini.splitlines())
+    assert {
+        "[pgbouncer]",
+        "pool_mode = transaction",
+        "listen_port = 6432",
+        "default_pool_size = 45",
+        "max_db_connections = 45",
+        "max_client_conn = 180",
+        "server_tls_sslmode = require",
+        "auth_type = scram-sha-256",
+    } <= lines
+    assert "s3cr" not in ini  # the ConfigMap holds no password
+    assert (
+        databases_ini(database) == "[databases]\n'authyard' = host='pg.db.svc' port=5433 dbname='authyard'\n"
+    )
+    assert userlist(database) == '"authyard" "s3cr@t"\n'
+
+
+def test_pgbouncer_objects() -> None:
+    children = by_kind(render(SPECS["pgbouncer"]))
+    deployment = children[("Deployment", "auth-pgbouncer")]
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["containers"][0]["command"] == ["pgbouncer", "/etc/pgbouncer/config/pgbouncer.ini"]
+    assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "pgbouncer"
+    service = children[("Service", "auth-pgbouncer")]
+    assert service["spec"]["ports"][0]["port"] == 6432
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    secret = children[("Secret", "auth-pgbouncer")]
+    assert base64.b64decode(secret["data"]["userlist.txt"]).decode() == '"authyard" "s3cr@t"\n'
+    annotations = str(deployment["spec"]["template"]["metadata"]["annotations"])
+    assert "s3cr" not in annotations
+
+
+def test_pgbouncer_needs_the_database_url() -> None:
+    with pytest.raises(ValueError, match="urlSecretRef"):
+        render(SPECS["pgbouncer"], Observed(database_url=None))
+    with pytest.raises(ValueError, match="postgresql://"):
+        render(SPECS["pgbouncer"], Observed(database_url="mysql://u:p@h/db"))
+
+
+OWNER = {
+    "apiVersion": "authyard.dev/v1alpha1",
+    "kind": "AuthServer",
+    "metadata": {"name": "auth", "namespace": "platform", "uid": "1234"},
+}
+
+
+def test_owned_by_adds_one_controller_reference() -> None:
+    service = render_service("auth", "platform")
+    owned = owned_by(service, OWNER)
+    assert owned["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "authyard.dev/v1alpha1",
+            "kind": "AuthServer",
+            "name": "auth",
+            "uid": "1234",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert "ownerReferences" not in service["metadata"]  # the input is not modified
+    assert owned_by(owned, OWNER) == owned  # idempotent
+
+
+def test_owned_by_refuses_another_namespace() -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        owned_by(render_service("auth", "elsewhere"), OWNER)

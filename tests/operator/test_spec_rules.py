@@ -1,0 +1,335 @@
+"""Invalid specs are rejected with a message that says what to fix: by the CRD schema (structural), by its
+CEL rules, and by the operator's own ``validate_semantics`` (the same rules, run on every reconcile)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+from authyard_operator.spec import AuthServerSpec, OAuthClientSpec, parse_spec, validate_semantics
+from authyard_operator.spec.rules import AUTHSERVER_RULES, NAME_CEL, OAUTHCLIENT_RULES, validate_name
+
+from tests.operator.support import DB, apply_defaults, schema_of, strict
+
+MODELS = {"AuthServer": AuthServerSpec, "OAuthClient": OAuthClientSpec}
+CLIENT = {"authServerRef": {"name": "auth"}}
+SPA = {**CLIENT, "type": "public", "grantTypes": ["authorization_code"], "redirectUris": ["https://app/cb"]}
+
+# (kind, spec, field the problem points at, words of the message, who rejects it)
+# who: "schema" = the CRD's OpenAPI schema (and pydantic); "cel" = a CEL rule in the CRD and
+# validate_semantics; "operator" = validate_semantics only (CEL cannot express it).
+INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
+    ("AuthServer", {"replicas": 0}, "spec.replicas", "greater than or equal to 1", "schema"),
+    ("AuthServer", {"replicas": "two"}, "spec.replicas", "integer", "schema"),
+    ("AuthServer", {"issuer": "ftp://auth"}, "spec.issuer", "pattern", "schema"),
+    ("AuthServer", {"issuer": "https://auth.example.com/"}, "spec.issuer", "pattern", "schema"),
+    (
+        "AuthServer",
+        {"tokens": {"signingAlgorithm": "HS256"}},
+        "spec.tokens.signingAlgorithm",
+        "ES256",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"tokens": {"accessTokenTTL": "15 minutes"}},
+        "spec.tokens.accessTokenTTL",
+        "pattern",
+        "schema",
+    ),
+    ("AuthServer", {"autoscaling": {"maxReplicas": 101}}, "spec.autoscaling.maxReplicas", "100", "schema"),
+    ("AuthServer", {"database": {"maxConnections": 10}}, "spec.database.urlSecretRef", "required", "schema"),
+    (
+        "AuthServer",
+        {"database": {**DB, "pooler": {"type": "pgpool"}}},
+        "spec.database.pooler.type",
+        "pgbouncer",
+        "schema",
+    ),
+    ("AuthServer", {"replicaz": 2}, "spec.replicaz", "not permitted", "schema"),
+    (
+        "AuthServer",
+        {"resources": {"requests": {"cpu": "lots"}}},
+        "spec.resources.requests.cpu",
+        "quantity",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}},
+        "spec.autoscaling.minReplicas",
+        "minReplicas must be less than or equal to autoscaling.maxReplicas",
+        "cel",
+    ),
+    ("AuthServer", {"replicas": 3}, "spec.replicas", "embedded SQLite", "cel"),
+    ("AuthServer", {"autoscaling": {"enabled": True}}, "spec.autoscaling.enabled", "cannot autoscale", "cel"),
+    (
+        "AuthServer",
+        {"database": DB, "autoscaling": {"enabled": True}, "resources": {"limits": {"memory": "1Gi"}}},
+        "spec.resources.requests",
+        "cpu and memory requests",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        {"tokens": {"accessTokenTTL": "30s"}},
+        "spec.tokens.accessTokenTTL",
+        "between 1m and 24h",
+        "operator",
+    ),
+    (
+        "AuthServer",
+        {"tokens": {"accessTokenTTL": "2h", "refreshTokenTTL": "1h"}},
+        "spec.tokens.refreshTokenTTL",
+        "longer than tokens.accessTokenTTL",
+        "operator",
+    ),
+    (
+        "AuthServer",
+        {"tokens": {"keyRotationInterval": "10m"}},
+        "spec.tokens.keyRotationInterval",
+        "at least 1h",
+        "operator",
+    ),
+    ("OAuthClient", {}, "spec.authServerRef", "required", "schema"),
+    ("OAuthClient", {**CLIENT, "type": "secretive"}, "spec.type", "confidential", "schema"),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": ["password"]},
+        "spec.grantTypes[0]",
+        "client_credentials",
+        "schema",
+    ),
+    ("OAuthClient", {**CLIENT, "grantTypes": []}, "spec.grantTypes", "at least 1", "schema"),
+    (
+        "OAuthClient",
+        {**SPA, "redirectUris": ["https://app/cb#frag"]},
+        "spec.redirectUris[0]",
+        "pattern",
+        "schema",
+    ),
+    ("OAuthClient", {**CLIENT, "scopes": ["a b"]}, "spec.scopes[0]", "pattern", "schema"),
+    (
+        "OAuthClient",
+        {**CLIENT, "secret": {"name": "x", "policy": "Maybe"}},
+        "spec.secret.policy",
+        "Generate",
+        "schema",
+    ),
+    ("OAuthClient", {**CLIENT, "accessTokenTTL": "5 min"}, "spec.accessTokenTTL", "pattern", "schema"),
+    (
+        "OAuthClient",
+        {**SPA, "secret": {"name": "spa-secret"}},
+        "spec.secret",
+        "public clients have no secret",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**SPA, "tokenEndpointAuthMethod": "client_secret_basic"},
+        "spec.tokenEndpointAuthMethod",
+        "public clients authenticate with tokenEndpointAuthMethod none",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "tokenEndpointAuthMethod": "none"},
+        "spec.tokenEndpointAuthMethod",
+        "confidential clients authenticate with client_secret_basic",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "type": "public", "grantTypes": ["client_credentials"]},
+        "spec.grantTypes",
+        "public clients cannot use client_credentials",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": ["authorization_code"]},
+        "spec.redirectUris",
+        "authorization_code requires at least one entry in redirectUris",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "redirectUris": ["https://app/cb"]},
+        "spec.redirectUris",
+        "used only by authorization_code",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": ["client_credentials", "refresh_token"]},
+        "spec.grantTypes",
+        "refresh_token requires authorization_code",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**SPA, "redirectUris": ["http://app.example.com/cb"]},
+        "spec.redirectUris",
+        "only for loopback hosts",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "accessTokenTTL": "48h"},
+        "spec.accessTokenTTL",
+        "between 1m and 24h",
+        "operator",
+    ),
+]
+
+
+def _id(case: tuple[str, dict[str, Any], str, str, str]) -> str:
+    return f"{case[0]}:{case[2]}:{case[4]}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "spec", "field", "words", "who"), INVALID, ids=[_id(case) for case in INVALID]
+)
+def test_invalid_spec_is_rejected_with_a_readable_message(
+    kind: str, spec: dict[str, Any], field: str, words: str, who: str
+) -> None:
+    parsed, problems = parse_spec(MODELS[kind], spec, "auth")
+    assert parsed is None
+    assert any(problem.field == field and words in problem.message for problem in problems), problems
+    crd_schema = schema_of(kind)
+    document = {
+        "apiVersion": "authyard.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "auth"},
+        "spec": spec,
+    }
+    defaulted = {**document, "spec": apply_defaults(crd_schema["properties"]["spec"], spec)}
+    if who == "schema":
+        with pytest.raises(jsonschema.ValidationError) as rejected:
+            jsonschema.validate(defaulted, strict(crd_schema))
+        assert rejected.value.message  # jsonschema's own wording, as kubectl would show the API server's
+        return
+    jsonschema.validate(defaulted, strict(crd_schema))  # structurally fine: a cross-field rule catches it
+    cel_messages = [
+        rule["message"] for rule in crd_schema["properties"]["spec"].get("x-kubernetes-validations", [])
+    ]
+    if who == "cel":
+        assert any(words in message for message in cel_messages), "the CRD has no CEL rule for this"
+    else:
+        assert not any(words in message for message in cel_messages)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"replicas": 1, "tokens": {"accessTokenTTL": "1h30m", "refreshTokenTTL": "30d"}},
+        {"database": DB, "replicas": 4},
+        {"database": DB, "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 3}},
+        {
+            "database": DB,
+            "autoscaling": {"enabled": True},
+            "resources": {"requests": {"cpu": 1, "memory": "1Gi"}},
+        },
+        {"autoscaling": {"enabled": False, "minReplicas": 9, "maxReplicas": 2}},  # ignored while disabled
+    ],
+)
+def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:
+    assert validate_semantics(AuthServerSpec.model_validate(spec)) == []
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CLIENT,
+        {**SPA, "grantTypes": ["authorization_code", "refresh_token"]},
+        {
+            **SPA,
+            "redirectUris": [
+                "http://localhost:5173/cb",
+                "http://127.0.0.1/cb",
+                "http://[::1]:8080/",
+                "app://cb",
+            ],
+        },
+        {
+            **CLIENT,
+            "tokenEndpointAuthMethod": "client_secret_post",
+            "secret": {"name": "x", "policy": "RequireExisting"},
+        },
+    ],
+)
+def test_valid_client_specs_have_no_problems(spec: dict[str, Any]) -> None:
+    assert validate_semantics(OAuthClientSpec.model_validate(spec)) == []
+
+
+def test_effective_client_defaults() -> None:
+    confidential = OAuthClientSpec.model_validate(CLIENT)
+    assert confidential.effective_auth_method == "client_secret_basic"
+    assert confidential.effective_secret("orders").name == "orders-oauth-client"
+    public = OAuthClientSpec.model_validate(SPA)
+    assert public.effective_auth_method == "none" and public.effective_secret("spa") is None
+
+
+@pytest.mark.parametrize("name", ["auth", "a", "auth-2", "a" * 50])
+def test_valid_names(name: str) -> None:
+    assert validate_name(name) == []
+
+
+@pytest.mark.parametrize("name", ["2auth", "Auth", "auth-", "a" * 51, "auth.example"])
+def test_invalid_names(name: str) -> None:
+    (problem,) = validate_name(name)
+    assert problem.field == "metadata.name" and "at most 50 characters" in problem.message
+    assert NAME_CEL in str(schema_of("AuthServer")["x-kubernetes-validations"])
+
+
+def _fields_in(schema: dict[str, Any], path: list[str]) -> bool:
+    node = schema
+    for part in path:
+        if part not in node.get("properties", {}):
+            return False
+        node = node["properties"][part]
+    return True
+
+
+@pytest.mark.parametrize(
+    ("kind", "rules"), [("AuthServer", AUTHSERVER_RULES), ("OAuthClient", OAUTHCLIENT_RULES)]
+)
+def test_cel_rules_only_name_fields_that_exist(kind: str, rules: tuple[Any, ...]) -> None:
+    """CEL cannot run here; at least every `self.a.b` it reads and every fieldPath must exist in the schema,
+    and the parentheses must balance."""
+    spec_schema = schema_of(kind)["properties"]["spec"]
+    for rule in rules:
+        assert _fields_in(spec_schema, rule.field.split(".")), rule.field
+        if rule.cel is None:
+            continue
+        assert rule.cel.count("(") == rule.cel.count(")"), rule.cel
+        for reference, call in re.findall(r"self((?:\.[A-Za-z]+)+)(\(?)", rule.cel):
+            path = reference.strip(".").split(".")[: -1 if call else None]  # self.list.all(...): a method
+            assert _fields_in(spec_schema, path), f"{reference} in {rule.cel}"
+
+
+def test_every_cel_rule_is_in_the_crd() -> None:
+    for kind, rules in (("AuthServer", AUTHSERVER_RULES), ("OAuthClient", OAUTHCLIENT_RULES)):
+        in_crd = schema_of(kind)["properties"]["spec"]["x-kubernetes-validations"]
+        expected = [
+            {"rule": r.cel, "message": r.message, "fieldPath": r.field_path, "reason": r.reason}
+            for r in rules
+            if r.cel
+        ]
+        assert in_crd == expected
+
+
+def test_structural_problems_point_at_spec_fields() -> None:
+    _, problems = parse_spec(OAuthClientSpec, {**CLIENT, "scopes": ["ok", "not ok"]})
+    assert str(problems[0]).startswith("spec.scopes[1]: String should match pattern")
+
+
+def test_client_names_are_not_bound_by_the_authserver_name_rule() -> None:
+    spec, problems = parse_spec(OAuthClientSpec, CLIENT, "a-rather-long-client-name-" + "x" * 40)
+    assert spec is not None and problems == []
+    assert "x-kubernetes-validations" not in schema_of("OAuthClient")
+    _, problems = parse_spec(AuthServerSpec, {}, "2bad")
+    assert [problem.field for problem in problems] == ["metadata.name"]
