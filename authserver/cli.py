@@ -93,17 +93,41 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password_from_stdin() -> str | None:
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("a password is required on standard input (--password-stdin)", file=sys.stderr)
+        return None
+    if len(password) < 8:
+        print("the password must be at least 8 characters", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    from authserver.crypto.passwords import hash_password
+    from authserver.storage.sql_store import SqlStore
+
+    password = _password_from_stdin()
+    if password is None:
+        return 2
+    password_hash = hash_password(password)
+    if not asyncio.run(
+        _with_engine(lambda engine: SqlStore(engine).set_password(args.username, password_hash))
+    ):
+        print(f"no user {args.username}", file=sys.stderr)
+        return 1
+    print(json.dumps({"username": args.username, "password": "changed"}))
+    return 0
+
+
 def cmd_users_create(args: argparse.Namespace) -> int:
     from authserver.crypto.passwords import hash_password
     from authserver.protocol.models import User
     from authserver.storage.sql_store import SqlStore
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
-    if not password:
-        print("a password is required on standard input (--password-stdin)", file=sys.stderr)
-        return 2
-    if len(password) < 8:
-        print("the password must be at least 8 characters", file=sys.stderr)
+    password = _password_from_stdin()
+    if password is None:
         return 2
     user = User(
         user_id=str(uuid.uuid4()),
@@ -202,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--email")
     user.add_argument("--name")
     user.set_defaults(handler=cmd_users_create)
+    password = users.add_parser("set-password", help="replace a user's password")
+    password.add_argument("--username", required=True)
+    password.add_argument("--password-stdin", action="store_true", required=True)
+    password.set_defaults(handler=cmd_users_set_password)
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     rotate_keys = keys.add_parser("rotate", help="promote the next key, retire the active one")

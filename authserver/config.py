@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite+aiosqlite:///./authserver.db", description="SQLAlchemy async URL.")
     database_host_override: str | None = Field(None, description="Connect to this host instead (PgBouncer).")
     database_port_override: int | None = Field(None, description="Connect to this port instead (PgBouncer).")
+    database_ssl_override: str | None = Field(
+        None, description="asyncpg ssl mode to use instead of the URL's (PgBouncer without TLS: disable)."
+    )
     db_pool_min_size: int = Field(1, ge=0, description="Connections each worker keeps open.")
     db_pool_max_size: int = Field(10, ge=1, description="Most connections one worker may open.")
     db_pool_timeout: Duration = Field(

@@ -121,6 +121,13 @@ class SqlStore:
                 )
             )
 
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                update(users).where(users.c.username == username).values(password_hash=password_hash)
+            )
+        return result.rowcount == 1
+
     # Authorization codes
     async def save_authorization_code(self, code_hash: str, code: AuthorizationCode) -> None:
         async with self.engine.begin() as connection:

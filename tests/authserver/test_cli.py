@@ -1,0 +1,89 @@
+"""The `authserver` command's chores on a bare machine (embedded SQLite in the working directory)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authserver", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    )
+
+
+def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
+    created = _run(
+        tmp_path,
+        "clients",
+        "create",
+        "--name",
+        "Orders",
+        "--client-id",
+        "orders",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "orders.read",
+    )
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert client["client_id"] == "orders" and len(client["client_secret"]) >= 43
+    assert client["client_secret"] not in created.stderr
+    again = _run(
+        tmp_path,
+        "clients",
+        "create",
+        "--name",
+        "Orders",
+        "--client-id",
+        "orders",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "orders.read",
+    )
+    assert "client_secret" not in json.loads(again.stdout) and "already exists" in again.stderr
+
+    user = _run(
+        tmp_path, "users", "create", "--username", "bob", "--password-stdin", stdin="s3cret-passw0rd\n"
+    )
+    assert user.returncode == 0 and json.loads(user.stdout)["username"] == "bob"
+    duplicate = _run(
+        tmp_path, "users", "create", "--username", "bob", "--password-stdin", stdin="another-pass\n"
+    )
+    assert duplicate.returncode == 1
+    short = _run(tmp_path, "users", "create", "--username", "eve", "--password-stdin", stdin="short\n")
+    assert short.returncode == 2 and "8 characters" in short.stderr
+    changed = _run(
+        tmp_path, "users", "set-password", "--username", "bob", "--password-stdin", stdin="new-passw0rd\n"
+    )
+    assert changed.returncode == 0
+    assert (
+        _run(
+            tmp_path, "users", "set-password", "--username", "zed", "--password-stdin", stdin="new-passw0rd\n"
+        ).returncode
+        == 1
+    )
+
+    document = json.loads((tmp_path / "authserver-keys.json").read_text())
+    assert (tmp_path / "authserver-keys.json").stat().st_mode & 0o077 == 0  # private keys: owner only
+    rotated = _run(tmp_path, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    after = json.loads(rotated.stdout)
+    published_before = [key["kid"] for key in document["keys"]]
+    assert after["active_kid"] != document["active_kid"] and after["active_kid"] in published_before
+    assert document["active_kid"] in after["published"] and len(after["published"]) == 3
+    for output in (created, user, changed, rotated):
+        assert (
+            '"d"' not in output.stdout + output.stderr
+            and "s3cret-passw0rd" not in output.stdout + output.stderr
+        )
