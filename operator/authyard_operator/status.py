@@ -109,6 +109,41 @@ def invalid_spec_status(
     return failed_status(generation, "InvalidSpec", "; ".join(map(str, problems)), now, previous)
 
 
+def _readiness(deployment: DeploymentState | None) -> tuple[tuple[bool, str, str], tuple[bool, str, str]]:
+    """(Ready, Progressing) from the server Deployment's rollout."""
+    if deployment is None:
+        waiting = "waiting for the Deployment"
+        return (False, "Creating", waiting), (True, "Creating", waiting)
+    if deployment.rolled_out:
+        message = f"{deployment.ready}/{deployment.desired} replicas ready"
+        return (True, "Available", message), (False, "Complete", message)
+    message = f"{deployment.ready}/{deployment.desired} replicas ready, {deployment.updated} updated"
+    return (False, "RollingOut", message), (True, "RollingOut", message)
+
+
+def with_deployment_state(
+    previous: dict[str, Any], generation: int, deployment: DeploymentState, now: datetime
+) -> dict[str, Any] | None:
+    """The status after the Deployment's rollout moved on; None when a full reconcile must decide instead
+    (the spec changed since the last one, or it failed: its reason must not be overwritten)."""
+    conditions = previous.get("conditions") or []
+    degraded = next((c for c in conditions if c.get("type") == DEGRADED), None)
+    if (
+        previous.get("observedGeneration") != generation
+        or degraded is None
+        or degraded.get("status") != "False"
+    ):
+        return None
+    ready, progressing = _readiness(deployment)
+    degraded_values = (False, degraded.get("reason", "AsExpected"), degraded.get("message", ""))
+    return {
+        **previous,
+        "conditions": _conditions(ready, progressing, degraded_values, generation, now, conditions),
+        "replicas": deployment.replicas,
+        "readyReplicas": deployment.ready,
+    }
+
+
 def reconciled_status(
     *,
     generation: int,
@@ -121,15 +156,7 @@ def reconciled_status(
     previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The status after every child was applied: Ready once the Deployment has rolled out."""
-    if deployment is None:
-        ready = (False, "Creating", "waiting for the Deployment")
-        progressing = (True, "Creating", "waiting for the Deployment")
-    elif deployment.rolled_out:
-        message = f"{deployment.ready}/{deployment.desired} replicas ready"
-        ready, progressing = (True, "Available", message), (False, "Complete", message)
-    else:
-        message = f"{deployment.ready}/{deployment.desired} replicas ready, {deployment.updated} updated"
-        ready, progressing = (False, "RollingOut", message), (True, "RollingOut", message)
+    ready, progressing = _readiness(deployment)
     degraded = (False, "AsExpected", sizing.message)
     previous_conditions = (previous or {}).get("conditions", [])
     return {

@@ -1,0 +1,1 @@
+"""kopf handlers: thin translations between kopf and the reconcile functions."""

@@ -1,0 +1,69 @@
+"""AuthServer handlers: reconcile on every change, on resume, and on a timer (drift, key rotation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from authyard_operator.clock import utcnow
+from authyard_operator.constants import FIELD_MANAGER, GROUP, VERSION
+from authyard_operator.handlers.common import finish, measured
+from authyard_operator.kube.client import KubeError
+from authyard_operator.reconcile.authserver import api_failure, reconcile_authserver
+from authyard_operator.reconcile.outcome import Outcome
+from authyard_operator.settings import OperatorSettings
+from authyard_operator.status import DeploymentState, with_deployment_state
+
+KIND = "AuthServer"
+# Read once at import: kopf's decorators need the interval when handlers are registered.
+RESYNC_SECONDS = OperatorSettings().resync_interval.total_seconds()
+PLURAL = "authservers"
+
+
+async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
+    meta = body["metadata"]
+    async with memo.locks.of(KIND, meta["namespace"], meta["name"]), measured(KIND) as result:
+        try:
+            outcome = await reconcile_authserver(memo.kube, dict(body), utcnow())
+        except KubeError as error:
+            outcome = api_failure(error, dict(body), utcnow())
+        if outcome.failed:
+            result["value"] = "failure"
+        return outcome
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    outcome = await _reconcile(body, memo)
+    # A rollout in progress is not a failure: the Deployment watcher below reports its end.
+    finish(body, patch, outcome, retry=outcome.failed and not outcome.permanent_failure)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Corrects drift in children, rotates and prunes keys on schedule, refreshes readiness."""
+    outcome = await _reconcile(body, memo)
+    finish(body, patch, outcome, retry=False)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
+async def deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A server Deployment's rollout moved: update its AuthServer's readiness without a full reconcile."""
+    owner = next((ref for ref in body["metadata"].get("ownerReferences", [])
+                  if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
+    if owner is None or body["metadata"]["name"] != owner["name"]:
+        return  # PgBouncer's Deployment, or not ours
+    namespace = body["metadata"]["namespace"]
+    async with memo.locks.of(KIND, namespace, owner["name"]):
+        authserver = await memo.kube.get(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"])
+        if authserver is None or authserver["metadata"].get("uid") != owner.get("uid"):
+            return
+        generation = int(authserver["metadata"].get("generation") or 1)
+        status = with_deployment_state(
+            authserver.get("status") or {}, generation, DeploymentState.of(dict(body)), utcnow()
+        )
+        if status is not None and status != authserver.get("status"):
+            await memo.kube.patch_status(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"], status)

@@ -1,0 +1,46 @@
+"""What every handler does with an Outcome: status patch, events, retry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import kopf
+
+from authyard_operator import metrics
+from authyard_operator.reconcile.outcome import Outcome
+
+
+def post_events(body: dict[str, Any], outcome: Outcome) -> None:
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def finish(body: dict[str, Any], patch: kopf.Patch, outcome: Outcome, *, retry: bool = True) -> None:
+    """Write the status, post the events, and ask kopf to come back when the outcome wants it."""
+    patch.status.update(outcome.status)
+    post_events(body, outcome)
+    if retry and outcome.retry_after is not None:
+        raise kopf.TemporaryError(_first_warning(outcome), delay=outcome.retry_after)
+
+
+def _first_warning(outcome: Outcome) -> str:
+    warning = next((event for event in outcome.events if event.type == "Warning"), None)
+    return warning.message if warning else "waiting"
+
+
+@asynccontextmanager
+async def measured(kind: str) -> AsyncIterator[dict[str, str]]:
+    """Times a reconcile and counts its result (set ``result['value']``; an exception counts as error)."""
+    started = time.perf_counter()
+    result = {"value": "success"}
+    try:
+        yield result
+    except Exception:
+        result["value"] = "error"
+        raise
+    finally:
+        metrics.RECONCILES.labels(kind, result["value"]).inc()
+        metrics.RECONCILE_DURATION.labels(kind).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""Talking to the Kubernetes API: which resources the operator touches (registry), and how (client)."""

@@ -1,0 +1,146 @@
+"""Reconcile an AuthServer: validate, size pools, observe, render children, apply, report."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from authyard_operator.apply import apply_children, delete_unwanted
+from authyard_operator.constants import API_VERSION
+from authyard_operator.endpoints import effective_issuer
+from authyard_operator.kube.client import Kube, KubeError
+from authyard_operator.reconcile.outcome import Event, Outcome
+from authyard_operator.resources.bundle import Observed, render_children
+from authyard_operator.resources.meta import Names
+from authyard_operator.sizing import size_pools
+from authyard_operator.spec.authserver import AuthServerSpec
+from authyard_operator.spec.rules import parse_spec
+from authyard_operator.status import DeploymentState, failed_status, invalid_spec_status, reconciled_status
+
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+ROLLOUT_POLL_SECONDS = 10.0
+
+
+class MissingInput(Exception):
+    """Something the spec refers to does not exist (yet): Ready=False with a reason, retried."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+async def _secret_value(kube: Kube, namespace: str, name: str, key: str) -> str:
+    secret = await kube.get("v1", "Secret", namespace, name)
+    if secret is None:
+        raise MissingInput(
+            "DatabaseSecretMissing", f"Secret {name} (spec.database.urlSecretRef) does not exist"
+        )
+    encoded = (secret.get("data") or {}).get(key)
+    if not encoded:
+        raise MissingInput(
+            "DatabaseSecretMissing", f"Secret {name} has no key '{key}' (spec.database.urlSecretRef)"
+        )
+    try:
+        return base64.b64decode(encoded, validate=True).decode()
+    except ValueError:
+        raise MissingInput(
+            "DatabaseSecretInvalid", f"Secret {name} key '{key}' is not valid base64"
+        ) from None
+
+
+async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -> Observed:
+    names = Names(name)
+    database_url = None
+    if spec.uses_pgbouncer and spec.database is not None:
+        reference = spec.database.url_secret_ref
+        database_url = await _secret_value(kube, namespace, reference.name, reference.key)
+    return Observed(
+        signing_keys_secret=await kube.get("v1", "Secret", namespace, names.signing_keys),
+        admin_secret=await kube.get("v1", "Secret", namespace, names.admin),
+        database_url=database_url,
+        service_monitor_available=await kube.get(
+            "apiextensions.k8s.io/v1", "CustomResourceDefinition", None, SERVICE_MONITOR_CRD
+        ) is not None,
+    )  # fmt: skip
+
+
+async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) -> Outcome:
+    meta = body["metadata"]
+    name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation") or 1)
+    previous = body.get("status") or {}
+
+    spec, problems = parse_spec(AuthServerSpec, body.get("spec"), name)
+    if spec is None or problems:
+        message = "; ".join(map(str, problems))
+        return Outcome(
+            invalid_spec_status(generation, problems, now, previous),
+            [Event("Warning", "InvalidSpec", message)],
+            permanent_failure=True,
+        )
+    sizing = size_pools(spec)
+    if not sizing.fits:
+        return Outcome(
+            failed_status(generation, "PoolBudgetExceeded", sizing.message, now, previous),
+            [Event("Warning", "PoolBudgetExceeded", sizing.message)],
+            permanent_failure=True,
+        )
+
+    try:
+        observed = await observe(kube, name, namespace, spec)
+        desired = render_children(name, namespace, spec, sizing, observed, now)
+    except MissingInput as missing:
+        return Outcome(
+            failed_status(generation, missing.reason, missing.message, now, previous),
+            [Event("Warning", missing.reason, missing.message)],
+            retry_after=30,
+        )
+    except ValueError as error:
+        return Outcome(
+            failed_status(generation, "InvalidSpec", str(error), now, previous),
+            [Event("Warning", "InvalidSpec", str(error))],
+            permanent_failure=True,
+        )
+
+    owner = {"apiVersion": API_VERSION, "kind": "AuthServer", "metadata": meta}
+    live = await apply_children(kube, owner, desired.children)
+    deleted = await delete_unwanted(kube, namespace, desired.unwanted)
+
+    events = [
+        Event("Normal", "Deleted", f"deleted {item}, which the spec no longer wants") for item in deleted
+    ]
+    plan = desired.key_plan
+    if plan.action == "regenerated":
+        events.append(Event("Warning", "SigningKeysRegenerated", plan.note))
+    elif plan.changed:
+        events.append(Event("Normal", f"SigningKeys{plan.action.capitalize()}", plan.note or plan.action))
+    if previous.get("observedGeneration") != generation:
+        events.append(Event("Normal", "Reconciled", f"generation {generation}: {len(live)} children applied"))
+
+    deployment = live.get(f"Deployment/{Names(name).server}")
+    state = DeploymentState.of(deployment) if deployment else None
+    status = reconciled_status(
+        generation=generation,
+        issuer=effective_issuer(name, namespace, spec),
+        sizing=sizing,
+        key_plan=plan,
+        tokens=spec.tokens,
+        deployment=state,
+        now=now,
+        previous=previous,
+    )
+    rolled_out = state is not None and state.rolled_out
+    return Outcome(status, events, retry_after=None if rolled_out else ROLLOUT_POLL_SECONDS)
+
+
+def api_failure(error: KubeError, body: dict[str, Any], now: datetime) -> Outcome:
+    """An API call failed mid-reconcile: say so in status; retry when it may pass."""
+    meta = body["metadata"]
+    message = f"Kubernetes API error: {error}"
+    return Outcome(
+        failed_status(int(meta.get("generation") or 1), "ApiError", message, now, body.get("status") or {}),
+        [Event("Warning", "ApiError", message)],
+        retry_after=15 if error.retryable else None,
+        permanent_failure=not error.retryable,
+    )

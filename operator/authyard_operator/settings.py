@@ -1,0 +1,36 @@
+"""The operator's own configuration, from ``AUTHYARD_*`` environment variables (set by the Helm chart)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from authserver.config import CommaList, Duration
+
+_ = (Annotated, BeforeValidator, NoDecode)  # re-exported types come from the server's settings
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHYARD_", extra="ignore")
+
+    watch_namespaces: CommaList = Field(default_factory=list, description="Namespaces to watch; empty: all.")
+    resync_interval: Duration = Field(
+        timedelta(seconds=60), description="Full reconcile of every object: drift, key rotation, pruning."
+    )
+    leader_election: bool = Field(True, description="Run as active/standby through a Lease.")
+    lease_name: str = "authyard-operator"
+    lease_namespace: str = Field("default", description="Usually the operator's own namespace.")
+    lease_duration: Duration = Field(
+        timedelta(seconds=15), description="A silent leader loses the lease after."
+    )
+    lease_renew_interval: Duration = Field(timedelta(seconds=5))
+    identity: str = Field("", description="This replica's name in the Lease; default: hostname + pid.")
+    health_port: int = Field(8081, description="kopf liveness endpoint: GET /healthz.")
+    metrics_port: int = Field(8082, description="Prometheus metrics: GET /metrics; 0 disables.")
+    admin_url_template: str = Field(
+        "http://{name}.{namespace}.svc:8080",
+        description="How the operator reaches an AuthServer's admin API ({name}, {namespace}).",
+    )
