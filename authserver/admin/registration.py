@@ -63,6 +63,12 @@ class ClientRegistration(BaseModel):
         "generated on creation. Re-sending the current secret changes nothing.",
     )
 
+    secret_grace_period: str | None = Field(
+        None,
+        description="When client_secret differs from the current secret: keep the current one working for "
+        "this long (a rotation). Absent: the new secret replaces the current one at once.",
+    )
+
     @field_validator("redirect_uris")
     @classmethod
     def _redirect_uris_are_safe(cls, uris: list[str]) -> list[str]:
@@ -75,6 +81,13 @@ class ClientRegistration(BaseModel):
             if not urlsplit(audience).scheme or "#" in audience:
                 raise ValueError(f"audience {audience!r} must be an absolute URI without a fragment")
         return audiences
+
+    @field_validator("secret_grace_period")
+    @classmethod
+    def _grace_is_a_duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) > timedelta(days=30):
+            raise ValueError("secret_grace_period must be at most 720h")
+        return value
 
     @field_validator("access_token_ttl", "refresh_token_ttl")
     @classmethod

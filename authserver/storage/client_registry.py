@@ -117,9 +117,14 @@ class ClientRegistry:
             elif registration.client_secret and not secret_matches(
                 registration.client_secret, row.secret_hash
             ):
-                # Setting a different secret replaces it at once; a rotation with grace is its own call.
                 changes["secret_hash"] = hash_secret(registration.client_secret)
                 changes["secret_rotated_at"] = now
+                if registration.secret_grace_period and row.secret_hash:
+                    # A rotation: the current secret keeps working for the grace period. Without a grace
+                    # period the new secret replaces it at once.
+                    grace = parse_duration(registration.secret_grace_period)
+                    changes["previous_secret_hash"] = row.secret_hash
+                    changes["previous_secret_expires_at"] = now + grace
             elif row.secret_hash is None:
                 return await self._needs_secret(connection, row, changes, now)
             if changes:

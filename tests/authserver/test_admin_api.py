@@ -144,3 +144,24 @@ async def test_openapi_documents_the_admin_api(app_client: httpx.AsyncClient) ->
         spec["paths"]
     )
     assert "put" in spec["paths"]["/admin/clients/{client_id}"]
+
+
+async def test_upsert_with_a_new_secret_and_grace_is_an_idempotent_rotation(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """What the operator does: stage a new secret, then PUT it with a grace period, maybe twice."""
+    body = {"name": "op", "grant_types": ["client_credentials"], "scopes": ["read"]}
+    old, new = "o" * 43, "n" * 43
+    await app_client.put(
+        "/admin/clients/op-rotated", json={**body, "client_secret": old}, headers=admin_headers()
+    )
+    rotation = {**body, "client_secret": new, "secret_grace_period": "1h"}
+    for _ in range(2):  # a retried call after a lost response must not push `old` out of its grace window
+        response = await app_client.put("/admin/clients/op-rotated", json=rotation, headers=admin_headers())
+        assert response.status_code == 200 and response.json()["previous_secret_expires_at"]
+    assert await _token_status(app_client, "op-rotated", old) == 200
+    assert await _token_status(app_client, "op-rotated", new) == 200
+    replaced = {**body, "client_secret": "r" * 43}  # no grace: the new secret replaces at once
+    await app_client.put("/admin/clients/op-rotated", json=replaced, headers=admin_headers())
+    assert await _token_status(app_client, "op-rotated", "r" * 43) == 200
+    assert await _token_status(app_client, "op-rotated", new) == 401

@@ -1,0 +1,469 @@
+"""``python -m bench [--duration 5] [--quick]``: the whole benchmark, one command.
+
+Matrix: concurrency 1, 10, 50 x workers 1, 2 x database SQLite, PostgreSQL for the database scenarios
+(client_credentials, introspection, refresh_token, authorization_code); ceiling, JWKS and metadata need no
+database and run once per worker count. ``--quick``: concurrency 50, 2 workers, 2 s per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import quote
+
+from bench import login as login_bench
+from bench import processes, profile, report, seed, wrk
+from bench.processes import Server, clean_environment
+from tests.support.postgres import free_port
+
+DATABASES = ("sqlite", "postgresql")
+MAX_SEEDED = 300_000
+LOGIN_TOKEN_CONCURRENCY = 10
+
+
+def log(message: str) -> None:
+    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Database:
+    kind: str
+    directory: Path
+    url: str
+    credentials: seed.Credentials = field(default_factory=seed.Credentials.generate)
+    user_id: str | None = None
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    duration: float
+    concurrencies: list[int]
+    worker_counts: list[int]
+    databases: list[str]
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="authyard-bench-")))
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    logins: list[dict[str, Any]] = field(default_factory=list)
+    rss: list[dict[str, Any]] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _servers: list[Server] = field(default_factory=list)
+    _cluster: Any = None
+    _databases: dict[str, Database] = field(default_factory=dict)
+
+    # Lifecycle --------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stops every process and the PostgreSQL cluster; removes the working directory."""
+        for server in reversed(self._servers):
+            try:
+                server.stop()
+            except Exception as error:  # keep cleaning up the rest
+                log(f"stopping {server.name} failed: {error!r}")
+        self._servers.clear()
+        if self._cluster is not None:
+            try:
+                self._cluster.destroy()
+            except Exception as error:
+                log(f"stopping PostgreSQL failed: {error!r}")
+            self._cluster = None
+        if not self.args.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            log(f"kept {self.workdir}")
+
+    def _start(self, server: Server) -> Server:
+        self._servers.append(server)
+        server.start()
+        return server
+
+    def _stop(self, server: Server) -> None:
+        server.stop()
+        self._servers.remove(server)
+
+    def database(self, kind: str) -> Database:
+        if kind in self._databases:
+            return self._databases[kind]
+        directory = self.workdir / kind
+        directory.mkdir(parents=True)
+        if kind == "sqlite":
+            database = Database(kind, directory, f"sqlite+aiosqlite:///{directory}/authserver.db")
+        else:
+            from tests.support.postgres import PostgresCluster
+
+            log("starting a throwaway PostgreSQL 15 cluster")
+            self._cluster = PostgresCluster()
+            self._cluster.start()
+            self._cluster.wait_until_accepting()
+            database = Database(kind, directory, self._cluster.create_database("authyard_bench"))
+            processes.run_cli(["migrate"], self.server_env(database), directory)
+        self._databases[kind] = database
+        return database
+
+    def server_env(self, database: Database) -> dict[str, str]:
+        settings = {
+            "AUTHSERVER_DATABASE_URL": database.url,
+            "AUTHSERVER_ADMIN_TOKEN": database.credentials.admin_token,
+            # Rate limits off, and room for c=50 without the overload 503.
+            "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0",
+            "AUTHSERVER_TOKEN_RATE_PER_IP": "0",
+            "AUTHSERVER_MAX_IN_FLIGHT": "1024",
+            # min = max: SQLAlchemy closes connections above the minimum when they are returned.
+            "AUTHSERVER_DB_POOL_MIN_SIZE": str(self.args.db_pool),
+            "AUTHSERVER_DB_POOL_MAX_SIZE": str(self.args.db_pool),
+            "AUTHSERVER_LOG_LEVEL": "warning",
+        }
+        return clean_environment(**settings)
+
+    def start_authserver(self, kind: str, workers: int) -> tuple[Server, Database]:
+        database = self.database(kind)
+        log(f"starting authserver serve --workers {workers} on {kind}")
+        server = self._start(
+            processes.authserver(database.directory, free_port(), workers, self.server_env(database))
+        )
+        seed.register_clients(server.base_url, database.credentials)
+        if database.user_id is None:
+            database.user_id = asyncio.run(seed.ensure_user(database.url, database.credentials.password))
+        self.warm_up(
+            "client_credentials.lua",
+            server.base_url,
+            {"BENCH_BASIC": database.credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE},
+        )
+        return server, database
+
+    def warm_up(self, script: str, url: str, env: dict[str, str] | None = None) -> None:
+        """A short unrecorded run after each start: imports, caches and connection pools fill first."""
+        if self.args.warmup > 0:
+            wrk.run(script, url, 10, self.args.warmup, env)
+
+    # Measurements -----------------------------------------------------------------------------------------
+
+    def record(
+        self, scenario: str, db: str, workers: int, concurrency: int, result: dict[str, Any]
+    ) -> dict[str, Any]:
+        row = {
+            "scenario": scenario,
+            "db": db,
+            "workers": workers,
+            "concurrency": concurrency,
+            "rps": result["rps"],
+            "p50_ms": result["p50_ms"],
+            "p99_ms": result["p99_ms"],
+            "errors": result["errors"],
+            "exhausted": result.get("exhausted", 0),
+            "ratio": None,
+            "wrk": result,
+        }
+        self.rows.append(row)
+        log(
+            f"{scenario:18} {db:10} w={workers} c={concurrency:<3} {result['rps']:9.0f} req/s "
+            f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}"
+            + (f"  EXHAUSTED {result['exhausted']}" if result.get("exhausted") else "")
+        )
+        return row
+
+    def run_ceiling(self, workers: int) -> None:
+        server = self._start(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
+        try:
+            self.warm_up("get.lua", server.base_url + "/")
+            for concurrency in self.concurrencies:
+                result = wrk.run("get.lua", server.base_url + "/", concurrency, self.duration)
+                self.record("ceiling", "—", workers, concurrency, result)
+        finally:
+            self._stop(server)
+
+    def run_database_scenarios(self, kind: str, workers: int, with_constants: bool) -> None:
+        server, database = self.start_authserver(kind, workers)
+        try:
+            url = server.base_url
+            credentials = database.credentials
+            if with_constants:
+                for scenario, path in (
+                    ("jwks", "/.well-known/jwks.json"),
+                    ("metadata", "/.well-known/oauth-authorization-server"),
+                ):
+                    for concurrency in self.concurrencies:
+                        result = wrk.run("get.lua", url + path, concurrency, self.duration)
+                        self.record(scenario, "—", workers, concurrency, result)
+            cc_env = {"BENCH_BASIC": credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE}
+            cc_rates: dict[int, float] = {}
+            for concurrency in self.concurrencies:
+                result = wrk.run("client_credentials.lua", url, concurrency, self.duration, cc_env)
+                cc_rates[concurrency] = result["rps"]
+                self.record("client_credentials", kind, workers, concurrency, result)
+            self.measure_rss(server, kind, workers, f"client_credentials c={self.concurrencies[-1]}")
+
+            introspect_env = {
+                "BENCH_BASIC": credentials.service_basic,
+                "BENCH_TOKEN": seed.access_token(url, credentials),
+            }
+            for concurrency in self.concurrencies:
+                result = wrk.run("introspection.lua", url, concurrency, self.duration, introspect_env)
+                self.record("introspection", kind, workers, concurrency, result)
+
+            for concurrency in self.concurrencies:
+                self.run_consuming("refresh_token", server, database, workers, concurrency, cc_rates)
+            for concurrency in self.concurrencies:
+                self.run_consuming("authorization_code", server, database, workers, concurrency, cc_rates)
+
+            if workers == max(self.worker_counts) and not self.args.no_login:
+                self.run_logins(server, database, workers)
+        finally:
+            self._stop(server)
+
+    def seed_consumable(
+        self, scenario: str, server: Server, database: Database, count: int
+    ) -> dict[str, str]:
+        """``count`` single-use credentials for ``scenario`` in a token file; the wrk environment for it."""
+        assert database.user_id is not None
+        path = database.directory / f"{scenario}-{time.monotonic_ns()}.txt"
+        started = time.monotonic()
+        seeder = seed.seed_refresh_tokens if scenario == "refresh_token" else seed.seed_authorization_codes
+        seeder(database.url, count, database.user_id, server.base_url, path)
+        log(f"seeded {count} {scenario} credentials in {time.monotonic() - started:.1f} s")
+        return {
+            "BENCH_BASIC": database.credentials.web_basic,
+            "BENCH_TOKEN_FILE": str(path),
+            "BENCH_REDIRECT_URI": quote(seed.REDIRECT_URI, safe=""),
+        }
+
+    def run_consuming(
+        self,
+        scenario: str,
+        server: Server,
+        database: Database,
+        workers: int,
+        concurrency: int,
+        cc_rates: dict[int, float],
+    ) -> None:
+        """Seeds enough single-use credentials for the run (client_credentials' rate at the same
+        concurrency bounds what a consuming grant can reach), then spends each once."""
+        count = min(MAX_SEEDED, max(1000, math.ceil(cc_rates[concurrency] * self.duration * 1.5) + 500))
+        env = self.seed_consumable(scenario, server, database, count)
+        try:
+            result = wrk.run(f"{scenario}.lua", server.base_url, concurrency, self.duration, env)
+        finally:
+            Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
+        self.record(scenario, database.kind, workers, concurrency, result)
+
+    def measure_rss(self, server: Server, kind: str, workers: int, after: str) -> None:
+        pids = server.worker_pids()
+        memory = [processes.memory_kib(pid) for pid in pids]
+        self.rss.append(
+            {
+                "db": kind,
+                "workers": workers,
+                "after": after,
+                "pids": pids,
+                "vmrss_kib": [m.get("VmRSS", 0) for m in memory],
+                "vmhwm_kib": [m.get("VmHWM", 0) for m in memory],
+            }
+        )
+        log(
+            f"worker VmRSS after {after}: " + ", ".join(f"{m.get('VmRSS', 0) / 1024:.1f} MiB" for m in memory)
+        )
+
+    def run_logins(self, server: Server, database: Database, workers: int) -> None:
+        """Logins at full speed, and wrk on client_credentials at the same time: does the KDF starve it?"""
+        concurrency = self.args.login_concurrency
+        seconds = max(self.duration, 3.0)
+        log(
+            f"logins: {concurrency} parallel for {seconds:g} s, "
+            f"client_credentials c={LOGIN_TOKEN_CONCURRENCY} meanwhile"
+        )
+        token_run = wrk.start(
+            "client_credentials.lua",
+            server.base_url,
+            LOGIN_TOKEN_CONCURRENCY,
+            seconds,
+            {"BENCH_BASIC": database.credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE},
+        )
+        try:
+            logins = asyncio.run(
+                login_bench.measure(server.base_url, database.credentials.password, concurrency, seconds)
+            )
+            token = token_run.result()
+        finally:
+            token_run.kill()
+        alone = next(
+            (
+                row["p99_ms"]
+                for row in self.rows
+                if row["scenario"] == "client_credentials"
+                and row["db"] == database.kind
+                and row["workers"] == workers
+                and row["concurrency"] == LOGIN_TOKEN_CONCURRENCY
+            ),
+            None,
+        )
+        entry = {
+            "db": database.kind,
+            "workers": workers,
+            **logins,
+            "token_concurrency": LOGIN_TOKEN_CONCURRENCY,
+            "token_rps": token["rps"],
+            "token_p50_ms": token["p50_ms"],
+            "token_p99_ms": token["p99_ms"],
+            "token_errors": token["errors"],
+            "token_p99_ms_alone": alone,
+        }
+        self.logins.append(entry)
+        log(
+            f"logins {logins['logins_per_s']:.1f}/s ({logins['failures']} failed); "
+            f"client_credentials meanwhile "
+            f"{token['rps']:.0f} req/s, p99 {token['p99_ms']:.2f} ms"
+        )
+
+    def run_profiles(self, stamp: str) -> None:
+        """py-spy on a single-worker server (the last database of the run: PostgreSQL by default) during
+        client_credentials and introspection, and the two consuming grants."""
+        pyspy = profile.find_or_install_pyspy()
+        if pyspy is None:
+            self.notes.append("py-spy unavailable: no profile")
+            return
+        kind = self.databases[-1]
+        server, database = self.start_authserver(kind, 1)
+        report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            seconds = max(3, math.ceil(self.duration))
+            credentials = database.credentials
+            service = {"BENCH_BASIC": credentials.service_basic}
+            for scenario in ("client_credentials", "introspection", "refresh_token", "authorization_code"):
+                if scenario == "client_credentials":
+                    env = {**service, "BENCH_SCOPE": seed.SERVICE_SCOPE}
+                elif scenario == "introspection":
+                    env = {**service, "BENCH_TOKEN": seed.access_token(server.base_url, credentials)}
+                else:
+                    env = self.seed_consumable(scenario, server, database, 3000 * seconds)
+                self.profile_one(pyspy, server, scenario, env, seconds, f"{stamp}-{kind}")
+                if "BENCH_TOKEN_FILE" in env:
+                    Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
+        finally:
+            self._stop(server)
+
+    def profile_one(
+        self, pyspy: str, server: Server, scenario: str, env: dict[str, str], seconds: int, label: str
+    ) -> None:
+        folded = report.RESULTS_DIR / f"profile-{label}-{scenario}.folded"
+        text = report.RESULTS_DIR / f"profile-{label}-{scenario}.txt"
+        log(f"profiling {scenario} on one worker for {seconds} s with py-spy")
+        recorder = profile.start_recording(pyspy, server.pid, seconds, folded)
+        try:
+            time.sleep(0.3)  # py-spy attaches before the load starts
+            result = wrk.run(f"{scenario}.lua", server.base_url, 50, seconds, env)
+            output, _ = recorder.communicate(timeout=seconds + 60)
+        finally:
+            if recorder.poll() is None:
+                recorder.kill()
+                recorder.wait(timeout=10)
+        if recorder.returncode != 0 or not folded.exists():
+            self.notes.append(f"py-spy failed on {scenario}: {output.strip()[-300:]}")
+            log(self.notes[-1])
+            return
+        title = (
+            f"{scenario}: authserver serve --workers 1 ({label.rsplit('-', 1)[-1]}), wrk -c50 {seconds} s "
+            f"under the profiler: {result['rps']:.0f} req/s, p99 {result['p99_ms']:.1f} ms, "
+            f"{result['errors']} errors"
+        )
+        text.write_text(profile.summarise(folded, title))
+        self.profiles += [str(path.relative_to(processes.REPO)) for path in (text, folded)]
+
+    # The whole run ----------------------------------------------------------------------------------------
+
+    def run(self, stamp: str) -> None:
+        for workers in self.worker_counts:
+            log(f"ceiling, {workers} worker(s)")
+            self.run_ceiling(workers)
+            for index, kind in enumerate(self.databases):
+                self.run_database_scenarios(kind, workers, with_constants=index == 0)
+        if not self.args.no_profile:
+            self.run_profiles(stamp)
+        ceilings = {
+            (row["workers"], row["concurrency"]): row["rps"]
+            for row in self.rows
+            if row["scenario"] == "ceiling"
+        }
+        for row in self.rows:
+            ceiling = ceilings.get((row["workers"], row["concurrency"]))
+            row["ratio"] = row["rps"] / ceiling if ceiling else None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, help="seconds per row (default 5; 2 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: c=50, 2 workers, 2 s")
+    parser.add_argument("--db", choices=DATABASES, action="append", help="only this database (repeatable)")
+    parser.add_argument("--db-pool", type=int, default=20, help="DB pool min = max size per worker (20)")
+    parser.add_argument("--login-concurrency", type=int, default=8, help="parallel logins (8)")
+    parser.add_argument("--no-login", action="store_true", help="skip the login measurement")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds after each start (1)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
+    args = parser.parse_args(argv)
+    if args.duration is not None and not 1 <= args.duration <= 600:
+        parser.error("--duration must be between 1 and 600 seconds")
+    return args
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    duration = args.duration or (2.0 if args.quick else 5.0)
+    bench = Bench(
+        args=args,
+        duration=duration,
+        concurrencies=[50] if args.quick else [1, 10, 50],
+        worker_counts=[2] if args.quick else [1, 2],
+        databases=list(dict.fromkeys(args.db or DATABASES)),
+    )
+    wrk.wrk_binary()  # fail before starting anything
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    command = "bash scripts/bench.sh " + shlex.join(sys.argv[1:] if argv is None else argv)
+    started = time.monotonic()
+    try:
+        bench.run(stamp)
+    except KeyboardInterrupt:
+        log("interrupted: stopping every process and the PostgreSQL cluster")
+        return 130
+    finally:
+        bench.close()
+    results = {
+        "command": command.strip(),
+        "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": report.machine(),
+        "duration": duration,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "rows": bench.rows,
+        "logins": bench.logins,
+        "rss": bench.rss,
+        "profiles": bench.profiles,
+        "notes": bench.notes,
+    }
+    path = report.write_json(results, stamp)
+    print(report.markdown(results))
+    for note in bench.notes:
+        print(f"\nNote: {note}")
+    print(f"\nResults: {path.relative_to(processes.REPO)} ({results['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

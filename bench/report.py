@@ -1,0 +1,108 @@
+"""The results as markdown (to paste into the README) and as JSON (``bench/results/<timestamp>.json``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def _number(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def matrix_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | errors | vs ceiling |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        errors = str(row["errors"])
+        if row.get("exhausted"):
+            errors += " (tokens ran out)"
+        ratio = "—" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+        lines.append(
+            f"| {row['scenario']} | {row['db']} | {row['workers']} | {row['concurrency']} "
+            f"| {_number(row['rps'])} | {_number(row['p50_ms'], 2)} | {_number(row['p99_ms'], 2)} "
+            f"| {errors} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def login_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| db | workers | parallel logins | logins/s | login p50 ms | login p99 ms | login failures "
+        "| client_credentials c | client_credentials requests/s | client_credentials p99 ms (alone) "
+        "| client_credentials errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        alone = row.get("token_p99_ms_alone")
+        alone_text = "—" if alone is None else _number(alone, 2)
+        lines.append(
+            f"| {row['db']} | {row['workers']} | {row['concurrency']} | {_number(row['logins_per_s'], 1)} "
+            f"| {_number(row['p50_ms'], 0)} | {_number(row['p99_ms'], 0)} | {row['failures']} "
+            f"| {row['token_concurrency']} | {_number(row['token_rps'])} "
+            f"| {_number(row['token_p99_ms'], 2)} ({alone_text}) | {row['token_errors']} |"
+        )
+    return "\n".join(lines)
+
+
+def rss_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| db | workers | after | worker VmRSS MiB | worker VmHWM MiB |",
+        "|---|---:|---|---|---|",
+    ]
+    for row in rows:
+        rss = ", ".join(f"{kib / 1024:.1f}" for kib in row["vmrss_kib"])
+        hwm = ", ".join(f"{kib / 1024:.1f}" for kib in row["vmhwm_kib"])
+        lines.append(f"| {row['db']} | {row['workers']} | {row['after']} | {rss} | {hwm} |")
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    info = results["machine"]
+    parts = [
+        f"Command: `{results['command']}`  ",
+        f"Date: {results['date']}  ",
+        f"Machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['kernel']}, "
+        f"Python {info['python']}; wrk on the same machine (loopback), {results['duration']} s per row",
+        "",
+        matrix_table(results["rows"]),
+    ]
+    if results.get("logins"):
+        parts += ["", "Interactive login (argon2id) with client_credentials load at the same time:", ""]
+        parts.append(login_table(results["logins"]))
+    if results.get("rss"):
+        parts += ["", "Worker memory:", "", rss_table(results["rss"])]
+    if results.get("profiles"):
+        parts += ["", "Profiles: " + ", ".join(f"`{path}`" for path in results["profiles"])]
+    return "\n".join(parts)
+
+
+def write_json(results: dict[str, Any], stamp: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{stamp}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path

@@ -1,0 +1,193 @@
+"""What the scenarios need: clients through the admin API, a user, and consumable credentials in bulk.
+
+Refresh tokens and authorization codes are written straight into the database through the server's own
+storage layer (its engine, its tables, its hashing), in one transaction with executemany, because the
+consuming scenarios need tens of thousands of them and the HTTP flows that make them are what we measure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import insert
+
+from authserver.config import Settings
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.passwords import hash_password
+from authserver.protocol.models import RefreshToken, User
+from authserver.protocol.pkce import s256
+from authserver.storage.engine import create_engine
+from authserver.storage.sql_store import SqlStore
+from authserver.storage.tables import AuthorizationCodeRow, RefreshTokenRow
+
+SERVICE_CLIENT_ID = "bench-service"
+WEB_CLIENT_ID = "bench-web"
+SERVICE_SCOPE = "bench.read"
+USER_SCOPE = "openid profile"
+REDIRECT_URI = "http://127.0.0.1:9/callback"
+USERNAME = "bench-user"
+_BATCH = 5000
+_codes_table = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
+_refresh_table = RefreshTokenRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The secrets of one benchmark database: made once, kept in memory only."""
+
+    admin_token: str
+    service_secret: str
+    web_secret: str
+    password: str
+
+    @staticmethod
+    def generate() -> Credentials:
+        return Credentials(
+            admin_token=secrets.token_urlsafe(32),
+            service_secret=secrets.token_urlsafe(32),  # 43 characters: the admin API's minimum
+            web_secret=secrets.token_urlsafe(32),
+            password=secrets.token_urlsafe(16),
+        )
+
+    @staticmethod
+    def basic(client_id: str, secret: str) -> str:
+        return base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+    @property
+    def service_basic(self) -> str:
+        return self.basic(SERVICE_CLIENT_ID, self.service_secret)
+
+    @property
+    def web_basic(self) -> str:
+        return self.basic(WEB_CLIENT_ID, self.web_secret)
+
+
+def register_clients(base_url: str, credentials: Credentials) -> None:
+    """Idempotent PUTs: the same clients (and secrets) on every server start against a database."""
+    registrations = {
+        SERVICE_CLIENT_ID: {
+            "name": "Benchmark service",
+            "grant_types": ["client_credentials"],
+            "scopes": [SERVICE_SCOPE],
+            "client_secret": credentials.service_secret,
+        },
+        WEB_CLIENT_ID: {
+            "name": "Benchmark web app",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scopes": USER_SCOPE.split(),
+            "redirect_uris": [REDIRECT_URI],
+            "client_secret": credentials.web_secret,
+        },
+    }
+    headers = {"Authorization": f"Bearer {credentials.admin_token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as client:
+        for client_id, body in registrations.items():
+            response = client.put(f"/admin/clients/{client_id}", json=body)
+            if response.status_code not in (200, 201):
+                raise RuntimeError(f"PUT /admin/clients/{client_id}: {response.status_code} {response.text}")
+
+
+def access_token(base_url: str, credentials: Credentials) -> str:
+    """A fresh client_credentials JWT, to be introspected."""
+    response = httpx.post(
+        f"{base_url}/token",
+        data={"grant_type": "client_credentials", "scope": SERVICE_SCOPE},
+        headers={"Authorization": f"Basic {credentials.service_basic}"},
+        timeout=10.0,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def _settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)  # type: ignore[call-arg]
+
+
+async def ensure_user(database_url: str, password: str) -> str:
+    """The login user (argon2id hash, through SqlStore); its user_id."""
+    engine = create_engine(_settings(database_url))
+    try:
+        store = SqlStore(engine)
+        existing = await store.get_user_by_username(USERNAME)
+        if existing is not None:
+            return existing.user_id
+        user = User(
+            user_id=str(uuid.uuid4()),
+            username=USERNAME,
+            password_hash=hash_password(password),
+            email="bench@example.org",
+            email_verified=True,
+            name="Bench User",
+        )
+        await store.create_user(user)
+        return user.user_id
+    finally:
+        await engine.dispose()
+
+
+async def _insert_all(database_url: str, table: object, rows: list[dict[str, object]]) -> None:
+    engine = create_engine(_settings(database_url))
+    try:
+        async with engine.begin() as connection:
+            for start in range(0, len(rows), _BATCH):
+                await connection.execute(insert(table), rows[start : start + _BATCH])  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+def seed_refresh_tokens(database_url: str, count: int, user_id: str, audience: str, path: Path) -> None:
+    """``count`` live refresh tokens of the web client, each its own family; their values to ``path``."""
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(hours=1)
+    values, rows = [], []
+    for _ in range(count):
+        value = new_opaque_token()
+        record = RefreshToken(
+            family_id=uuid.uuid4().hex,
+            client_id=WEB_CLIENT_ID,
+            user_id=user_id,
+            scope=USER_SCOPE,
+            audience=audience,
+            auth_time=int(now.timestamp()),
+            expires_at=expires_at,
+        )
+        rows.append(SqlStore._refresh_values(token_hash(value), record, now))
+        values.append(value)
+    asyncio.run(_insert_all(database_url, _refresh_table, rows))
+    path.write_text("\n".join(values) + "\n")
+
+
+def seed_authorization_codes(database_url: str, count: int, user_id: str, audience: str, path: Path) -> None:
+    """``count`` unused codes of the web client (PKCE S256, each its own verifier); "code verifier" lines
+    to ``path``. They expire in 10 minutes (the server's default TTL is 60 s: seeded right before a run)."""
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(minutes=10)
+    lines, rows = [], []
+    for _ in range(count):
+        code, verifier = new_opaque_token(), secrets.token_urlsafe(32)
+        rows.append(
+            {
+                "code_hash": token_hash(code),
+                "client_id": WEB_CLIENT_ID,
+                "user_id": user_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": USER_SCOPE,
+                "audience": audience,
+                "code_challenge": s256(verifier),
+                "nonce": None,
+                "auth_time": int(now.timestamp()),
+                "expires_at": expires_at,
+                "consumed_at": None,
+                "family_id": None,
+            }
+        )
+        lines.append(f"{code} {verifier}")
+    asyncio.run(_insert_all(database_url, _codes_table, rows))
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The benchmark of issue 6, one command: installs wrk and the Python environment if missing, then runs
+# `python -m bench` (auth server on SQLite and a throwaway PostgreSQL 15, wrk on loopback, a markdown table
+# on stdout and bench/results/<timestamp>.json).
+#   scripts/bench.sh                  the full matrix, 5 s per row
+#   scripts/bench.sh --duration 3     shorter rows
+#   scripts/bench.sh --quick          smoke test: concurrency 50, 2 workers, 2 s per row
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk
+fi
+if [[ ! -x /usr/lib/postgresql/15/bin/postgres ]]; then
+  scripts/setup.sh --test
+else
+  scripts/setup.sh
+fi
+
+exec .venv/bin/python -m bench "$@"
