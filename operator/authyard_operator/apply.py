@@ -30,3 +30,15 @@ async def delete_unwanted(kube: Kube, namespace: str, unwanted: list[tuple[str, 
         if await kube.delete(api_version, kind, namespace, name):
             deleted.append(f"{kind}/{name}")
     return deleted
+
+
+async def replace_owned(
+    kube: Kube, owner: dict[str, Any], manifest: dict[str, Any], existing: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Create, or replace whole with optimistic concurrency (a 409 means someone changed it meanwhile: the
+    caller retries with a fresh read). For objects the operator owns entirely, where a key it stops writing
+    must disappear."""
+    owned = owned_by(manifest, owner)
+    if existing is None:
+        return await kube.create(owned)
+    return await kube.update(owned)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 import kopf
 
+from authyard_operator.admin_client import AdminClient
 from authyard_operator.constants import GROUP
-from authyard_operator.handlers import authserver  # noqa: F401 - registers the handlers
+from authyard_operator.handlers import authserver, oauthclient  # noqa: F401 - registers the handlers
 from authyard_operator.kube.client import Kube
 from authyard_operator.locks import ObjectLocks
+from authyard_operator.reconcile.oauthclient import ClientReconciler
 from authyard_operator.settings import OperatorSettings
 
 
@@ -33,10 +36,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.settings = OperatorSettings()
     memo.kube = await Kube.connect()
     memo.locks = ObjectLocks()
+    memo.http = httpx.AsyncClient(timeout=10.0)
+    memo.admin = AdminClient(memo.http)
+    memo.clients = ClientReconciler(memo.kube, memo.admin, memo.settings.admin_url_template)
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    kube = getattr(memo, "kube", None)
-    if kube is not None:
-        await kube.close()
+    for resource in (getattr(memo, "kube", None), getattr(memo, "http", None)):
+        if resource is not None:
+            await (
+                resource.close()
+                if hasattr(resource, "close") and not hasattr(resource, "aclose")
+                else resource.aclose()
+            )

@@ -20,6 +20,13 @@ class OperatorSettings(BaseSettings):
     resync_interval: Duration = Field(
         timedelta(seconds=60), description="Full reconcile of every object: drift, key rotation, pruning."
     )
+    client_resync_interval: Duration = Field(
+        timedelta(minutes=5), description="Full reconcile of every OAuthClient: its Secret and registration."
+    )
+    unregister_timeout: Duration = Field(
+        timedelta(minutes=5),
+        description="How long deleting an OAuthClient retries an unreachable AuthServer before it lets go.",
+    )
     leader_election: bool = Field(True, description="Run as active/standby through a Lease.")
     lease_name: str = "authyard-operator"
     lease_namespace: str = Field("default", description="Usually the operator's own namespace.")

@@ -51,7 +51,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type(f"{GROUP}/{VERSION}", "OAuthClient", "oauthclients", "get list watch patch"),
     _type("v1", "ServiceAccount", "serviceaccounts", _CHILD),
     _type("v1", "ConfigMap", "configmaps", _CHILD),
-    _type("v1", "Secret", "secrets", _CHILD),
+    # Credentials Secrets are replaced whole (create/update with resourceVersion), not applied.
+    _type("v1", "Secret", "secrets", _CHILD + " create update"),
     _type("v1", "Service", "services", _CHILD),
     _type("v1", "PersistentVolumeClaim", "persistentvolumeclaims", _CHILD),
     _type("apps/v1", "Deployment", "deployments", _CHILD + " list watch"),

@@ -1,0 +1,58 @@
+"""The auth server's admin API, as the operator calls it to register clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class AdminApiError(Exception):
+    """``status`` 0: unreachable. The message never contains a secret (request bodies are not echoed)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    @property
+    def retryable(self) -> bool:
+        return self.status == 0 or self.status == 429 or self.status >= 500
+
+
+class AdminClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def _call(
+        self, method: str, url: str, token: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        try:
+            response = await self.http.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.HTTPError as error:
+            raise AdminApiError(
+                0, f"admin API unreachable at {url.split('/admin')[0]}: {type(error).__name__}"
+            ) from None
+        if response.status_code >= 400 and response.status_code != 404:
+            try:
+                detail = response.json()
+                message = f"{detail.get('error')}: {detail.get('error_description')}"
+            except ValueError:
+                message = response.text[:200]
+            raise AdminApiError(
+                response.status_code, f"admin API answered {response.status_code} ({message})"
+            )
+        return response
+
+    async def upsert(
+        self, base_url: str, token: str, client_id: str, registration: dict[str, Any]
+    ) -> dict[str, Any]:
+        response = await self._call("PUT", f"{base_url}/admin/clients/{client_id}", token, registration)
+        return response.json()  # type: ignore[no-any-return]
+
+    async def delete(self, base_url: str, token: str, client_id: str) -> bool:
+        """True when deleted, False when there was nothing to delete."""
+        response = await self._call("DELETE", f"{base_url}/admin/clients/{client_id}", token)
+        return response.status_code != 404

@@ -1,0 +1,97 @@
+"""OAuthClient handlers: register on every change and on a timer; unregister behind a finalizer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import kopf
+
+from authyard_operator.admin_client import AdminApiError
+from authyard_operator.clock import utcnow
+from authyard_operator.constants import GROUP, VERSION
+from authyard_operator.handlers.common import finish, measured, post_events
+from authyard_operator.kube.client import KubeError
+from authyard_operator.reconcile.oauthclient import client_id_for
+from authyard_operator.reconcile.outcome import Event, Outcome
+from authyard_operator.resources.meta import Names
+from authyard_operator.resources.secrets import admin_token
+from authyard_operator.settings import OperatorSettings
+from authyard_operator.spec.oauthclient import OAuthClientSpec
+from authyard_operator.spec.rules import parse_spec
+
+KIND = "OAuthClient"
+PLURAL = "oauthclients"
+_SETTINGS = OperatorSettings()
+RESYNC_SECONDS = _SETTINGS.client_resync_interval.total_seconds()
+
+
+async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
+    meta = body["metadata"]
+    async with memo.locks.of(KIND, meta["namespace"], meta["name"]), measured(KIND) as result:
+        try:
+            outcome = await memo.clients.reconcile(dict(body), utcnow())
+        except KubeError as error:
+            # A 409 (the Secret changed under us) or an API hiccup: retry soon with a fresh read.
+            message = f"Kubernetes API error: {error}"
+            outcome = Outcome(
+                dict(body.get("status") or {}), [Event("Warning", "ApiError", message)], retry_after=5
+            )
+        if outcome.failed:
+            result["value"] = "failure"
+        return outcome
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def register(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    outcome = await _reconcile(body, memo)
+    finish(body, patch, outcome, retry=not outcome.permanent_failure)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Restores a deleted or edited credentials Secret and re-asserts the registration."""
+    outcome = await _reconcile(body, memo)
+    finish(body, patch, outcome, retry=False)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def unregister(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **_: Any) -> None:
+    """Delete the registration. Never strands the deletion: when the AuthServer (or its namespace) is gone,
+    or stays unreachable past ``unregister_timeout``, the finalizer is released with an event."""
+    meta = body["metadata"]
+    spec, _problems = parse_spec(OAuthClientSpec, body.get("spec"))
+    if spec is None:
+        return  # never valid, so never registered
+    namespace = spec.auth_server_ref.namespace or meta["namespace"]
+    name = spec.auth_server_ref.name
+    authserver = await memo.kube.get(f"{GROUP}/{VERSION}", "AuthServer", namespace, name)
+    admin_secret = await memo.kube.get("v1", "Secret", namespace, Names(name).admin) if authserver else None
+    if authserver is None or authserver["metadata"].get("deletionTimestamp") or admin_secret is None:
+        post_events(
+            body,
+            Outcome(
+                {},
+                [
+                    Event(
+                        "Normal",
+                        "AuthServerGone",
+                        f"AuthServer {namespace}/{name} is gone; nothing to unregister",
+                    )
+                ],
+            ),
+        )
+        return
+    base_url = _SETTINGS.admin_url_template.format(name=name, namespace=namespace).rstrip("/")
+    client_id = client_id_for(meta["namespace"], meta["name"])
+    try:
+        await memo.admin.delete(base_url, admin_token(admin_secret), client_id)
+    except AdminApiError as error:
+        if runtime >= _SETTINGS.unregister_timeout:
+            message = f"gave up unregistering {client_id} after {runtime}: {error.message}"
+            post_events(body, Outcome({}, [Event("Warning", "UnregisterAbandoned", message)]))
+            return
+        raise kopf.TemporaryError(error.message, delay=10) from None
+    memo.locks.forget(KIND, meta["namespace"], meta["name"])
