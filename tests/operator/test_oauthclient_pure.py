@@ -1,0 +1,103 @@
+"""The pure parts of OAuthClient reconciliation: tenancy policy, credentials Secret, registration body."""
+
+from __future__ import annotations
+
+import base64
+
+from authyard_operator.reconcile.oauthclient import client_id_for, registration
+from authyard_operator.resources import client_secret as cs
+from authyard_operator.spec.authserver import ClientPolicy
+from authyard_operator.spec.oauthclient import OAuthClientSpec
+from authyard_operator.tenancy import policy_violations
+
+
+def _client(**fields: object) -> OAuthClientSpec:
+    return OAuthClientSpec.model_validate({"authServerRef": {"name": "auth"}, **fields})
+
+
+def test_default_policy_admits_only_the_authservers_own_namespace() -> None:
+    policy = ClientPolicy()
+    assert policy_violations(policy, "platform", "platform", _client()) == []
+    problems = policy_violations(policy, "team-a", "platform", _client())
+    assert len(problems) == 1 and "team-a" in problems[0] and "allowedNamespaces" in problems[0]
+
+
+def test_policy_lists_every_refusal() -> None:
+    policy = ClientPolicy.model_validate({
+        "allowedNamespaces": ["team-a"], "allowedGrantTypes": ["client_credentials"],
+        "allowedScopes": ["orders.read"], "allowedAudiences": ["https://orders.example.com"],
+    })  # fmt: skip
+    spec = _client(
+        type="confidential", grantTypes=["client_credentials", "authorization_code"],
+        redirectUris=["https://app.example.com/cb"], scopes=["orders.read", "admin"],
+        audiences=["https://billing.example.com"],
+    )  # fmt: skip
+    problems = policy_violations(policy, "team-a", "platform", spec)
+    assert [p.split(":")[0] for p in problems] == [
+        "grant types not allowed by the AuthServer", "scopes not allowed by the AuthServer",
+        "audiences not allowed by the AuthServer",
+    ]  # fmt: skip
+    assert "authorization_code" in problems[0] and "admin" in problems[1] and "billing" in problems[2]
+    assert (
+        policy_violations(ClientPolicy.model_validate({"allowedNamespaces": ["*"]}), "x", "y", _client())
+        == []
+    )
+
+
+def test_credentials_secret_carries_connection_details_in_both_spellings() -> None:
+    info = cs.connection_data(
+        "team-a.orders",
+        cs.Connection(
+            "https://auth.example.com", "https://auth.example.com/token", "https://auth.example.com/jwks"
+        ),
+        ["orders.read", "orders.write"],
+        ["https://orders.example.com"],
+    )
+    secret = cs.render_credentials_secret(
+        "orders-oauth", "team-a", "orders", cs.with_secret(info, "s" * 43), {}, None
+    )
+    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert data["client_id"] == data["OAUTH_CLIENT_ID"] == "team-a.orders"
+    assert data["client_secret"] == data["OAUTH_CLIENT_SECRET"] == "s" * 43
+    assert data["token_endpoint"] == data["OAUTH_TOKEN_URL"] == "https://auth.example.com/token"
+    assert (
+        data["scope"] == "orders.read orders.write" and data["OAUTH_AUDIENCE"] == "https://orders.example.com"
+    )
+    assert "resourceVersion" not in secret["metadata"]
+    assert cs.decoded_data(secret) == data
+
+
+def test_replacing_an_existing_secret_carries_its_resource_version() -> None:
+    existing = {"metadata": {"name": "x", "resourceVersion": "42"}, "data": {"client_secret": "!!not base64"}}
+    assert cs.decoded_data(existing) == {}  # undecodable means absent, never a crash
+    secret = cs.render_credentials_secret("x", "ns", "x", {"client_id": "a"}, {}, existing)
+    assert secret["metadata"]["resourceVersion"] == "42"
+
+
+def test_generated_secrets_are_256_bit_and_distinct() -> None:
+    secrets = {cs.generate_client_secret() for _ in range(100)}
+    assert len(secrets) == 100 and all(len(s) >= 43 for s in secrets)
+
+
+def test_registration_body_follows_the_spec() -> None:
+    body = registration(
+        _client(
+            type="public",
+            grantTypes=["authorization_code"],
+            redirectUris=["https://app.example.com/cb"],
+            scopes=["openid"],
+        ),
+        "spa",
+        "team-b",
+    )
+    assert body == {
+        "name": "team-b/spa",
+        "type": "public",
+        "grant_types": ["authorization_code"],
+        "scopes": ["openid"],
+        "audiences": [],
+        "redirect_uris": ["https://app.example.com/cb"],
+        "token_endpoint_auth_method": "none",
+    }
+    assert registration(_client(accessTokenTTL="5m"), "m2m", "a")["access_token_ttl"] == "5m"
+    assert client_id_for("team-a", "orders") == "team-a.orders"
