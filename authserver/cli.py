@@ -159,7 +159,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings()
     path = settings.signing_keys_file
     document = json.loads(path.read_text())
-    retention = args.retention or (settings.access_token_ttl.total_seconds() + 300)
+    retention = settings.access_token_ttl.total_seconds() + 300 if args.retention is None else args.retention
     rotated = rotate(document, settings.signing_algorithm, time.time(), retention)
     write_document_atomically(path, rotated)
     print(json.dumps({"active_kid": rotated["active_kid"], "published": [k["kid"] for k in rotated["keys"]]}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote_plus
@@ -15,6 +16,7 @@ from authserver.protocol.params import Params, single
 
 ClientLookup = Callable[[str], Awaitable[Client | None]]
 _MAX_CREDENTIAL_LENGTH = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def parse_basic(header: str) -> tuple[str, str]:
@@ -27,9 +29,10 @@ def parse_basic(header: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidClient("malformed Basic credentials") from None
     client_id, separator, secret = decoded.partition(":")
-    if not separator or not client_id:
+    client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+    if not separator or not client_id or _CONTROL.search(client_id) or _CONTROL.search(secret):
         raise InvalidClient("malformed Basic credentials")
-    return unquote_plus(client_id), unquote_plus(secret)
+    return client_id, secret
 
 
 def _secret_is_valid(client: Client, secret: str, now: datetime) -> bool:

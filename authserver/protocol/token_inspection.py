@@ -51,7 +51,7 @@ class TokenInspector:
                 },
                 leeway=5,
             )
-        except (jwt.InvalidTokenError, jwt.PyJWKError, ValueError, TypeError):
+        except (jwt.PyJWTError, ValueError, TypeError):  # unknown kid, bad signature, malformed, expired...
             return None
 
     def active_access_token(self, token: str) -> dict[str, Any] | None:

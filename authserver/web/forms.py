@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from authserver.protocol.errors import InvalidRequest
 
 _MAX_FIELDS = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 async def read_form(request: Request) -> dict[str, list[str]]:
@@ -18,18 +20,27 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     body = await request.body()
     try:
         text = body.decode("utf-8")
-        return parse_qs(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+        params = parse_qs(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not valid UTF-8") from None
     except ValueError:
         raise InvalidRequest("the body has too many fields") from None
+    return _without_control_characters(params)
+
+
+def _without_control_characters(params: dict[str, list[str]]) -> dict[str, list[str]]:
+    """No OAuth parameter may carry control characters (RFC 6749 Appendix A); PostgreSQL refuses NUL."""
+    for name, values in params.items():
+        if _CONTROL.search(name) or any(_CONTROL.search(value) for value in values):
+            raise InvalidRequest("parameters must not contain control characters")
+    return params
 
 
 def query_params(request: Request) -> dict[str, list[str]]:
     params: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
-    return params
+    return _without_control_characters(params)
 
 
 def bearer_token(request: Request) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 
 from tests.support.oauth import basic, register
@@ -126,3 +128,37 @@ async def test_refresh_token_introspection_and_revocation(app_client: httpx.Asyn
         "/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, headers=auth
     )
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+
+
+async def test_tokens_with_unknown_kids_are_inactive_not_errors(app_client: httpx.AsyncClient) -> None:
+    """A token whose key was pruned after rotation, or from another issuer: inactive, invalid, never a 500."""
+    import base64 as b64
+    import json as js
+
+    def part(value: dict) -> str:
+        return b64.urlsafe_b64encode(js.dumps(value).encode()).rstrip(b"=").decode()
+
+    foreign = f"{part({'typ': 'at+jwt', 'alg': 'ES256', 'kid': 'x'})}.{part({})}.AAAA"
+    client_id, secret, _ = await _token(app_client)
+    auth = basic(client_id, secret)
+    assert (await app_client.post("/introspect", data={"token": foreign}, headers=auth)).json() == {
+        "active": False
+    }
+    assert (await app_client.post("/revoke", data={"token": foreign}, headers=auth)).status_code == 200
+    userinfo = await app_client.get("/userinfo", headers={"Authorization": f"Bearer {foreign}"})
+    assert userinfo.status_code == 401 and userinfo.json()["error"] == "invalid_token"
+
+
+async def test_control_characters_are_refused_before_any_database_work(app_client: httpx.AsyncClient) -> None:
+    for body in ("grant_type=client_credentials&client_id=%00", "grant_type=client_credentials&scope=a%0Ab"):
+        response = await app_client.post(
+            "/token", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        assert response.status_code == 400 and response.json()["error"] == "invalid_request", body
+    nul_basic = "Basic " + base64.b64encode(b"a\x00b:secret").decode()
+    basic_response = await app_client.post(
+        "/token", data={"grant_type": "client_credentials"}, headers={"Authorization": nul_basic}
+    )
+    assert basic_response.status_code == 401 and basic_response.json()["error"] == "invalid_client"
+    page = await app_client.get("/authorize?client_id=%00&response_type=code")
+    assert page.status_code == 400 and "location" not in page.headers

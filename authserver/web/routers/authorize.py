@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -31,6 +32,7 @@ from authserver.protocol.errors import OAuthError
 from authserver.protocol.models import AuthorizationCode
 from authserver.web.dependencies import services
 from authserver.web.forms import query_params, read_form
+from authserver.web.middleware import DEFAULT_CSP
 from authserver.web.services import Services
 
 router = APIRouter(tags=["OAuth 2.1"])
@@ -67,6 +69,8 @@ class _Pages:
     def render(
         self, name: str, auth: AuthorizationRequest, status_code: int = 200, **context: Any
     ) -> Response:
+        """The login or consent page. Its CSP lets the form post here and, for consent, lets the answer
+        redirect to the client's registered redirect URI (browsers apply form-action to that redirect)."""
         response = _page(
             name,
             status_code,
@@ -77,6 +81,7 @@ class _Pages:
             scopes=auth.scope.split(),
             **context,
         )
+        response.headers["Content-Security-Policy"] = page_csp(auth.redirect_uri)
         response.set_cookie(
             CSRF_COOKIE,
             self.csrf_cookie,
@@ -86,6 +91,13 @@ class _Pages:
             path="/authorize",
         )
         return response
+
+
+def page_csp(redirect_uri: str) -> str:
+    parts = urlsplit(redirect_uri)
+    # An http(s) redirect URI allows its origin; a native app's private-use scheme allows that scheme.
+    target = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
+    return f"{DEFAULT_CSP}; form-action 'self' {target}"
 
 
 def _session(request: Request, svc: Services) -> dict[str, Any] | None:
@@ -101,6 +113,8 @@ async def authorize(request: Request) -> Response:
         )
     except AuthorizationPageError as error:
         return _error_page(error.message)
+    except OAuthError as error:  # malformed query (e.g. control characters): a page, never a redirect
+        return _error_page(error.description)
     except RedirectError as error:
         return RedirectResponse(error.location, 302)
     session = _session(request, svc)
