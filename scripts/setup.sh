@@ -25,6 +25,7 @@ apt_install() {
 if $want_test_deps; then
   [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_install postgresql-15
   [[ -x /usr/bin/chromium ]] || apt_install chromium
+  command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
 fi
 
 if ! command -v uv >/dev/null 2>&1; then

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -35,6 +35,7 @@ class OperatorSettings(BaseSettings):
     )
     lease_renew_interval: Duration = Field(timedelta(seconds=5))
     identity: str = Field("", description="This replica's name in the Lease; default: hostname + pid.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log verbosity.")
     health_port: int = Field(8081, description="kopf liveness endpoint: GET /healthz.")
     metrics_port: int = Field(8082, description="Prometheus metrics: GET /metrics; 0 disables.")
     admin_url_template: str = Field(
