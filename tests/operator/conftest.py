@@ -1,0 +1,130 @@
+"""Fixtures for running the operator against an emulated Kubernetes API (kmock + AuthyardEmulator).
+
+* ``emulator``   -- the AuthyardEmulator serving on loopback, with every built-in resource the operator and
+                    kopf touch, the ``default``/``kube-system`` namespaces and the CRDs from ``crds/``.
+* ``kubeconfig`` -- a kubeconfig pointing at it, installed for kopf and both official clients.
+* ``kube``       -- a raw-path client (``KubeApi``) over kubernetes_asyncio's ApiClient, to act as a user.
+* ``operator``   -- a factory: ``run = await operator(target, env=..., ready=...)`` starts an operator
+                    in-process (kopf_harness.OperatorRun; ``await run.restart()``); stopped at teardown.
+* ``operator_process`` -- the same in a child process (kopf_harness.OperatorProcess: ``stop()`` is
+                    SIGTERM, ``kill()`` SIGKILL, separate env per replica); stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes.config.kube_config
+import kubernetes_asyncio.client
+import kubernetes_asyncio.config.kube_config
+import pytest
+import yaml
+
+from tests.operator.emulator import AuthyardEmulator
+from tests.operator.kopf_harness import OperatorProcess, OperatorRun
+from tests.operator.kubeapi import KubeApi
+
+CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
+AUTHSERVERS = "authyard.dev/v1alpha1/authservers"
+OAUTHCLIENTS = "authyard.dev/v1alpha1/oauthclients"
+
+
+@functools.cache
+def _parsed_crds() -> tuple[dict[str, Any], ...]:
+    return tuple(yaml.safe_load(path.read_text()) for path in sorted(CRD_DIR.glob("*.yaml")))
+
+
+def load_crds() -> list[dict[str, Any]]:
+    """The repository's CRDs (parsed once; fresh copies each call)."""
+    return copy.deepcopy(list(_parsed_crds()))
+
+
+@pytest.fixture
+def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
+    """kmock's own options (ini, ``@pytest.mark.kmock(...)``) with our emulator class."""
+    return {**kmock_options, "cls": AuthyardEmulator}
+
+
+@pytest.fixture
+async def emulator(kmock: AuthyardEmulator) -> AsyncIterator[AuthyardEmulator]:
+    assert isinstance(kmock, AuthyardEmulator)
+    kmock.declare_builtins()
+    for crd in load_crds():
+        kmock.declare_crd(crd)
+    yield kmock
+    kmock.close_watches()  # let the HTTP server stop without waiting for open watch streams
+
+
+@pytest.fixture
+def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    server = str(emulator.url).rstrip("/")
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
+        "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
+        "current-context": "emulator",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    # The official clients read KUBECONFIG at import time: patch their module constants too.
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    monkeypatch.setattr(kubernetes_asyncio.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never the in-cluster config
+    return path
+
+
+@pytest.fixture
+async def kube(emulator: AuthyardEmulator) -> AsyncIterator[KubeApi]:
+    configuration = kubernetes_asyncio.client.Configuration(host=str(emulator.url).rstrip("/"))
+    configuration.api_key = {"BearerToken": "emulator-token"}
+    configuration.api_key_prefix = {"BearerToken": "Bearer"}
+    async with kubernetes_asyncio.client.ApiClient(configuration) as api:
+        yield KubeApi(api)
+
+
+@pytest.fixture
+async def operator(
+    emulator: AuthyardEmulator, kubeconfig: Path
+) -> AsyncIterator[Callable[..., Awaitable[OperatorRun]]]:
+    """``await operator(target, *, env=None, ready=None, timeout=30, settings=None)``.
+
+    ``target``: a handler file, a module name, or kopf CLI args (see kopf_harness.operator_args).
+    ``ready`` defaults to "a watch on AuthServers is open"."""
+    runs: list[OperatorRun] = []
+
+    async def start(target: Any, *, ready: Callable[[], Any] | None = None, **kwargs: Any) -> OperatorRun:
+        run = OperatorRun(target, **kwargs)
+        runs.append(run)
+        return await run.start(ready=ready or (lambda: emulator.active_watches(AUTHSERVERS) > 0))
+
+    yield start
+    for run in reversed(runs):
+        await run.stop()
+
+
+@pytest.fixture
+async def operator_process(
+    emulator: AuthyardEmulator, kubeconfig: Path, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[OperatorProcess]]]:
+    """``await operator_process(command, *, env=None, ready=None, timeout=30)``; the command is e.g.
+    ``kopf_command("authyard_operator.main")`` or the console script. Logs: ``process.output``."""
+    processes: list[OperatorProcess] = []
+
+    async def start(
+        command: Any, *, ready: Callable[[], Any] | None = None, **kwargs: Any
+    ) -> OperatorProcess:
+        log_path = tmp_path / f"operator-{len(processes)}.log"
+        process = OperatorProcess(command, log_path=log_path, **kwargs)
+        processes.append(process)
+        return await process.start(ready=ready or (lambda: emulator.active_watches(AUTHSERVERS) > 0))
+
+    yield start
+    for process in reversed(processes):
+        await process.stop()
