@@ -30,7 +30,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     # Events come from the reconcile's own decisions; kopf's log lines become events only when they warn.
     settings.posting.level = logging.WARNING
-    settings.batching.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     memo.settings = OperatorSettings()

@@ -1,0 +1,181 @@
+"""The real operator (kopf + authyard_operator.main) against the emulated API: AuthServer lifecycle."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from authyard_operator import metrics
+
+from tests.operator.conftest import AUTHSERVERS
+from tests.operator.emulator import AuthyardEmulator
+from tests.operator.kopf_harness import wait_for
+from tests.operator.kubeapi import KubeApi
+
+NS = "platform"
+# Read at import by the handlers: every test process runs the operator with a fast resync.
+pytestmark = pytest.mark.usefixtures("fast_resync")
+
+
+@pytest.fixture
+def fast_resync(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHYARD_RESYNC_INTERVAL", "1s")
+
+
+def authserver(name: str = "auth", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer",
+            "metadata": {"name": name, "namespace": NS}, "spec": spec}  # fmt: skip
+
+
+def _reconciles() -> float:
+    """Successful AuthServer reconciles so far (the operator runs in this process)."""
+    return metrics.RECONCILES.labels("AuthServer", "success")._value.get()
+
+
+def _status(emulator: AuthyardEmulator, name: str = "auth") -> dict[str, Any]:
+    return (emulator.get(AUTHSERVERS, NS, name) or {}).get("status") or {}
+
+
+def _condition(emulator: AuthyardEmulator, kind: str, name: str = "auth") -> dict[str, Any]:
+    return next((c for c in _status(emulator, name).get("conditions", []) if c["type"] == kind), {})
+
+
+CHILDREN = [
+    ("v1/serviceaccounts", "auth"),
+    ("v1/configmaps", "auth-config"),
+    ("v1/secrets", "auth-signing-keys"),
+    ("v1/secrets", "auth-admin"),
+    ("v1/persistentvolumeclaims", "auth-data"),
+    ("apps/v1/deployments", "auth"),
+    ("v1/services", "auth"),
+    ("policy/v1/poddisruptionbudgets", "auth"),
+]
+
+
+@pytest.fixture
+async def running(operator, emulator: AuthyardEmulator, kube: KubeApi):  # type: ignore[no-untyped-def]
+    emulator.create_namespace(NS)
+    run = await operator("authyard_operator.main")
+    yield run
+
+
+async def test_authserver_children_status_and_readiness(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    await wait_for(
+        lambda: emulator.get("apps/v1/deployments", NS, "auth"), timeout=20, message="no Deployment"
+    )
+    owner_uid = emulator.get(AUTHSERVERS, NS, "auth")["metadata"]["uid"]
+    for resource, name in CHILDREN:
+        child = await wait_for(
+            lambda r=resource, n=name: emulator.get(r, NS, n), message=f"{resource} {name}"
+        )
+        refs = child["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer", "name": "auth",
+                         "uid": owner_uid, "controller": True, "blockOwnerDeletion": True}]  # fmt: skip
+        managers = {entry["manager"] for entry in child["metadata"].get("managedFields", [])}
+        assert "authyard-operator" in managers, (resource, managers)
+
+    await wait_for(lambda: _status(emulator).get("observedGeneration") == 1, message="no status")
+    status = _status(emulator)
+    assert status["issuer"] == f"http://auth.{NS}.svc:8080"
+    assert status["endpoints"]["token"] == f"http://auth.{NS}.svc:8080/token"
+    assert status["signingKeys"]["activeKid"] and status["database"]["mode"] == "embedded"
+    assert _condition(emulator, "Ready")["status"] == "False"
+    assert _condition(emulator, "Progressing")["status"] == "True"
+
+    emulator.mark_deployment_ready(NS, "auth")
+    await wait_for(
+        lambda: _condition(emulator, "Ready").get("status") == "True", timeout=20, message="not Ready"
+    )
+    assert _condition(emulator, "Ready")["reason"] == "Available"
+    assert _status(emulator)["readyReplicas"] == 1
+    assert any(event.get("reason") == "Reconciled" for event in emulator.events(NS, name="auth"))
+
+
+async def test_spec_change_rolls_configuration_and_drift_is_corrected(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    deployment = await wait_for(lambda: emulator.get("apps/v1/deployments", NS, "auth"), timeout=20)
+    old_hash = deployment["spec"]["template"]["metadata"]["annotations"]["authyard.dev/config-hash"]
+
+    await kube.merge(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
+                     {"spec": {"tokens": {"accessTokenTTL": "5m"}}})  # fmt: skip
+    await wait_for(lambda: emulator.get("v1/configmaps", NS, "auth-config")["data"].get(
+        "AUTHSERVER_ACCESS_TOKEN_TTL") == "5m", message="ConfigMap not updated")  # fmt: skip
+
+    def config_hash() -> str:
+        deployment = emulator.get("apps/v1/deployments", NS, "auth")
+        return deployment["spec"]["template"]["metadata"]["annotations"]["authyard.dev/config-hash"]
+
+    await wait_for(lambda: config_hash() != old_hash, message="pods not rolled for the new configuration")
+    await wait_for(
+        lambda: _status(emulator).get("observedGeneration") == 2, message="generation 2 not observed"
+    )
+
+    # Someone edits a managed field of a child: the next resync takes it back.
+    emulator.patch("v1/configmaps", NS, "auth-config", {"data": {"AUTHSERVER_ACCESS_TOKEN_TTL": "99h"}})
+    await wait_for(lambda: emulator.get("v1/configmaps", NS, "auth-config")["data"][
+        "AUTHSERVER_ACCESS_TOKEN_TTL"] == "5m", timeout=15, message="drift not corrected")  # fmt: skip
+
+
+async def test_restart_regenerates_no_secret_and_recreates_no_child(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    for resource, name in CHILDREN:
+        await wait_for(lambda r=resource, n=name: emulator.get(r, NS, n), timeout=20)
+    before = {(r, n): emulator.get(r, NS, n) for r, n in CHILDREN}
+    await running.restart()
+    # The restarted operator resumes the AuthServer and resyncs it (1 s timer): two more reconciles.
+    done = _reconciles()
+    await wait_for(lambda: _reconciles() >= done + 2, timeout=20, message="no reconcile after the restart")
+    for key, old in before.items():
+        now = emulator.get(key[0], NS, key[1])
+        assert now["metadata"]["uid"] == old["metadata"]["uid"], f"{key} was recreated"
+    for name in ("auth-signing-keys", "auth-admin"):
+        assert emulator.get("v1/secrets", NS, name)["data"] == before[("v1/secrets", name)]["data"], name
+    admin = base64.b64decode(emulator.get("v1/secrets", NS, "auth-admin")["data"]["token"]).decode()
+    assert len(admin) >= 43
+
+
+async def test_pool_budget_that_cannot_fit_is_reported(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    url = base64.b64encode(b"postgresql+asyncpg://u:p@db:5432/auth").decode()
+    kube_secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": NS},
+                   "data": {"url": url}}  # fmt: skip
+    await kube.post(f"/api/v1/namespaces/{NS}/secrets", kube_secret)
+    spec = {"database": {"urlSecretRef": {"name": "db", "key": "url"}, "maxConnections": 10},
+            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 20}}  # fmt: skip
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver(**spec))
+    ready = await wait_for(lambda: _condition(emulator, "Ready") or None, timeout=20)
+    assert ready["status"] == "False" and ready["reason"] == "PoolBudgetExceeded"
+    assert "maxConnections" in ready["message"] or "maxReplicas" in ready["message"]
+    assert emulator.get("apps/v1/deployments", NS, "auth") is None  # nothing half-built
+    assert any(e.get("reason") == "PoolBudgetExceeded" for e in emulator.events(NS, name="auth"))
+
+    # Fixing the spec makes it converge.
+    await kube.merge(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
+                     {"spec": {"database": {"maxConnections": 400}}})  # fmt: skip
+    hpa = await wait_for(
+        lambda: emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, "auth"), timeout=20
+    )
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 20)
+    deployment = emulator.get("apps/v1/deployments", NS, "auth")
+    assert "replicas" not in deployment["spec"], "with an HPA the Deployment must leave replicas alone"
+    env = json.dumps(emulator.get("v1/configmaps", NS, "auth-config")["data"])
+    assert '"AUTHSERVER_DB_POOL_MAX_SIZE": "18"' in env  # 0.9 * 400 / 20 replicas
+
+
+async def test_delete_cascades_to_children(running, emulator: AuthyardEmulator, kube: KubeApi) -> None:
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    await wait_for(lambda: emulator.get("apps/v1/deployments", NS, "auth"), timeout=20)
+    await kube.delete(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth")
+    await wait_for(lambda: emulator.get(AUTHSERVERS, NS, "auth") is None, timeout=20, message="not deleted")
+    for resource, name in CHILDREN:
+        assert emulator.get(resource, NS, name) is None, f"{resource} {name} left behind"
