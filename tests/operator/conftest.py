@@ -43,6 +43,13 @@ def load_crds() -> list[dict[str, Any]]:
     return copy.deepcopy(list(_parsed_crds()))
 
 
+@pytest.fixture(autouse=True)
+def fast_operator_timers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handlers read their timer intervals once, at import: the same fast values for every test."""
+    monkeypatch.setenv("AUTHYARD_RESYNC_INTERVAL", "1s")
+    monkeypatch.setenv("AUTHYARD_CLIENT_RESYNC_INTERVAL", "1s")
+
+
 @pytest.fixture
 def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
     """kmock's own options (ini, ``@pytest.mark.kmock(...)``) with our emulator class."""

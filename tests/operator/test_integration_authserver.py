@@ -15,15 +15,6 @@ from tests.operator.kopf_harness import wait_for
 from tests.operator.kubeapi import KubeApi
 
 NS = "platform"
-# Read at import by the handlers: every test process runs the operator with a fast resync.
-pytestmark = pytest.mark.usefixtures("fast_resync")
-
-
-@pytest.fixture
-def fast_resync(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTHYARD_RESYNC_INTERVAL", "1s")
-
-
 def authserver(name: str = "auth", **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer",
             "metadata": {"name": name, "namespace": NS}, "spec": spec}  # fmt: skip

@@ -22,8 +22,8 @@ from authyard_operator.spec.rules import parse_spec
 
 KIND = "OAuthClient"
 PLURAL = "oauthclients"
-_SETTINGS = OperatorSettings()
-RESYNC_SECONDS = _SETTINGS.client_resync_interval.total_seconds()
+# Read once at import: kopf's decorators need the interval when handlers are registered.
+RESYNC_SECONDS = OperatorSettings().client_resync_interval.total_seconds()
 
 
 async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
@@ -84,12 +84,13 @@ async def unregister(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **_: 
             ),
         )
         return
-    base_url = _SETTINGS.admin_url_template.format(name=name, namespace=namespace).rstrip("/")
+    settings: OperatorSettings = memo.settings
+    base_url = settings.admin_url_template.format(name=name, namespace=namespace).rstrip("/")
     client_id = client_id_for(meta["namespace"], meta["name"])
     try:
         await memo.admin.delete(base_url, admin_token(admin_secret), client_id)
     except AdminApiError as error:
-        if runtime >= _SETTINGS.unregister_timeout:
+        if runtime >= settings.unregister_timeout:
             message = f"gave up unregistering {client_id} after {runtime}: {error.message}"
             post_events(body, Outcome({}, [Event("Warning", "UnregisterAbandoned", message)]))
             return

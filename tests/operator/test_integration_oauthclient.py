@@ -1,0 +1,292 @@
+"""OAuthClients end to end: the real operator against the emulated API, registering with a real
+`authserver serve` process on real PostgreSQL; the credentials it hands out are used for real tokens."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from authyard_operator import metrics
+
+from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
+from tests.operator.emulator import AuthyardEmulator
+from tests.operator.kopf_harness import OperatorRun, wait_for
+from tests.operator.kubeapi import KubeApi
+from tests.support.postgres import PostgresCluster, free_port
+from tests.support.server_process import ServerProcess, server_environment
+
+PLATFORM, TEAM = "platform", "team-a"
+pytestmark = pytest.mark.postgres
+
+
+@dataclass
+class Stack:
+    emulator: AuthyardEmulator
+    kube: KubeApi
+    operator: OperatorRun
+    server: ServerProcess
+    admin_token: str
+
+    def client_status(self, name: str, namespace: str = TEAM) -> dict[str, Any]:
+        return (self.emulator.get(OAUTHCLIENTS, namespace, name) or {}).get("status") or {}
+
+    def ready(self, name: str, namespace: str = TEAM) -> dict[str, Any]:
+        conditions = self.client_status(name, namespace).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), {})
+
+    def secret(self, name: str, namespace: str = TEAM) -> dict[str, str]:
+        secret = self.emulator.get("v1/secrets", namespace, name) or {}
+        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+
+    async def admin(self, method: str, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.server.base_url) as http:
+            return await http.request(method, path, headers={"Authorization": f"Bearer {self.admin_token}"})
+
+
+def oauthclient(name: str, namespace: str = TEAM, **spec: Any) -> dict[str, Any]:
+    body = {
+        "authServerRef": {"name": "auth", "namespace": PLATFORM},
+        "grantTypes": ["client_credentials"],
+        "scopes": ["orders.read"],
+        "audiences": ["https://orders.example.com"],
+        "secret": {"name": f"{name}-oauth"},
+        **spec,
+    }
+    return {
+        "apiVersion": "authyard.dev/v1alpha1",
+        "kind": "OAuthClient",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+async def token(credentials: dict[str, str], secret: str | None = None) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        return await http.post(
+            credentials["token_endpoint"],
+            data={"grant_type": "client_credentials"},
+            auth=(credentials["client_id"], secret or credentials["client_secret"]),
+        )
+
+
+@pytest.fixture
+async def stack(
+    operator, emulator: AuthyardEmulator, kube: KubeApi, postgres_cluster: PostgresCluster, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    for namespace in (PLATFORM, TEAM, "team-b"):
+        emulator.create_namespace(namespace)
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    run = await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
+    spec = {"issuer": issuer, "clientPolicy": {"allowedNamespaces": [PLATFORM, TEAM]}}
+    await kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers",
+        {
+            "apiVersion": "authyard.dev/v1alpha1",
+            "kind": "AuthServer",
+            "metadata": {"name": "auth", "namespace": PLATFORM},
+            "spec": spec,
+        },
+    )
+    admin_secret = await wait_for(lambda: emulator.get("v1/secrets", PLATFORM, "auth-admin"), timeout=20)
+    admin_token = base64.b64decode(admin_secret["data"]["token"]).decode()
+
+    # The auth server the AuthServer describes, run for real with the admin token the operator generated.
+    database = postgres_cluster.create_database(f"oc_{port}")
+    server = ServerProcess(tmp_path / "server", port, {})
+    server.directory.mkdir()
+    server.env = server_environment(
+        server.directory,
+        database,
+        issuer,
+        AUTHSERVER_ADMIN_TOKEN=admin_token,
+        AUTHSERVER_TOKEN_RATE_PER_CLIENT="0",
+        AUTHSERVER_CLIENT_CACHE_TTL="0s",
+    )
+    server.cli("migrate")
+    server.start()
+    try:
+        await wait_for(lambda: emulator.get("apps/v1/deployments", PLATFORM, "auth"), timeout=20)
+        emulator.mark_deployment_ready(PLATFORM, "auth")
+        await wait_for(
+            lambda: any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in (emulator.get(AUTHSERVERS, PLATFORM, "auth").get("status") or {}).get(
+                    "conditions", []
+                )
+            ),
+            timeout=20,
+            message="AuthServer not Ready",
+        )
+        yield Stack(emulator, kube, run, server, admin_token)
+    finally:
+        server.stop()
+
+
+async def test_credentials_from_the_secret_get_verifiable_tokens(stack: Stack) -> None:
+    await stack.kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", oauthclient("orders")
+    )
+    await wait_for(
+        lambda: stack.ready("orders").get("status") == "True", timeout=30, message="client not Ready"
+    )
+    status = stack.client_status("orders")
+    assert status["clientId"] == "team-a.orders" and status["secretName"] == "orders-oauth"
+    assert status["authServer"] == f"{PLATFORM}/auth" and status["observedGeneration"] == 1
+    credentials = stack.secret("orders-oauth")
+    assert credentials["issuer"] == stack.server.issuer and credentials["OAUTH_CLIENT_ID"] == "team-a.orders"
+    assert credentials["client_secret"] == credentials["OAUTH_CLIENT_SECRET"]
+    owner = stack.emulator.get("v1/secrets", TEAM, "orders-oauth")["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "OAuthClient" and owner["name"] == "orders"
+
+    response = await token(credentials)
+    assert response.status_code == 200, response.text
+    keys = jwt.PyJWKClient(credentials["jwks_uri"])
+    access = response.json()["access_token"]
+    claims = jwt.decode(
+        access,
+        keys.get_signing_key_from_jwt(access).key,
+        algorithms=["ES256"],
+        audience="https://orders.example.com",
+        issuer=credentials["issuer"],
+    )
+    assert claims["client_id"] == "team-a.orders" and claims["scope"] == "orders.read"
+
+    # A spec change updates the registration in place: the next token carries the new scopes.
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/orders",
+        {"spec": {"scopes": ["orders.read", "orders.write"]}},
+    )
+    await wait_for(lambda: stack.client_status("orders").get("observedGeneration") == 2, timeout=20)
+    response = await token(stack.secret("orders-oauth"))
+    assert response.json()["scope"] == "orders.read orders.write"
+    assert stack.secret("orders-oauth")["client_secret"] == credentials["client_secret"], "secret changed"
+
+
+async def test_rotation_keeps_the_old_secret_for_the_grace_period(stack: Stack) -> None:
+    grace_seconds = 4
+    client = oauthclient(
+        "billing", secret={"name": "billing-oauth", "rotationGracePeriod": f"{grace_seconds}s"}
+    )
+    await stack.kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", client)
+    await wait_for(lambda: stack.ready("billing").get("status") == "True", timeout=30)
+    old = stack.secret("billing-oauth")
+
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/billing",
+        {"metadata": {"annotations": {"authyard.dev/rotate-secret": "first"}}},
+    )
+    new = await wait_for(
+        lambda: (s := stack.secret("billing-oauth"))["client_secret"] != old["client_secret"] and s,
+        timeout=20,
+        message="secret not rotated",
+    )
+    rotated_at = time.monotonic()
+    assert "next_client_secret" not in new
+    assert (await token(new)).status_code == 200
+    assert (await token(old)).status_code == 200, "the previous secret must work during the grace period"
+    await wait_for(lambda: stack.client_status("billing").get("lastRotation"), timeout=10)
+
+    async def old_refused() -> bool:
+        return (await token(old)).status_code == 401
+
+    await wait_for(
+        old_refused, timeout=grace_seconds + 10, interval=0.5, message="old secret outlived its grace"
+    )
+    assert time.monotonic() - rotated_at >= grace_seconds - 1
+    assert (await token(new)).status_code == 200
+    events = stack.emulator.events(TEAM, name="billing")
+    assert any(e.get("reason") == "SecretRotated" for e in events)
+    assert all(old["client_secret"] not in str(e) and new["client_secret"] not in str(e) for e in events)
+    assert new["client_secret"] not in str(stack.client_status("billing"))
+
+
+async def test_operator_restart_mid_way_creates_no_duplicate_and_no_new_secret(stack: Stack) -> None:
+    names = [f"svc-{index}" for index in range(6)]
+    for name in names:
+        await stack.kube.post(
+            f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", oauthclient(name)
+        )
+    await stack.operator.restart()  # while they are being registered
+    for name in names:
+        await wait_for(lambda n=name: stack.ready(n).get("status") == "True", timeout=40, message=f"{name}")
+    secrets = {name: stack.secret(f"{name}-oauth")["client_secret"] for name in names}
+
+    before = metrics.RECONCILES.labels("OAuthClient", "success")._value.get()
+    await stack.operator.restart()
+    await wait_for(
+        lambda: metrics.RECONCILES.labels("OAuthClient", "success")._value.get() >= before + 2 * len(names),
+        timeout=30,
+        message="clients not reconciled after the restart",
+    )
+    listed = (await stack.admin("GET", "/admin/clients?limit=1000")).json()
+    ids = [client["client_id"] for client in listed]
+    for name in names:
+        assert ids.count(f"{TEAM}.{name}") == 1
+        assert stack.secret(f"{name}-oauth")["client_secret"] == secrets[name], f"{name} got a new secret"
+        assert (await token(stack.secret(f"{name}-oauth"))).status_code == 200
+
+
+async def test_require_existing_waits_and_policy_refuses(stack: Stack) -> None:
+    external = oauthclient("external", secret={"name": "external-creds", "policy": "RequireExisting"})
+    await stack.kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", external)
+    waiting = await wait_for(lambda: stack.ready("external") or None, timeout=20)
+    assert waiting["status"] == "False" and waiting["reason"] == "SecretNotFound"
+    assert stack.emulator.get("v1/secrets", TEAM, "external-creds") is None, (
+        "credentials must never be invented"
+    )
+
+    supplied = "x" * 20 + "supplied-by-external-secrets"
+    await stack.kube.post(
+        f"/api/v1/namespaces/{TEAM}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "external-creds", "namespace": TEAM},
+            "data": {"client_secret": base64.b64encode(supplied.encode()).decode()},
+        },
+    )
+    await wait_for(lambda: stack.ready("external").get("status") == "True", timeout=30)
+    credentials = stack.secret("external-creds")
+    assert credentials["client_secret"] == supplied and credentials["client_id"] == "team-a.external"
+    assert (await token(credentials)).status_code == 200
+
+    await stack.kube.post(
+        "/apis/authyard.dev/v1alpha1/namespaces/team-b/oauthclients",
+        oauthclient("intruder", namespace="team-b"),
+    )
+    refused = await wait_for(lambda: stack.ready("intruder", "team-b") or None, timeout=20)
+    assert refused["status"] == "False" and refused["reason"] == "NotAllowed"
+    assert "allowedNamespaces" in refused["message"]
+    assert (await stack.admin("GET", "/admin/clients/team-b.intruder")).status_code == 404
+
+
+async def test_delete_unregisters_and_never_hangs_when_the_authserver_is_gone(stack: Stack) -> None:
+    for name in ("gone-1", "gone-2"):
+        await stack.kube.post(
+            f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", oauthclient(name)
+        )
+        await wait_for(lambda n=name: stack.ready(n).get("status") == "True", timeout=30)
+    credentials = stack.secret("gone-1-oauth")
+
+    await stack.kube.delete(f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/gone-1")
+    await wait_for(lambda: stack.emulator.get(OAUTHCLIENTS, TEAM, "gone-1") is None, timeout=20)
+    assert (await stack.admin("GET", "/admin/clients/team-a.gone-1")).status_code == 404
+    assert stack.emulator.get("v1/secrets", TEAM, "gone-1-oauth") is None
+    assert (await token(credentials)).status_code == 401
+
+    await stack.kube.delete(f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers/auth")
+    await wait_for(lambda: stack.emulator.get(AUTHSERVERS, PLATFORM, "auth") is None, timeout=20)
+    await stack.kube.delete(f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/gone-2")
+    await wait_for(
+        lambda: stack.emulator.get(OAUTHCLIENTS, TEAM, "gone-2") is None,
+        timeout=20,
+        message="the finalizer hung although the AuthServer is gone",
+    )
