@@ -15,9 +15,15 @@ from tests.operator.kopf_harness import wait_for
 from tests.operator.kubeapi import KubeApi
 
 NS = "platform"
+
+
 def authserver(name: str = "auth", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer",
-            "metadata": {"name": name, "namespace": NS}, "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": "authyard.dev/v1alpha1",
+        "kind": "AuthServer",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
 
 
 def _reconciles() -> float:
@@ -65,8 +71,16 @@ async def test_authserver_children_status_and_readiness(
             lambda r=resource, n=name: emulator.get(r, NS, n), message=f"{resource} {name}"
         )
         refs = child["metadata"]["ownerReferences"]
-        assert refs == [{"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer", "name": "auth",
-                         "uid": owner_uid, "controller": True, "blockOwnerDeletion": True}]  # fmt: skip
+        assert refs == [
+            {
+                "apiVersion": "authyard.dev/v1alpha1",
+                "kind": "AuthServer",
+                "name": "auth",
+                "uid": owner_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
         managers = {entry["manager"] for entry in child["metadata"].get("managedFields", [])}
         assert "authyard-operator" in managers, (resource, managers)
 
@@ -94,10 +108,17 @@ async def test_spec_change_rolls_configuration_and_drift_is_corrected(
     deployment = await wait_for(lambda: emulator.get("apps/v1/deployments", NS, "auth"), timeout=20)
     old_hash = deployment["spec"]["template"]["metadata"]["annotations"]["authyard.dev/config-hash"]
 
-    await kube.merge(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
-                     {"spec": {"tokens": {"accessTokenTTL": "5m"}}})  # fmt: skip
-    await wait_for(lambda: emulator.get("v1/configmaps", NS, "auth-config")["data"].get(
-        "AUTHSERVER_ACCESS_TOKEN_TTL") == "5m", message="ConfigMap not updated")  # fmt: skip
+    await kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
+        {"spec": {"tokens": {"accessTokenTTL": "5m"}}},
+    )
+    await wait_for(
+        lambda: (
+            emulator.get("v1/configmaps", NS, "auth-config")["data"].get("AUTHSERVER_ACCESS_TOKEN_TTL")
+            == "5m"
+        ),
+        message="ConfigMap not updated",
+    )
 
     def config_hash() -> str:
         deployment = emulator.get("apps/v1/deployments", NS, "auth")
@@ -110,8 +131,13 @@ async def test_spec_change_rolls_configuration_and_drift_is_corrected(
 
     # Someone edits a managed field of a child: the next resync takes it back.
     emulator.patch("v1/configmaps", NS, "auth-config", {"data": {"AUTHSERVER_ACCESS_TOKEN_TTL": "99h"}})
-    await wait_for(lambda: emulator.get("v1/configmaps", NS, "auth-config")["data"][
-        "AUTHSERVER_ACCESS_TOKEN_TTL"] == "5m", timeout=15, message="drift not corrected")  # fmt: skip
+    await wait_for(
+        lambda: (
+            emulator.get("v1/configmaps", NS, "auth-config")["data"]["AUTHSERVER_ACCESS_TOKEN_TTL"] == "5m"
+        ),
+        timeout=15,
+        message="drift not corrected",
+    )
 
 
 async def test_restart_regenerates_no_secret_and_recreates_no_child(
@@ -138,11 +164,17 @@ async def test_pool_budget_that_cannot_fit_is_reported(
     running, emulator: AuthyardEmulator, kube: KubeApi
 ) -> None:
     url = base64.b64encode(b"postgresql+asyncpg://u:p@db:5432/auth").decode()
-    kube_secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": NS},
-                   "data": {"url": url}}  # fmt: skip
+    kube_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "db", "namespace": NS},
+        "data": {"url": url},
+    }
     await kube.post(f"/api/v1/namespaces/{NS}/secrets", kube_secret)
-    spec = {"database": {"urlSecretRef": {"name": "db", "key": "url"}, "maxConnections": 10},
-            "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 20}}  # fmt: skip
+    spec = {
+        "database": {"urlSecretRef": {"name": "db", "key": "url"}, "maxConnections": 10},
+        "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 20},
+    }
     await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver(**spec))
     ready = await wait_for(lambda: _condition(emulator, "Ready") or None, timeout=20)
     assert ready["status"] == "False" and ready["reason"] == "PoolBudgetExceeded"
@@ -151,8 +183,10 @@ async def test_pool_budget_that_cannot_fit_is_reported(
     assert any(e.get("reason") == "PoolBudgetExceeded" for e in emulator.events(NS, name="auth"))
 
     # Fixing the spec makes it converge.
-    await kube.merge(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
-                     {"spec": {"database": {"maxConnections": 400}}})  # fmt: skip
+    await kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth",
+        {"spec": {"database": {"maxConnections": 400}}},
+    )
     hpa = await wait_for(
         lambda: emulator.get("autoscaling/v2/horizontalpodautoscalers", NS, "auth"), timeout=20
     )
@@ -170,3 +204,105 @@ async def test_delete_cascades_to_children(running, emulator: AuthyardEmulator, 
     await wait_for(lambda: emulator.get(AUTHSERVERS, NS, "auth") is None, timeout=20, message="not deleted")
     for resource, name in CHILDREN:
         assert emulator.get(resource, NS, name) is None, f"{resource} {name} left behind"
+
+
+async def test_pgbouncer_example_and_service_monitor(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    """The production example: PgBouncer in front of PostgreSQL, and a ServiceMonitor once its CRD exists."""
+    import yaml
+
+    from tests.operator.conftest import CRD_DIR
+
+    emulator.declare_crd(
+        {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+            "spec": {
+                "group": "monitoring.coreos.com",
+                "scope": "Namespaced",
+                "names": {
+                    "kind": "ServiceMonitor",
+                    "plural": "servicemonitors",
+                    "singular": "servicemonitor",
+                    "listKind": "ServiceMonitorList",
+                },
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+    )
+    url = base64.b64encode(
+        b"postgresql+asyncpg://authyard:s3cret@pg.db.svc:5432/authyard?ssl=require"
+    ).decode()
+    await kube.post(
+        f"/api/v1/namespaces/{NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "auth-db", "namespace": NS},
+            "data": {"url": url},
+        },
+    )
+    example = yaml.safe_load((CRD_DIR.parent / "examples" / "authserver-postgres-pgbouncer.yaml").read_text())
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", example)
+
+    for resource in ("apps/v1/deployments", "v1/services", "v1/configmaps", "v1/secrets"):
+        await wait_for(lambda r=resource: emulator.get(r, NS, "auth-pgbouncer"), timeout=20, message=resource)
+    monitor = await wait_for(
+        lambda: emulator.get("monitoring.coreos.com/v1/servicemonitors", NS, "auth"), timeout=20
+    )
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    config = emulator.get("v1/configmaps", NS, "auth-config")["data"]
+    assert config["AUTHSERVER_DB_STATEMENT_CACHE"] == "false"
+    pod = emulator.get("apps/v1/deployments", NS, "auth")["spec"]["template"]["spec"]
+    server_env = {item["name"]: item.get("value") for item in pod["containers"][0]["env"]}
+    assert server_env["AUTHSERVER_DATABASE_HOST_OVERRIDE"] == f"auth-pgbouncer.{NS}.svc"
+    init_env = {item["name"] for item in pod["initContainers"][0]["env"]}
+    assert "AUTHSERVER_DATABASE_HOST_OVERRIDE" not in init_env  # migrations go straight to the database
+    assert "s3cret" not in json.dumps(config), "the database password must stay in Secrets"
+    await wait_for(lambda: _status(emulator).get("database", {}).get("mode") == "pgbouncer", timeout=20)
+    assert "s3cret" not in json.dumps(_status(emulator)) + json.dumps(emulator.events(NS))
+
+
+async def test_scheduled_key_rotation_publishes_before_signing(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    secret = await wait_for(lambda: emulator.get("v1/secrets", NS, "auth-signing-keys"), timeout=20)
+    before = json.loads(base64.b64decode(secret["data"]["signing-keys.json"]))
+    await wait_for(lambda: _status(emulator).get("signingKeys", {}).get("activeKid") == before["active_kid"])
+    upcoming = _status(emulator)["signingKeys"]["nextKid"]
+
+    # As if the last rotation were a rotation interval (720h) ago: the next resync rotates.
+    emulator.patch(
+        "v1/secrets",
+        NS,
+        "auth-signing-keys",
+        {"metadata": {"annotations": {"authyard.dev/last-rotation": "2020-01-01T00:00:00Z"}}},
+    )
+    await wait_for(
+        lambda: _status(emulator)["signingKeys"]["activeKid"] == upcoming,
+        timeout=15,
+        message="no scheduled rotation",
+    )
+    after = json.loads(
+        base64.b64decode(emulator.get("v1/secrets", NS, "auth-signing-keys")["data"]["signing-keys.json"])
+    )
+    kids = [key["kid"] for key in after["keys"]]
+    assert after["active_kid"] == upcoming  # the key that signs now was published one rotation earlier
+    assert before["active_kid"] in kids, "the retired key stays published until its tokens expire"
+    assert _status(emulator)["signingKeys"]["nextKid"] not in (upcoming, before["active_kid"])
+    assert any(e.get("reason") == "SigningKeysRotated" for e in emulator.events(NS, name="auth"))
