@@ -33,6 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     asyncio.run(prepare(settings))
     # Migrated once here; the workers must not race to do it again.
     os.environ["AUTHSERVER_DB_AUTO_MIGRATE"] = "false"
+    os.environ["AUTHSERVER_WORKERS"] = str(args.workers)  # each worker sizes its KDF threads from it
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="authserver-metrics-")
     uvicorn.run(

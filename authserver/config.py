@@ -96,10 +96,22 @@ class Settings(BaseSettings):
     )
     token_burst_per_ip: int = Field(1000, ge=1)
     max_in_flight: int = Field(256, ge=1, description="Concurrent requests per worker before a fast 503.")
+    login_kdf_threads: int = Field(
+        0, ge=0, description="argon2 threads per worker; 0 = the CPUs available divided by the workers."
+    )
+    login_kdf_queue: int = Field(
+        16, ge=0, description="Logins that may wait per argon2 thread; more get a fast 503 (retry shortly)."
+    )
     max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413.")
     cors_allowed_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS.")
     client_cache_ttl: Duration = Field(
         timedelta(seconds=2), description="How long a worker trusts its cached copy of a client; 0 disables."
+    )
+    verified_token_cache: int = Field(
+        2048,
+        ge=0,
+        description="Access tokens per worker whose signature check is remembered (expiry and revocation "
+        "are still checked on every call); 0 disables.",
     )
     revocation_sync_interval: Duration = Field(
         timedelta(milliseconds=500), description="How often a worker reads revocations made by others."

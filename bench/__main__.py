@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import shlex
 import shutil
 import signal
@@ -29,6 +30,17 @@ from bench.processes import Server, clean_environment
 from tests.support.postgres import free_port
 
 DATABASES = ("sqlite", "postgresql")
+SCENARIOS = (
+    "ceiling",
+    "jwks",
+    "metadata",
+    "client_credentials",
+    "introspection",
+    "refresh_token",
+    "authorization_code",
+    "login",
+)
+PROFILED = ("client_credentials", "introspection", "refresh_token", "authorization_code")
 MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
 
@@ -53,6 +65,7 @@ class Bench:
     concurrencies: list[int]
     worker_counts: list[int]
     databases: list[str]
+    scenarios: tuple[str, ...] = SCENARIOS
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="authyard-bench-")))
     rows: list[dict[str, Any]] = field(default_factory=list)
     logins: list[dict[str, Any]] = field(default_factory=list)
@@ -125,6 +138,9 @@ class Bench:
             "AUTHSERVER_DB_POOL_MAX_SIZE": str(self.args.db_pool),
             "AUTHSERVER_LOG_LEVEL": "warning",
         }
+        for assignment in self.args.server_env or ():
+            name, _, value = assignment.partition("=")
+            settings[name] = value
         return clean_environment(**settings)
 
     def start_authserver(self, kind: str, workers: int) -> tuple[Server, Database]:
@@ -163,6 +179,8 @@ class Bench:
             "p99_ms": result["p99_ms"],
             "errors": result["errors"],
             "exhausted": result.get("exhausted", 0),
+            "cpu_us_per_request": result.get("cpu_us_per_request"),
+            "machine_cpu_us_per_request": result.get("machine_cpu_us_per_request"),
             "ratio": None,
             "wrk": result,
         }
@@ -171,15 +189,37 @@ class Bench:
             f"{scenario:18} {db:10} w={workers} c={concurrency:<3} {result['rps']:9.0f} req/s "
             f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}"
             + (f"  EXHAUSTED {result['exhausted']}" if result.get("exhausted") else "")
+            + (f"  {result['cpu_us_per_request']:.0f} us CPU/req" if result.get("cpu_us_per_request") else "")
         )
         return row
+
+    def measured(
+        self,
+        server: Server,
+        script: str,
+        url: str,
+        concurrency: int,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """wrk, plus the CPU time the server's workers spent per response: a figure that, unlike
+        requests/s, hardly moves with whatever else the shared machine runs."""
+        pids = server.worker_pids()
+        before, machine_before = processes.cpu_seconds(pids), processes.machine_busy_seconds()
+        result: dict[str, Any] = dict(wrk.run(script, url, concurrency, self.duration, env))
+        spent = processes.cpu_seconds(pids) - before
+        machine = processes.machine_busy_seconds() - machine_before
+        responses = result.get("responses") or result.get("requests") or 0
+        result["cpu_us_per_request"] = spent / responses * 1e6 if responses else None
+        # Everything the machine did per response: workers, wrk, the database, and anything else running.
+        result["machine_cpu_us_per_request"] = machine / responses * 1e6 if responses else None
+        return result
 
     def run_ceiling(self, workers: int) -> None:
         server = self._start(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
         try:
             self.warm_up("get.lua", server.base_url + "/")
             for concurrency in self.concurrencies:
-                result = wrk.run("get.lua", server.base_url + "/", concurrency, self.duration)
+                result = self.measured(server, "get.lua", server.base_url + "/", concurrency)
                 self.record("ceiling", "—", workers, concurrency, result)
         finally:
             self._stop(server)
@@ -194,31 +234,37 @@ class Bench:
                     ("jwks", "/.well-known/jwks.json"),
                     ("metadata", "/.well-known/oauth-authorization-server"),
                 ):
+                    if scenario not in self.scenarios:
+                        continue
                     for concurrency in self.concurrencies:
-                        result = wrk.run("get.lua", url + path, concurrency, self.duration)
+                        result = self.measured(server, "get.lua", url + path, concurrency)
                         self.record(scenario, "—", workers, concurrency, result)
             cc_env = {"BENCH_BASIC": credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE}
-            cc_rates: dict[int, float] = {}
-            for concurrency in self.concurrencies:
-                result = wrk.run("client_credentials.lua", url, concurrency, self.duration, cc_env)
-                cc_rates[concurrency] = result["rps"]
-                self.record("client_credentials", kind, workers, concurrency, result)
-            self.measure_rss(server, kind, workers, f"client_credentials c={self.concurrencies[-1]}")
+            # Without a client_credentials row, consuming runs are seeded for a generous 3,000/s.
+            cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 3000.0)
+            if "client_credentials" in self.scenarios:
+                for concurrency in self.concurrencies:
+                    result = self.measured(server, "client_credentials.lua", url, concurrency, cc_env)
+                    cc_rates[concurrency] = result["rps"]
+                    self.record("client_credentials", kind, workers, concurrency, result)
+                self.measure_rss(server, kind, workers, f"client_credentials c={self.concurrencies[-1]}")
 
-            introspect_env = {
-                "BENCH_BASIC": credentials.service_basic,
-                "BENCH_TOKEN": seed.access_token(url, credentials),
-            }
-            for concurrency in self.concurrencies:
-                result = wrk.run("introspection.lua", url, concurrency, self.duration, introspect_env)
-                self.record("introspection", kind, workers, concurrency, result)
+            if "introspection" in self.scenarios:
+                introspect_env = {
+                    "BENCH_BASIC": credentials.service_basic,
+                    "BENCH_TOKEN": seed.access_token(url, credentials),
+                }
+                for concurrency in self.concurrencies:
+                    result = self.measured(server, "introspection.lua", url, concurrency, introspect_env)
+                    self.record("introspection", kind, workers, concurrency, result)
 
-            for concurrency in self.concurrencies:
-                self.run_consuming("refresh_token", server, database, workers, concurrency, cc_rates)
-            for concurrency in self.concurrencies:
-                self.run_consuming("authorization_code", server, database, workers, concurrency, cc_rates)
+            for scenario in ("refresh_token", "authorization_code"):
+                if scenario in self.scenarios:
+                    for concurrency in self.concurrencies:
+                        self.run_consuming(scenario, server, database, workers, concurrency, cc_rates)
 
-            if workers == max(self.worker_counts) and not self.args.no_login:
+            login = "login" in self.scenarios and not self.args.no_login
+            if workers == max(self.worker_counts) and login:
                 self.run_logins(server, database, workers)
         finally:
             self._stop(server)
@@ -253,7 +299,7 @@ class Bench:
         count = min(MAX_SEEDED, max(1000, math.ceil(cc_rates[concurrency] * self.duration * 1.5) + 500))
         env = self.seed_consumable(scenario, server, database, count)
         try:
-            result = wrk.run(f"{scenario}.lua", server.base_url, concurrency, self.duration, env)
+            result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
         finally:
             Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
         self.record(scenario, database.kind, workers, concurrency, result)
@@ -283,6 +329,10 @@ class Bench:
             f"logins: {concurrency} parallel for {seconds:g} s, "
             f"client_credentials c={LOGIN_TOKEN_CONCURRENCY} meanwhile"
         )
+        alone = asyncio.run(
+            login_bench.measure(server.base_url, database.credentials.password, concurrency, seconds)
+        )
+        log(f"logins alone: {alone['logins_per_s']:.1f}/s ({alone['failures']} failed)")
         token_run = wrk.start(
             "client_credentials.lua",
             server.base_url,
@@ -297,7 +347,7 @@ class Bench:
             token = token_run.result()
         finally:
             token_run.kill()
-        alone = next(
+        token_alone = next(
             (
                 row["p99_ms"]
                 for row in self.rows
@@ -317,7 +367,10 @@ class Bench:
             "token_p50_ms": token["p50_ms"],
             "token_p99_ms": token["p99_ms"],
             "token_errors": token["errors"],
-            "token_p99_ms_alone": alone,
+            "token_p99_ms_alone": token_alone,
+            "alone_logins_per_s": alone["logins_per_s"],
+            "alone_failures": alone["failures"],
+            "cpus": os.cpu_count(),
         }
         self.logins.append(entry)
         log(
@@ -340,7 +393,9 @@ class Bench:
             seconds = max(3, math.ceil(self.duration))
             credentials = database.credentials
             service = {"BENCH_BASIC": credentials.service_basic}
-            for scenario in ("client_credentials", "introspection", "refresh_token", "authorization_code"):
+            for scenario in PROFILED:
+                if scenario not in self.scenarios:
+                    continue
                 if scenario == "client_credentials":
                     env = {**service, "BENCH_SCOPE": seed.SERVICE_SCOPE}
                 elif scenario == "introspection":
@@ -386,9 +441,11 @@ class Bench:
         for workers in self.worker_counts:
             log(f"ceiling, {workers} worker(s)")
             self.run_ceiling(workers)
+            if not set(self.scenarios) - {"ceiling"}:
+                continue
             for index, kind in enumerate(self.databases):
                 self.run_database_scenarios(kind, workers, with_constants=index == 0)
-        if not self.args.no_profile:
+        if not self.args.no_profile and any(scenario in self.scenarios for scenario in PROFILED):
             self.run_profiles(stamp)
         ceilings = {
             (row["workers"], row["concurrency"]): row["rps"]
@@ -411,7 +468,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--warmup", type=float, default=1.0, help="unrecorded seconds after each start (1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary working directory")
+    parser.add_argument(
+        "--scenarios",
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (the ceiling always runs: ratios need it)",
+    )
+    parser.add_argument(
+        "--workers", type=int, action="append", choices=(1, 2), help="worker count (repeatable)"
+    )
+    parser.add_argument("--concurrency", type=int, action="append", help="wrk connections (repeatable)")
+    parser.add_argument("--no-save", action="store_true", help="print the table, write no results file")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        metavar="AUTHSERVER_NAME=VALUE",
+        help="an extra server setting (repeatable), e.g. AUTHSERVER_VERIFIED_TOKEN_CACHE=0",
+    )
     args = parser.parse_args(argv)
+    if args.scenarios:
+        chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+        unknown = sorted(set(chosen) - set(SCENARIOS))
+        if unknown:
+            parser.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        args.scenarios = tuple(dict.fromkeys(["ceiling", *chosen]))
+    else:
+        args.scenarios = SCENARIOS
+    for assignment in args.server_env or ():
+        if not assignment.startswith("AUTHSERVER_") or "=" not in assignment:
+            parser.error(f"--server-env takes AUTHSERVER_NAME=VALUE, not {assignment!r}")
+    if args.concurrency and any(not 1 <= value <= 1000 for value in args.concurrency):
+        parser.error("--concurrency must be between 1 and 1000")
     if args.duration is not None and not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
     return args
@@ -427,9 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(
         args=args,
         duration=duration,
-        concurrencies=[50] if args.quick else [1, 10, 50],
-        worker_counts=[2] if args.quick else [1, 2],
+        concurrencies=list(dict.fromkeys(args.concurrency or ([50] if args.quick else [1, 10, 50]))),
+        worker_counts=list(dict.fromkeys(args.workers or ([2] if args.quick else [1, 2]))),
         databases=list(dict.fromkeys(args.db or DATABASES)),
+        scenarios=args.scenarios,
     )
     wrk.wrk_binary()  # fail before starting anything
     signal.signal(signal.SIGTERM, _interrupt)
@@ -457,11 +543,14 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": bench.profiles,
         "notes": bench.notes,
     }
-    path = report.write_json(results, stamp)
     print(report.markdown(results))
     for note in bench.notes:
         print(f"\nNote: {note}")
-    print(f"\nResults: {path.relative_to(processes.REPO)} ({results['wall_seconds']} s)")
+    if args.no_save:
+        print(f"\nResults not saved (--no-save), {results['wall_seconds']} s")
+    else:
+        path = report.write_json(results, stamp)
+        print(f"\nResults: {path.relative_to(processes.REPO)} ({results['wall_seconds']} s)")
     return 0
 
 

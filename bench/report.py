@@ -34,34 +34,46 @@ def _number(value: float, digits: int = 0) -> str:
 
 def matrix_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | errors | vs ceiling |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | errors | vs ceiling "
+        "| worker CPU µs/req | machine CPU µs/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         errors = str(row["errors"])
         if row.get("exhausted"):
             errors += " (tokens ran out)"
         ratio = "—" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+        cpu = "—" if row.get("cpu_us_per_request") is None else _number(row["cpu_us_per_request"])
+        machine = row.get("machine_cpu_us_per_request")
+        machine_text = "—" if machine is None else _number(machine)
         lines.append(
             f"| {row['scenario']} | {row['db']} | {row['workers']} | {row['concurrency']} "
             f"| {_number(row['rps'])} | {_number(row['p50_ms'], 2)} | {_number(row['p99_ms'], 2)} "
-            f"| {errors} | {ratio} |"
+            f"| {errors} | {ratio} | {cpu} | {machine_text} |"
         )
     return "\n".join(lines)
 
 
 def login_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| db | workers | parallel logins | logins/s | login p50 ms | login p99 ms | login failures "
+        "| db | workers | parallel logins | logins/s alone (per core) | logins/s "
+        "| login p50 ms | login p99 ms | login failures "
         "| client_credentials c | client_credentials requests/s | client_credentials p99 ms (alone) "
         "| client_credentials errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         alone = row.get("token_p99_ms_alone")
+        by_itself = row.get("alone_logins_per_s")
+        by_itself_text = (
+            "—"
+            if by_itself is None
+            else f"{_number(by_itself, 1)} ({_number(by_itself / max(row.get('cpus') or 1, 1), 1)})"
+        )
         alone_text = "—" if alone is None else _number(alone, 2)
         lines.append(
-            f"| {row['db']} | {row['workers']} | {row['concurrency']} | {_number(row['logins_per_s'], 1)} "
+            f"| {row['db']} | {row['workers']} | {row['concurrency']} | {by_itself_text} "
+            f"| {_number(row['logins_per_s'], 1)} "
             f"| {_number(row['p50_ms'], 0)} | {_number(row['p99_ms'], 0)} | {row['failures']} "
             f"| {row['token_concurrency']} | {_number(row['token_rps'])} "
             f"| {_number(row['token_p99_ms'], 2)} ({alone_text}) | {row['token_errors']} |"
@@ -92,7 +104,11 @@ def markdown(results: dict[str, Any]) -> str:
         matrix_table(results["rows"]),
     ]
     if results.get("logins"):
-        parts += ["", "Interactive login (argon2id) with client_credentials load at the same time:", ""]
+        parts += [
+            "",
+            "Interactive login (argon2id): alone, then with client_credentials load at the same time:",
+            "",
+        ]
         parts.append(login_table(results["logins"]))
     if results.get("rss"):
         parts += ["", "Worker memory:", "", rss_table(results["rss"])]

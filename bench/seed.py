@@ -21,7 +21,7 @@ from sqlalchemy import insert
 from authserver.config import Settings
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.crypto.passwords import hash_password
-from authserver.protocol.models import RefreshToken, User
+from authserver.protocol.models import User
 from authserver.protocol.pkce import s256
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import SqlStore
@@ -149,16 +149,21 @@ def seed_refresh_tokens(database_url: str, count: int, user_id: str, audience: s
     values, rows = [], []
     for _ in range(count):
         value = new_opaque_token()
-        record = RefreshToken(
-            family_id=uuid.uuid4().hex,
-            client_id=WEB_CLIENT_ID,
-            user_id=user_id,
-            scope=USER_SCOPE,
-            audience=audience,
-            auth_time=int(now.timestamp()),
-            expires_at=expires_at,
+        rows.append(
+            {
+                "token_hash": token_hash(value),
+                "family_id": uuid.uuid4().hex,
+                "client_id": WEB_CLIENT_ID,
+                "user_id": user_id,
+                "scope": USER_SCOPE,
+                "audience": audience,
+                "auth_time": int(now.timestamp()),
+                "issued_at": now,
+                "expires_at": expires_at,
+                "rotated_at": None,
+                "revoked": False,
+            }
         )
-        rows.append(SqlStore._refresh_values(token_hash(value), record, now))
         values.append(value)
     asyncio.run(_insert_all(database_url, _refresh_table, rows))
     path.write_text("\n".join(values) + "\n")

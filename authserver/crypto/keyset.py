@@ -16,6 +16,7 @@ from typing import Any
 import jwt
 import orjson
 
+from authserver.crypto import jws
 from authserver.crypto.keyset_document import validate_document
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class KeySet:
     active_kid: str
     signing_keys: dict[str, jwt.PyJWK]  # kid -> private key (signs only when active)
     jwks_json: bytes  # the public JWK set, serialised once per load
+    jws_keys: dict[str, jws.JwsKey]  # the same keys, for the lean sign and verify path
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> KeySet:
@@ -36,26 +38,43 @@ class KeySet:
         public = [{m: jwk[m] for m in _PUBLIC_MEMBERS if m in jwk} for jwk in document["keys"]]
         # The active key first: naive verifiers that take keys[0] get the one that signs now.
         public.sort(key=lambda jwk: jwk["kid"] != document["active_kid"])
-        return cls(document["active_kid"], keys, orjson.dumps({"keys": public}))
+        lean = {kid: jws.JwsKey(kid, key.algorithm_name, key.key) for kid, key in keys.items()}
+        return cls(document["active_kid"], keys, orjson.dumps({"keys": public}), lean)
 
     @property
     def active(self) -> jwt.PyJWK:
         return self.signing_keys[self.active_kid]
 
     def sign(self, claims: dict[str, Any], typ: str) -> str:
-        key = self.active
-        return jwt.encode(
-            claims, key.key, algorithm=key.algorithm_name, headers={"kid": self.active_kid, "typ": typ}
-        )
+        return self.jws_keys[self.active_kid].sign(claims, typ)
 
-    def verify(self, token: str, **options: Any) -> dict[str, Any]:
-        """Decode a token this server signed; raises jwt.InvalidTokenError on anything wrong."""
-        header = jwt.get_unverified_header(token)
-        key = self.signing_keys.get(header.get("kid", ""))
-        if key is None:
-            raise jwt.InvalidKeyError("unknown kid")
-        # The algorithm comes from our key, never from the token header (no alg confusion, no 'none').
-        return jwt.decode(token, key.key, algorithms=[key.algorithm_name], **options)
+    def verify(
+        self,
+        token: str,
+        *,
+        typ: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        leeway: float = 0,
+        options: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Decode a token this server signed; raises jwt.InvalidTokenError on anything wrong.
+
+        The algorithm comes from our key (found by ``kid``), never from the token header (no alg
+        confusion, no 'none'). ``options`` takes PyJWT's ``verify_aud``, ``verify_exp`` and ``require``.
+        """
+        options = options or {}
+        return jws.verify(
+            token,
+            self.jws_keys,
+            typ=typ,
+            issuer=issuer,
+            audience=audience,
+            verify_aud=options.get("verify_aud", True),
+            require=options.get("require", ()),
+            verify_exp=options.get("verify_exp", True),
+            leeway=leeway,
+        )
 
 
 def _file_signature(path: Path) -> tuple[int, int, int]:

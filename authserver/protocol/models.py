@@ -89,6 +89,34 @@ class RedemptionOutcome(StrEnum):
     UNKNOWN = "unknown"
     REPLAYED = "replayed"  # already used: the whole family (or the code's tokens) must be revoked
     EXPIRED = "expired"
+    REFUSED = "refused"  # not consumed; the record as it stands (if any) says why
+
+
+@dataclass(frozen=True)
+class CodeBinding:
+    """What a redemption must match for the store to issue the refresh token in the same transaction:
+    the code's client, redirect URI and PKCE challenge (S256 of the presented verifier), and expiry."""
+
+    client_id: str
+    redirect_uri: str | None
+    code_challenge: str | None
+
+
+@dataclass(frozen=True)
+class NewRefreshToken:
+    """A refresh token to store: its hash, expiry and (for a new family) the family id. Scope, audience,
+    user and auth_time come from what it succeeds (the code, or the rotated token)."""
+
+    token_hash: str
+    expires_at: datetime
+    family_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RedeemedCode:
+    code: AuthorizationCode
+    user: User | None  # None when the user no longer exists
+    refresh: RefreshToken | None  # the refresh token stored with the redemption, if one was asked for
 
 
 @dataclass

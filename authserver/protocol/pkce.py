@@ -26,6 +26,13 @@ def s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
+def verifier_challenge(verifier: str | None) -> str | None:
+    """The S256 challenge a well-formed verifier answers, or None (check_verifier says what is wrong)."""
+    if not verifier or not _VERIFIER_OR_CHALLENGE.match(verifier):
+        return None
+    return s256(verifier)
+
+
 def check_verifier(verifier: str | None, challenge: str) -> None:
     if not verifier:
         raise InvalidRequest("code_verifier is required")

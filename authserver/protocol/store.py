@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from authserver.protocol.models import AuthorizationCode, Client, Redemption, RefreshToken, User
+from authserver.protocol.models import (
+    AuthorizationCode,
+    Client,
+    CodeBinding,
+    NewRefreshToken,
+    RedeemedCode,
+    Redemption,
+    RefreshToken,
+    User,
+)
 
 
 class Store(Protocol):
@@ -17,18 +26,25 @@ class Store(Protocol):
 
     async def save_authorization_code(self, code_hash: str, code: AuthorizationCode) -> None: ...
 
-    async def redeem_authorization_code(self, code_hash: str, now: datetime) -> Redemption[AuthorizationCode]:
-        """Mark the code used, atomically; a second redemption reports REPLAYED with the family it issued."""
+    async def redeem_authorization_code(
+        self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
+    ) -> Redemption[RedeemedCode]:
+        """In one transaction: mark the code used (any attempt uses it up) and, when the code was unused,
+        unexpired and matches ``binding`` exactly, store ``refresh`` as a new family linked to the code.
+
+        OK: the code, its user and the refresh token stored (the caller still checks the binding: the
+        store only refuses to issue on a mismatch). EXPIRED: used up, expired. REPLAYED: it was used
+        before; ``extra["family_id"]`` is the family it issued (empty if none). UNKNOWN: no such code.
+        """
         ...
 
-    async def link_code_to_family(self, code_hash: str, family_id: str) -> None: ...
-
-    async def save_refresh_token(self, token_hash: str, token: RefreshToken) -> None: ...
-
     async def rotate_refresh_token(
-        self, old_hash: str, new_hash: str, new_token: RefreshToken, now: datetime
+        self, old_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
-        """In one transaction: mark old used and store new. REPLAYED when old was already used."""
+        """In one transaction: if ``old_hash`` belongs to ``client_id`` and is unrotated, unrevoked and
+        unexpired, mark it rotated and store ``successor`` in its family (same scope, audience, user,
+        auth_time): OK with the successor. Otherwise nothing changes: REFUSED with the old token as it
+        stands now (None when unknown), from which the caller tells reuse from expiry or revocation."""
         ...
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...

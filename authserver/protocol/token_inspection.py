@@ -2,6 +2,12 @@
 
 Access tokens are JWTs checked locally (signature, issuer, expiry, ``typ``) plus the in-memory revocation
 list; refresh tokens are opaque and looked up by hash.
+
+Verified-token cache: resource servers introspect the same bearer token on every call they receive, so a
+worker remembers, per token string, the claims whose signature, issuer and ``typ`` it already checked
+(bounded, oldest out first, dropped with the key set that verified them). Only that signature work is
+cached: expiry is checked on every call and the revocation list is consulted on every call, so a
+revocation is seen exactly as without the cache.
 """
 
 from __future__ import annotations
@@ -23,36 +29,56 @@ from authserver.protocol.tokens import ACCESS_TOKEN_TYP
 
 INACTIVE: dict[str, Any] = {"active": False}
 _MAX_TOKEN_LENGTH = 8192
+_REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub")
+_LEEWAY_SECONDS = 5
+_VERIFY_OPTIONS = {"verify_aud": False, "verify_exp": False, "require": _REQUIRED_CLAIMS}
 
 
 class TokenInspector:
     def __init__(
-        self, keys: Callable[[], KeySet], store: Store, revocations: RevocationList, issuer: str
+        self,
+        keys: Callable[[], KeySet],
+        store: Store,
+        revocations: RevocationList,
+        issuer: str,
+        verified_cache_size: int = 0,
     ) -> None:
         self._keys = keys
         self.store = store
         self.revocations = revocations
         self.issuer = issuer
+        self.verified_cache_size = verified_cache_size
+        # token -> (the key set that verified it, its claims); insertion order = age.
+        self._verified: dict[str, tuple[KeySet, dict[str, Any]]] = {}
 
     def decode_access_token(self, token: str, *, verify_exp: bool = True) -> dict[str, Any] | None:
         """Claims of a valid access token this server issued, or None (revocation not checked here)."""
         if len(token) > _MAX_TOKEN_LENGTH or token.count(".") != 2:
             return None
-        try:
-            if jwt.get_unverified_header(token).get("typ") != ACCESS_TOKEN_TYP:
-                return None  # an ID token is not an access token (RFC 9068 §4)
-            return self._keys().verify(
-                token,
-                issuer=self.issuer,
-                options={
-                    "verify_aud": False,
-                    "verify_exp": verify_exp,
-                    "require": ["exp", "iat", "jti", "sub"],
-                },
-                leeway=5,
-            )
-        except (jwt.PyJWTError, ValueError, TypeError):  # unknown kid, bad signature, malformed, expired...
+        keys = self._keys()
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] is keys:
+            claims = cached[1]
+        else:
+            try:
+                # One parse: kid, alg (from our key), typ (an ID token is not an access token, RFC 9068
+                # §4), signature, issuer, required claims, nbf and iat; expiry below, on every call.
+                claims = keys.verify(
+                    token,
+                    typ=ACCESS_TOKEN_TYP,
+                    issuer=self.issuer,
+                    options=_VERIFY_OPTIONS,
+                    leeway=_LEEWAY_SECONDS,
+                )
+            except (jwt.PyJWTError, ValueError, TypeError):  # unknown kid, bad signature, malformed...
+                return None
+            if self.verified_cache_size > 0:
+                if len(self._verified) >= self.verified_cache_size:
+                    del self._verified[next(iter(self._verified))]
+                self._verified[token] = (keys, claims)
+        if verify_exp and claims["exp"] <= time.time() - _LEEWAY_SECONDS:
             return None
+        return claims
 
     def active_access_token(self, token: str) -> dict[str, Any] | None:
         claims = self.decode_access_token(token)

@@ -13,7 +13,7 @@ from typing import Any
 
 from authserver.crypto.keyset import KeySet
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
-from authserver.protocol.models import Client, RefreshToken
+from authserver.protocol.models import Client, NewRefreshToken
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
 # A JWT signature hash algorithm per JWS alg, for at_hash (OIDC Core §3.1.3.6).
@@ -27,13 +27,6 @@ class TokenPolicy:
     refresh_token_ttl: timedelta
     authorization_code_ttl: timedelta
     default_audience: str
-
-
-@dataclass(frozen=True)
-class IssuedRefreshToken:
-    value: str
-    hash: str
-    record: RefreshToken
 
 
 class TokenMinter:
@@ -98,28 +91,17 @@ class TokenMinter:
             claims["nonce"] = nonce
         return keys.sign(claims, "JWT")
 
-    def refresh_token(
-        self,
-        client: Client,
-        *,
-        family_id: str | None,
-        user_id: str | None,
-        scope: str,
-        audience: str,
-        auth_time: int | None,
-    ) -> IssuedRefreshToken:
+    def next_refresh_token(self, client: Client, *, new_family: bool = False) -> tuple[NewRefreshToken, str]:
+        """A fresh opaque refresh token for ``client``: what the store keeps (hash, expiry, and a family id
+        when it starts a family) and the value handed to the client."""
         ttl = client.refresh_token_ttl_seconds or self.policy.refresh_token_ttl.total_seconds()
         value = new_opaque_token()
-        record = RefreshToken(
-            family_id=family_id or secrets.token_urlsafe(16),
-            client_id=client.client_id,
-            user_id=user_id,
-            scope=scope,
-            audience=audience,
-            auth_time=auth_time,
+        record = NewRefreshToken(
+            token_hash=token_hash(value),
             expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
+            family_id=secrets.token_urlsafe(16) if new_family else None,
         )
-        return IssuedRefreshToken(value, token_hash(value), record)
+        return record, value
 
 
 def token_response(

@@ -1,23 +1,35 @@
-"""The Store port on SQLAlchemy Core: one short transaction per operation, atomic where it matters."""
+"""The Store port on SQLAlchemy Core: as few round trips as possible, atomic where it matters.
+
+On PostgreSQL every operation that is a single statement runs in autocommit (no BEGIN/COMMIT round
+trips); refresh rotation and code redemption are each ONE statement (data-modifying CTEs: the conditional
+UPDATE is the lock, INSERT ... SELECT copies the grant). On SQLite they are one BEGIN IMMEDIATE
+transaction run in a single hop to the connection's thread (``sqlite_atomic``), so the write lock is held
+for microseconds. Statements are built once at import, never per call.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import DateTime, String, and_, bindparam, case, delete, false, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from authserver.protocol.models import (
     AuthorizationCode,
     Client,
     ClientType,
+    CodeBinding,
+    NewRefreshToken,
+    RedeemedCode,
     Redemption,
     RedemptionOutcome,
     RefreshToken,
     TokenEndpointAuthMethod,
     User,
 )
+from authserver.storage import sqlite_atomic
 from authserver.storage.tables import (
     AuthorizationCodeRow,
     ClientRow,
@@ -31,6 +43,118 @@ users = UserRow.__table__  # type: ignore[attr-defined]
 codes = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
 refresh_tokens = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 revoked = RevokedAccessTokenRow.__table__  # type: ignore[attr-defined]
+
+_TIMESTAMP = DateTime(timezone=True)
+_NOW = bindparam("b_now", type_=_TIMESTAMP)
+_REFRESH_COLUMNS = [
+    "token_hash",
+    "family_id",
+    "client_id",
+    "user_id",
+    "scope",
+    "audience",
+    "auth_time",
+    "issued_at",
+    "expires_at",
+    "revoked",
+]
+_GRANT_COLUMNS = ("family_id", "user_id", "scope", "audience", "auth_time")
+
+# Reads.
+_CLIENT_BY_ID = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
+_USER_BY_ID = select(users).where(users.c.user_id == bindparam("b_user_id"))
+_USER_BY_NAME = select(users).where(users.c.username == bindparam("b_username"))
+_REFRESH_BY_HASH = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("b_token_hash"))
+_CODE_USE = select(codes.c.family_id).where(codes.c.code_hash == bindparam("b_code_hash"))
+
+# Code redemption: any attempt uses the code up; the family is set (and the refresh token stored) only
+# when the code matches the binding and has not expired.
+_CODE_MATCHES = and_(
+    codes.c.client_id == bindparam("b_client_id", type_=String),
+    codes.c.redirect_uri == bindparam("b_redirect_uri", type_=String),
+    codes.c.code_challenge == bindparam("b_code_challenge", type_=String),
+    codes.c.expires_at > _NOW,
+)
+_CLAIM_CODE = (
+    update(codes)
+    .where(codes.c.code_hash == bindparam("b_code_hash"), codes.c.consumed_at.is_(None))
+    .values(
+        consumed_at=_NOW,
+        family_id=case((_CODE_MATCHES, bindparam("b_new_family_id", type_=String)), else_=None),
+    )
+    .returning(*codes.c)
+)
+
+
+def _first_refresh_from(source: Any) -> Any:
+    return select(
+        bindparam("b_refresh_hash", type_=String),
+        source.c.family_id,
+        source.c.client_id,
+        source.c.user_id,
+        source.c.scope,
+        source.c.audience,
+        source.c.auth_time,
+        _NOW,
+        bindparam("b_refresh_expires_at", type_=_TIMESTAMP),
+        false(),
+    ).where(source.c.family_id.is_not(None))
+
+
+_claimed_code = _CLAIM_CODE.cte("claimed")
+_issued = (
+    insert(refresh_tokens)
+    .from_select(_REFRESH_COLUMNS, _first_refresh_from(_claimed_code))
+    .returning(refresh_tokens.c.token_hash)
+    .cte("issued")
+)
+_REDEEM_PG = (
+    select(
+        _claimed_code,
+        users.c.username.label("user_username"),
+        users.c.password_hash.label("user_password_hash"),
+        users.c.email.label("user_email"),
+        users.c.email_verified.label("user_email_verified"),
+        users.c.name.label("user_name"),
+        select(func.count()).select_from(_issued).scalar_subquery().label("issued"),
+    )
+    .select_from(_claimed_code.outerjoin(users, users.c.user_id == _claimed_code.c.user_id))
+    .add_cte(_issued)
+)
+# Refresh rotation.
+_CLAIM_REFRESH = (
+    update(refresh_tokens)
+    .where(
+        refresh_tokens.c.token_hash == bindparam("b_old_hash"),
+        refresh_tokens.c.client_id == bindparam("b_client_id", type_=String),
+        refresh_tokens.c.rotated_at.is_(None),
+        refresh_tokens.c.revoked.is_(False),
+        refresh_tokens.c.expires_at > _NOW,
+    )
+    .values(rotated_at=_NOW)
+    .returning(*(refresh_tokens.c[name] for name in _GRANT_COLUMNS))
+)
+_rotated = _CLAIM_REFRESH.cte("rotated")
+_ROTATE_PG = (
+    insert(refresh_tokens)
+    .from_select(
+        _REFRESH_COLUMNS,
+        select(
+            bindparam("b_new_hash", type_=String),
+            _rotated.c.family_id,
+            bindparam("b_client_id", type_=String),
+            _rotated.c.user_id,
+            _rotated.c.scope,
+            _rotated.c.audience,
+            _rotated.c.auth_time,
+            _NOW,
+            bindparam("b_new_expires_at", type_=_TIMESTAMP),
+            false(),
+        ),
+    )
+    .returning(*(refresh_tokens.c[name] for name in _GRANT_COLUMNS))
+    .add_cte(_rotated)
+)
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -83,28 +207,97 @@ def _refresh_from_row(row: Any) -> RefreshToken:
     )
 
 
+def _redeem_values(
+    code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
+) -> dict[str, Any]:
+    return {
+        "b_code_hash": code_hash,
+        "b_now": now,
+        "b_client_id": binding.client_id,
+        "b_redirect_uri": binding.redirect_uri,
+        "b_code_challenge": binding.code_challenge,
+        "b_new_family_id": refresh.family_id if refresh else None,
+        "b_refresh_hash": refresh.token_hash if refresh else None,
+        "b_refresh_expires_at": refresh.expires_at if refresh else None,
+    }
+
+
+def _redeemed(
+    row: Any, now: datetime, refresh: NewRefreshToken | None, *, issued: bool, user: Any = None
+) -> Redemption[RedeemedCode]:
+    expires_at = aware(row.expires_at)
+    assert expires_at is not None
+    if expires_at <= now:
+        return Redemption(RedemptionOutcome.EXPIRED)
+    code = AuthorizationCode(
+        client_id=row.client_id,
+        user_id=row.user_id,
+        redirect_uri=row.redirect_uri,
+        scope=row.scope,
+        audience=row.audience,
+        code_challenge=row.code_challenge,
+        auth_time=row.auth_time,
+        expires_at=expires_at,
+        nonce=row.nonce,
+    )
+    if user is not None:
+        owner: User | None = _user_from_row(user)
+    elif getattr(row, "user_username", None) is not None:
+        owner = User(
+            user_id=row.user_id,
+            username=row.user_username,
+            password_hash=row.user_password_hash,
+            email=row.user_email,
+            email_verified=row.user_email_verified,
+            name=row.user_name,
+        )
+    else:
+        owner = None
+    stored = None
+    if issued and refresh is not None:
+        stored = RefreshToken(
+            family_id=row.family_id,
+            client_id=row.client_id,
+            user_id=row.user_id,
+            scope=row.scope,
+            audience=row.audience,
+            auth_time=row.auth_time,
+            expires_at=refresh.expires_at,
+        )
+    return Redemption(RedemptionOutcome.OK, RedeemedCode(code, owner, stored))
+
+
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        # PostgreSQL: single statements need no BEGIN/COMMIT round trips. SQLite's driver never opens a
+        # transaction for a SELECT and one for each DML statement by itself; toggling its isolation level
+        # would cost thread hops, so it keeps the engine as is.
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
+        )
+        self._reader = self._autocommit
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
+        async with self._reader.connect() as connection:
             await connection.execute(select(1))
 
     # Clients and users
     async def get_client(self, client_id: str) -> Client | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(clients).where(clients.c.client_id == client_id))).first()
+        async with self._reader.connect() as connection:
+            row = (await connection.execute(_CLIENT_BY_ID, {"b_client_id": client_id})).first()
         return client_from_row(row) if row else None
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(users).where(users.c.user_id == user_id))).first()
+        async with self._reader.connect() as connection:
+            row = (await connection.execute(_USER_BY_ID, {"b_user_id": user_id})).first()
         return _user_from_row(row) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(users).where(users.c.username == username))).first()
+        async with self._reader.connect() as connection:
+            row = (await connection.execute(_USER_BY_NAME, {"b_username": username})).first()
         return _user_from_row(row) if row else None
 
     async def create_user(self, user: User) -> None:
@@ -130,7 +323,7 @@ class SqlStore:
 
     # Authorization codes
     async def save_authorization_code(self, code_hash: str, code: AuthorizationCode) -> None:
-        async with self.engine.begin() as connection:
+        async with self._autocommit.begin() as connection:
             await connection.execute(
                 insert(codes).values(
                     code_hash=code_hash,
@@ -146,115 +339,127 @@ class SqlStore:
                 )
             )
 
-    async def redeem_authorization_code(self, code_hash: str, now: datetime) -> Redemption[AuthorizationCode]:
-        async with self.engine.begin() as connection:
-            row = (await connection.execute(select(codes).where(codes.c.code_hash == code_hash))).first()
-            if row is None:
-                return Redemption(RedemptionOutcome.UNKNOWN)
-            claimed = await connection.execute(
-                update(codes)
-                .where(codes.c.code_hash == code_hash, codes.c.consumed_at.is_(None))
-                .values(consumed_at=now)
-            )
-            if claimed.rowcount != 1:
-                return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": row.family_id or ""})
-        expires_at = aware(row.expires_at)
-        assert expires_at is not None
-        if expires_at <= now:
-            return Redemption(RedemptionOutcome.EXPIRED)
-        record = AuthorizationCode(
-            client_id=row.client_id,
-            user_id=row.user_id,
-            redirect_uri=row.redirect_uri,
-            scope=row.scope,
-            audience=row.audience,
-            code_challenge=row.code_challenge,
-            auth_time=row.auth_time,
-            expires_at=expires_at,
-            nonce=row.nonce,
+    async def redeem_authorization_code(
+        self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
+    ) -> Redemption[RedeemedCode]:
+        values = _redeem_values(code_hash, now, binding, refresh)
+        if self._postgres:
+            # One statement, one round trip: claim the code, store the refresh token, read the user.
+            async with self._autocommit.connect() as connection:
+                row = (await connection.execute(_REDEEM_PG, values)).first()
+                if row is None:
+                    return await self._redemption_refused(connection, code_hash)
+            return _redeemed(row, now, refresh, issued=bool(row.issued))
+        outcome, record, user = await sqlite_atomic.run(
+            self.engine,
+            sqlite_atomic.redeem_code(
+                code_hash,
+                now,
+                binding.client_id,
+                binding.redirect_uri,
+                binding.code_challenge,
+                (refresh.token_hash, refresh.family_id or "", refresh.expires_at) if refresh else None,
+            ),
         )
-        return Redemption(RedemptionOutcome.OK, record)
+        if outcome == "unknown":
+            return Redemption(RedemptionOutcome.UNKNOWN)
+        if outcome == "used":
+            return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": record or ""})
+        issued = record.family_id is not None and refresh is not None
+        return _redeemed(record, now, refresh, issued=issued, user=user)
 
-    async def link_code_to_family(self, code_hash: str, family_id: str) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                update(codes).where(codes.c.code_hash == code_hash).values(family_id=family_id)
-            )
+    @staticmethod
+    async def _redemption_refused(connection: AsyncConnection, code_hash: str) -> Redemption[RedeemedCode]:
+        used = (await connection.execute(_CODE_USE, {"b_code_hash": code_hash})).first()
+        if used is None:
+            return Redemption(RedemptionOutcome.UNKNOWN)
+        return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": used.family_id or ""})
 
     # Refresh tokens
-    @staticmethod
-    def _refresh_values(token_hash: str, token: RefreshToken, now: datetime) -> dict[str, Any]:
-        return {
-            "token_hash": token_hash,
-            "family_id": token.family_id,
-            "client_id": token.client_id,
-            "user_id": token.user_id,
-            "scope": token.scope,
-            "audience": token.audience,
-            "auth_time": token.auth_time,
-            "issued_at": now,
-            "expires_at": token.expires_at,
-        }
-
-    async def save_refresh_token(self, token_hash: str, token: RefreshToken) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                insert(refresh_tokens).values(self._refresh_values(token_hash, token, datetime.now(UTC)))
-            )
-
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
-                )
-            ).first()
+        async with self._reader.connect() as connection:
+            row = (await connection.execute(_REFRESH_BY_HASH, {"b_token_hash": token_hash})).first()
         return _refresh_from_row(row) if row else None
 
     async def rotate_refresh_token(
-        self, old_hash: str, new_hash: str, new_token: RefreshToken, now: datetime
+        self, old_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
-        async with self.engine.begin() as connection:
-            # The conditional update is the lock: of two concurrent rotations exactly one sees rowcount 1.
-            claimed = await connection.execute(
-                update(refresh_tokens)
-                .where(
-                    refresh_tokens.c.token_hash == old_hash,
-                    refresh_tokens.c.rotated_at.is_(None),
-                    refresh_tokens.c.revoked.is_(False),
-                )
-                .values(rotated_at=now)
+        values = {
+            "b_old_hash": old_hash,
+            "b_client_id": client_id,
+            "b_now": now,
+            "b_new_hash": successor.token_hash,
+            "b_new_expires_at": successor.expires_at,
+        }
+        if self._postgres:
+            # One statement, one round trip: the conditional UPDATE is the lock (of two concurrent
+            # rotations exactly one claims the row), the INSERT ... SELECT copies the family's grant.
+            async with self._autocommit.connect() as connection:
+                row = (await connection.execute(_ROTATE_PG, values)).first()
+                if row is None:
+                    current = (await connection.execute(_REFRESH_BY_HASH, {"b_token_hash": old_hash})).first()
+                    return Redemption(
+                        RedemptionOutcome.REFUSED, _refresh_from_row(current) if current else None
+                    )
+        else:
+            # SQLite: the whole transaction in one hop to the connection's thread.
+            rotated, found = await sqlite_atomic.run(
+                self.engine,
+                sqlite_atomic.rotate_refresh(
+                    old_hash, client_id, successor.token_hash, successor.expires_at, now
+                ),
             )
-            if claimed.rowcount != 1:
-                return Redemption(RedemptionOutcome.REPLAYED)
-            await connection.execute(
-                insert(refresh_tokens).values(self._refresh_values(new_hash, new_token, now))
+            if not rotated:
+                return Redemption(RedemptionOutcome.REFUSED, _refresh_from_row(found) if found else None)
+            family_id, user_id, scope, audience, auth_time = found
+            return Redemption(
+                RedemptionOutcome.OK,
+                RefreshToken(
+                    family_id=family_id,
+                    client_id=client_id,
+                    user_id=user_id,
+                    scope=scope,
+                    audience=audience,
+                    auth_time=auth_time,
+                    expires_at=successor.expires_at,
+                ),
             )
-        return Redemption(RedemptionOutcome.OK, new_token)
+        return Redemption(
+            RedemptionOutcome.OK,
+            RefreshToken(
+                family_id=row.family_id,
+                client_id=client_id,
+                user_id=row.user_id,
+                scope=row.scope,
+                audience=row.audience,
+                auth_time=row.auth_time,
+                expires_at=successor.expires_at,
+            ),
+        )
 
     async def revoke_refresh_family(self, family_id: str) -> None:
-        async with self.engine.begin() as connection:
+        async with self._autocommit.begin() as connection:
             await connection.execute(
                 update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True)
             )
 
     async def revoke_client_tokens(self, client_id: str) -> None:
-        async with self.engine.begin() as connection:
+        async with self._autocommit.begin() as connection:
             await connection.execute(
                 update(refresh_tokens).where(refresh_tokens.c.client_id == client_id).values(revoked=True)
             )
 
     # Access-token revocations
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
-        async with self.engine.begin() as connection:
-            exists = (await connection.execute(select(revoked.c.jti).where(revoked.c.jti == jti))).first()
-            if exists is None:
-                await connection.execute(
-                    insert(revoked).values(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC))
-                )
+        async with self._autocommit.begin() as connection:
+            await connection.execute(
+                self._insert(revoked)
+                .values(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=["jti"])
+            )
 
     async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
-        async with self.engine.connect() as connection:
+        async with self._reader.connect() as connection:
             rows = (
                 await connection.execute(
                     select(revoked.c.jti, revoked.c.expires_at, revoked.c.revoked_at).where(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.config import Settings
+from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
 from authserver.crypto.signed_values import Signer
 from authserver.observability import metrics
@@ -112,6 +113,7 @@ class Services:
 
 
 def build_services(settings: Settings, session_secret: bytes) -> Services:
+    passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
     engine = create_engine(settings)
     store = SqlStore(engine)
     keys = KeySetSource(settings.signing_keys_file)
@@ -140,7 +142,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         keys=keys,
         minter=minter,
         token_endpoint=TokenEndpoint(grants, clients.get),
-        inspector=TokenInspector(lambda: keys.current, store, revocations, settings.issuer),
+        inspector=TokenInspector(
+            lambda: keys.current, store, revocations, settings.issuer, settings.verified_token_cache
+        ),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
         request_signer=Signer(session_secret, "authorization-request"),

@@ -7,11 +7,11 @@ from typing import Any
 
 from authserver.crypto.opaque_tokens import token_hash
 from authserver.protocol.errors import InvalidGrant
-from authserver.protocol.models import Client, GrantType, RedemptionOutcome
+from authserver.protocol.models import Client, CodeBinding, GrantType, RedemptionOutcome
 from authserver.protocol.params import Params, required, single
-from authserver.protocol.pkce import check_verifier
+from authserver.protocol.pkce import check_verifier, verifier_challenge
 from authserver.protocol.store import Store
-from authserver.protocol.tokens import TokenMinter, audience_text, audience_value, token_response
+from authserver.protocol.tokens import TokenMinter, audience_value, token_response
 from authserver.protocol.userinfo import claims_for_scope
 
 
@@ -26,45 +26,41 @@ class AuthorizationCodeGrant:
         code_value = required(params, "code")
         verifier = single(params, "code_verifier")
         redirect_uri = single(params, "redirect_uri")
-        code_hash = token_hash(code_value)
 
-        redemption = await self.store.redeem_authorization_code(code_hash, datetime.now(UTC))
-        code = redemption.record
+        # The refresh token is stored in the redemption's own transaction, and only if the code matches
+        # this client, redirect URI and verifier: a replay that races this request still finds the family.
+        refresh, refresh_value = (None, None)
+        if GrantType.REFRESH_TOKEN in client.grant_types:
+            refresh, refresh_value = self.minter.next_refresh_token(client, new_family=True)
+        binding = CodeBinding(client.client_id, redirect_uri, verifier_challenge(verifier))
+        redemption = await self.store.redeem_authorization_code(
+            token_hash(code_value), datetime.now(UTC), binding, refresh
+        )
+        redeemed = redemption.record
         if redemption.outcome is RedemptionOutcome.REPLAYED:
             # RFC 6749 §4.1.2: a replayed code revokes what it issued; someone else may hold it.
             family = redemption.extra.get("family_id")
             if family:
                 await self.store.revoke_refresh_family(family)
             raise InvalidGrant("authorization code was already used")
-        if redemption.outcome is not RedemptionOutcome.OK or code is None:
+        if redemption.outcome is not RedemptionOutcome.OK or redeemed is None:
             raise InvalidGrant("authorization code is invalid or expired")
+        code = redeemed.code
         if code.client_id != client.client_id:
             raise InvalidGrant("authorization code was issued to another client")
         if redirect_uri != code.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the authorization request")
         check_verifier(verifier, code.code_challenge)
+        if refresh is not None and redeemed.refresh is None:
+            raise InvalidGrant("authorization code is invalid or expired")  # the store saw a mismatch
 
         audience = audience_value(code.audience)
         access_token, _ = self.minter.access_token(
             client, subject=code.user_id, scope=code.scope, audience=audience, auth_time=code.auth_time
         )
-        refresh_value = None
-        if GrantType.REFRESH_TOKEN in client.grant_types:
-            refresh = self.minter.refresh_token(
-                client,
-                family_id=None,
-                user_id=code.user_id,
-                scope=code.scope,
-                audience=audience_text(audience),
-                auth_time=code.auth_time,
-            )
-            await self.store.save_refresh_token(refresh.hash, refresh.record)
-            await self.store.link_code_to_family(code_hash, refresh.record.family_id)
-            refresh_value = refresh.value
-
         id_token = None
         if "openid" in code.scope.split():
-            user = await self.store.get_user(code.user_id)
+            user = redeemed.user
             if user is None:
                 raise InvalidGrant("the user of this authorization code no longer exists")
             extra = {k: v for k, v in claims_for_scope(user, code.scope).items() if k != "sub"}

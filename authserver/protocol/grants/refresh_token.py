@@ -7,11 +7,11 @@ again means two parties hold it: the whole family is revoked, so neither can con
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from authserver.crypto.opaque_tokens import token_hash
 from authserver.protocol.errors import InvalidGrant
-from authserver.protocol.models import Client, GrantType, RedemptionOutcome
+from authserver.protocol.models import Client, GrantType, RedemptionOutcome, RefreshToken
 from authserver.protocol.params import Params, required, single
 from authserver.protocol.scopes import narrow_scope
 from authserver.protocol.store import Store
@@ -27,8 +27,34 @@ class RefreshTokenGrant:
 
     async def issue(self, params: Params, client: Client) -> dict[str, Any]:
         presented_hash = token_hash(required(params, "refresh_token"))
-        current = await self.store.get_refresh_token(presented_hash)
+        requested_scope = single(params, "scope")
         now = datetime.now(UTC)
+        if requested_scope is not None:
+            # A narrower ask is checked before anything is consumed: a refused scope keeps the token.
+            current = await self.store.get_refresh_token(presented_hash)
+            if current is None or not _usable(current, client, now):
+                await self._refuse(current, client, now)
+            narrow_scope(requested_scope, current.scope)
+
+        successor, value = self.minter.next_refresh_token(client)
+        outcome = await self.store.rotate_refresh_token(presented_hash, client.client_id, successor, now)
+        rotated = outcome.record
+        if outcome.outcome is not RedemptionOutcome.OK or rotated is None:
+            # Unknown, another client's, revoked, expired, or already used (also by a concurrent request
+            # that won the race): the record as it stands says which.
+            await self._refuse(rotated, client, now)
+
+        scope = rotated.scope if requested_scope is None else narrow_scope(requested_scope, rotated.scope)
+        access_token, _ = self.minter.access_token(
+            client,
+            subject=rotated.user_id or client.client_id,
+            scope=scope,
+            audience=audience_value(rotated.audience),
+            auth_time=rotated.auth_time,
+        )
+        return token_response(access_token, self.minter.access_token_ttl(client), scope, value)
+
+    async def _refuse(self, current: RefreshToken | None, client: Client, now: datetime) -> NoReturn:
         if current is None or current.client_id != client.client_id:
             raise InvalidGrant("refresh token is invalid")
         if current.revoked:
@@ -36,34 +62,19 @@ class RefreshTokenGrant:
         if current.rotated:
             await self.store.revoke_refresh_family(current.family_id)
             raise InvalidGrant("refresh token was already used; its family has been revoked")
-        expires_at = (
-            current.expires_at if current.expires_at.tzinfo else current.expires_at.replace(tzinfo=UTC)
-        )
-        if expires_at <= now:
+        if _expires_at(current) <= now:
             raise InvalidGrant("refresh token has expired")
+        raise InvalidGrant("refresh token is invalid")
 
-        scope = narrow_scope(single(params, "scope"), current.scope)
-        successor = self.minter.refresh_token(
-            client,
-            family_id=current.family_id,
-            user_id=current.user_id,
-            scope=current.scope,  # the family keeps its grant; a narrower ask narrows this access token
-            audience=current.audience,
-            auth_time=current.auth_time,
-        )
-        outcome = await self.store.rotate_refresh_token(presented_hash, successor.hash, successor.record, now)
-        if outcome.outcome is RedemptionOutcome.REPLAYED:
-            # Lost a race with another use of the same token: that is reuse too.
-            await self.store.revoke_refresh_family(current.family_id)
-            raise InvalidGrant("refresh token was already used; its family has been revoked")
-        if outcome.outcome is not RedemptionOutcome.OK:
-            raise InvalidGrant("refresh token is invalid")
 
-        access_token, _ = self.minter.access_token(
-            client,
-            subject=current.user_id or client.client_id,
-            scope=scope,
-            audience=audience_value(current.audience),
-            auth_time=current.auth_time,
-        )
-        return token_response(access_token, self.minter.access_token_ttl(client), scope, successor.value)
+def _expires_at(token: RefreshToken) -> datetime:
+    return token.expires_at if token.expires_at.tzinfo else token.expires_at.replace(tzinfo=UTC)
+
+
+def _usable(token: RefreshToken, client: Client, now: datetime) -> bool:
+    return (
+        token.client_id == client.client_id
+        and not token.revoked
+        and not token.rotated
+        and _expires_at(token) > now
+    )

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
-from authserver.crypto.passwords import verify_password
+from authserver.crypto.passwords import KDF_RETRY_AFTER_SECONDS, KdfBusy, check_capacity, verify_password
 from authserver.observability import metrics
 from authserver.protocol.authorization import (
     AuthorizationPageError,
@@ -157,8 +157,22 @@ async def login(request: Request) -> Response:
     form, auth = posted
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
-    user = await svc.store.get_user_by_username(username) if username else None
-    if not await verify_password(user.password_hash if user else None, password) or user is None:
+    try:
+        check_capacity()  # refuse before the database lookup when the KDF queue is already full
+        user = await svc.store.get_user_by_username(username) if username else None
+        valid = await verify_password(user.password_hash if user else None, password)
+    except KdfBusy:
+        metrics.LOGINS.labels("refused").inc()
+        response = _Pages(request, svc).render(
+            "login.html",
+            auth,
+            503,
+            username=username,
+            error="Too many people are signing in right now. Please try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
+        return response
+    if not valid or user is None:
         metrics.LOGINS.labels("failure").inc()
         return _Pages(request, svc).render(
             "login.html", auth, 401, username=username, error="Wrong username or password."

@@ -1,4 +1,9 @@
-"""Discovery: RFC 8414 metadata, OpenID Connect discovery, and the JWKS. Constants until keys change."""
+"""Discovery: RFC 8414 metadata, OpenID Connect discovery, and the JWKS. Constants until keys change.
+
+The documents are serialised once per key set, with their whole header list: the edge serves them
+straight from there (``FAST_ROUTES``); the FastAPI routes below describe them in the OpenAPI document and
+answer when the edge's fast routes are off (CORS configured).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,34 @@ import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from authserver.crypto.keyset import KeySet
 from authserver.protocol.metadata import authorization_server_metadata
-from authserver.web.dependencies import services
+from authserver.web.middleware import FastRoute
+from authserver.web.services import Services
 
 router = APIRouter(tags=["Discovery"])
-_CACHE_HEADERS = {"Cache-Control": "public, max-age=300"}
-_metadata_cache: dict[int, bytes] = {}
+METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+JWKS_PATH = "/.well-known/jwks.json"
+_METADATA_CACHE_CONTROL = "public, max-age=300"
+# Short cache: verifiers must see a newly published next key well before it starts signing.
+_JWKS_CACHE_CONTROL = "public, max-age=60"
+
+# id(KeySet) -> (headers, body); only the current key set's entries are kept.
+_metadata_cache: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+_jwks_cache: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
 
 
-def _metadata_bytes(request: Request) -> bytes:
-    svc = services(request)
+def _raw_headers(body: bytes, media_type: str, cache_control: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", media_type.encode()),
+        (b"cache-control", cache_control.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+
+
+def _metadata(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
     keyset: KeySet = svc.keyset()
     cached = _metadata_cache.get(id(keyset))
     if cached is None:
@@ -25,27 +46,58 @@ def _metadata_bytes(request: Request) -> bytes:
         document = authorization_server_metadata(
             svc.issuer, svc.token_endpoint.grant_types, svc.settings.advertised_scopes, algorithms
         )
-        cached = orjson.dumps(document)
-        _metadata_cache.clear()  # only the current key set's document is ever needed
+        body = orjson.dumps(document)
+        cached = (_raw_headers(body, "application/json", _METADATA_CACHE_CONTROL), body)
+        _metadata_cache.clear()
         _metadata_cache[id(keyset)] = cached
     return cached
 
 
-@router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)")
+def _jwks(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    keyset: KeySet = svc.keyset()
+    cached = _jwks_cache.get(id(keyset))
+    if cached is None:
+        body = keyset.jwks_json
+        cached = (_raw_headers(body, "application/jwk-set+json", _JWKS_CACHE_CONTROL), body)
+        _jwks_cache.clear()
+        _jwks_cache[id(keyset)] = cached
+    return cached
+
+
+def _constant_route(build) -> FastRoute:  # type: ignore[no-untyped-def]
+    async def route(scope: Scope, _receive: Receive, send: Send) -> None:
+        headers, body = build(scope["app"].state.services)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return route
+
+
+_metadata_route = _constant_route(_metadata)
+FAST_ROUTES: dict[tuple[str, str], FastRoute] = {
+    ("GET", METADATA_PATHS[0]): _metadata_route,
+    ("GET", METADATA_PATHS[1]): _metadata_route,
+    ("GET", JWKS_PATH): _constant_route(_jwks),
+}
+
+
+def _response(cached: tuple[list[tuple[bytes, bytes]], bytes]) -> Response:
+    headers, body = cached
+    response = Response(body)
+    response.raw_headers = list(headers)
+    return response
+
+
+@router.get(METADATA_PATHS[0], summary="Authorization server metadata (RFC 8414)")
 async def oauth_metadata(request: Request) -> Response:
-    return Response(_metadata_bytes(request), media_type="application/json", headers=_CACHE_HEADERS)
+    return _response(_metadata(request.app.state.services))
 
 
-@router.get("/.well-known/openid-configuration", summary="OpenID Connect discovery")
+@router.get(METADATA_PATHS[1], summary="OpenID Connect discovery")
 async def openid_configuration(request: Request) -> Response:
-    return Response(_metadata_bytes(request), media_type="application/json", headers=_CACHE_HEADERS)
+    return _response(_metadata(request.app.state.services))
 
 
-@router.get("/.well-known/jwks.json", summary="Public signing keys (JWKS)")
+@router.get(JWKS_PATH, summary="Public signing keys (JWKS)")
 async def jwks(request: Request) -> Response:
-    # Short cache: verifiers must see a newly published next key well before it starts signing.
-    return Response(
-        services(request).keyset().jwks_json,
-        media_type="application/jwk-set+json",
-        headers={"Cache-Control": "public, max-age=60"},
-    )
+    return _response(_jwks(request.app.state.services))

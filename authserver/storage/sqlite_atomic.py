@@ -1,0 +1,161 @@
+"""SQLite: refresh rotation and code redemption as one transaction in ONE trip to the connection's thread.
+
+aiosqlite runs every call (cursor, execute, fetch, close, commit) as a separate hop to its thread and back
+through the event loop; a transaction of two statements is about nine hops, and it holds the database's
+write lock across all of them, so under load other workers' writers wait for this worker's event loop.
+Here the whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) is one function run on that thread: the
+write lock is held for microseconds. The SQL is the same as SQLAlchemy's for SQLite (timestamps in its
+storage format, UTC), and driver errors come out as SQLAlchemy's, like every other database error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import namedtuple
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
+
+# SQLAlchemy's SQLite DateTime storage format; every timestamp here is UTC.
+_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+RefreshRow = namedtuple(
+    "RefreshRow",
+    "family_id client_id user_id scope audience auth_time expires_at rotated_at revoked",
+)
+CodeRow = namedtuple(
+    "CodeRow",
+    "client_id user_id redirect_uri scope audience code_challenge nonce auth_time expires_at family_id",
+)
+UserRow = namedtuple("UserRow", "user_id username password_hash email email_verified name")
+
+
+def stored(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def _loaded(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work(connection)`` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), on the pooled
+    connection's own thread, in one hop."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection  # the aiosqlite.Connection
+        assert driver is not None
+        try:
+            return await driver._execute(_transaction, driver._conn, work)
+        except sqlite3.Error as error:
+            raise DBAPIError(None, None, error) from error
+
+
+def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
+    return result
+
+
+_CLAIM_REFRESH = (
+    "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND client_id = ? AND rotated_at IS NULL "
+    "AND revoked = 0 AND expires_at > ? RETURNING family_id, user_id, scope, audience, auth_time"
+)
+_INSERT_REFRESH = (
+    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, "
+    "issued_at, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_REFRESH_BY_HASH = (
+    "SELECT family_id, client_id, user_id, scope, audience, auth_time, expires_at, rotated_at, revoked "
+    "FROM refresh_tokens WHERE token_hash = ?"
+)
+_CLAIM_CODE = (
+    "UPDATE authorization_codes SET consumed_at = ?, family_id = CASE WHEN client_id = ? "
+    "AND redirect_uri = ? AND code_challenge = ? AND expires_at > ? THEN ? END "
+    "WHERE code_hash = ? AND consumed_at IS NULL RETURNING client_id, user_id, redirect_uri, scope, "
+    "audience, code_challenge, nonce, auth_time, expires_at, family_id"
+)
+_CODE_FAMILY = "SELECT family_id FROM authorization_codes WHERE code_hash = ?"
+_USER_BY_ID = (
+    "SELECT user_id, username, password_hash, email, email_verified, name FROM users WHERE user_id = ?"
+)
+
+
+def rotate_refresh(
+    old_hash: str, client_id: str, new_hash: str, new_expires_at: datetime, now: datetime
+) -> Callable[[sqlite3.Connection], tuple[bool, Any]]:
+    """(True, the claimed grant) when rotated; (False, the token as it stands or None) otherwise."""
+    at = stored(now)
+
+    def work(connection: sqlite3.Connection) -> tuple[bool, Any]:
+        claimed = connection.execute(_CLAIM_REFRESH, (at, old_hash, client_id, at)).fetchone()
+        if claimed is None:
+            current = connection.execute(_REFRESH_BY_HASH, (old_hash,)).fetchone()
+            if current is None:
+                return False, None
+            row = RefreshRow(*current)
+            return False, row._replace(expires_at=_loaded(row.expires_at), revoked=bool(row.revoked))
+        family_id, user_id, scope, audience, auth_time = claimed
+        connection.execute(
+            _INSERT_REFRESH,
+            (new_hash, family_id, client_id, user_id, scope, audience, auth_time, at, stored(new_expires_at)),
+        )
+        return True, claimed
+
+    return work
+
+
+def redeem_code(
+    code_hash: str,
+    now: datetime,
+    client_id: str,
+    redirect_uri: str | None,
+    code_challenge: str | None,
+    refresh: tuple[str, str, datetime] | None,  # (token hash, family id, expiry)
+) -> Callable[[sqlite3.Connection], tuple[str, Any, Any]]:
+    """("claimed", code, user) with the refresh token stored when the code matched; ("used", family_id,
+    None) for a code used before; ("unknown", None, None)."""
+    at = stored(now)
+    family = refresh[1] if refresh else None
+
+    def work(connection: sqlite3.Connection) -> tuple[str, Any, Any]:
+        claimed = connection.execute(
+            _CLAIM_CODE, (at, client_id, redirect_uri, code_challenge, at, family, code_hash)
+        ).fetchone()
+        if claimed is None:
+            used = connection.execute(_CODE_FAMILY, (code_hash,)).fetchone()
+            return ("unknown", None, None) if used is None else ("used", used[0], None)
+        code = CodeRow(*claimed)
+        if code.family_id is not None and refresh is not None:
+            connection.execute(
+                _INSERT_REFRESH,
+                (
+                    refresh[0],
+                    code.family_id,
+                    code.client_id,
+                    code.user_id,
+                    code.scope,
+                    code.audience,
+                    code.auth_time,
+                    at,
+                    stored(refresh[2]),
+                ),
+            )
+        user = connection.execute(_USER_BY_ID, (code.user_id,)).fetchone()
+        return (
+            "claimed",
+            code._replace(expires_at=_loaded(code.expires_at)),
+            None if user is None else UserRow(*user)._replace(email_verified=bool(user[4])),
+        )
+
+    return work

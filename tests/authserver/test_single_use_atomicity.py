@@ -1,0 +1,211 @@
+"""Code redemption and refresh rotation are one transaction each: single use under races, replay and reuse
+revoke the family, and a refused request consumes nothing it should not (both databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import insert, select
+
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.protocol.models import CodeBinding, NewRefreshToken, RedemptionOutcome
+from authserver.storage.sql_store import SqlStore, codes, refresh_tokens
+from tests.support.oauth import authorize_code, pkce_pair, register
+
+REDIRECT = "http://127.0.0.1:9999/callback"
+
+
+@pytest.fixture(scope="module")
+async def web_client(app_client: httpx.AsyncClient) -> str:
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile", "email", "read"],
+        redirect_uris=[REDIRECT],
+    )
+    return client_id
+
+
+def _store(http: httpx.AsyncClient) -> SqlStore:
+    return http.app.state.services.store  # type: ignore[attr-defined,no-any-return]
+
+
+async def _redeem(http: httpx.AsyncClient, client_id: str, code: str, verifier: str) -> httpx.Response:
+    return await http.post(
+        "/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+
+
+async def _refresh(http: httpx.AsyncClient, client_id: str, token: str, **extra: str) -> httpx.Response:
+    return await http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": token, **extra},
+    )
+
+
+async def _code_family(http: httpx.AsyncClient, code: str) -> str | None:
+    async with _store(http).engine.connect() as connection:
+        row = (await connection.execute(select(codes).where(codes.c.code_hash == token_hash(code)))).first()
+    assert row is not None and row.consumed_at is not None
+    return row.family_id  # type: ignore[no-any-return]
+
+
+async def test_concurrent_redemptions_one_wins_and_the_replay_revokes_its_family(
+    app_client, web_client, user
+) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    first, second = await asyncio.gather(
+        _redeem(app_client, web_client, code, verifier), _redeem(app_client, web_client, code, verifier)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 400]
+    winner = first if first.status_code == 200 else second
+    loser = second if winner is first else first
+    assert loser.json()["error"] == "invalid_grant"
+    # The family was stored in the winner's transaction, so the replay found and revoked it.
+    refreshed = await _refresh(app_client, web_client, winner.json()["refresh_token"])
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_a_failed_redemption_uses_the_code_up_and_issues_no_refresh_token(
+    app_client, web_client, user
+) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    wrong, _ = pkce_pair()
+    assert (await _redeem(app_client, web_client, code, wrong)).status_code == 400
+    assert await _code_family(app_client, code) is None  # no refresh family was created
+    again = await _redeem(app_client, web_client, code, verifier)
+    assert (
+        again.status_code == 400
+        and again.json()["error_description"] == "authorization code was already used"
+    )
+
+
+async def test_concurrent_rotations_of_one_token_one_wins_and_the_family_dies(
+    app_client, web_client, user
+) -> None:
+    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    first, second = await asyncio.gather(
+        _refresh(app_client, web_client, token), _refresh(app_client, web_client, token)
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 400]
+    winner = first if first.status_code == 200 else second
+    # Losing the race is reuse: the winner's successor died with the family.
+    latest = await _refresh(app_client, web_client, winner.json()["refresh_token"])
+    assert latest.status_code == 400 and latest.json()["error"] == "invalid_grant"
+
+
+async def test_refused_requests_do_not_consume_the_refresh_token(app_client, web_client, user) -> None:
+    other, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["read"],
+        redirect_uris=[REDIRECT],
+    )
+    code, verifier = await authorize_code(
+        app_client, web_client, REDIRECT, user.username, scope="openid read"
+    )
+    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    widened = await _refresh(app_client, web_client, token, scope="openid profile")
+    assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"
+    stolen = await _refresh(app_client, other, token)
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+    narrowed = await _refresh(app_client, web_client, token, scope="read")
+    assert narrowed.status_code == 200, narrowed.text
+    assert narrowed.json()["scope"] == "read"
+
+
+async def _seed_refresh(store: SqlStore, client_id: str, **overrides: object) -> str:
+    value = new_opaque_token()
+    now = datetime.now(UTC)
+    row = {
+        "token_hash": token_hash(value),
+        "family_id": uuid.uuid4().hex,
+        "client_id": client_id,
+        "user_id": None,
+        "scope": "read",
+        "audience": "https://api.example.com",
+        "auth_time": None,
+        "issued_at": now,
+        "expires_at": now + timedelta(hours=1),
+        "rotated_at": None,
+        "revoked": False,
+        **overrides,
+    }
+    async with store.engine.begin() as connection:
+        await connection.execute(insert(refresh_tokens).values(**row))
+    return value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"expires_at": datetime.now(UTC) - timedelta(seconds=1)}, "refresh token has expired"),
+        ({"revoked": True}, "refresh token was revoked"),
+    ],
+)
+async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
+    app_client, web_client, overrides, message
+) -> None:
+    store = _store(app_client)
+    value = await _seed_refresh(store, web_client, **overrides)
+    response = await _refresh(app_client, web_client, value)
+    assert response.status_code == 400 and response.json()["error_description"] == message
+    current = await store.get_refresh_token(token_hash(value))
+    assert current is not None and not current.rotated
+
+
+async def test_store_rotation_copies_the_grant_and_refuses_a_second_use(app_client, web_client) -> None:
+    store = _store(app_client)
+    value = await _seed_refresh(store, web_client, user_id="u-1", auth_time=1234)
+    successor = NewRefreshToken(token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2))
+    now = datetime.now(UTC)
+    rotated = await store.rotate_refresh_token(token_hash(value), web_client, successor, now)
+    assert rotated.outcome is RedemptionOutcome.OK and rotated.record is not None
+    assert (rotated.record.user_id, rotated.record.scope, rotated.record.auth_time) == ("u-1", "read", 1234)
+    stored = await store.get_refresh_token(successor.token_hash)
+    assert stored is not None and stored.family_id == rotated.record.family_id and not stored.rotated
+
+    again = await store.rotate_refresh_token(token_hash(value), web_client, successor, now)
+    assert again.outcome is RedemptionOutcome.REFUSED
+    assert again.record is not None and again.record.rotated
+    unknown = await store.rotate_refresh_token("0" * 64, web_client, successor, now)
+    assert unknown.outcome is RedemptionOutcome.REFUSED and unknown.record is None
+
+
+async def test_store_redemption_reports_unknown_and_replayed_codes(app_client) -> None:
+    store = _store(app_client)
+    binding = CodeBinding("nobody", REDIRECT, None)
+    unknown = await store.redeem_authorization_code("0" * 64, datetime.now(UTC), binding, None)
+    assert unknown.outcome is RedemptionOutcome.UNKNOWN
+
+
+async def test_sqlite_driver_errors_come_out_as_database_errors(app_client, backend) -> None:
+    if backend != "sqlite":
+        pytest.skip("the one-hop transaction is SQLite's")
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    from authserver.storage import sqlite_atomic
+
+    def locked(_connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(DBAPIError):
+        await sqlite_atomic.run(_store(app_client).engine, locked)
+    # The connection went back to the pool usable: the transaction was rolled back.
+    assert await _store(app_client).get_refresh_token("0" * 64) is None
