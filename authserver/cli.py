@@ -26,6 +26,8 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from authserver.observability.logs import uvicorn_log_config
+
     if not os.environ.get("AUTHSERVER_ISSUER"):
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
         os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{args.port}"
@@ -45,6 +47,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         log_level=settings.log_level,
+        log_config=uvicorn_log_config(),  # credentials sent in a URL never reach the access log
         access_log=args.access_log,
         proxy_headers=False,
         server_header=False,

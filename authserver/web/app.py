@@ -16,6 +16,7 @@ from authserver.config import Settings, load_settings
 from authserver.migrations.runner import upgrade_to_head
 from authserver.web.errors import install_body_limit_handler, install_error_handlers
 from authserver.web.middleware import Edge, FastRoute, request_endpoint
+from authserver.web.openapi import install_openapi
 from authserver.web.routers import admin, authorize, discovery, health, token, userinfo
 from authserver.web.services import build_services
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_body_limit_handler(app)
     for module in (token, authorize, discovery, userinfo, admin, health):
         app.include_router(module.router)
+    install_openapi(app)
     fast_routes: dict[tuple[str, str], FastRoute] = {}
     if settings.cors_allowed_origins:
         # CORS sits inside the edge, so the edge's fast routes (which would bypass it) stay off.

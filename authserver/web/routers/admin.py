@@ -18,6 +18,7 @@ from authserver.admin.registration import ClientRegistration, ClientView, Secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
+from authserver.web.openapi import errors
 
 
 class AdminUnauthorized(OAuthError):
@@ -44,7 +45,9 @@ def require_admin(request: Request) -> None:
         raise AdminUnauthorized("a valid admin bearer token is required")
 
 
-router = APIRouter(prefix="/admin", tags=["Admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin", tags=["Admin"], dependencies=[Depends(require_admin)], responses=errors(400, 401)
+)
 _CLIENT_ID_PATH = r"^[A-Za-z0-9._~:-]{1,255}$"
 
 
@@ -64,7 +67,7 @@ async def list_clients(
     return json_response([view.model_dump() for view in views], headers=NO_STORE)
 
 
-@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientView)
+@router.get("/clients/{client_id}", summary="Read a client", response_model=ClientView, responses=errors(404))
 async def get_client(request: Request, client_id: str) -> Response:
     view = await services(request).registry.get(_check_client_id(client_id))
     if view is None:
@@ -89,6 +92,7 @@ async def put_client(request: Request, client_id: str, registration: ClientRegis
     "/clients/{client_id}/rotate-secret",
     summary="Rotate the secret; the previous one works until the grace period ends",
     response_model=ClientView,
+    responses=errors(404),
 )
 async def rotate_secret(request: Request, client_id: str, rotation: SecretRotation) -> Response:
     svc = services(request)
@@ -103,7 +107,10 @@ async def rotate_secret(request: Request, client_id: str, rotation: SecretRotati
 
 
 @router.delete(
-    "/clients/{client_id}", summary="Delete a client and revoke its refresh tokens", status_code=204
+    "/clients/{client_id}",
+    summary="Delete a client and revoke its refresh tokens",
+    status_code=204,
+    responses=errors(404),
 )
 async def delete_client(request: Request, client_id: str) -> Response:
     svc = services(request)

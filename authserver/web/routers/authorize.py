@@ -104,7 +104,38 @@ def _session(request: Request, svc: Services) -> dict[str, Any] | None:
     return svc.session_signer.loads(request.cookies.get(SESSION_COOKIE))
 
 
-@router.get("/authorize", summary="Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required)")
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_QUERY = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+    for name, text in (
+        ("response_type", "code"),
+        ("client_id", "the registered client"),
+        ("redirect_uri", "exactly as registered (optional when the client has one)"),
+        ("scope", "space-separated; a subset of the client's scopes"),
+        ("state", "returned to the client unchanged"),
+        ("code_challenge", "PKCE S256 challenge (RFC 7636)"),
+        ("code_challenge_method", "S256 (plain is refused)"),
+        ("nonce", "OpenID Connect nonce, copied into the ID token"),
+        ("resource", "RFC 8707 resource indicator: one of the client's audiences"),
+        ("prompt", "none, login or consent"),
+    )
+]
+
+
+@router.get(
+    "/authorize",
+    summary="Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required)",
+    response_class=HTMLResponse,
+    responses={
+        200: {"description": "The login page, or the consent page for a signed-in user"},
+        302: {"description": "An error sent back to the client's registered redirect URI (with state, iss)"},
+        400: {
+            "description": "Error page: unknown client or redirect URI (never redirected)",
+            "content": _HTML,
+        },
+    },
+    openapi_extra={"parameters": _QUERY},
+)
 async def authorize(request: Request) -> Response:
     svc = services(request)
     try:

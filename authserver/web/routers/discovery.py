@@ -10,7 +10,7 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from authserver.crypto.keyset import KeySet
@@ -98,6 +98,12 @@ async def openid_configuration(request: Request) -> Response:
     return _response(_metadata(request.app.state.services))
 
 
-@router.get(JWKS_PATH, summary="Public signing keys (JWKS)")
+class JwkSetResponse(JSONResponse):
+    """Only describes the JWKS route's media type in the OpenAPI document (RFC 7517 §8.5.1)."""
+
+    media_type = "application/jwk-set+json"
+
+
+@router.get(JWKS_PATH, summary="Public signing keys (JWKS)", response_class=JwkSetResponse)
 async def jwks(request: Request) -> Response:
     return _response(_jwks(request.app.state.services))

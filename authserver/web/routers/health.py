@@ -21,7 +21,21 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="Readiness: the database answers within 1 s")
+_NOT_READY = {
+    "description": "Not ready: the database did not answer within 1 s",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"status": {"const": "unavailable"}, "database": {"type": "string"}},
+                "required": ["status"],
+            }
+        }
+    },
+}
+
+
+@router.get("/readyz", summary="Readiness: the database answers within 1 s", responses={503: _NOT_READY})
 async def readyz(request: Request) -> Response:
     svc = services(request)
     try:

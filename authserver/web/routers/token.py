@@ -17,6 +17,7 @@ from authserver.ratelimit import retry_after_seconds
 from authserver.web.dependencies import client_ip, services
 from authserver.web.errors import NO_STORE, json_response, oauth_error_response
 from authserver.web.forms import read_form
+from authserver.web.openapi import errors
 
 router = APIRouter(tags=["OAuth 2.1"])
 
@@ -30,10 +31,6 @@ def _form_body(properties: dict[str, Any], required_fields: list[str]) -> dict[s
                     "schema": {"type": "object", "properties": properties, "required": required_fields}
                 }
             },
-        },
-        "responses": {
-            "400": {"description": "RFC 6749 §5.2 error"},
-            "401": {"description": "invalid_client"},
         },
     }
 
@@ -61,7 +58,12 @@ _TOKEN_FORM_WITH_HINT = _form_body(
 )
 
 
-@router.post("/token", summary="Token endpoint (RFC 6749 §3.2)", openapi_extra=_TOKEN_FORM)
+@router.post(
+    "/token",
+    summary="Token endpoint (RFC 6749 §3.2)",
+    openapi_extra=_TOKEN_FORM,
+    responses=errors(400, 401, 429),
+)
 async def token(request: Request) -> Response:
     svc = services(request)
     wait = svc.ip_limiter.acquire(client_ip(request))
@@ -98,7 +100,13 @@ async def _authenticated(request: Request) -> tuple[dict[str, list[str]], Client
     return params, client
 
 
-@router.post("/revoke", summary="Token revocation (RFC 7009)", openapi_extra=_TOKEN_FORM_WITH_HINT)
+@router.post(
+    "/revoke",
+    summary="Token revocation (RFC 7009)",
+    openapi_extra=_TOKEN_FORM_WITH_HINT,
+    response_class=Response,  # 200 with an empty body
+    responses={200: {"description": "Revoked, or nothing to revoke (RFC 7009 §2.2)"}, **errors(400, 401)},
+)
 async def revoke(request: Request) -> Response:
     svc = services(request)
     params, client = await _authenticated(request)
@@ -106,7 +114,12 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=NO_STORE)
 
 
-@router.post("/introspect", summary="Token introspection (RFC 7662)", openapi_extra=_TOKEN_FORM_WITH_HINT)
+@router.post(
+    "/introspect",
+    summary="Token introspection (RFC 7662)",
+    openapi_extra=_TOKEN_FORM_WITH_HINT,
+    responses=errors(400, 401),
+)
 async def introspect(request: Request) -> Response:
     svc = services(request)
     params, client = await _authenticated(request)

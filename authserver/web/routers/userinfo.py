@@ -11,6 +11,7 @@ from authserver.protocol.userinfo import claims_for_scope
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
 from authserver.web.forms import bearer_token
+from authserver.web.openapi import errors
 
 
 class InsufficientScope(OAuthError):
@@ -27,7 +28,7 @@ class InsufficientScope(OAuthError):
 router = APIRouter(tags=["OpenID Connect"])
 
 
-@router.get("/userinfo", summary="UserInfo (OIDC Core §5.3)")
+@router.get("/userinfo", summary="UserInfo (OIDC Core §5.3)", responses=errors(401, 403))
 async def userinfo(request: Request) -> Response:
     svc = services(request)
     token = bearer_token(request)
@@ -44,6 +45,6 @@ async def userinfo(request: Request) -> Response:
     return json_response(claims_for_scope(user, claims["scope"]), headers=NO_STORE)
 
 
-@router.post("/userinfo", summary="UserInfo by POST (OIDC Core §5.3)")
+@router.post("/userinfo", summary="UserInfo by POST (OIDC Core §5.3)", responses=errors(401, 403))
 async def userinfo_post(request: Request) -> Response:
     return await userinfo(request)
