@@ -19,13 +19,22 @@ def policy_violations(
         )
     refused_grants = sorted(set(spec.grant_types) - set(policy.allowed_grant_types))
     if refused_grants:
-        problems.append(f"grant types not allowed by the AuthServer: {', '.join(refused_grants)}")
+        problems.append(
+            f"grant types not allowed by the AuthServer: {', '.join(refused_grants)} (spec.grantTypes; its "
+            f"spec.clientPolicy.allowedGrantTypes: {', '.join(policy.allowed_grant_types)})"
+        )
     if policy.allowed_scopes is not None:
         refused_scopes = sorted(set(spec.scopes) - set(policy.allowed_scopes))
         if refused_scopes:
-            problems.append(f"scopes not allowed by the AuthServer: {', '.join(refused_scopes)}")
+            problems.append(
+                f"scopes not allowed by the AuthServer: {', '.join(refused_scopes)} (spec.scopes; its "
+                "spec.clientPolicy.allowedScopes)"
+            )
     if policy.allowed_audiences is not None:
         refused_audiences = sorted(set(spec.audiences) - set(policy.allowed_audiences))
         if refused_audiences:
-            problems.append(f"audiences not allowed by the AuthServer: {', '.join(refused_audiences)}")
+            problems.append(
+                f"audiences not allowed by the AuthServer: {', '.join(refused_audiences)} (spec.audiences; "
+                "its spec.clientPolicy.allowedAudiences)"
+            )
     return problems

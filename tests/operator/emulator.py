@@ -32,13 +32,18 @@ endpoints of *declared* resources with the behaviour of a real API server:
   watch can resume from (no duplicate ADDED events), ``sendInitialEvents`` bookmarks,
   ``timeoutSeconds``, 410 Gone after ``compact()``, ``?watch=True``/``1`` normalised to ``true``.
 * Custom resources: CRDs (declared with ``declare_crd`` or created through the API) are served with
-  their schema: unknown fields pruned, defaults applied, OpenAPI validation (422). CEL rules
+  their schema: unknown fields pruned, defaults applied, OpenAPI validation (422) with ratcheting
+  (an update may keep an invalid value it does not change, as since Kubernetes 1.30). CEL rules
   (``x-kubernetes-validations``) are NOT evaluated; ``add_validator`` plugs a Python stand-in.
 * Built-in admission: name and label syntax (422), Secret ``stringData`` folded into base64 ``data``
   and ``data`` checked as base64, ConfigMap ``data`` values must be strings, Namespace phase.
 
 Faults: ``fail_next(method, path_regex, status, times=...)`` answers matching requests with a
-Kubernetes ``Status`` error before they touch any state (as a failing API server would).
+Kubernetes ``Status`` error before they touch any state (as a failing API server would), or with
+``lost_response=True`` after the write was committed (a timeout or dropped connection).
+
+``history(resource)`` returns every version ever written (what a secrets scan must know about). kmock's
+recorded request log keeps only the latest ``request_log_size`` requests (kmock scans it on every request).
 
 All mutating helpers (``create``, ``apply``, ``patch``, ``set_status``, ``delete``,
 ``mark_deployment_ready``...) are synchronous and must be called from the event loop serving the
@@ -201,6 +206,7 @@ class Fault:
     reason: str | None = None
     message: str | None = None
     retry_after: int | None = None
+    lost_response: bool = False  # the request takes effect; only its answer is the error
     hits: int = 0
 
     @property
@@ -442,6 +448,10 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     strict_namespaces: bool = False
     # Validate custom resources against their CRD's OpenAPI schema (422), as a real API server does.
     validate_custom_resources: bool = True
+    # How many of the latest requests kmock keeps for inspection (None: all). kmock matches every request
+    # against its reactions by scanning the whole recorded log, so an unbounded log makes each request
+    # slower than the last: thousands of objects (operator scale tests) would grind to a halt.
+    request_log_size: int | None = 50
 
     _rv: int = attrs.field(default=1000, init=False)
     _log: list[WatchEvent] = attrs.field(factory=list, init=False)
@@ -521,10 +531,13 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
         reason: str | None = None,
         message: str | None = None,
         retry_after: int | None = None,
+        lost_response: bool = False,
     ) -> Fault:
         """Answer the next ``times`` (None: all) requests matching ``method`` (None/'*': any) and the
         ``path`` regex (``re.search`` on the URL path) with ``status`` and a Kubernetes Status body.
-        The request changes nothing. Returns the fault; ``fault.hits`` counts the failed requests."""
+        The request changes nothing -- unless ``lost_response``: then it takes effect as usual and only
+        its answer is lost (a timeout or a dropped connection after the write was committed).
+        Returns the fault; ``fault.hits`` counts the failed requests."""
         fault = Fault(
             method=None if method in (None, "*") else str(method).upper(),
             path=re.compile(path) if isinstance(path, str) else path,
@@ -533,6 +546,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
             reason=reason,
             message=message,
             retry_after=retry_after if retry_after is not None else (1 if status == 429 else None),
+            lost_response=lost_response,
         )
         self._faults.append(fault)
         return fault
@@ -579,6 +593,17 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
             for event in self.list(EVENTS, namespace)
             if (name is None or event.get("involvedObject", {}).get("name") == name)
             and (reason is None or event.get("reason") == reason)
+        ]
+
+    def history(self, resource: str | kmock.resource, namespace: str | None = None) -> list[Obj]:
+        """Every version ever written of the resource's objects (optionally in one namespace), oldest
+        first, deleted objects included: what a secrets scan must know about. Versions written before the
+        last ``compact()`` are forgotten, as etcd forgets them."""
+        res = as_resource(resource)
+        return [
+            copy.deepcopy(event.object)
+            for event in self._log
+            if event.resource == res and (namespace is None or event.namespace == namespace)
         ]
 
     def active_watches(self, resource: str | kmock.resource | None = None) -> int:
@@ -713,6 +738,8 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     # --- the HTTP side ----------------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if self.request_log_size is not None and len(self._requests) > 2 * self.request_log_size:
+            self._trim_request_log(self.request_log_size)
         # kubernetes_asyncio sends ?watch=True; a real API server parses the bool leniently.
         watch = raw_request.query.get("watch")
         if watch is not None and watch != "true" and watch.lower() in ("true", "1"):
@@ -731,6 +758,13 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
                 raise
             self._errors[-1].append(error)
             return await self._render_error(error)
+
+    def _trim_request_log(self, size: int) -> None:
+        """Forget all but the latest ``size`` requests -- except watches: kmock feeds an open watch stream
+        only while its request is in the log. Done in batches (at twice the size): amortised O(1)."""
+        older = self._requests[:-size]
+        watches = [request for request in older if str(request.params.get("watch", "")).lower() == "true"]
+        self._requests[:] = watches + self._requests[-size:]
 
     async def _parse_namespace_request(self, raw_request: aiohttp.web.BaseRequest) -> kmock.Request:
         match = NAMESPACE_PATH.fullmatch(raw_request.path)
@@ -765,16 +799,19 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         fault = self._take_fault(request.method.value, request.url.path)
-        if fault is not None:
-            return fault.error().response()
         res = request.resource
-        if res is None or res.plural is None or res not in self.resources:
+        declared = res is not None and res.plural is not None and res in self.resources
+        if fault is not None and not (fault.lost_response and declared):
+            return fault.error().response()
+        if not declared:
             # discovery, non-Kubernetes paths, undeclared resources: kmock's own behaviour.
             return await apps.RawHandler._handle(self, request)
         try:
             outcome = self._execute(request)
         except ApiError as error:
             return error.response()
+        if fault is not None:  # lost_response: the request took effect, the client hears of a failure
+            return fault.error().response()
         if outcome is None:  # reads: served by the fallbacks below (or by the test's own reactions)
             return await apps.RawHandler._handle(self, request)
         # Writes have happened; the response comes from a test's reaction if one matches (as in kmock),
@@ -1602,13 +1639,15 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
                 {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": meta, **rest}
             )
             if self.validate_custom_resources:
-                self._validate_schema(res, obj, schema)
+                self._validate_schema(res, obj, schema, old)
         for check in self._validators.get(res, []):
             message = check(obj, old)
             if message:
                 raise self._invalid(res, obj, [(message, "")])
 
-    def _validate_schema(self, res: kmock.resource, obj: Obj, schema: Obj) -> None:
+    def _validate_schema(self, res: kmock.resource, obj: Obj, schema: Obj, old: Obj | None = None) -> None:
+        """OpenAPI validation, with ratcheting (Kubernetes >= 1.30): an update is not refused for an
+        invalid value it did not change -- e.g. the status of an object created under an older CRD."""
         validator = self._schema_validators.get(res)
         if validator is None:
             converted = jsonschema_of(schema)
@@ -1617,6 +1656,11 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
             converted["properties"] = properties
             validator = self._schema_validators[res] = jsonschema.Draft4Validator(converted)
         errors = sorted(validator.iter_errors(obj), key=lambda error: list(error.absolute_path))
+        if errors and old is not None:
+            tolerated = {(tuple(error.absolute_path), error.message) for error in validator.iter_errors(old)}
+            errors = [
+                error for error in errors if (tuple(error.absolute_path), error.message) not in tolerated
+            ]
         if errors:
             causes = []
             for error in errors:

@@ -502,6 +502,18 @@ async def test_fail_next(kube: KubeApi, emulator: AuthyardEmulator) -> None:
     assert await kube.status_of(kube.get(CM)) == 200
 
 
+async def test_fail_next_lost_response(kube: KubeApi, emulator: AuthyardEmulator) -> None:
+    """The write is committed, only its answer is lost: a retried create finds the object there."""
+    emulator.fail_next("POST", r"/configmaps$", 500, lost_response=True)
+    status, body = await failure(kube.post(CM, configmap("lost", {"a": "1"})))
+    assert (status, body["reason"]) == (500, "InternalError")
+    assert emulator.get("v1/configmaps", NS, "lost")["data"] == {"a": "1"}  # type: ignore[index]
+    assert await kube.status_of(kube.post(CM, configmap("lost", {"a": "1"}))) == 409
+    emulator.fail_next("PATCH", r"/configmaps/lost$", 504, lost_response=True)
+    assert await kube.status_of(kube.merge(f"{CM}/lost", {"data": {"a": "2"}})) == 504
+    assert emulator.get("v1/configmaps", NS, "lost")["data"] == {"a": "2"}  # type: ignore[index]
+
+
 async def test_mark_deployment_ready(kube: KubeApi, emulator: AuthyardEmulator) -> None:
     created = await kube.apply(
         f"{DEPLOY}/web",
@@ -743,3 +755,26 @@ async def test_operator_in_a_child_process(
     await wait_for(lambda: emulator.get("v1/configmaps", NS, "proc2-config"), message=lambda: process.output)
     assert len(emulator.objects[emulator.resource("v1/configmaps"), NS, "proc-config"].history) == versions
     assert await process.stop() == 0
+
+
+async def test_schema_validation_ratchets_unchanged_invalid_values(
+    kube: KubeApi, emulator: AuthyardEmulator
+) -> None:
+    """An object created under a laxer (older) CRD can still get its status and unrelated edits written;
+    a write that introduces an invalid value is refused."""
+    path = f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers"
+    body = {"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer", "metadata": {"name": "old"}}
+    emulator.validate_custom_resources = False
+    await kube.post(path, {**body, "spec": {"replicas": "three"}})
+    emulator.validate_custom_resources = True
+    await kube.merge(f"{path}/old/status", {"status": {"observedGeneration": 1}})
+    await kube.merge(f"{path}/old", {"spec": {"workers": 2}})
+    assert emulator.get(AUTHSERVERS, NS, "old")["spec"]["workers"] == 2  # type: ignore[index]
+    status, error = await failure(kube.merge(f"{path}/old", {"spec": {"workers": 99}}))
+    assert status == 422 and "spec.workers" in error["message"] and "spec.replicas" not in error["message"]
+    assert (
+        await kube.status_of(
+            kube.post(path, {**body, "metadata": {"name": "new"}, "spec": {"replicas": "x"}})
+        )
+        == 422
+    )

@@ -6,128 +6,33 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import jwt
 import pytest
 from authyard_operator import metrics
 
 from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
 from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorRun, wait_for
+from tests.operator.kopf_harness import wait_for
 from tests.operator.kubeapi import KubeApi
-from tests.support.postgres import PostgresCluster, free_port
-from tests.support.server_process import ServerProcess, server_environment
+from tests.operator.stack import PLATFORM, TEAM, Stack, oauthclient, running_stack, token
+from tests.support.postgres import PostgresCluster
 
-PLATFORM, TEAM = "platform", "team-a"
 pytestmark = pytest.mark.postgres
-
-
-@dataclass
-class Stack:
-    emulator: AuthyardEmulator
-    kube: KubeApi
-    operator: OperatorRun
-    server: ServerProcess
-    admin_token: str
-
-    def client_status(self, name: str, namespace: str = TEAM) -> dict[str, Any]:
-        return (self.emulator.get(OAUTHCLIENTS, namespace, name) or {}).get("status") or {}
-
-    def ready(self, name: str, namespace: str = TEAM) -> dict[str, Any]:
-        conditions = self.client_status(name, namespace).get("conditions") or []
-        return next((c for c in conditions if c["type"] == "Ready"), {})
-
-    def secret(self, name: str, namespace: str = TEAM) -> dict[str, str]:
-        secret = self.emulator.get("v1/secrets", namespace, name) or {}
-        return {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
-
-    async def admin(self, method: str, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(base_url=self.server.base_url) as http:
-            return await http.request(method, path, headers={"Authorization": f"Bearer {self.admin_token}"})
-
-
-def oauthclient(name: str, namespace: str = TEAM, **spec: Any) -> dict[str, Any]:
-    body = {
-        "authServerRef": {"name": "auth", "namespace": PLATFORM},
-        "grantTypes": ["client_credentials"],
-        "scopes": ["orders.read"],
-        "audiences": ["https://orders.example.com"],
-        "secret": {"name": f"{name}-oauth"},
-        **spec,
-    }
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
-
-
-async def token(credentials: dict[str, str], secret: str | None = None) -> httpx.Response:
-    async with httpx.AsyncClient() as http:
-        return await http.post(
-            credentials["token_endpoint"],
-            data={"grant_type": "client_credentials"},
-            auth=(credentials["client_id"], secret or credentials["client_secret"]),
-        )
 
 
 @pytest.fixture
 async def stack(
     operator, emulator: AuthyardEmulator, kube: KubeApi, postgres_cluster: PostgresCluster, tmp_path: Path
 ) -> AsyncIterator[Stack]:
-    for namespace in (PLATFORM, TEAM, "team-b"):
-        emulator.create_namespace(namespace)
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    run = await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
-    spec = {"issuer": issuer, "clientPolicy": {"allowedNamespaces": [PLATFORM, TEAM]}}
-    await kube.post(
-        f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers",
-        {
-            "apiVersion": "authyard.dev/v1alpha1",
-            "kind": "AuthServer",
-            "metadata": {"name": "auth", "namespace": PLATFORM},
-            "spec": spec,
-        },
-    )
-    admin_secret = await wait_for(lambda: emulator.get("v1/secrets", PLATFORM, "auth-admin"), timeout=20)
-    admin_token = base64.b64decode(admin_secret["data"]["token"]).decode()
+    """The in-process operator; at teardown, the secrets scan (tests/operator/stack.py)."""
 
-    # The auth server the AuthServer describes, run for real with the admin token the operator generated.
-    database = postgres_cluster.create_database(f"oc_{port}")
-    server = ServerProcess(tmp_path / "server", port, {})
-    server.directory.mkdir()
-    server.env = server_environment(
-        server.directory,
-        database,
-        issuer,
-        AUTHSERVER_ADMIN_TOKEN=admin_token,
-        AUTHSERVER_TOKEN_RATE_PER_CLIENT="0",
-        AUTHSERVER_CLIENT_CACHE_TTL="0s",
-    )
-    server.cli("migrate")
-    server.start()
-    try:
-        await wait_for(lambda: emulator.get("apps/v1/deployments", PLATFORM, "auth"), timeout=20)
-        emulator.mark_deployment_ready(PLATFORM, "auth")
-        await wait_for(
-            lambda: any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in (emulator.get(AUTHSERVERS, PLATFORM, "auth").get("status") or {}).get(
-                    "conditions", []
-                )
-            ),
-            timeout=20,
-            message="AuthServer not Ready",
-        )
-        yield Stack(emulator, kube, run, server, admin_token)
-    finally:
-        server.stop()
+    async def start_operator(issuer: str):  # type: ignore[no-untyped-def]
+        return await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
+
+    async with running_stack(emulator, kube, postgres_cluster, tmp_path, start_operator) as running:
+        yield running
 
 
 async def test_credentials_from_the_secret_get_verifiable_tokens(stack: Stack) -> None:

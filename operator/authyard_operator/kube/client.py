@@ -7,6 +7,7 @@ Each call names its verb, and is refused unless the registry allows that verb on
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from kubernetes_asyncio import client as k8s
@@ -17,6 +18,11 @@ from authyard_operator.constants import FIELD_MANAGER
 from authyard_operator.kube.registry import ResourceType, resource_for
 
 _OBJECT = {code: "object" for code in (200, 201, 202)}
+
+# kubernetes_asyncio logs every response body at DEBUG, the Secrets the operator reads and writes included
+# (admin tokens, client secrets, private signing keys). Whatever the operator's log level, that logger never
+# goes below INFO: a debug log must not hand out credentials.
+logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
 
 
 class KubeError(Exception):

@@ -69,7 +69,7 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
     authserver = await kube.get(f"{GROUP}/{VERSION}", "AuthServer", target_namespace, target_name)
     where = f"{target_namespace}/{target_name}"
     if authserver is None or authserver["metadata"].get("deletionTimestamp"):
-        raise NotReady("AuthServerNotFound", f"AuthServer {where} does not exist")
+        raise NotReady("AuthServerNotFound", f"AuthServer {where} (spec.authServerRef) does not exist")
     server_spec, problems = parse_spec(AuthServerSpec, authserver.get("spec"), target_name)
     if server_spec is None or problems:
         raise NotReady("AuthServerNotReady", f"AuthServer {where} has an invalid spec")
