@@ -158,12 +158,23 @@ async def exchange(http: httpx.AsyncClient, stack: Stack, code: str, verifier: s
 async def new_refresh_token(stack: Stack) -> str:
     """A fresh family: the real login and consent pages, then the code exchange."""
     async with httpx.AsyncClient(base_url=stack.server.base_url, timeout=30) as browser:
+        # A previous test's restart may leave a stale pooled connection (one 503, then the pool is renewed).
+        await retry_through_stale_connections(lambda: introspect_raw(browser, stack, "warm-up"))
         code, verifier = await authorize_code(
             browser, stack.web_client[0], REDIRECT_URI, stack.username, stack.password, scope="openid read"
         )
         response = await exchange(browser, stack, code, verifier)
     assert response.status_code == 200, response.text
     return str(response.json()["refresh_token"])
+
+
+async def introspect_raw(http: httpx.AsyncClient, stack: Stack, token: str) -> httpx.Response:
+    """Introspection of a refresh-token-shaped value: it needs the database."""
+    return await http.post(
+        "/introspect",
+        data={"token": token, "token_type_hint": "refresh_token"},
+        headers=basic(*stack.web_client),
+    )
 
 
 async def introspect(http: httpx.AsyncClient, stack: Stack, token: str) -> dict[str, Any]:
@@ -417,19 +428,25 @@ async def test_restart_during_a_code_exchange_leaves_the_code_usable_exactly_onc
         elapsed = time.perf_counter() - started
     finally:
         holder.close()
-    assert_clean_503(response)
     assert elapsed < FAIL_FAST_BOUND_SECONDS + 10  # pg_ctl stop itself waits for the shutdown
+    # The stop terminates the lock holder and the server's session in some order: the redemption either
+    # committed first (200) or was cut (a clean 503, and the code is untouched). Never anything else.
+    assert response.status_code in (200, 503), response.text
+    if response.status_code == 503:
+        assert_clean_503(response)
 
     await stack.start_database()
     await wait_ready(http)
-    redeemed = await retry_through_stale_connections(lambda: exchange(http, stack, code, verifier))
+    redeemed = response
+    if response.status_code == 503:
+        redeemed = await retry_through_stale_connections(lambda: exchange(http, stack, code, verifier))
     assert redeemed.status_code == 200, redeemed.text
     refresh_token = redeemed.json()["refresh_token"]
     assert redeemed.json()["id_token"]
     assert stack.live_tokens_of_family(refresh_token) == {sha256(refresh_token)}
     assert (await introspect(http, stack, refresh_token))["active"] is True
 
-    replay = await exchange(http, stack, code, verifier)
+    replay = await retry_through_stale_connections(lambda: exchange(http, stack, code, verifier))
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
 
 
@@ -446,13 +463,18 @@ async def test_restart_during_a_refresh_rotation_never_half_rotates_the_family(
         response = await asyncio.wait_for(in_flight, FAIL_FAST_BOUND_SECONDS + 10)
     finally:
         holder.close()
-    assert_clean_503(response)
+    # Either the rotation committed before the stop (200) or it was cut (a clean 503, nothing changed).
+    assert response.status_code in (200, 503), response.text
 
     await stack.start_database()
     await wait_ready(http)
-    # Not rotated by the failed attempt: the old token is still the family's one live token.
-    assert stack.live_tokens_of_family(old) == {sha256(old)}
-    rotated = await retry_through_stale_connections(lambda: refresh(http, stack, old))
+    if response.status_code == 503:
+        assert_clean_503(response)
+        # Not rotated by the failed attempt: the old token is still the family's one live token.
+        assert stack.live_tokens_of_family(old) == {sha256(old)}
+        rotated = await retry_through_stale_connections(lambda: refresh(http, stack, old))
+    else:
+        rotated = response
     assert rotated.status_code == 200, rotated.text
     new = rotated.json()["refresh_token"]
     assert new != old
@@ -460,6 +482,6 @@ async def test_restart_during_a_refresh_rotation_never_half_rotates_the_family(
     assert (await introspect(http, stack, old)) == {"active": False}
     assert (await introspect(http, stack, new))["active"] is True
     # And the new one rotates normally.
-    again = await refresh(http, stack, new)
+    again = await retry_through_stale_connections(lambda: refresh(http, stack, new))
     assert again.status_code == 200, again.text
     assert stack.live_tokens_of_family(old) == {sha256(again.json()["refresh_token"])}

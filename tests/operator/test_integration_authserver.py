@@ -305,4 +305,7 @@ async def test_scheduled_key_rotation_publishes_before_signing(
     assert after["active_kid"] == upcoming  # the key that signs now was published one rotation earlier
     assert before["active_kid"] in kids, "the retired key stays published until its tokens expire"
     assert _status(emulator)["signingKeys"]["nextKid"] not in (upcoming, before["active_kid"])
-    assert any(e.get("reason") == "SigningKeysRotated" for e in emulator.events(NS, name="auth"))
+    # kopf posts events from a background queue: wait for it rather than race it.
+    await wait_for(
+        lambda: any(e.get("reason") == "SigningKeysRotated" for e in emulator.events(NS, name="auth"))
+    )
