@@ -182,14 +182,19 @@ def client_from_row(row: Any) -> Client:
     )
 
 
-def _user_from_row(row: Any) -> User:
+def _user_from_row(row: Any, prefix: str = "") -> User:
+    """A users row, or a row joined with one whose user columns carry ``prefix`` (user_id never does)."""
+
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return User(
         user_id=row.user_id,
-        username=row.username,
-        password_hash=row.password_hash,
-        email=row.email,
-        email_verified=row.email_verified,
-        name=row.name,
+        username=column("username"),
+        password_hash=column("password_hash"),
+        email=column("email"),
+        email_verified=column("email_verified"),
+        name=column("name"),
     )
 
 
@@ -243,14 +248,7 @@ def _redeemed(
     if user is not None:
         owner: User | None = _user_from_row(user)
     elif getattr(row, "user_username", None) is not None:
-        owner = User(
-            user_id=row.user_id,
-            username=row.user_username,
-            password_hash=row.user_password_hash,
-            email=row.user_email,
-            email_verified=row.user_email_verified,
-            name=row.user_name,
-        )
+        owner = _user_from_row(row, prefix="user_")  # the code row joined with its user's columns
     else:
         owner = None
     stored = None

@@ -8,8 +8,7 @@ import kopf
 
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import FIELD_MANAGER, GROUP, VERSION
-from authyard_operator.handlers.common import finish, measured
-from authyard_operator.kube.client import KubeError
+from authyard_operator.handlers.common import finish, guarded_reconcile
 from authyard_operator.reconcile.authserver import api_failure, reconcile_authserver
 from authyard_operator.reconcile.outcome import Outcome
 from authyard_operator.settings import OperatorSettings
@@ -22,15 +21,13 @@ PLURAL = "authservers"
 
 
 async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
-    meta = body["metadata"]
-    async with memo.locks.of(KIND, meta["namespace"], meta["name"]), measured(KIND) as result:
-        try:
-            outcome = await reconcile_authserver(memo.kube, dict(body), utcnow())
-        except KubeError as error:
-            outcome = api_failure(error, dict(body), utcnow())
-        if outcome.failed:
-            result["value"] = "failure"
-        return outcome
+    return await guarded_reconcile(
+        KIND,
+        body,
+        memo,
+        lambda current: reconcile_authserver(memo.kube, current, utcnow()),
+        lambda error, current: api_failure(error, current, utcnow()),
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import kopf
 
 from authyard_operator import metrics
+from authyard_operator.kube.client import KubeError
 from authyard_operator.reconcile.outcome import Outcome
 
 
@@ -29,6 +30,25 @@ def finish(body: dict[str, Any], patch: kopf.Patch, outcome: Outcome, *, retry: 
 def _first_warning(outcome: Outcome) -> str:
     warning = next((event for event in outcome.events if event.type == "Warning"), None)
     return warning.message if warning else "waiting"
+
+
+async def guarded_reconcile(
+    kind: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    reconcile: Callable[[dict[str, Any]], Awaitable[Outcome]],
+    on_api_error: Callable[[KubeError, dict[str, Any]], Outcome],
+) -> Outcome:
+    """One reconcile at a time per object, timed and counted; a Kubernetes API error becomes an outcome."""
+    meta = body["metadata"]
+    async with memo.locks.of(kind, meta["namespace"], meta["name"]), measured(kind) as result:
+        try:
+            outcome = await reconcile(dict(body))
+        except KubeError as error:
+            outcome = on_api_error(error, dict(body))
+        if outcome.failed:
+            result["value"] = "failure"
+        return outcome
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import kopf
 from authyard_operator.admin_client import AdminApiError
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import GROUP, VERSION
-from authyard_operator.handlers.common import finish, measured, post_events
+from authyard_operator.handlers.common import finish, guarded_reconcile, post_events
 from authyard_operator.kube.client import KubeError
 from authyard_operator.reconcile.oauthclient import client_id_for
 from authyard_operator.reconcile.outcome import Event, Outcome
@@ -26,20 +26,16 @@ PLURAL = "oauthclients"
 RESYNC_SECONDS = OperatorSettings().client_resync_interval.total_seconds()
 
 
+def _api_error(error: KubeError, body: dict[str, Any]) -> Outcome:
+    # A 409 (the Secret changed under us) or an API hiccup: retry soon with a fresh read.
+    message = f"Kubernetes API error: {error}"
+    return Outcome(dict(body.get("status") or {}), [Event("Warning", "ApiError", message)], retry_after=5)
+
+
 async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
-    meta = body["metadata"]
-    async with memo.locks.of(KIND, meta["namespace"], meta["name"]), measured(KIND) as result:
-        try:
-            outcome = await memo.clients.reconcile(dict(body), utcnow())
-        except KubeError as error:
-            # A 409 (the Secret changed under us) or an API hiccup: retry soon with a fresh read.
-            message = f"Kubernetes API error: {error}"
-            outcome = Outcome(
-                dict(body.get("status") or {}), [Event("Warning", "ApiError", message)], retry_after=5
-            )
-        if outcome.failed:
-            result["value"] = "failure"
-        return outcome
+    return await guarded_reconcile(
+        KIND, body, memo, lambda current: memo.clients.reconcile(current, utcnow()), _api_error
+    )
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
