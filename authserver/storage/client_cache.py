@@ -1,40 +1,112 @@
 """A per-worker cache of client registrations in front of the database.
 
 Consistency rule: a change made through the admin API is seen at once by the worker that made it (it
-invalidates its own entry) and by every other worker and replica within ``client_cache_ttl`` (default 2 s).
+invalidates its own entry) and by every other worker and replica within ``client_cache_ttl`` (default 2 s):
+a cached copy is never served longer than the TTL after the database read that produced it began.
 Only clients that exist are cached, so random client_ids cannot fill memory.
+
+Under load the cache never makes a request wait for the database once a client is cached: an entry in the
+last quarter of its life is re-read in the background while the cached copy keeps being served, and
+concurrent misses for one client share a single database read. Without both, every entry's expiry sent
+all the requests in flight for that client to the database at once, and their queue for the connection
+pool was the token endpoint's p99 (127 ms instead of 23 ms at 50 concurrent requests, one worker).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.models import Client
 
+# An entry is re-read in the background once this fraction of its TTL has passed.
+REFRESH_AHEAD_FRACTION = 0.75
+
+
+@dataclass(slots=True)
+class _Entry:
+    client: Client
+    expires_at: float
+    refresh_after: float
+
 
 class ClientCache:
-    def __init__(self, lookup: ClientLookup, ttl_seconds: float, max_entries: int = 50_000) -> None:
+    def __init__(
+        self,
+        lookup: ClientLookup,
+        ttl_seconds: float,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lookup = lookup
+        self._clock = clock
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[Client, float]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # One database read per client at a time, shared by every request that needs it.
+        self._reads: dict[str, asyncio.Task[Client | None]] = {}
+        # Bumped by invalidate(): a read that began before an invalidation must not be cached. One counter
+        # for all clients: invalidations are rare (admin writes) and then re-reading a few more is cheap.
+        self._generation = 0
 
     async def get(self, client_id: str) -> Client | None:
-        now = time.monotonic()
+        if self.ttl <= 0:
+            return await self._lookup(client_id)
+        now = self._clock()
         entry = self._entries.get(client_id)
-        if entry is not None and entry[1] > now:
-            return entry[0]
-        client = await self._lookup(client_id)
-        if client is None or self.ttl <= 0:
+        if entry is not None and entry.expires_at > now:
+            if entry.refresh_after <= now and client_id not in self._reads:
+                self._start_read(client_id).add_done_callback(_consume_exception)
+            return entry.client
+        read = self._reads.get(client_id) or self._start_read(client_id)
+        # shield: a caller that gives up (client gone) must not cancel the read the others wait for.
+        return await asyncio.shield(read)
+
+    def invalidate(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+        self._generation += 1
+        self._reads.pop(client_id, None)  # the next get() reads again, after the change
+
+    def _start_read(self, client_id: str) -> asyncio.Task[Client | None]:
+        read = asyncio.get_running_loop().create_task(self._read(client_id, self._generation))
+        self._reads[client_id] = read
+        return read
+
+    async def _read(self, client_id: str, generation: int) -> Client | None:
+        started = self._clock()
+        try:
+            client = await self._lookup(client_id)
+        except BaseException:
+            self._forget_read(client_id)
+            raise
+        self._forget_read(client_id)
+        if self._generation != generation:
+            return client  # invalidated meanwhile: answer this caller, cache nothing
+        if client is None:
             self._entries.pop(client_id, None)
-            return client
-        self._entries[client_id] = (client, now + self.ttl)
+            return None
+        self._entries[client_id] = _Entry(
+            client, started + self.ttl, started + self.ttl * REFRESH_AHEAD_FRACTION
+        )
         self._entries.move_to_end(client_id)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
         return client
 
-    def invalidate(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)
+    def _forget_read(self, client_id: str) -> None:
+        current = self._reads.get(client_id)
+        if current is not None and current is asyncio.current_task():
+            del self._reads[client_id]
+
+
+def _consume_exception(read: asyncio.Task[Client | None]) -> None:
+    # A failed background re-read is not an error of any request: the entry is served until it
+    # expires, and the next read after that reports the failure to its caller.
+    if not read.cancelled():
+        with contextlib.suppress(BaseException):
+            read.exception()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from authserver.protocol.models import Client, ClientType
-from authserver.storage import client_cache
 from authserver.storage.client_cache import ClientCache
 
 
@@ -17,10 +18,8 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(client_cache.time, "monotonic", fake)
-    return fake
+def clock() -> Clock:
+    return Clock()
 
 
 async def test_cached_until_ttl_then_reloaded(clock: Clock) -> None:
@@ -31,7 +30,7 @@ async def test_cached_until_ttl_then_reloaded(clock: Clock) -> None:
         calls.append(client_id)
         return database.get(client_id)
 
-    cache = ClientCache(lookup, ttl_seconds=2)
+    cache = ClientCache(lookup, ttl_seconds=2, clock=clock)
     assert (await cache.get("a")).scopes == ("read",)
     database["a"] = Client("a", "A", ClientType.CONFIDENTIAL, ("client_credentials",), ("write",))
     clock.now += 1.9
@@ -45,3 +44,144 @@ async def test_cached_until_ttl_then_reloaded(clock: Clock) -> None:
     assert await cache.get("a") is None
     assert await cache.get("missing") is None and await cache.get("missing") is None
     assert calls.count("missing") == 2  # unknown ids are never cached
+
+
+def _client(scope: str) -> Client:
+    return Client("a", "A", ClientType.CONFIDENTIAL, ("client_credentials",), (scope,))
+
+
+class GatedDatabase:
+    """A lookup that blocks until the test opens the gate: reads in flight are observable."""
+
+    def __init__(self, client: Client | None) -> None:
+        self.client = client
+        self.reads = 0
+        self.gate = asyncio.Event()
+        self.failure: Exception | None = None
+        self._started: asyncio.Queue[int] = asyncio.Queue()
+
+    async def read_started(self) -> None:
+        """Wait (bounded) until the next database read has begun."""
+        await asyncio.wait_for(self._started.get(), timeout=5)
+
+    async def lookup(self, client_id: str) -> Client | None:
+        self.reads += 1
+        self._started.put_nowait(self.reads)
+        snapshot = self.client  # what the database held when the read began
+        await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        return snapshot
+
+
+async def _background_reads_done(cache: ClientCache) -> None:
+    reads = list(cache._reads.values())
+    if reads:
+        await asyncio.wait(reads, timeout=5)
+
+
+async def test_concurrent_misses_share_one_database_read(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    waiting = [asyncio.create_task(cache.get("a")) for _ in range(50)]
+    await database.read_started()
+    database.gate.set()
+    answers = await asyncio.wait_for(asyncio.gather(*waiting), timeout=5)
+    assert {answer.scopes for answer in answers} == {("read",)}
+    assert database.reads == 1
+
+
+async def test_an_entry_near_expiry_is_reread_in_the_background_and_nobody_waits(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    database.gate.set()
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    await cache.get("a")
+    database.gate.clear()  # from now on a database read does not finish until the test says so
+    database.client = _client("write")
+    clock.now += 1.6  # in the last quarter of the entry's life
+    for _ in range(20):  # served at once (the read cannot finish), whatever the background does
+        assert (await asyncio.wait_for(cache.get("a"), timeout=5)).scopes == ("read",)
+    await database.read_started()
+    database.gate.set()
+    await _background_reads_done(cache)
+    assert database.reads == 2  # one background read, not one per request
+    assert (await cache.get("a")).scopes == ("write",)
+    clock.now += 2.1  # past the first read's expiry, within the second's
+    assert (await cache.get("a")).scopes == ("write",)
+
+
+async def test_never_served_past_the_ttl_when_the_background_read_has_not_finished(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    database.gate.set()
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    await cache.get("a")
+    database.gate.clear()
+    database.client = _client("write")
+    clock.now += 1.6
+    await cache.get("a")  # starts the background read, which hangs
+    await database.read_started()
+    clock.now += 0.5  # the entry has expired: the caller must wait for the database, not get "read"
+    pending = asyncio.create_task(cache.get("a"))
+    done, _ = await asyncio.wait({pending}, timeout=0.05)
+    assert not done
+    database.gate.set()
+    assert (await pending).scopes == ("write",)
+    assert database.reads == 2  # the expired caller joined the read in flight
+
+
+async def test_a_read_that_began_before_an_invalidation_is_not_cached(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    before = asyncio.create_task(cache.get("a"))
+    await database.read_started()
+    database.client = _client("write")  # the admin API writes in this worker...
+    cache.invalidate("a")  # ...and invalidates while the old read is still in flight
+    after = asyncio.create_task(cache.get("a"))
+    await database.read_started()  # the request after the change did not join the older read
+    database.gate.set()
+    assert (await before).scopes == ("read",)
+    assert (await after).scopes == ("write",)
+    assert (await cache.get("a")).scopes == ("write",)
+    assert database.reads == 2
+
+
+async def test_a_failed_read_reaches_every_waiter_and_is_not_cached(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    database.failure = ConnectionError("database down")
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    waiting = [asyncio.create_task(cache.get("a")) for _ in range(3)]
+    await database.read_started()
+    database.gate.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(result, ConnectionError) for result in results)
+    database.failure = None
+    assert (await cache.get("a")).scopes == ("read",)
+    assert database.reads == 2
+
+
+async def test_a_failed_background_read_keeps_serving_until_expiry_then_reports(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    database.gate.set()
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    await cache.get("a")
+    database.failure = ConnectionError("database down")
+    clock.now += 1.6
+    assert (await cache.get("a")).scopes == ("read",)  # starts the background read, which fails
+    await _background_reads_done(cache)
+    assert database.reads == 2
+    assert (await cache.get("a")).scopes == ("read",)  # still within the TTL of the last good read
+    clock.now += 0.5
+    with pytest.raises(ConnectionError):
+        await cache.get("a")
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_shared_read(clock: Clock) -> None:
+    database = GatedDatabase(_client("read"))
+    cache = ClientCache(database.lookup, ttl_seconds=2, clock=clock)
+    impatient = asyncio.create_task(cache.get("a"))
+    patient = asyncio.create_task(cache.get("a"))
+    await database.read_started()
+    impatient.cancel()
+    database.gate.set()
+    assert (await patient).scopes == ("read",)
+    assert database.reads == 1
