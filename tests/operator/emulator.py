@@ -227,6 +227,24 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """The next request matching method and path waits, before it is served, until ``release()``:
+    a handler caught mid-flight, deterministically. ``reached`` is set when that request arrives."""
+
+    method: str | None
+    path: re.Pattern[str]
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    taken: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method.upper()) and bool(self.path.search(path))
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class WatchEvent:
     rv: int
     resource: kmock.resource
@@ -462,6 +480,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     _watches: dict[kmock.resource, int] = attrs.field(factory=dict, init=False)
     _outcomes: dict[Any, tuple[int, Obj]] = attrs.field(factory=dict, init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
+    _holds: list[Hold] = attrs.field(factory=list, init=False)
     _schemas: dict[kmock.resource, Obj] = attrs.field(factory=dict, init=False)
     _schema_validators: dict[kmock.resource, Any] = attrs.field(factory=dict, init=False)
     _custom: set[kmock.resource] = attrs.field(factory=set, init=False)
@@ -553,6 +572,27 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    def hold_next(self, method: str | None, path: str | re.Pattern[str]) -> Hold:
+        """Hold the next request matching ``method`` (None: any) and the ``path`` regex until the test
+        calls ``hold.release()`` (bounded: after 30 s it is served anyway)."""
+        hold = Hold(
+            method=None if method in (None, "*") else str(method).upper(),
+            path=re.compile(path) if isinstance(path, str) else path,
+        )
+        self._holds.append(hold)
+        return hold
+
+    async def _wait_if_held(self, method: str, path: str) -> None:
+        for hold in self._holds:
+            if not hold.taken and hold.matches(method, path):
+                hold.taken = True
+                hold.reached.set()
+                try:
+                    await asyncio.wait_for(hold.released.wait(), timeout=30)
+                except TimeoutError:
+                    pass
+                return
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:
@@ -744,6 +784,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
         watch = raw_request.query.get("watch")
         if watch is not None and watch != "true" and watch.lower() in ("true", "1"):
             raw_request = raw_request.clone(rel_url=raw_request.rel_url.update_query(watch="true"))
+        await self._wait_if_held(raw_request.method, raw_request.path)
         if not NAMESPACE_PATH.fullmatch(raw_request.path):
             return await super().__call__(raw_request)
         # kmock's URL parser reads /api/v1/namespaces[/name] as a namespace prefix (and fails on the

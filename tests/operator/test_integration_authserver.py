@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -204,6 +205,28 @@ async def test_delete_cascades_to_children(running, emulator: AuthyardEmulator, 
     await wait_for(lambda: emulator.get(AUTHSERVERS, NS, "auth") is None, timeout=20, message="not deleted")
     for resource, name in CHILDREN:
         assert emulator.get(resource, NS, name) is None, f"{resource} {name} left behind"
+
+
+async def test_a_deletion_while_the_resync_timer_reconciles_is_not_held_for_a_minute(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    """kopf lets a running timer finish before the deletion handlers, then re-checks every
+    ``settings.background.cancellation_polling`` seconds -- 60 by default, which held a deleted AuthServer
+    (and, the same way, an OAuthClient) for a minute whenever the delete arrived mid-resync."""
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    await wait_for(
+        lambda: _condition(emulator, "Ready").get("reason"), timeout=20, message="never reconciled"
+    )
+    # The timer's next reconcile reads the signing keys first: catch it there, mid-flight.
+    hold = emulator.hold_next("GET", r"/namespaces/platform/secrets/auth-signing-keys$")
+    await asyncio.wait_for(hold.reached.wait(), timeout=20)
+    await kube.delete(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers/auth")
+    hold.release()
+    await wait_for(
+        lambda: emulator.get(AUTHSERVERS, NS, "auth") is None,
+        timeout=15,
+        message="the deletion waited for kopf's 60 s re-check of the running timer",
+    )
 
 
 async def test_pgbouncer_example_and_service_monitor(
