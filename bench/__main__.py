@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import math
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -43,6 +44,11 @@ SCENARIOS = (
 PROFILED = ("client_credentials", "introspection", "refresh_token", "authorization_code")
 MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def log(message: str) -> None:
@@ -329,10 +335,20 @@ class Bench:
             f"logins: {concurrency} parallel for {seconds:g} s, "
             f"client_credentials c={LOGIN_TOKEN_CONCURRENCY} meanwhile"
         )
+        # CPU per login: the server's (workers and their KDF threads) and this process's (the httpx
+        # browsers, which share the machine's cores with the server).
+        workers_before = processes.cpu_seconds(server.worker_pids())
+        client_before = _own_cpu_seconds()
         alone = asyncio.run(
             login_bench.measure(server.base_url, database.credentials.password, concurrency, seconds)
         )
-        log(f"logins alone: {alone['logins_per_s']:.1f}/s ({alone['failures']} failed)")
+        logins_done = max(alone["logins"], 1)
+        server_ms = (processes.cpu_seconds(server.worker_pids()) - workers_before) * 1000 / logins_done
+        client_ms = (_own_cpu_seconds() - client_before) * 1000 / logins_done
+        log(
+            f"logins alone: {alone['logins_per_s']:.1f}/s ({alone['failures']} failed); "
+            f"server CPU {server_ms:.1f} ms/login, load generator CPU {client_ms:.1f} ms/login"
+        )
         token_run = wrk.start(
             "client_credentials.lua",
             server.base_url,
@@ -369,6 +385,8 @@ class Bench:
             "token_errors": token["errors"],
             "token_p99_ms_alone": token_alone,
             "alone_logins_per_s": alone["logins_per_s"],
+            "alone_server_cpu_ms_per_login": server_ms,
+            "alone_client_cpu_ms_per_login": client_ms,
             "alone_failures": alone["failures"],
             "cpus": os.cpu_count(),
         }

@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from bench import targets
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -56,14 +58,19 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
 
 def login_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| db | workers | parallel logins | logins/s alone (per core) | logins/s "
+        "| db | workers | parallel logins | logins/s alone (per core) "
+        "| server CPU ms/login (logins per server core-s) | load generator CPU ms/login | logins/s "
         "| login p50 ms | login p99 ms | login failures "
         "| client_credentials c | client_credentials requests/s | client_credentials p99 ms (alone) "
         "| client_credentials errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         alone = row.get("token_p99_ms_alone")
+        server_ms = row.get("alone_server_cpu_ms_per_login")
+        client_ms = row.get("alone_client_cpu_ms_per_login")
+        server_text = "—" if not server_ms else f"{_number(server_ms, 1)} ({_number(1000 / server_ms, 1)})"
+        client_text = "—" if client_ms is None else _number(client_ms, 1)
         by_itself = row.get("alone_logins_per_s")
         by_itself_text = (
             "—"
@@ -73,6 +80,7 @@ def login_table(rows: list[dict[str, Any]]) -> str:
         alone_text = "—" if alone is None else _number(alone, 2)
         lines.append(
             f"| {row['db']} | {row['workers']} | {row['concurrency']} | {by_itself_text} "
+            f"| {server_text} | {client_text} "
             f"| {_number(row['logins_per_s'], 1)} "
             f"| {_number(row['p50_ms'], 0)} | {_number(row['p99_ms'], 0)} | {row['failures']} "
             f"| {row['token_concurrency']} | {_number(row['token_rps'])} "
@@ -100,6 +108,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"Date: {results['date']}  ",
         f"Machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['kernel']}, "
         f"Python {info['python']}; wrk on the same machine (loopback), {results['duration']} s per row",
+        "",
+        "Targets of the performance issue, checked against this run:",
+        "",
+        targets.table(targets.evaluate(results)),
         "",
         matrix_table(results["rows"]),
     ]

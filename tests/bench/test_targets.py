@@ -1,0 +1,79 @@
+"""The benchmark's target verdicts: computed from the run's own rows, never assumed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import targets
+
+
+def _row(
+    scenario: str, rps: float, p99: float, ratio: float, db: str = "postgresql", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "scenario": scenario,
+        "db": db,
+        "workers": 2,
+        "concurrency": 50,
+        "rps": rps,
+        "p99_ms": p99,
+        "ratio": ratio,
+        "errors": 0,
+        **extra,
+    }
+
+
+def _verdicts(results: dict[str, Any]) -> dict[str, str]:
+    return {check.target.split(" ")[0]: check.verdict() for check in targets.evaluate(results)}
+
+
+def test_a_focused_run_reports_what_it_did_not_measure() -> None:
+    results = {
+        "rows": [_row("ceiling", 8000, 9.0, 1.0, db="—"), _row("client_credentials", 4500, 12.0, 0.56)]
+    }
+    verdicts = _verdicts(results)
+    assert verdicts["client_credentials"] == "met"
+    assert verdicts["introspection"] == "not measured"
+    assert verdicts["logins"] == "not measured"
+    assert verdicts["p99"] == "met"
+
+
+def test_errors_or_a_low_ratio_miss_the_token_target() -> None:
+    assert (
+        _verdicts({"rows": [_row("client_credentials", 3000, 12.0, 0.38)]})["client_credentials"] == "missed"
+    )
+    failing = _row("client_credentials", 4500, 12.0, 0.56, errors=3)
+    assert _verdicts({"rows": [failing]})["client_credentials"] == "missed"
+
+
+def test_a_p99_miss_names_the_rows_and_says_when_throughput_alone_forbids_the_limit() -> None:
+    results = {
+        "rows": [
+            _row("ceiling", 8000, 9.0, 1.0, db="—"),
+            _row("introspection", 6000, 31.0, 0.75),
+            _row("refresh_token", 1250, 90.0, 0.16),
+        ]
+    }
+    check = next(check for check in targets.evaluate(results) if check.target.startswith("p99"))
+    assert check.met is False
+    assert "introspection postgresql 31 ms, " in check.measured  # 50 / 6,000/s = 8 ms: no excuse
+    assert "refresh_token postgresql 90 ms (mean 40 ms = c ÷ throughput)" in check.measured
+    assert "the ceiling's own p99 9.0 ms" in check.measured
+
+
+def test_logins_per_core_prefer_the_servers_own_cpu_figure() -> None:
+    login = {
+        "db": "sqlite",
+        "cpus": 2,
+        "alone_logins_per_s": 36.0,  # 18 per machine core: the load generator shares the cores
+        "alone_server_cpu_ms_per_login": 24.0,  # 41.7 logins per server core-second
+        "token_p99_ms": 14.0,
+        "token_errors": 0,
+    }
+    checks = {
+        check.target.split(" ")[0]: check for check in targets.evaluate({"rows": [], "logins": [login]})
+    }
+    assert checks["logins"].met is True
+    assert "41.7 per server core-second" in checks["logins"].measured
+    slow = {**login, "alone_server_cpu_ms_per_login": 40.0}
+    assert targets.evaluate({"rows": [], "logins": [slow]})[5].met is False
