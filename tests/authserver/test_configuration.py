@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from authserver.config import SettingsError, load_settings
+from authserver.config import Settings, SettingsError, load_settings
 
 
 def test_invalid_secret_is_reported_without_its_value(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,3 +45,14 @@ def test_cli_exits_2_with_the_problem_on_bad_configuration(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "AUTHSERVER_ACCESS_TOKEN_TTL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("### Configuration", 1)[1].split("\n### ", 1)[0]
+    missing = [
+        f"AUTHSERVER_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`AUTHSERVER_{name.upper()}`" not in table
+    ]
+    assert not missing, f"settings missing from the README's configuration table: {missing}"

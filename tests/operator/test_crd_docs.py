@@ -18,3 +18,18 @@ def test_reference_documents_every_spec_field_and_example() -> None:
     for field in fields:
         assert field in text, field
     assert "examples/authserver-embedded.yaml" in text and "examples/oauthclient-m2m.yaml" in text
+
+
+def test_every_operator_setting_is_in_the_readme() -> None:
+    from pathlib import Path
+
+    from authyard_operator.settings import OperatorSettings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Running the operator", 1)[1].split("\n## ", 1)[0]
+    missing = [
+        f"AUTHYARD_{name.upper()}"
+        for name in OperatorSettings.model_fields
+        if f"`AUTHYARD_{name.upper()}`" not in section
+    ]
+    assert not missing, f"operator settings missing from the README: {missing}"
