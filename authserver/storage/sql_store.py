@@ -10,6 +10,7 @@ for microseconds. Statements are built once at import, never per call.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import DateTime, String, and_, bindparam, case, delete, false, func, insert, select, update
@@ -29,7 +30,7 @@ from authserver.protocol.models import (
     TokenEndpointAuthMethod,
     User,
 )
-from authserver.storage import sqlite_atomic
+from authserver.storage import pg_direct, sqlite_atomic
 from authserver.storage.tables import (
     AuthorizationCodeRow,
     ClientRow,
@@ -277,6 +278,9 @@ class SqlStore:
         )
         self._reader = self._autocommit
         self._insert = postgresql.insert if self._postgres else sqlite.insert
+        if self._postgres:
+            self._rotate_direct = pg_direct.compile_direct(_ROTATE_PG, engine.dialect)
+            self._redeem_direct = pg_direct.compile_direct(_REDEEM_PG, engine.dialect)
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:
@@ -343,10 +347,11 @@ class SqlStore:
         values = _redeem_values(code_hash, now, binding, refresh)
         if self._postgres:
             # One statement, one round trip: claim the code, store the refresh token, read the user.
-            async with self._autocommit.connect() as connection:
-                row = (await connection.execute(_REDEEM_PG, values)).first()
-                if row is None:
+            record = await pg_direct.fetch_one(self._autocommit, self._redeem_direct, values)
+            if record is None:
+                async with self._reader.connect() as connection:
                     return await self._redemption_refused(connection, code_hash)
+            row = SimpleNamespace(**record)
             return _redeemed(row, now, refresh, issued=bool(row.issued))
         outcome, record, user = await sqlite_atomic.run(
             self.engine,
@@ -392,13 +397,11 @@ class SqlStore:
         if self._postgres:
             # One statement, one round trip: the conditional UPDATE is the lock (of two concurrent
             # rotations exactly one claims the row), the INSERT ... SELECT copies the family's grant.
-            async with self._autocommit.connect() as connection:
-                row = (await connection.execute(_ROTATE_PG, values)).first()
-                if row is None:
-                    current = (await connection.execute(_REFRESH_BY_HASH, {"b_token_hash": old_hash})).first()
-                    return Redemption(
-                        RedemptionOutcome.REFUSED, _refresh_from_row(current) if current else None
-                    )
+            record = await pg_direct.fetch_one(self._autocommit, self._rotate_direct, values)
+            if record is None:
+                current = await self.get_refresh_token(old_hash)
+                return Redemption(RedemptionOutcome.REFUSED, current)
+            row = SimpleNamespace(**record)
         else:
             # SQLite: the whole transaction in one hop to the connection's thread.
             rotated, found = await sqlite_atomic.run(
