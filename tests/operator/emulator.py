@@ -228,17 +228,23 @@ class Fault:
 
 @dataclass
 class Hold:
-    """The next request matching method and path waits, before it is served, until ``release()``:
-    a handler caught mid-flight, deterministically. ``reached`` is set when that request arrives."""
+    """Requests matching method and path wait, before they are served, until ``release()``: a handler
+    caught mid-flight, deterministically. ``reached`` is set when the first of them arrives."""
 
     method: str | None
     path: re.Pattern[str]
+    times: int | None = 1  # how many requests it holds (None: every one until released)
+    hits: int = 0
     reached: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
-    taken: bool = False
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and bool(self.path.search(path))
+    def takes(self, method: str, path: str) -> bool:
+        return (
+            not self.released.is_set()
+            and (self.times is None or self.hits < self.times)
+            and (self.method is None or self.method == method.upper())
+            and bool(self.path.search(path))
+        )
 
     def release(self) -> None:
         self.released.set()
@@ -573,20 +579,21 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     def clear_faults(self) -> None:
         self._faults.clear()
 
-    def hold_next(self, method: str | None, path: str | re.Pattern[str]) -> Hold:
-        """Hold the next request matching ``method`` (None: any) and the ``path`` regex until the test
-        calls ``hold.release()`` (bounded: after 30 s it is served anyway)."""
+    def hold_next(self, method: str | None, path: str | re.Pattern[str], *, times: int | None = 1) -> Hold:
+        """Hold the next ``times`` (None: all) requests matching ``method`` (None: any) and the ``path``
+        regex until the test calls ``hold.release()`` (bounded: after 30 s each is served anyway)."""
         hold = Hold(
             method=None if method in (None, "*") else str(method).upper(),
             path=re.compile(path) if isinstance(path, str) else path,
+            times=times,
         )
         self._holds.append(hold)
         return hold
 
     async def _wait_if_held(self, method: str, path: str) -> None:
         for hold in self._holds:
-            if not hold.taken and hold.matches(method, path):
-                hold.taken = True
+            if hold.takes(method, path):
+                hold.hits += 1
                 hold.reached.set()
                 try:
                     await asyncio.wait_for(hold.released.wait(), timeout=30)
