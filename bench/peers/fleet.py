@@ -1,0 +1,60 @@
+"""Everything a run starts, stopped whatever happens: the servers (SIGTERM, then SIGKILL of their process
+groups, each wait bounded: ``bench.processes.Server.stop``), the PostgreSQL cluster, the work directory."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.processes import Server
+from tests.support.postgres import PostgresCluster
+
+
+def log(message: str) -> None:
+    print(f"[bench-peer {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Fleet:
+    keep: bool = False
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="authyard-bench-peer-")))
+    servers: list[Server] = field(default_factory=list)
+    cluster: PostgresCluster | None = None
+
+    def postgres(self) -> PostgresCluster:
+        if self.cluster is None:
+            log("starting a throwaway PostgreSQL 15 cluster")
+            cluster = PostgresCluster()
+            self.cluster = cluster  # registered before it starts: close() stops a half-started one too
+            cluster.start()
+            cluster.wait_until_accepting()
+        return self.cluster
+
+    def launch(self, server: Server) -> Server:
+        """Starts ``server`` (waiting for its readiness path, bounded); it is stopped by :meth:`close`."""
+        self.servers.append(server)
+        log(f"starting {server.name} on {server.base_url}")
+        server.start()
+        return server
+
+    def close(self) -> None:
+        for server in reversed(self.servers):
+            try:
+                server.stop()
+            except Exception as error:  # keep stopping the others
+                log(f"stopping {server.name} failed: {error!r}")
+        self.servers.clear()
+        if self.cluster is not None:
+            try:
+                self.cluster.destroy()
+            except Exception as error:
+                log(f"stopping PostgreSQL failed: {error!r}")
+            self.cluster = None
+        if self.keep:
+            log(f"kept {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
