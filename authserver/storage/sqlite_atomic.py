@@ -6,13 +6,22 @@ write lock across all of them, so under load other workers' writers wait for thi
 Here the whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) is one function run on that thread: the
 write lock is held for microseconds. The SQL is the same as SQLAlchemy's for SQLite (timestamps in its
 storage format, UTC), and driver errors come out as SQLAlchemy's, like every other database error.
+
+Writers queue on a lock file beside the database (``flock``, one open file per transaction, so pooled
+connections of one worker queue as well as workers do) before ``BEGIN IMMEDIATE``. Left to SQLite, a
+writer that finds the database locked sleeps in its busy handler's back-off (up to 100 ms a nap) however
+soon the lock is free: at 10-50 concurrent refreshes that back-off was the p99 (hundreds of milliseconds).
+A writer waiting on ``flock`` wakes the moment the previous one commits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,25 +55,49 @@ def _loaded(text: str | None) -> datetime | None:
 async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
     """``work(connection)`` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), on the pooled
     connection's own thread, in one hop."""
+    lock_path = write_lock_path(engine.url.database)
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection  # the aiosqlite.Connection
         assert driver is not None
         try:
-            return await driver._execute(_transaction, driver._conn, work)
+            return await driver._execute(_transaction, driver._conn, work, lock_path)
         except sqlite3.Error as error:
             raise DBAPIError(None, None, error) from error
 
 
-def _transaction(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    connection.execute("BEGIN IMMEDIATE")
+def write_lock_path(database: str | None) -> str | None:
+    """The lock file of a database file; None for an in-memory database (one connection, no queue)."""
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        return None
+    return f"{database}.write-lock"
+
+
+@contextlib.contextmanager
+def _write_lock(path: str | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        result = work(connection)
-    except BaseException:
-        connection.rollback()
-        raise
-    connection.commit()
-    return result
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # on the connection's thread: the event loop runs on
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock (also if this process dies)
+
+
+def _transaction(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], lock_path: str | None
+) -> T:
+    with _write_lock(lock_path):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+        return result
 
 
 _CLAIM_REFRESH = (

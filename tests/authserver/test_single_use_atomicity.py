@@ -209,3 +209,29 @@ async def test_sqlite_driver_errors_come_out_as_database_errors(app_client, back
         await sqlite_atomic.run(_store(app_client).engine, locked)
     # The connection went back to the pool usable: the transaction was rolled back.
     assert await _store(app_client).get_refresh_token("0" * 64) is None
+
+
+async def test_sqlite_writers_queue_on_the_lock_file_instead_of_sleeping_in_sqlite(
+    app_client, backend
+) -> None:
+    """The one-hop transactions take an flock beside the database first: a writer waits exactly as long
+    as the writer before it (SQLite's busy handler would nap up to 100 ms at a time)."""
+    if backend != "sqlite":
+        pytest.skip("the one-hop transaction is SQLite's")
+    import fcntl
+    import os
+
+    from authserver.storage import sqlite_atomic
+
+    engine = _store(app_client).engine
+    lock_path = sqlite_atomic.write_lock_path(engine.url.database)
+    assert lock_path is not None
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # another worker's writer, mid-transaction
+        writer = asyncio.create_task(sqlite_atomic.run(engine, lambda connection: "committed"))
+        done, _ = await asyncio.wait({writer}, timeout=0.3)
+        assert not done, "the writer did not wait for the lock"
+    finally:
+        os.close(descriptor)  # the other writer commits
+    assert await asyncio.wait_for(writer, timeout=10) == "committed"
