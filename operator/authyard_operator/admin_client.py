@@ -6,14 +6,17 @@ from typing import Any
 
 import httpx
 
+from authyard_operator.retry_after import parse as parse_retry_after
+
 
 class AdminApiError(Exception):
     """``status`` 0: unreachable. The message never contains a secret (request bodies are not echoed)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds the auth server asked for (429, 503), if it did
 
     @property
     def retryable(self) -> bool:
@@ -42,7 +45,9 @@ class AdminClient:
             except ValueError:
                 message = response.text[:200]
             raise AdminApiError(
-                response.status_code, f"admin API answered {response.status_code} ({message})"
+                response.status_code,
+                f"admin API answered {response.status_code} ({message})",
+                parse_retry_after(response.headers.get("Retry-After")),
             )
         return response
 

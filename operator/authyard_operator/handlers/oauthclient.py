@@ -16,6 +16,7 @@ from authyard_operator.reconcile.oauthclient import client_id_for
 from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources.meta import Names
 from authyard_operator.resources.secrets import admin_token
+from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.settings import OperatorSettings
 from authyard_operator.spec.oauthclient import OAuthClientSpec
 from authyard_operator.spec.rules import parse_spec
@@ -29,7 +30,11 @@ RESYNC_SECONDS = OperatorSettings().client_resync_interval.total_seconds()
 def _api_error(error: KubeError, body: dict[str, Any]) -> Outcome:
     # A 409 (the Secret changed under us) or an API hiccup: retry soon with a fresh read.
     message = f"Kubernetes API error: {error}"
-    return Outcome(dict(body.get("status") or {}), [Event("Warning", "ApiError", message)], retry_after=5)
+    return Outcome(
+        dict(body.get("status") or {}),
+        [Event("Warning", "ApiError", message)],
+        retry_after=retry_delay(5, error.retry_after),
+    )
 
 
 async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
@@ -90,5 +95,5 @@ async def unregister(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **_: 
             message = f"gave up unregistering {client_id} after {runtime}: {error.message}"
             post_events(body, Outcome({}, [Event("Warning", "UnregisterAbandoned", message)]))
             return
-        raise kopf.TemporaryError(error.message, delay=10) from None
+        raise kopf.TemporaryError(error.message, delay=retry_delay(10, error.retry_after)) from None
     memo.locks.forget(KIND, meta["namespace"], meta["name"])

@@ -16,6 +16,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from authyard_operator.constants import FIELD_MANAGER
 from authyard_operator.kube.registry import ResourceType, resource_for
+from authyard_operator.retry_after import parse as parse_retry_after
 
 _OBJECT = {code: "object" for code in (200, 201, 202)}
 
@@ -28,11 +29,12 @@ logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
 class KubeError(Exception):
     """An API call failed; ``status`` is the HTTP status (0 when the API could not be reached)."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after  # seconds the API server asked for (429, 503), if it did
 
     @property
     def retryable(self) -> bool:
@@ -46,7 +48,10 @@ def _error(exception: ApiException) -> KubeError:
         reason, message = body.get("reason", reason), body.get("message", "")
     except (TypeError, ValueError):
         pass
-    return KubeError(int(exception.status or 0), reason, message)
+    headers = exception.headers or {}
+    return KubeError(
+        int(exception.status or 0), reason, message, parse_retry_after(headers.get("Retry-After"))
+    )
 
 
 class Kube:

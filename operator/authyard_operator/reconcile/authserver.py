@@ -13,6 +13,7 @@ from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources.bundle import Observed, render_children
 from authyard_operator.resources.meta import Names
+from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.rules import parse_spec
@@ -141,6 +142,6 @@ def api_failure(error: KubeError, body: dict[str, Any], now: datetime) -> Outcom
     return Outcome(
         failed_status(int(meta.get("generation") or 1), "ApiError", message, now, body.get("status") or {}),
         [Event("Warning", "ApiError", message)],
-        retry_after=15 if error.retryable else None,
+        retry_after=retry_delay(15, error.retry_after) if error.retryable else None,
         permanent_failure=not error.retryable,
     )

@@ -21,6 +21,7 @@ from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources import client_secret as cs
 from authyard_operator.resources.meta import Names
 from authyard_operator.resources.secrets import admin_token
+from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.oauthclient import OAuthClientSpec
 from authyard_operator.spec.rules import parse_spec
@@ -134,7 +135,8 @@ class ClientReconciler:
             )
         except AdminApiError as error:
             reason = "AuthServerUnreachable" if error.retryable else "RegistrationRejected"
-            return _failed(previous, generation, reason, error.message, now, 30 if error.retryable else None)
+            delay = retry_delay(30, error.retry_after) if error.retryable else None
+            return _failed(previous, generation, reason, error.message, now, delay)
 
         secret_spec = spec.effective_secret(name)
         status = {
