@@ -61,16 +61,31 @@ async def test_an_api_server_429_with_retry_after_postpones_the_authserver_retry
     assert api_failure(caught.value, body, NOW).retry_after == 120.0
 
 
-async def test_an_auth_server_503_with_retry_after_reaches_the_registration_retry() -> None:
-    def shedding(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            503,
-            json={"error": "temporarily_unavailable", "error_description": "the database is unavailable"},
-            headers={"Retry-After": "45"},
-        )
+async def test_the_auth_servers_503_retry_after_reaches_the_admin_client(tmp_path) -> None:
+    """The real auth server application with its database unreachable answers the admin API with 503 and
+    Retry-After; the operator's admin client carries the delay (and never the admin token) in its error."""
+    from authserver.config import Settings
+    from authserver.web.app import create_app
+    from tests.support.oauth import ADMIN_TOKEN
+    from tests.support.postgres import free_port
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(shedding)) as http:
-        with pytest.raises(AdminApiError) as caught:
-            await AdminClient(http).upsert("http://auth.platform.svc:8080", "token", "team-a.svc", {})
-    assert caught.value.retryable and caught.value.retry_after == 45.0
-    assert "token" not in str(caught.value)
+    settings = Settings(
+        issuer="http://testserver",
+        database_url=f"postgresql+asyncpg://nobody:unused@127.0.0.1:{free_port()}/gone",
+        db_auto_migrate=False,
+        admin_token=ADMIN_TOKEN,
+        signing_keys_file=tmp_path / "keys.json",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            with pytest.raises(AdminApiError) as caught:
+                await AdminClient(http).upsert(
+                    "http://testserver",
+                    ADMIN_TOKEN,
+                    "team-a.svc",
+                    {"name": "svc", "grant_types": ["client_credentials"], "scopes": ["read"]},
+                )
+    assert (caught.value.status, caught.value.retryable, caught.value.retry_after) == (503, True, 1.0)
+    assert ADMIN_TOKEN not in str(caught.value)
