@@ -10,17 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "installing wrk"
-  sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk
-fi
-if [[ ! -x /usr/lib/postgresql/15/bin/postgres ]]; then
-  scripts/setup.sh --test
-else
-  scripts/setup.sh
-fi
+source scripts/bench-prereqs.sh
 
 exec .venv/bin/python -m bench.peers "$@"
