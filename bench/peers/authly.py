@@ -318,10 +318,11 @@ class Authly:
                 "BENCH_BASIC": self.basic,
                 "BENCH_CLIENT_ID": self.registration.client_id,
                 "BENCH_TOKEN_PATH": TOKEN_PATH,
+                "BENCH_IDLE_PATH": "/",
                 "BENCH_TOKEN_FILE": str(path),
                 "BENCH_REDIRECT_URI": quote(seed.REDIRECT_URI, safe=""),
             }
-            return Workload(peer_script(f"{scenario}.lua"), base, env, path)
+            return Workload(bench_script(f"{scenario}.lua"), base, env, path)
         raise ValueError(f"Authly has no {scenario} scenario")
 
     def _seed_refresh_tokens(self, count: int, path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench import processes, seed
-from bench.peers.workload import Workload, bench_script, peer_script
+from bench.peers.workload import Workload, bench_script
 from bench.processes import Server
 from tests.support.postgres import free_port
 
@@ -88,7 +88,8 @@ class Authyard:
             "BENCH_BASIC": self.credentials.web_basic,
             "BENCH_CLIENT_ID": seed.WEB_CLIENT_ID,
             "BENCH_TOKEN_PATH": TOKEN_PATH,
+            "BENCH_IDLE_PATH": "/",
             "BENCH_TOKEN_FILE": str(path),
             "BENCH_REDIRECT_URI": quote(seed.REDIRECT_URI, safe=""),
         }
-        return Workload(peer_script(f"{scenario}.lua"), self.server.base_url, env, path)
+        return Workload(bench_script(f"{scenario}.lua"), self.server.base_url, env, path)

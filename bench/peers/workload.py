@@ -31,7 +31,7 @@ def bench_script(name: str) -> str:
 
 
 def peer_script(name: str) -> str:
-    """A script of ``bench/peers/lua``: the token path is a parameter, the same script drives every server."""
+    """A script of ``bench/peers/lua``: what only the peers run (Authly's password grant)."""
     return str(PEER_LUA_DIR / name)
 
 

@@ -196,11 +196,27 @@ class ApiError(Exception):
 
 
 @dataclass
-class Fault:
-    """An injected failure: the next ``times`` requests matching method and path get ``status``."""
+class RequestPattern:
+    """Which requests a test's fault or hold applies to: a method (None: any) and a path regex."""
 
     method: str | None
     path: re.Pattern[str]
+
+    @staticmethod
+    def of(method: str | None, path: str | re.Pattern[str]) -> dict[str, Any]:
+        return {
+            "method": None if method in (None, "*") else str(method).upper(),
+            "path": re.compile(path) if isinstance(path, str) else path,
+        }
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method.upper()) and bool(self.path.search(path))
+
+
+@dataclass
+class Fault(RequestPattern):
+    """An injected failure: the next ``times`` requests matching method and path get ``status``."""
+
     status: int
     times: int | None
     reason: str | None = None
@@ -213,9 +229,6 @@ class Fault:
     def exhausted(self) -> bool:
         return self.times is not None and self.hits >= self.times
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method.upper()) and bool(self.path.search(path))
-
     def error(self) -> ApiError:
         headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
         return ApiError(
@@ -227,12 +240,10 @@ class Fault:
 
 
 @dataclass
-class Hold:
+class Hold(RequestPattern):
     """Requests matching method and path wait, before they are served, until ``release()``: a handler
     caught mid-flight, deterministically. ``reached`` is set when the first of them arrives."""
 
-    method: str | None
-    path: re.Pattern[str]
     times: int | None = 1  # how many requests it holds (None: every one until released)
     hits: int = 0
     reached: asyncio.Event = field(default_factory=asyncio.Event)
@@ -242,8 +253,7 @@ class Hold:
         return (
             not self.released.is_set()
             and (self.times is None or self.hits < self.times)
-            and (self.method is None or self.method == method.upper())
-            and bool(self.path.search(path))
+            and self.matches(method, path)
         )
 
     def release(self) -> None:
@@ -564,8 +574,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
         its answer is lost (a timeout or a dropped connection after the write was committed).
         Returns the fault; ``fault.hits`` counts the failed requests."""
         fault = Fault(
-            method=None if method in (None, "*") else str(method).upper(),
-            path=re.compile(path) if isinstance(path, str) else path,
+            **RequestPattern.of(method, path),
             status=status,
             times=times,
             reason=reason,
@@ -582,11 +591,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     def hold_next(self, method: str | None, path: str | re.Pattern[str], *, times: int | None = 1) -> Hold:
         """Hold the next ``times`` (None: all) requests matching ``method`` (None: any) and the ``path``
         regex until the test calls ``hold.release()`` (bounded: after 30 s each is served anyway)."""
-        hold = Hold(
-            method=None if method in (None, "*") else str(method).upper(),
-            path=re.compile(path) if isinstance(path, str) else path,
-            times=times,
-        )
+        hold = Hold(**RequestPattern.of(method, path), times=times)
         self._holds.append(hold)
         return hold
 
