@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import math
 import os
-import resource
 import shlex
 import shutil
 import signal
@@ -44,11 +43,6 @@ SCENARIOS = (
 PROFILED = ("client_credentials", "introspection", "refresh_token", "authorization_code")
 MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
-
-
-def _own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def log(message: str) -> None:
@@ -338,13 +332,13 @@ class Bench:
         # CPU per login: the server's (workers and their KDF threads) and this process's (the httpx
         # browsers, which share the machine's cores with the server).
         workers_before = processes.cpu_seconds(server.worker_pids())
-        client_before = _own_cpu_seconds()
+        client_before = processes.own_cpu_seconds()
         alone = asyncio.run(
             login_bench.measure(server.base_url, database.credentials.password, concurrency, seconds)
         )
         logins_done = max(alone["logins"], 1)
         server_ms = (processes.cpu_seconds(server.worker_pids()) - workers_before) * 1000 / logins_done
-        client_ms = (_own_cpu_seconds() - client_before) * 1000 / logins_done
+        client_ms = (processes.own_cpu_seconds() - client_before) * 1000 / logins_done
         log(
             f"logins alone: {alone['logins_per_s']:.1f}/s ({alone['failures']} failed); "
             f"server CPU {server_ms:.1f} ms/login, load generator CPU {client_ms:.1f} ms/login"

@@ -22,7 +22,6 @@ import base64
 import contextlib
 import json
 import os
-import resource
 import signal
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import yaml
 from kmock._internal import apps
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import processes
 from tests.operator.emulator import AuthyardEmulator
 from tests.support.postgres import PostgresCluster, free_port
 from tests.support.server_process import ServerProcess, server_environment
@@ -73,11 +73,7 @@ def ready(obj: dict[str, Any] | None) -> bool:
 
 def cpu_seconds(pid: int | None = None) -> float:
     """utime + stime of a process (None: this one), in seconds."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return processes.own_cpu_seconds() if pid is None else processes.cpu_seconds([pid])
 
 
 def memory_mib(pid: int) -> tuple[float, float]:

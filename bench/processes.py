@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -188,6 +189,12 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
     return total
+
+
+def own_cpu_seconds() -> float:
+    """User + system CPU time this process (the load generator, the emulated API) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_busy_seconds() -> float:
