@@ -4,9 +4,31 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
+
+# Label sets are bounded (routes x methods x statuses, registered clients); the cap is a safety net.
+MAX_CACHED_LABEL_SETS = 4096
+
+
+class LabelCache:
+    """prometheus-client's ``labels()`` validates and locks on every call: resolve each child once."""
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def get(self, *labels: str) -> Any:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.metric.labels(*labels)
+            if len(self.children) < MAX_CACHED_LABEL_SETS:
+                self.children[labels] = child
+        return child
+
 
 REQUESTS = Counter("authserver_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 REQUEST_DURATION = Histogram(

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import Receive, Scope, Send
 
 from authserver import __version__
 from authserver.bootstrap import ensure_signing_keys, session_secret
@@ -33,7 +34,29 @@ Every error is RFC 6749 §5.2 JSON: `{"error": ..., "error_description": ...}`.
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class AuthServerApp(FastAPI):
+    """FastAPI with the edge (``web/middleware.py``) in front of everything, its own stack included.
+
+    Every HTTP request meets the edge first. The fast routes answer there, without FastAPI's per-request
+    outer layers (the native telemetry check, the server-error and telemetry middlewares) that a constant
+    route never needs; the edge catches their unexpected errors itself. The rest goes on to FastAPI.
+    """
+
+    edge: Edge | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is not None and scope["type"] == "http":
+            scope["app"] = self  # what Starlette sets: request.app, the exception handlers
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The whole FastAPI application, as it would be without the edge."""
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> AuthServerApp:
     settings = settings or load_settings()
     if not settings.issuer:
         settings = settings.model_copy(update={"issuer": "http://127.0.0.1:8080"})
@@ -59,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.stop()
 
-    app = FastAPI(
+    app = AuthServerApp(
         title="Authyard authorization server",
         version=__version__,
         description=DESCRIPTION,
@@ -89,8 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("POST", "/introspect"): request_endpoint(token.introspect),
             ("POST", "/revoke"): request_endpoint(token.revoke),
         }
-    app.add_middleware(
-        Edge,
+    app.edge = Edge(
+        app.framework,
         max_in_flight=settings.max_in_flight,
         max_body_bytes=settings.max_body_bytes,
         fast_routes=fast_routes,

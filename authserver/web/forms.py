@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
@@ -17,22 +17,57 @@ async def read_form(request: Request) -> dict[str, list[str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         raise InvalidRequest("the body must be application/x-www-form-urlencoded")
-    body = await request.body()
+    return parse_form(await request.body())
+
+
+def parse_form(body: bytes) -> dict[str, list[str]]:
+    """What ``parse_qs(..., keep_blank_values=True)`` returns, at a fraction of its cost on the token
+    endpoint's short bodies: only a name or value with an escape (``%`` or ``+``) is unquoted."""
     try:
-        text = body.decode("utf-8")
-        params = parse_qs(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+        text = body.decode()
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not valid UTF-8") from None
-    except ValueError:
-        raise InvalidRequest("the body has too many fields") from None
-    return _without_control_characters(params)
+    params: dict[str, list[str]] = {}
+    if not text:
+        return params
+    if _CONTROL.search(text):
+        raise _control_characters()
+    pairs = text.split("&")
+    if len(pairs) > _MAX_FIELDS:
+        raise InvalidRequest("the body has too many fields")
+    for pair in pairs:
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = _unquoted(name)
+        if "%" in value or "+" in value:
+            value = _unquoted(value)
+        values = params.get(name)
+        if values is None:
+            params[name] = [value]
+        else:
+            values.append(value)
+    return params
+
+
+def _unquoted(text: str) -> str:
+    # Escapes are decoded as UTF-8 with U+FFFD for bad bytes, as parse_qs does; %00 is a control character.
+    unquoted = unquote_plus(text)
+    if _CONTROL.search(unquoted):
+        raise _control_characters()
+    return unquoted
+
+
+def _control_characters() -> InvalidRequest:
+    return InvalidRequest("parameters must not contain control characters")
 
 
 def _without_control_characters(params: dict[str, list[str]]) -> dict[str, list[str]]:
     """No OAuth parameter may carry control characters (RFC 6749 Appendix A); PostgreSQL refuses NUL."""
     for name, values in params.items():
         if _CONTROL.search(name) or any(_CONTROL.search(value) for value in values):
-            raise InvalidRequest("parameters must not contain control characters")
+            raise _control_characters()
     return params
 
 

@@ -9,16 +9,19 @@ frame and one wrapped ``send`` per request, header bytes built once at import.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from prometheus_client.metrics import MetricWrapperBase
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.observability import metrics
+from authserver.observability.metrics import LabelCache
+
+log = logging.getLogger(__name__)
 
 # Pages that post forms set their own policy with form-action: browsers enforce it on the redirect that
 # answers the POST, and the consent page's answer redirects to the client (another origin).
@@ -33,10 +36,19 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 _SECURITY_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 _EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-_MAX_CACHED_LABELS = 4096  # label sets are bounded by routes x methods x statuses; this is a safety net
 
-# A fast route: an ASGI callable for one (method, path).
-FastRoute = Callable[[Scope, Receive, Send], Awaitable[None]]
+# A fast route answers one (method, path) by itself: it sends a complete response, the security headers
+# included (``with_security_headers``), and returns its status code for the metrics. The edge neither
+# wraps its ``send`` nor rewrites its headers.
+FastRoute = Callable[[Scope, Receive, Send], Awaitable[int]]
+
+
+def with_security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` plus every security header it does not set itself (a page may set its own CSP)."""
+    present = [name for name, _ in headers if name in _SECURITY_NAMES]
+    if not present:
+        return [*headers, *SECURITY_HEADERS]
+    return [*headers, *(header for header in SECURITY_HEADERS if header[0] not in present)]
 
 
 def _json_error(
@@ -55,30 +67,16 @@ def _json_error(
 
 async def _send_error(
     send: Send, status: int, error: str, description: str, retry_after: int | None = None
-) -> None:
+) -> int:
     start, body = _json_error(status, error, description, retry_after)
+    start["headers"] = with_security_headers(start["headers"])
     await send(start)
     await send({"type": "http.response.body", "body": body})
+    return status
 
 
 class BodyTooLarge(Exception):
     pass
-
-
-class _LabelCache:
-    """prometheus-client's ``labels()`` validates and locks on every call: resolve each child once."""
-
-    def __init__(self, metric: MetricWrapperBase) -> None:
-        self.metric = metric
-        self.children: dict[tuple[str, ...], Any] = {}
-
-    def get(self, *labels: str) -> Any:
-        child = self.children.get(labels)
-        if child is None:
-            child = self.metric.labels(*labels)
-            if len(self.children) < _MAX_CACHED_LABELS:
-                self.children[labels] = child
-        return child
 
 
 class Edge:
@@ -104,8 +102,8 @@ class Edge:
         self.max_header_bytes = max_header_bytes
         self.fast_routes = dict(fast_routes or {})
         self.in_flight = 0
-        self._requests = _LabelCache(metrics.REQUESTS)
-        self._durations = _LabelCache(metrics.REQUEST_DURATION)
+        self._requests = LabelCache(metrics.REQUESTS)
+        self._durations = LabelCache(metrics.REQUEST_DURATION)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,35 +132,33 @@ class Edge:
             # length, so only these need counting as they arrive.
             receive = self._limited(receive)
 
+        method = scope["method"]
+        fast = self.fast_routes.get((method, path))
+        self.in_flight += 1
+        if fast is not None:
+            status = 500
+            try:
+                status = await fast(scope, receive, send)
+            finally:
+                self.in_flight -= 1
+                self._requests.get(method, path, str(status)).inc()
+                self._durations.get(method, path).observe(time.perf_counter() - started)
+            return
+
         status = 500
 
         async def edge_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers") or ())
-                present = [name for name, _ in headers if name in _SECURITY_NAMES]
-                if present:  # a page that sets its own policy (the login page's CSP) keeps it
-                    headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                else:
-                    headers.extend(SECURITY_HEADERS)
-                message["headers"] = headers
+                message["headers"] = with_security_headers(list(message.get("headers") or ()))
             await send(message)
 
-        method = scope["method"]
-        fast = self.fast_routes.get((method, path))
-        self.in_flight += 1
         try:
-            if fast is not None:
-                await fast(scope, receive, edge_send)
-            else:
-                await self.app(scope, receive, edge_send)
+            await self.app(scope, receive, edge_send)
         finally:
             self.in_flight -= 1
-            if fast is not None:
-                template = path
-            else:
-                template = getattr(scope.get("route"), "path", None) or "unmatched"
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
             self._requests.get(method, template, str(status)).inc()
             self._durations.get(method, template).observe(time.perf_counter() - started)
 
@@ -195,17 +191,22 @@ def _exception_handler(app: Any, error: Exception) -> ExceptionHandler | None:
 
 def request_endpoint(endpoint: Callable[[Request], Awaitable[Response]]) -> FastRoute:
     """An ``async def endpoint(request) -> Response`` as a fast route, with the application's own
-    exception handlers (OAuth errors, database outage, body too large) and nothing else in between."""
+    exception handlers (OAuth errors, database outage, body too large) and nothing else in between; any
+    other error is logged and answered with a JSON 500 (RFC 6749 §4.1.2.1 ``server_error``)."""
 
-    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+    async def route(scope: Scope, receive: Receive, send: Send) -> int:
         request = Request(scope, receive, send)
         try:
             response = await endpoint(request)
         except Exception as error:
             handler = _exception_handler(scope.get("app"), error)
             if handler is None:
-                raise
+                # The edge sits outside FastAPI's server-error middleware: answer as it would, in JSON.
+                log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+                return await _send_error(send, 500, "server_error", "the server could not handle the request")
             response = await handler(request, error)
+        response.raw_headers = with_security_headers(response.raw_headers)
         await response(scope, receive, send)
+        return response.status_code
 
     return route

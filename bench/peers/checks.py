@@ -38,8 +38,9 @@ def check(target: Target, scenario: str) -> tuple[str | None, float]:
             workload.token_file.unlink(missing_ok=True)
     if not result.get("responses") or result.get("errors"):
         return (
-            f"{target.label} {scenario}: {result.get('responses', 0)} responses, {result.get('non2xx', 0)} "
-            f"non-2xx, {result.get('socket_errors', 0)} socket errors in a {CHECK_SECONDS:g} s check run",
+            f"{target.label} {scenario}: {result.get('responses', 0)} responses, "
+            f"{result.get('http_errors', 0)} HTTP errors, {result.get('socket_errors', 0)} socket errors "
+            f"in a {CHECK_SECONDS:g} s check run",
             0.0,
         )
     return None, float(result["rps"])

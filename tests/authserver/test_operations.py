@@ -124,10 +124,7 @@ async def test_per_client_rate_limit_answers_429_with_retry_after(small_server) 
 
 async def test_overload_is_a_fast_503(small_server) -> None:
     http, _ = small_server
-    await http.get("/healthz")  # builds the middleware stack
-    guard = http.app.middleware_stack  # type: ignore[attr-defined]
-    while not hasattr(guard, "in_flight"):
-        guard = guard.app
+    guard = http.app.edge  # type: ignore[attr-defined]
     guard.in_flight = guard.max_in_flight  # as if two slow requests were running
     try:
         started = time.perf_counter()
@@ -139,6 +136,32 @@ async def test_overload_is_a_fast_503(small_server) -> None:
     finally:
         guard.in_flight = 0
     assert (await http.get("/.well-known/jwks.json")).status_code == 200
+
+
+async def test_an_unexpected_error_on_a_fast_route_is_a_json_500_that_leaks_nothing(
+    small_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token route answers before FastAPI's own error middleware: a bug there must still end as
+    RFC 6749 JSON with the security headers, the details only in the log."""
+    http, _ = small_server
+    client_id, body = await register(http)
+    services = http.app.state.services  # type: ignore[attr-defined]
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("internal detail 7f3a")
+
+    services.token_endpoint.handle = broken
+    response = await http.post(
+        "/token", data={"grant_type": "client_credentials"}, headers=basic(client_id, body["client_secret"])
+    )
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "7f3a" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-type"] == "application/json"
+    assert any("7f3a" in record.exc_text for record in caplog.records if record.exc_text)
+    metrics_text = (await http.get("/metrics")).text
+    assert 'route="/token",status="500"' in metrics_text
 
 
 async def test_key_rotation_reloads_without_breaking_issued_tokens(small_server) -> None:

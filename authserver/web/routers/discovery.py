@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from authserver.crypto.keyset import KeySet
 from authserver.protocol.metadata import authorization_server_metadata
-from authserver.web.middleware import FastRoute
+from authserver.web.middleware import FastRoute, with_security_headers
 from authserver.web.services import Services
 
 router = APIRouter(tags=["Discovery"])
@@ -31,11 +31,13 @@ _jwks_cache: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
 
 
 def _raw_headers(body: bytes, media_type: str, cache_control: str) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", media_type.encode()),
-        (b"cache-control", cache_control.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
+    return with_security_headers(
+        [
+            (b"content-type", media_type.encode()),
+            (b"cache-control", cache_control.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+    )
 
 
 def _metadata(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -65,10 +67,11 @@ def _jwks(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
 
 
 def _constant_route(build) -> FastRoute:  # type: ignore[no-untyped-def]
-    async def route(scope: Scope, _receive: Receive, send: Send) -> None:
+    async def route(scope: Scope, _receive: Receive, send: Send) -> int:
         headers, body = build(scope["app"].state.services)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        return 200
 
     return route
 

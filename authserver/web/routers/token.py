@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.observability import metrics
+from authserver.observability.metrics import LabelCache
 from authserver.protocol.client_authentication import authenticate_client
 from authserver.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
 from authserver.protocol.models import Client
@@ -20,6 +21,7 @@ from authserver.web.forms import read_form
 from authserver.web.openapi import errors
 
 router = APIRouter(tags=["OAuth 2.1"])
+_tokens_issued = LabelCache(metrics.TOKENS_ISSUED)
 
 
 def _form_body(properties: dict[str, Any], required_fields: list[str]) -> dict[str, Any]:
@@ -88,7 +90,7 @@ async def token(request: Request) -> Response:
             # RFC 6749 §5.2: the Basic challenge is for clients that tried Basic; others get none.
             error.headers.pop("WWW-Authenticate", None)
         return oauth_error_response(error)
-    metrics.TOKENS_ISSUED.labels(result.grant_type, result.client.client_id).inc()
+    _tokens_issued.get(result.grant_type, result.client.client_id).inc()
     return json_response(result.body, 200, NO_STORE)
 
 
