@@ -48,8 +48,9 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
         cpu = "—" if row.get("cpu_us_per_request") is None else _number(row["cpu_us_per_request"])
         machine = row.get("machine_cpu_us_per_request")
         machine_text = "—" if machine is None else _number(machine)
+        name = f"{row['scenario']} ({row['when']})" if row.get("when") else row["scenario"]
         lines.append(
-            f"| {row['scenario']} | {row['db']} | {row['workers']} | {row['concurrency']} "
+            f"| {name} | {row['db']} | {row['workers']} | {row['concurrency']} "
             f"| {_number(row['rps'])} | {_number(row['p50_ms'], 2)} | {_number(row['p99_ms'], 2)} "
             f"| {errors} | {ratio} | {cpu} | {machine_text} |"
         )
