@@ -47,14 +47,18 @@ REFRESH_REUSE = Counter(
     "authserver_refresh_token_reuse_total", "Refresh tokens presented twice (families revoked)"
 )
 LOGINS = Counter("authserver_logins_total", "Interactive login attempts", ["outcome"])
+# pool="engine": SQLAlchemy's; pool="token_writes": the token path's refresh and code writes on PostgreSQL.
 DB_POOL_IN_USE = Gauge(
-    "authserver_db_pool_connections_in_use", "Database connections checked out", multiprocess_mode="livesum"
+    "authserver_db_pool_connections_in_use",
+    "Database connections checked out",
+    ["pool"],
+    multiprocess_mode="livesum",
 )
 DB_POOL_SIZE = Gauge(
-    "authserver_db_pool_connections_open", "Database connections open", multiprocess_mode="livesum"
+    "authserver_db_pool_connections_open", "Database connections open", ["pool"], multiprocess_mode="livesum"
 )
 DB_POOL_MAX = Gauge(
-    "authserver_db_pool_max_size", "Most connections a worker may open", multiprocess_mode="livesum"
+    "authserver_db_pool_max_size", "Most connections a worker may open", ["pool"], multiprocess_mode="livesum"
 )
 SIGNING_KEY_INFO = Gauge(
     "authserver_signing_keys_published", "Signing keys published in JWKS", multiprocess_mode="liveall"

@@ -24,8 +24,10 @@ def database_url(settings: Settings) -> URL:
     return url
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, max_size: int | None = None) -> AsyncEngine:
+    """``max_size``: the engine's share of ``db_pool_max_size`` when another pool has the rest."""
     url = database_url(settings)
+    max_size = settings.db_pool_max_size if max_size is None else max_size
     # No pool_pre_ping: on PostgreSQL it costs three round trips (BEGIN; ping; ROLLBACK) per checkout. A
     # connection that died (server restart, failover) fails its first statement with a disconnect error;
     # SQLAlchemy then invalidates it and every connection opened before it (the pool's invalidation
@@ -34,11 +36,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": 15}
     else:
-        minimum = min(settings.db_pool_min_size, settings.db_pool_max_size)
+        minimum = min(settings.db_pool_min_size, max_size)
         # SQLAlchemy keeps `pool_size` connections open and closes overflow ones on return: min and max.
         options.update(
             pool_size=max(minimum, 1),
-            max_overflow=settings.db_pool_max_size - max(minimum, 1),
+            max_overflow=max_size - max(minimum, 1),
             pool_timeout=settings.db_pool_timeout.total_seconds(),
             pool_recycle=1800,
         )

@@ -1,14 +1,19 @@
-"""PostgreSQL: the token path's one-statement writes, sent to asyncpg past SQLAlchemy's execution layer.
+"""PostgreSQL: the token path's one-statement writes, sent straight to asyncpg.
 
-Refresh rotation and code redemption are each one statement (the conditional UPDATE is the lock). Executed
-through ``AsyncConnection.execute`` one rotation cost about 350 µs of CPU in SQLAlchemy's layers on this
-2-core machine; the same SQL on the asyncpg connection, about 65 µs -- on a path that does little else.
+Refresh rotation and code redemption are each one statement (the conditional UPDATE is the lock). Through
+SQLAlchemy's ``AsyncConnection.execute`` one rotation cost about 350 µs of CPU on this 2-core machine; the
+same SQL on an asyncpg connection about 65 µs. Checking that connection out of SQLAlchemy's pool still
+cost 70-90 µs (greenlet switches, a shielded close task, three event-loop turns); from an asyncpg pool,
+about 25 µs. So the worker's connection budget is split (``split_pool_budget``): half of it is an asyncpg
+pool that serves only these two statements, the rest is SQLAlchemy's, for everything else. The total a
+worker may open is unchanged, so the operator's sizing holds. Below two connections there is nothing to
+split: the statements then borrow a connection from SQLAlchemy's pool.
 
 What stays SQLAlchemy's: the SQL (compiled once from the same statements, for the asyncpg dialect), the
-connection (checked out from and returned to the engine's pool) and the errors. A failure is re-raised as
-``DBAPIError`` like every other database error (503 to the client); if the connection may have broken, a
-probe through SQLAlchemy lets it do its own disconnect handling, which discards every pooled connection
-opened before the outage (not just this one) as it does on its own paths.
+connection parameters (the dialect's own, from the same URL and settings) and the errors: a failure comes
+out as ``DBAPIError`` like every other database error (503 to the client). A failure in the asyncpg pool
+also retires every connection it holds, as SQLAlchemy does with its pool when it sees a disconnect: after
+a database restart one request fails, not one per pooled connection.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
+
+# SQLAlchemy's asyncpg adapter reads this one itself; asyncpg.connect does not take it.
+_ADAPTER_ONLY_PARAMETERS = ("prepared_statement_cache_size",)
 
 
 @dataclass(frozen=True)
@@ -40,17 +50,112 @@ def compile_direct(statement: Executable, dialect: Dialect) -> DirectStatement:
     return DirectStatement(str(compiled), tuple(compiled.positiontup or ()))
 
 
-async def fetch_one(engine: AsyncEngine, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
-    """The statement's first row (an ``asyncpg.Record``: ``row["name"]``), or None."""
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection  # the asyncpg.Connection
-        assert driver is not None
+@dataclass(frozen=True)
+class PoolBudget:
+    engine: int  # SQLAlchemy's pool: everything but the token path's writes
+    direct: int  # the asyncpg pool of the token path's writes; 0: none, they borrow from the engine's
+
+
+def split_pool_budget(max_size: int) -> PoolBudget:
+    """One worker's ``db_pool_max_size``, shared by the two pools; never more in total."""
+    direct = max_size // 2 if max_size >= 2 else 0
+    return PoolBudget(engine=max_size - direct, direct=direct)
+
+
+class Connections(Protocol):
+    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
+        """The statement's first row (an ``asyncpg.Record``: ``row["name"]``), or None."""
+
+    def usage(self) -> tuple[int, int]:
+        """(connections in use, connections open)."""
+
+    async def close(self) -> None: ...
+
+
+class EngineConnections:
+    """The statements on a connection borrowed from SQLAlchemy's pool (no budget of their own)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
+        async with self.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection  # the asyncpg.Connection
+            assert driver is not None
+            try:
+                return await driver.fetchrow(statement.sql, *statement.arguments(values))
+            except Exception as error:
+                # A broken connection fails this probe inside SQLAlchemy, which then invalidates it (and
+                # the pool's older connections) and raises its own DBAPIError; a statement error leaves it
+                # usable.
+                with contextlib.suppress(DBAPIError):
+                    await connection.execute(select(1))
+                raise DBAPIError(None, None, error) from error
+
+    def usage(self) -> tuple[int, int]:
+        return 0, 0  # counted with the engine's pool
+
+    async def close(self) -> None:
+        return None
+
+
+async def _keep_as_is(_connection: asyncpg.Connection) -> None:
+    """asyncpg's default reset (RESET ALL, UNLISTEN, CLOSE ALL ...) costs a round trip per release; these
+    connections only ever run single autocommit statements, which leave no session state behind."""
+
+
+class DirectPool:
+    """The asyncpg pool of the token path's writes. Opened lazily (a worker that never refreshes opens
+    nothing), connections made with the dialect's parameters for the engine's URL."""
+
+    def __init__(self, connect_parameters: dict[str, Any], max_size: int, acquire_timeout: float) -> None:
+        self._parameters = connect_parameters
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def for_engine(
+        cls, engine: AsyncEngine, max_size: int, acquire_timeout: float, statement_cache: bool = True
+    ) -> DirectPool:
+        _, parameters = engine.dialect.create_connect_args(engine.url)
+        for name in _ADAPTER_ONLY_PARAMETERS:
+            parameters.pop(name, None)
+        if not statement_cache:  # PgBouncer in transaction mode: no named prepared statements
+            parameters["statement_cache_size"] = 0
+        return cls(parameters, max_size, acquire_timeout)
+
+    async def _opened(self) -> asyncpg.Pool:
+        if self._pool is None:
+            pool = asyncpg.create_pool(
+                **self._parameters, min_size=0, max_size=self.max_size, reset=_keep_as_is
+            )
+            # min_size 0: initialising connects nothing, so it cannot fail and never suspends (no other
+            # task can see the pool half made). Connections open on demand, close after 5 idle minutes.
+            await pool
+            self._pool = pool
+        return self._pool
+
+    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
+        pool = await self._opened()
         try:
-            return await driver.fetchrow(statement.sql, *statement.arguments(values))
+            async with pool.acquire(timeout=self.acquire_timeout) as connection:
+                return await connection.fetchrow(statement.sql, *statement.arguments(values))
+        except TimeoutError:
+            raise PoolTimeoutError("no free connection in the token path's pool") from None
         except Exception as error:
-            # A broken connection fails this probe inside SQLAlchemy, which then invalidates it (and the
-            # pool's older connections) and raises its own DBAPIError; a statement error leaves it usable.
-            with contextlib.suppress(DBAPIError):
-                await connection.execute(select(1))
+            # These statements do not fail on a healthy connection: whatever broke (a restart, a failover,
+            # a network cut), the connections opened before it are suspect too.
+            await pool.expire_connections()
             raise DBAPIError(None, None, error) from error
+
+    def usage(self) -> tuple[int, int]:
+        if self._pool is None:
+            return 0, 0
+        size = self._pool.get_size()
+        return size - self._pool.get_idle_size(), size
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()

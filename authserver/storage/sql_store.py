@@ -267,7 +267,8 @@ def _redeemed(
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, direct: pg_direct.Connections | None = None) -> None:
+        """``direct``: where PostgreSQL runs the token path's writes; by default, on the engine's pool."""
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         # PostgreSQL: single statements need no BEGIN/COMMIT round trips. SQLite's driver never opens a
@@ -281,6 +282,7 @@ class SqlStore:
         if self._postgres:
             self._rotate_direct = pg_direct.compile_direct(_ROTATE_PG, engine.dialect)
             self._redeem_direct = pg_direct.compile_direct(_REDEEM_PG, engine.dialect)
+            self.direct: pg_direct.Connections = direct or pg_direct.EngineConnections(self._autocommit)
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:
@@ -347,7 +349,7 @@ class SqlStore:
         values = _redeem_values(code_hash, now, binding, refresh)
         if self._postgres:
             # One statement, one round trip: claim the code, store the refresh token, read the user.
-            record = await pg_direct.fetch_one(self._autocommit, self._redeem_direct, values)
+            record = await self.direct.fetch_one(self._redeem_direct, values)
             if record is None:
                 async with self._reader.connect() as connection:
                     return await self._redemption_refused(connection, code_hash)
@@ -397,7 +399,7 @@ class SqlStore:
         if self._postgres:
             # One statement, one round trip: the conditional UPDATE is the lock (of two concurrent
             # rotations exactly one claims the row), the INSERT ... SELECT copies the family's grant.
-            record = await pg_direct.fetch_one(self._autocommit, self._rotate_direct, values)
+            record = await self.direct.fetch_one(self._rotate_direct, values)
             if record is None:
                 current = await self.get_refresh_token(old_hash)
                 return Redemption(RedemptionOutcome.REFUSED, current)

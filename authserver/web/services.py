@@ -27,7 +27,8 @@ from authserver.protocol.tokens import TokenMinter, TokenPolicy
 from authserver.ratelimit import RateLimiter
 from authserver.storage.client_cache import ClientCache
 from authserver.storage.client_registry import ClientRegistry
-from authserver.storage.engine import create_engine
+from authserver.storage.engine import create_engine, database_url
+from authserver.storage.pg_direct import DirectPool, split_pool_budget
 from authserver.storage.sql_store import SqlStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class Services:
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
+    direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -79,6 +81,8 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.direct is not None:
+            await self.direct.close()
         await self.engine.dispose()
 
     async def _every(self, interval: timedelta, action, *, jitter: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -105,8 +109,12 @@ class Services:
     async def _sample_pool(self) -> None:
         pool = self.engine.pool
         checked_out = getattr(pool, "checkedout", lambda: 0)()
-        metrics.DB_POOL_IN_USE.set(checked_out)
-        metrics.DB_POOL_SIZE.set(checked_out + getattr(pool, "checkedin", lambda: 0)())
+        metrics.DB_POOL_IN_USE.labels("engine").set(checked_out)
+        metrics.DB_POOL_SIZE.labels("engine").set(checked_out + getattr(pool, "checkedin", lambda: 0)())
+        if self.direct is not None:
+            in_use, size = self.direct.usage()
+            metrics.DB_POOL_IN_USE.labels("token_writes").set(in_use)
+            metrics.DB_POOL_SIZE.labels("token_writes").set(size)
 
     async def _purge(self) -> None:
         await self.store.purge_expired(datetime.now(UTC))
@@ -114,8 +122,8 @@ class Services:
 
 def build_services(settings: Settings, session_secret: bytes) -> Services:
     passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
-    engine = create_engine(settings)
-    store = SqlStore(engine)
+    engine, direct = _database(settings)
+    store = SqlStore(engine, direct)
     keys = KeySetSource(settings.signing_keys_file)
     policy = TokenPolicy(
         issuer=settings.issuer,
@@ -132,7 +140,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         AuthorizationCodeGrant(minter, store),
         RefreshTokenGrant(minter, store),
     ]
-    metrics.DB_POOL_MAX.set(settings.db_pool_max_size)
+    metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
+    if direct is not None:
+        metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
     metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
     return Services(
         settings=settings,
@@ -152,4 +162,17 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,
+        direct=direct,
     )
+
+
+def _database(settings: Settings) -> tuple[AsyncEngine, DirectPool | None]:
+    """The engine and, on PostgreSQL with room for it, the token path's own pool (``pg_direct``)."""
+    if database_url(settings).get_backend_name() != "postgresql":
+        return create_engine(settings), None
+    budget = split_pool_budget(settings.db_pool_max_size)
+    engine = create_engine(settings, budget.engine)
+    if not budget.direct:
+        return engine, None
+    timeout = settings.db_pool_timeout.total_seconds()
+    return engine, DirectPool.for_engine(engine, budget.direct, timeout, settings.db_statement_cache)

@@ -409,6 +409,8 @@ def test_prometheus_rule_alerts_on_what_a_platform_team_needs() -> None:
         assert fragment in alerts[alert]["expr"], alert
     assert "histogram_quantile(0.95" in alerts["AuthyardTokenEndpointLatencyHigh"]["expr"]
     assert "authserver_db_pool_connections_in_use" in alerts["AuthyardDatabasePoolSaturated"]["expr"]
+    # Each pool on its own: a saturated token_writes pool must not hide behind an idle engine pool.
+    assert "sum by (namespace, service, pool)" in alerts["AuthyardDatabasePoolSaturated"]["expr"]
     # Thresholds come from the values file.
     assert "> 0.02" in alerts["AuthyardTokenEndpointErrorRate"]["expr"]
     assert "> 0.25" in alerts["AuthyardTokenEndpointLatencyHigh"]["expr"]
