@@ -181,6 +181,7 @@ class Bench:
             "exhausted": result.get("exhausted", 0),
             "cpu_us_per_request": result.get("cpu_us_per_request"),
             "machine_cpu_us_per_request": result.get("machine_cpu_us_per_request"),
+            "worker_cpu_wait_share": result.get("worker_cpu_wait_share"),
             "ratio": None,
             "wrk": result,
         }
@@ -205,9 +206,15 @@ class Bench:
         requests/s, hardly moves with whatever else the shared machine runs."""
         pids = server.worker_pids()
         before, machine_before = processes.cpu_seconds(pids), processes.machine_busy_seconds()
+        waited_before, started = processes.run_queue_seconds(pids), time.monotonic()
         result: dict[str, Any] = dict(wrk.run(script, url, concurrency, self.duration, env))
         spent = processes.cpu_seconds(pids) - before
         machine = processes.machine_busy_seconds() - machine_before
+        # How long each worker's event loop, ready to run, waited for a CPU: the share of the run in which
+        # its requests made no progress at all, whatever their own cost (the latency tail on 2 cores).
+        waited = processes.run_queue_seconds(pids) - waited_before
+        elapsed = (time.monotonic() - started) * len(pids)
+        result["worker_cpu_wait_share"] = waited / elapsed if elapsed else None
         responses = result.get("responses") or result.get("requests") or 0
         result["cpu_us_per_request"] = spent / responses * 1e6 if responses else None
         # Everything the machine did per response: workers, wrk, the database, and anything else running.

@@ -191,6 +191,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def run_queue_seconds(pids: list[int]) -> float:
+    """Time the processes' main threads (the workers' event loops) were ready to run but waited for a CPU,
+    so far (/proc/<pid>/schedstat, second field, in ns)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def own_cpu_seconds() -> float:
     """User + system CPU time this process (the load generator, the emulated API) has used so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

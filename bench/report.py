@@ -37,8 +37,8 @@ def _number(value: float, digits: int = 0) -> str:
 def matrix_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | errors | vs ceiling "
-        "| worker CPU µs/req | machine CPU µs/req |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| worker CPU µs/req | machine CPU µs/req | workers waiting for a CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         errors = str(row["errors"])
@@ -49,10 +49,12 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
         machine = row.get("machine_cpu_us_per_request")
         machine_text = "—" if machine is None else _number(machine)
         name = f"{row['scenario']} ({row['when']})" if row.get("when") else row["scenario"]
+        wait = row.get("worker_cpu_wait_share")
+        wait_text = "—" if wait is None else f"{wait:.0%}"
         lines.append(
             f"| {name} | {row['db']} | {row['workers']} | {row['concurrency']} "
             f"| {_number(row['rps'])} | {_number(row['p50_ms'], 2)} | {_number(row['p99_ms'], 2)} "
-            f"| {errors} | {ratio} | {cpu} | {machine_text} |"
+            f"| {errors} | {ratio} | {cpu} | {machine_text} | {wait_text} |"
         )
     return "\n".join(lines)
 

@@ -70,7 +70,9 @@ def _p99_check(results: dict[str, Any]) -> Check:
     reference = f"; the ceiling's own p99 {ceiling[0]['p99_ms']:.1f} ms" if ceiling else ""
     if not over:
         return Check(label, f"all {len(rows)} rows under{reference}", True)
-    listed = ", ".join(f"{row['scenario']} {_where(row)}{row['p99_ms']:.0f} ms{_little(row)}" for row in over)
+    listed = ", ".join(
+        f"{row['scenario']} {_where(row)}{row['p99_ms']:.0f} ms{_little(row)}{_waiting(row)}" for row in over
+    )
     return Check(label, f"over: {listed}{reference}", False)
 
 
@@ -83,6 +85,13 @@ def _little(row: dict[str, Any]) -> str:
     is over the limit, no p99 under it was possible at this throughput; saying so keeps the verdict honest."""
     mean_ms = row["concurrency"] / row["rps"] * 1000 if row["rps"] else float("inf")
     return f" (mean {mean_ms:.0f} ms = c ÷ throughput)" if mean_ms >= P99_LIMIT_MS else ""
+
+
+def _waiting(row: dict[str, Any]) -> str:
+    """The share of the run the workers' event loops waited for a CPU that the database and wrk held: time
+    in which every request in flight on that worker aged without progress."""
+    share = row.get("worker_cpu_wait_share")
+    return f" (workers waited for a CPU {share:.0%} of the time)" if share else ""
 
 
 def _login_checks(results: dict[str, Any]) -> list[Check]:

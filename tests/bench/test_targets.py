@@ -61,6 +61,12 @@ def test_a_p99_miss_names_the_rows_and_says_when_throughput_alone_forbids_the_li
     assert "the ceiling's own p99 9.0 ms" in check.measured
 
 
+def test_a_p99_miss_says_how_long_the_workers_waited_for_a_cpu() -> None:
+    row = _row("authorization_code", 3000, 40.0, 0.2, worker_cpu_wait_share=0.31)
+    check = next(check for check in targets.evaluate({"rows": [row]}) if check.target.startswith("p99"))
+    assert "authorization_code postgresql 40 ms (workers waited for a CPU 31% of the time)" in check.measured
+
+
 def test_logins_per_core_prefer_the_servers_own_cpu_figure() -> None:
     login = {
         "db": "sqlite",
