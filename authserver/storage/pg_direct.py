@@ -18,6 +18,7 @@ a database restart one request fails, not one per pooled connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ class DirectPool:
         self.max_size = max_size
         self.acquire_timeout = acquire_timeout
         self._pool: asyncpg.Pool | None = None
+        # First come, first served. asyncpg's pool waits on an asyncio.Queue, where a request arriving just
+        # as a connection comes back takes it before the waiter that was woken for it; under a sustained
+        # queue some waiters lose again and again (p99 155 ms against p50 9 ms, 1 worker, c=50). The
+        # semaphore queues in order and lets through only as many as there are connections.
+        self._turns = asyncio.Semaphore(max_size)
 
     @classmethod
     def for_engine(
@@ -140,15 +146,22 @@ class DirectPool:
     async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
         pool = await self._opened()
         try:
+            async with asyncio.timeout(self.acquire_timeout):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError("no free connection in the token path's pool") from None
+        try:
             async with pool.acquire(timeout=self.acquire_timeout) as connection:
                 return await connection.fetchrow(statement.sql, *statement.arguments(values))
         except TimeoutError:
-            raise PoolTimeoutError("no free connection in the token path's pool") from None
+            raise PoolTimeoutError("no connection to the database in time") from None
         except Exception as error:
             # These statements do not fail on a healthy connection: whatever broke (a restart, a failover,
             # a network cut), the connections opened before it are suspect too.
             await pool.expire_connections()
             raise DBAPIError(None, None, error) from error
+        finally:
+            self._turns.release()
 
     def usage(self) -> tuple[int, int]:
         if self._pool is None:

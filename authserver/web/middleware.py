@@ -1,10 +1,11 @@
-"""The edge: one pure ASGI middleware that runs before any routing or parsing.
+"""The edge: one pure ASGI layer in front of the whole FastAPI application (``AuthServerApp``).
 
 It refuses work the worker cannot do well (oversized headers or bodies, too many requests in flight), adds
 the security headers, counts and times every request, and serves the hot endpoints (token, introspection,
-revocation, JWKS, metadata) straight from a table instead of through the framework's router and
-dependency machinery. Everything else goes on to FastAPI. One middleware instead of three: one coroutine
-frame and one wrapped ``send`` per request, header bytes built once at import.
+revocation, JWKS, metadata) straight from a table instead of through the framework's middleware, router
+and dependency machinery. Everything else goes on to FastAPI, with the security headers added by a wrapped
+``send``; a fast route sends complete headers itself, so it pays for no wrapper. Header bytes are built
+once, at import or per key set.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ gives up after the pool timeout like SQLAlchemy's does."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authserver.storage.pg_direct import DirectPool, DirectStatement, split_pool_budget
-from tests.support.postgres import PostgresCluster
+from tests.support.postgres import PG_BIN, PostgresCluster
 
 LOCK_KEY = 4242
 # Waits for the test's advisory lock: the statement holds its connection for as long as the test decides.
@@ -69,6 +70,20 @@ async def _waiting_on_lock(admin: asyncpg.Connection, count: int) -> None:
     raise AssertionError(f"{count} backends never waited on the lock")
 
 
+def _terminate(engine: AsyncEngine, pids: set[int]) -> None:
+    url = engine.url
+    listed = ",".join(str(pid) for pid in sorted(pids))
+    subprocess.run(
+        [
+            str(PG_BIN / "psql"),
+            *("-h", str(url.host), "-p", str(url.port), "-U", str(url.username), "-d", str(url.database)),
+            *("-qAtc", f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY[{listed}]) AS pid"),  # noqa: S608 - ints
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 async def _held(pool: DirectPool, admin: asyncpg.Connection, count: int) -> list[asyncio.Task[Any]]:
     """``count`` statements, as many as the pool allows running, all held until the test's unlock."""
     await admin.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
@@ -96,6 +111,33 @@ async def test_concurrent_statements_share_at_most_the_pools_share(
         await pool.close()
 
 
+async def test_requests_are_served_in_arrival_order_under_a_sustained_queue(
+    engine: AsyncEngine, admin: asyncpg.Connection
+) -> None:
+    """New requests keep arriving, one per event-loop turn, while statements complete: none may be served
+    ahead of one that was already waiting. (asyncpg's own pool waits on an asyncio.Queue, where a newcomer
+    that runs just after a release takes the connection from the waiter woken for it: some waiters then
+    lose again and again, the latency tail.)"""
+    await admin.execute("CREATE SEQUENCE turns")
+    pool = DirectPool.for_engine(engine, max_size=1, acquire_timeout=30)
+    next_turn = DirectStatement("SELECT nextval('turns') AS turn", ())
+    turns: dict[int, int] = {}  # arrival -> turn at the database
+
+    async def request(arrival: int) -> None:
+        turns[arrival] = (await pool.fetch_one(next_turn, {}))["turn"]
+
+    try:
+        requests = []
+        for arrival in range(150):
+            requests.append(asyncio.create_task(request(arrival)))
+            await asyncio.sleep(0)  # one loop turn: completions and arrivals interleave
+        await asyncio.gather(*requests)
+    finally:
+        await pool.close()
+    served = [arrival for arrival, _ in sorted(turns.items(), key=lambda item: item[1])]
+    assert served == sorted(served)
+
+
 async def test_no_free_connection_is_a_pool_timeout(engine: AsyncEngine, admin: asyncpg.Connection) -> None:
     pool = DirectPool.for_engine(engine, max_size=1, acquire_timeout=0.2)
     try:
@@ -114,11 +156,12 @@ async def test_after_a_restart_one_statement_fails_and_the_next_reconnects(
     try:
         old = {row["pid"] for row in await _release(admin, await _held(pool, admin, 2))}
         assert pool.usage() == (0, 2)
-        # Every pooled connection dies, as in a restart or a failover.
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(old))
+        # Every pooled connection dies, as in a restart or a failover. Blocking, on purpose: the event loop
+        # must not see the sockets close before the next statement, as it would not on a network cut.
+        _terminate(engine, old)
         with pytest.raises(DBAPIError):
             await pool.fetch_one(_PID, {})
-        # The failure retired the other dead connection too: the very next statement succeeds.
+        # The failure retired the other dead connection too: the very next statement runs on a new one.
         assert (await pool.fetch_one(_PID, {}))["pid"] not in old
     finally:
         await pool.close()
