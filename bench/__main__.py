@@ -491,7 +491,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="seconds per row (default 5; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smoke test: c=50, 2 workers, 2 s")
     parser.add_argument("--db", choices=DATABASES, action="append", help="only this database (repeatable)")
-    parser.add_argument("--db-pool", type=int, default=20, help="DB pool min = max size per worker (20)")
+    parser.add_argument(
+        "--db-pool", type=int, default=10, help="DB pool min = max per worker (10: the server's default)"
+    )
     parser.add_argument("--login-concurrency", type=int, default=8, help="parallel logins (8)")
     parser.add_argument("--no-login", action="store_true", help="skip the login measurement")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")

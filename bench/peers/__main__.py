@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved runs per server and row (2)")
     parser.add_argument("--concurrency", type=int, action="append", help="wrk connections (10 and 50)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes of every server (2)")
-    parser.add_argument("--db-pool", type=int, default=20, help="Authyard's pool min = max per worker (20)")
+    parser.add_argument(
+        "--db-pool", type=int, default=10, help="pool min = max per worker (10: Authyard's default)"
+    )
     parser.add_argument("--scenarios", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--no-oidc-provider", action="store_true", help="skip the Node.js peer")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
