@@ -14,7 +14,6 @@ from starlette.types import Receive, Scope, Send
 from authserver import __version__
 from authserver.bootstrap import ensure_signing_keys, session_secret
 from authserver.config import Settings, load_settings
-from authserver.migrations.runner import upgrade_to_head
 from authserver.web.errors import install_body_limit_handler, install_error_handlers
 from authserver.web.middleware import Edge, FastRoute, request_endpoint
 from authserver.web.openapi import install_openapi
@@ -66,6 +65,9 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         ensure_signing_keys(settings)
         services = build_services(settings, session_secret(settings))
         if settings.should_auto_migrate:
+            # Imported here: alembic (and mako) cost a worker about 8 MiB; only SQLite migrates on start.
+            from authserver.migrations.runner import upgrade_to_head
+
             await upgrade_to_head(services.engine)
         app.state.services = services
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -234,3 +236,13 @@ async def test_cors_allows_only_configured_origins(tmp_path: Path) -> None:
                 "/token", headers={"Origin": "https://evil.example.com", **preflight}
             )
             assert "access-control-allow-origin" not in refused.headers
+
+
+def test_a_worker_loads_the_migration_tool_only_when_it_migrates() -> None:
+    """alembic and mako cost each worker about 8 MiB: PostgreSQL workers (no auto-migration) skip them."""
+    probe = (
+        "import sys, authserver.web.app; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
