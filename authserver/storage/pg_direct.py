@@ -130,6 +130,9 @@ class DirectPool:
             parameters.pop(name, None)
         if not statement_cache:  # PgBouncer in transaction mode: no named prepared statements
             parameters["statement_cache_size"] = 0
+        # Opening a connection is the only wait once past the semaphore: bound it here, in asyncpg.connect,
+        # rather than with acquire(timeout=...), which runs every acquire in a task of its own.
+        parameters["timeout"] = acquire_timeout
         return cls(parameters, max_size, acquire_timeout)
 
     async def _opened(self) -> asyncpg.Pool:
@@ -151,7 +154,7 @@ class DirectPool:
         except TimeoutError:
             raise PoolTimeoutError("no free connection in the token path's pool") from None
         try:
-            async with pool.acquire(timeout=self.acquire_timeout) as connection:
+            async with pool.acquire() as connection:
                 return await connection.fetchrow(statement.sql, *statement.arguments(values))
         except TimeoutError:
             raise PoolTimeoutError("no connection to the database in time") from None
