@@ -64,13 +64,10 @@ def split_pool_budget(max_size: int) -> PoolBudget:
 
 
 class Connections(Protocol):
+    """Where the statements run: ``DirectPool``, or ``EngineConnections`` when there is no budget for it."""
+
     async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
         """The statement's first row (an ``asyncpg.Record``: ``row["name"]``), or None."""
-
-    def usage(self) -> tuple[int, int]:
-        """(connections in use, connections open)."""
-
-    async def close(self) -> None: ...
 
 
 class EngineConnections:
@@ -93,12 +90,6 @@ class EngineConnections:
                 with contextlib.suppress(DBAPIError):
                     await connection.execute(select(1))
                 raise DBAPIError(None, None, error) from error
-
-    def usage(self) -> tuple[int, int]:
-        return 0, 0  # counted with the engine's pool
-
-    async def close(self) -> None:
-        return None
 
 
 async def _keep_as_is(_connection: asyncpg.Connection) -> None:
@@ -147,7 +138,7 @@ class DirectPool:
         return self._pool
 
     async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
-        pool = await self._opened()
+        pool = self._pool or await self._opened()
         try:
             async with asyncio.timeout(self.acquire_timeout):
                 await self._turns.acquire()
