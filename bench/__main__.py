@@ -247,8 +247,8 @@ class Bench:
                         result = self.measured(server, "get.lua", url + path, concurrency)
                         self.record(scenario, "—", workers, concurrency, result)
             cc_env = {"BENCH_BASIC": credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE}
-            # Without a client_credentials row, consuming runs are seeded for a generous 3,000/s.
-            cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 3000.0)
+            # Without a client_credentials row, consuming runs are seeded for a generous 5,000/s.
+            cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 5000.0)
             if "client_credentials" in self.scenarios:
                 for concurrency in self.concurrencies:
                     result = self.measured(server, "client_credentials.lua", url, concurrency, cc_env)

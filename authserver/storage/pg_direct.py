@@ -1,4 +1,4 @@
-"""PostgreSQL: the token path's one-statement writes, sent straight to asyncpg.
+"""PostgreSQL: the connections of the token path's one-statement writes, straight to asyncpg.
 
 Refresh rotation and code redemption are each one statement (the conditional UPDATE is the lock). Through
 SQLAlchemy's ``AsyncConnection.execute`` one rotation cost about 350 µs of CPU on this 2-core machine; the
@@ -9,46 +9,29 @@ pool that serves only these two statements, the rest is SQLAlchemy's, for everyt
 worker may open is unchanged, so the operator's sizing holds. Below two connections there is nothing to
 split: the statements then borrow a connection from SQLAlchemy's pool.
 
-What stays SQLAlchemy's: the SQL (compiled once from the same statements, for the asyncpg dialect), the
-connection parameters (the dialect's own, from the same URL and settings) and the errors: a failure comes
-out as ``DBAPIError`` like every other database error (503 to the client). A failure in the asyncpg pool
-also retires every connection it holds, as SQLAlchemy does with its pool when it sees a disconnect: after
-a database restart one request fails, not one per pooled connection.
+The statements are ``pg_token_writes``'; a ``WriteBatcher`` decides which run when. What stays
+SQLAlchemy's: the connection parameters (the dialect's own, from the same URL and settings) and the errors:
+a failure comes out as ``DBAPIError`` like every other database error (503 to the client). A failure in
+the asyncpg pool also retires every connection it holds, as SQLAlchemy does with its pool when it sees a
+disconnect: after a database restart one request fails, not one per pooled connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy import select
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Executable
 
 # SQLAlchemy's asyncpg adapter reads this one itself; asyncpg.connect does not take it.
 _ADAPTER_ONLY_PARAMETERS = ("prepared_statement_cache_size",)
-
-
-@dataclass(frozen=True)
-class DirectStatement:
-    sql: str
-    parameter_order: tuple[str, ...]
-
-    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[name] for name in self.parameter_order]
-
-
-def compile_direct(statement: Executable, dialect: Dialect) -> DirectStatement:
-    """The statement as SQLAlchemy would send it to asyncpg ($1, $2 ...), with its parameters' order."""
-    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    return DirectStatement(str(compiled), tuple(compiled.positiontup or ()))
 
 
 @dataclass(frozen=True)
@@ -64,25 +47,32 @@ def split_pool_budget(max_size: int) -> PoolBudget:
 
 
 class Connections(Protocol):
-    """Where the statements run: ``DirectPool``, or ``EngineConnections`` when there is no budget for it."""
+    """Where the statements run: ``DirectPool``, or ``EngineConnections`` when there is no budget for it.
+    ``slots`` statements may run at once (a ``WriteBatcher`` keeps to it); waiting for one of them gives
+    up after ``wait_timeout`` seconds."""
 
-    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
-        """The statement's first row (an ``asyncpg.Record``: ``row["name"]``), or None."""
+    slots: int
+    wait_timeout: float
+
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        """The statement's rows (``asyncpg.Record``: ``row["name"]``)."""
 
 
 class EngineConnections:
     """The statements on a connection borrowed from SQLAlchemy's pool (no budget of their own)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, slots: int = 1, wait_timeout: float = 30.0) -> None:
         self.engine = engine
+        self.slots = slots
+        self.wait_timeout = wait_timeout
 
-    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection  # the asyncpg.Connection
             assert driver is not None
             try:
-                return await driver.fetchrow(statement.sql, *statement.arguments(values))
+                return await driver.fetch(sql, *arguments)
             except Exception as error:
                 # A broken connection fails this probe inside SQLAlchemy, which then invalidates it (and
                 # the pool's older connections) and raises its own DBAPIError; a statement error leaves it
@@ -92,77 +82,130 @@ class EngineConnections:
                 raise DBAPIError(None, None, error) from error
 
 
-async def _keep_as_is(_connection: asyncpg.Connection) -> None:
-    """asyncpg's default reset (RESET ALL, UNLISTEN, CLOSE ALL ...) costs a round trip per release; these
-    connections only ever run single autocommit statements, which leave no session state behind."""
-
-
 class DirectPool:
-    """The asyncpg pool of the token path's writes. Opened lazily (a worker that never refreshes opens
-    nothing), connections made with the dialect's parameters for the engine's URL."""
+    """The asyncpg connections of the token path's writes, made with the dialect's parameters for the
+    engine's URL: all opened as the worker starts (``open_all``), or when a statement finds none idle (after
+    a failure retired them), and kept open for the next statement. Its caller (``WriteBatcher``) runs at
+    most ``slots`` statements at a time, so at most that many connections are ever open and nobody queues
+    here.
 
-    def __init__(self, connect_parameters: dict[str, Any], max_size: int, acquire_timeout: float) -> None:
+    Not asyncpg's ``Pool``: its release ran in a task of its own (``asyncio.shield``) and reset the
+    connection, a few dozen µs a statement on this path; and its queue let a request arriving just as a
+    connection came back take it ahead of the waiter woken for it (the batcher serves in arrival order)."""
+
+    def __init__(
+        self,
+        connect_parameters: dict[str, Any],
+        max_size: int,
+        acquire_timeout: float,
+        warm_up: Sequence[tuple[str, Sequence[Any]]] = (),
+    ) -> None:
         self._parameters = connect_parameters
+        self._warm_up = warm_up  # statements run on each new connection before it serves
         self.max_size = max_size
         self.acquire_timeout = acquire_timeout
-        self._pool: asyncpg.Pool | None = None
-        # First come, first served. asyncpg's pool waits on an asyncio.Queue, where a request arriving just
-        # as a connection comes back takes it before the waiter that was woken for it; under a sustained
-        # queue some waiters lose again and again (p99 155 ms against p50 9 ms, 1 worker, c=50). The
-        # semaphore queues in order and lets through only as many as there are connections.
-        self._turns = asyncio.Semaphore(max_size)
+        self._idle: list[asyncpg.Connection] = []
+        self._in_use = 0
+        self._generation = 0  # bumped by a failure: connections opened before it are retired
+        self._closing: set[asyncio.Task[None]] = set()  # connections of cancelled statements
+
+    @property
+    def slots(self) -> int:
+        return self.max_size
+
+    @property
+    def wait_timeout(self) -> float:
+        return self.acquire_timeout
 
     @classmethod
     def for_engine(
-        cls, engine: AsyncEngine, max_size: int, acquire_timeout: float, statement_cache: bool = True
+        cls,
+        engine: AsyncEngine,
+        max_size: int,
+        acquire_timeout: float,
+        statement_cache: bool = True,
+        warm_up: Sequence[tuple[str, Sequence[Any]]] = (),
     ) -> DirectPool:
         _, parameters = engine.dialect.create_connect_args(engine.url)
         for name in _ADAPTER_ONLY_PARAMETERS:
             parameters.pop(name, None)
         if not statement_cache:  # PgBouncer in transaction mode: no named prepared statements
             parameters["statement_cache_size"] = 0
-        # Opening a connection is the only wait once past the semaphore: bound it here, in asyncpg.connect,
-        # rather than with acquire(timeout=...), which runs every acquire in a task of its own.
-        parameters["timeout"] = acquire_timeout
-        return cls(parameters, max_size, acquire_timeout)
+        parameters["timeout"] = acquire_timeout  # opening a connection is the only wait here
+        return cls(parameters, max_size, acquire_timeout, warm_up)
 
-    async def _opened(self) -> asyncpg.Pool:
-        if self._pool is None:
-            pool = asyncpg.create_pool(
-                **self._parameters, min_size=0, max_size=self.max_size, reset=_keep_as_is
-            )
-            # min_size 0: initialising connects nothing, so it cannot fail and never suspends (no other
-            # task can see the pool half made). Connections open on demand, close after 5 idle minutes.
-            await pool
-            self._pool = pool
-        return self._pool
-
-    async def fetch_one(self, statement: DirectStatement, values: Mapping[str, Any]) -> Any:
-        pool = self._pool or await self._opened()
+    async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
+        generation = self._generation
+        self._in_use += 1
         try:
-            async with asyncio.timeout(self.acquire_timeout):
-                await self._turns.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError("no free connection in the token path's pool") from None
-        try:
-            async with pool.acquire() as connection:
-                return await connection.fetchrow(statement.sql, *statement.arguments(values))
+            connection = self._idle.pop() if self._idle else await self._connect()
+            try:
+                rows = await connection.fetch(sql, *arguments)
+            except asyncio.CancelledError:
+                # asyncpg asks the server to cancel the statement; the connection closes once it has (a
+                # backend waiting on a lock would not notice a socket closed under it), never reused.
+                closing = asyncio.get_running_loop().create_task(
+                    connection.close(timeout=self.acquire_timeout)
+                )
+                self._closing.add(closing)
+                closing.add_done_callback(self._closed)
+                raise
+            except BaseException:
+                connection.terminate()  # failed mid-statement: its state is unknown
+                raise
         except TimeoutError:
             raise PoolTimeoutError("no connection to the database in time") from None
         except Exception as error:
             # These statements do not fail on a healthy connection: whatever broke (a restart, a failover,
             # a network cut), the connections opened before it are suspect too.
-            await pool.expire_connections()
+            self._retire()
             raise DBAPIError(None, None, error) from error
         finally:
-            self._turns.release()
+            self._in_use -= 1
+        if generation == self._generation:
+            self._idle.append(connection)
+        else:
+            connection.terminate()
+        return rows
+
+    async def open_all(self) -> None:
+        """Opens every connection now, before the worker serves: opened on demand instead, the first
+        requests after a start waited for the connection and its warm-up (tens of ms under load). Any that
+        cannot be opened (the database is down) open on demand later; the first error is raised."""
+        missing = self.max_size - self._in_use - len(self._idle)
+        opened = await asyncio.gather(*(self._connect() for _ in range(missing)), return_exceptions=True)
+        self._idle.extend(item for item in opened if isinstance(item, asyncpg.Connection))
+        for item in opened:
+            if isinstance(item, BaseException):
+                raise item
+
+    async def _connect(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(**self._parameters)
+        try:
+            for sql, arguments in self._warm_up:
+                await connection.fetch(sql, *arguments)
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
+
+    def _closed(self, closing: asyncio.Task[None]) -> None:
+        self._closing.discard(closing)
+        if not closing.cancelled():
+            closing.exception()  # retrieved, not raised: a failed close leaves the server to drop it
+
+    def _retire(self) -> None:
+        self._generation += 1
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.terminate()
 
     def usage(self) -> tuple[int, int]:
-        if self._pool is None:
-            return 0, 0
-        size = self._pool.get_size()
-        return size - self._pool.get_idle_size(), size
+        """(connections running a statement, connections open)."""
+        return self._in_use, self._in_use + len(self._idle)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)

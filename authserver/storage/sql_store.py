@@ -1,8 +1,8 @@
 """The Store port on SQLAlchemy Core: as few round trips as possible, atomic where it matters.
 
 On PostgreSQL every operation that is a single statement runs in autocommit (no BEGIN/COMMIT round
-trips); refresh rotation and code redemption are each ONE statement (data-modifying CTEs: the conditional
-UPDATE is the lock, INSERT ... SELECT copies the grant). On SQLite they are one BEGIN IMMEDIATE
+trips); refresh rotation and code redemption are each ONE statement (``pg_token_writes``), and those that
+wait for a connection share one (``write_batches``). On SQLite they are one BEGIN IMMEDIATE
 transaction run in a single hop to the connection's thread (``sqlite_atomic``), so the write lock is held
 for microseconds. Statements are built once at import, never per call.
 """
@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import DateTime, String, and_, bindparam, case, delete, false, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from authserver.observability import metrics
 from authserver.protocol.models import (
     AuthorizationCode,
     Client,
@@ -31,6 +32,7 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.storage import pg_direct, sqlite_atomic
+from authserver.storage.pg_token_writes import CodeRedemption, Rotation, TokenWrites
 from authserver.storage.tables import (
     AuthorizationCodeRow,
     ClientRow,
@@ -38,28 +40,13 @@ from authserver.storage.tables import (
     RevokedAccessTokenRow,
     UserRow,
 )
+from authserver.storage.write_batches import Execute, WriteBatcher
 
 clients = ClientRow.__table__  # type: ignore[attr-defined]
 users = UserRow.__table__  # type: ignore[attr-defined]
 codes = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
 refresh_tokens = RefreshTokenRow.__table__  # type: ignore[attr-defined]
 revoked = RevokedAccessTokenRow.__table__  # type: ignore[attr-defined]
-
-_TIMESTAMP = DateTime(timezone=True)
-_NOW = bindparam("b_now", type_=_TIMESTAMP)
-_REFRESH_COLUMNS = [
-    "token_hash",
-    "family_id",
-    "client_id",
-    "user_id",
-    "scope",
-    "audience",
-    "auth_time",
-    "issued_at",
-    "expires_at",
-    "revoked",
-]
-_GRANT_COLUMNS = ("family_id", "user_id", "scope", "audience", "auth_time")
 
 # Reads.
 _CLIENT_BY_ID = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
@@ -68,94 +55,11 @@ _USER_BY_NAME = select(users).where(users.c.username == bindparam("b_username"))
 _REFRESH_BY_HASH = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("b_token_hash"))
 _CODE_USE = select(codes.c.family_id).where(codes.c.code_hash == bindparam("b_code_hash"))
 
-# Code redemption: any attempt uses the code up; the family is set (and the refresh token stored) only
-# when the code matches the binding and has not expired.
-_CODE_MATCHES = and_(
-    codes.c.client_id == bindparam("b_client_id", type_=String),
-    codes.c.redirect_uri == bindparam("b_redirect_uri", type_=String),
-    codes.c.code_challenge == bindparam("b_code_challenge", type_=String),
-    codes.c.expires_at > _NOW,
-)
-_CLAIM_CODE = (
-    update(codes)
-    .where(codes.c.code_hash == bindparam("b_code_hash"), codes.c.consumed_at.is_(None))
-    .values(
-        consumed_at=_NOW,
-        family_id=case((_CODE_MATCHES, bindparam("b_new_family_id", type_=String)), else_=None),
-    )
-    .returning(*codes.c)
-)
+_WRITE_NAMES = {"rotate": "refresh_rotation", "redeem": "code_redemption"}
 
 
-def _first_refresh_from(source: Any) -> Any:
-    return select(
-        bindparam("b_refresh_hash", type_=String),
-        source.c.family_id,
-        source.c.client_id,
-        source.c.user_id,
-        source.c.scope,
-        source.c.audience,
-        source.c.auth_time,
-        _NOW,
-        bindparam("b_refresh_expires_at", type_=_TIMESTAMP),
-        false(),
-    ).where(source.c.family_id.is_not(None))
-
-
-_claimed_code = _CLAIM_CODE.cte("claimed")
-_issued = (
-    insert(refresh_tokens)
-    .from_select(_REFRESH_COLUMNS, _first_refresh_from(_claimed_code))
-    .returning(refresh_tokens.c.token_hash)
-    .cte("issued")
-)
-_REDEEM_PG = (
-    select(
-        _claimed_code,
-        users.c.username.label("user_username"),
-        users.c.password_hash.label("user_password_hash"),
-        users.c.email.label("user_email"),
-        users.c.email_verified.label("user_email_verified"),
-        users.c.name.label("user_name"),
-        select(func.count()).select_from(_issued).scalar_subquery().label("issued"),
-    )
-    .select_from(_claimed_code.outerjoin(users, users.c.user_id == _claimed_code.c.user_id))
-    .add_cte(_issued)
-)
-# Refresh rotation.
-_CLAIM_REFRESH = (
-    update(refresh_tokens)
-    .where(
-        refresh_tokens.c.token_hash == bindparam("b_old_hash"),
-        refresh_tokens.c.client_id == bindparam("b_client_id", type_=String),
-        refresh_tokens.c.rotated_at.is_(None),
-        refresh_tokens.c.revoked.is_(False),
-        refresh_tokens.c.expires_at > _NOW,
-    )
-    .values(rotated_at=_NOW)
-    .returning(*(refresh_tokens.c[name] for name in _GRANT_COLUMNS))
-)
-_rotated = _CLAIM_REFRESH.cte("rotated")
-_ROTATE_PG = (
-    insert(refresh_tokens)
-    .from_select(
-        _REFRESH_COLUMNS,
-        select(
-            bindparam("b_new_hash", type_=String),
-            _rotated.c.family_id,
-            bindparam("b_client_id", type_=String),
-            _rotated.c.user_id,
-            _rotated.c.scope,
-            _rotated.c.audience,
-            _rotated.c.auth_time,
-            _NOW,
-            bindparam("b_new_expires_at", type_=_TIMESTAMP),
-            false(),
-        ),
-    )
-    .returning(*(refresh_tokens.c[name] for name in _GRANT_COLUMNS))
-    .add_cte(_rotated)
-)
+def _observe_batch(execute: Execute, size: int) -> None:
+    metrics.DB_WRITE_BATCH_SIZE.labels(_WRITE_NAMES[execute.__name__]).observe(size)
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -213,21 +117,6 @@ def _refresh_from_row(row: Any) -> RefreshToken:
     )
 
 
-def _redeem_values(
-    code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
-) -> dict[str, Any]:
-    return {
-        "b_code_hash": code_hash,
-        "b_now": now,
-        "b_client_id": binding.client_id,
-        "b_redirect_uri": binding.redirect_uri,
-        "b_code_challenge": binding.code_challenge,
-        "b_new_family_id": refresh.family_id if refresh else None,
-        "b_refresh_hash": refresh.token_hash if refresh else None,
-        "b_refresh_expires_at": refresh.expires_at if refresh else None,
-    }
-
-
 def _redeemed(
     row: Any, now: datetime, refresh: NewRefreshToken | None, *, issued: bool, user: Any = None
 ) -> Redemption[RedeemedCode]:
@@ -280,9 +169,11 @@ class SqlStore:
         self._reader = self._autocommit
         self._insert = postgresql.insert if self._postgres else sqlite.insert
         if self._postgres:
-            self._rotate_direct = pg_direct.compile_direct(_ROTATE_PG, engine.dialect)
-            self._redeem_direct = pg_direct.compile_direct(_REDEEM_PG, engine.dialect)
-            self.direct: pg_direct.Connections = direct or pg_direct.EngineConnections(self._autocommit)
+            connections = direct or pg_direct.EngineConnections(self._autocommit)
+            self._token_writes = TokenWrites(connections)
+            self.write_batches = WriteBatcher(
+                connections.slots, connections.wait_timeout, observe=_observe_batch
+            )
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:
@@ -346,10 +237,20 @@ class SqlStore:
     async def redeem_authorization_code(
         self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
     ) -> Redemption[RedeemedCode]:
-        values = _redeem_values(code_hash, now, binding, refresh)
         if self._postgres:
-            # One statement, one round trip: claim the code, store the refresh token, read the user.
-            record = await self.direct.fetch_one(self._redeem_direct, values)
+            # One statement (shared with other redemptions waiting for a connection): claim the code,
+            # store the refresh token, read the user.
+            redemption = CodeRedemption(
+                code_hash,
+                binding.client_id,
+                binding.redirect_uri,
+                binding.code_challenge,
+                refresh.family_id if refresh else None,
+                refresh.token_hash if refresh else None,
+                refresh.expires_at if refresh else None,
+                now,
+            )
+            record = await self.write_batches.submit(self._token_writes.redeem, code_hash, redemption)
             if record is None:
                 async with self._reader.connect() as connection:
                     return await self._redemption_refused(connection, code_hash)
@@ -389,17 +290,12 @@ class SqlStore:
     async def rotate_refresh_token(
         self, old_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
-        values = {
-            "b_old_hash": old_hash,
-            "b_client_id": client_id,
-            "b_now": now,
-            "b_new_hash": successor.token_hash,
-            "b_new_expires_at": successor.expires_at,
-        }
         if self._postgres:
-            # One statement, one round trip: the conditional UPDATE is the lock (of two concurrent
-            # rotations exactly one claims the row), the INSERT ... SELECT copies the family's grant.
-            record = await self.direct.fetch_one(self._rotate_direct, values)
+            # One statement (shared with other rotations waiting for a connection): the conditional
+            # UPDATE is the lock (of two rotations of one token exactly one claims the row), the
+            # INSERT ... SELECT copies the family's grant.
+            rotation = Rotation(old_hash, client_id, successor.token_hash, successor.expires_at, now)
+            record = await self.write_batches.submit(self._token_writes.rotate, old_hash, rotation)
             if record is None:
                 current = await self.get_refresh_token(old_hash)
                 return Redemption(RedemptionOutcome.REFUSED, current)

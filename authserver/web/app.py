@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         app.state.services = services
         try:
             await services.sync_revocations()
+            if services.direct is not None:
+                await services.direct.open_all()
         except Exception as error:  # the database may be down at start; readiness says so, the loop retries
-            logging.getLogger(__name__).warning("revocations not loaded yet: %s", type(error).__name__)
+            logging.getLogger(__name__).warning("database not reached at start: %s", type(error).__name__)
         services.start_background()
         # Everything built so far (modules, routes, compiled statements, keys) lives as long as the
         # worker: move it out of the collector's way so full collections only walk per-request garbage.

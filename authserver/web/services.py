@@ -25,6 +25,7 @@ from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
 from authserver.ratelimit import RateLimiter
+from authserver.storage import pg_token_writes
 from authserver.storage.client_cache import ClientCache
 from authserver.storage.client_registry import ClientRegistry
 from authserver.storage.engine import create_engine, database_url
@@ -175,4 +176,6 @@ def _database(settings: Settings) -> tuple[AsyncEngine, DirectPool | None]:
     if not budget.direct:
         return engine, None
     timeout = settings.db_pool_timeout.total_seconds()
-    return engine, DirectPool.for_engine(engine, budget.direct, timeout, settings.db_statement_cache)
+    return engine, DirectPool.for_engine(
+        engine, budget.direct, timeout, settings.db_statement_cache, warm_up=pg_token_writes.WARM_UP
+    )

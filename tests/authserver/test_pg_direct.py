@@ -1,6 +1,6 @@
-"""The token path's own asyncpg pool (PostgreSQL): it never opens more than its share of the worker's
-connection budget, a broken connection costs one failed request (a 503), and a pool with no free connection
-gives up after the pool timeout like SQLAlchemy's does."""
+"""The token path's own asyncpg connections (PostgreSQL): they open as the worker starts, never more than
+its share of the worker's connection budget (with the write batcher in front, as in the server), and a
+broken connection costs one failed request (a 503)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from authserver.storage.pg_direct import DirectPool, DirectStatement, split_pool_budget
-from tests.support.postgres import PG_BIN, PostgresCluster
+from authserver.storage.pg_direct import DirectPool, split_pool_budget
+from authserver.storage.write_batches import WriteBatcher
+from tests.support.postgres import PG_BIN, PostgresCluster, free_port
 
 LOCK_KEY = 4242
 # Waits for the test's advisory lock: the statement holds its connection for as long as the test decides.
-_BLOCKED = DirectStatement("SELECT pg_backend_pid() AS pid, pg_advisory_lock_shared($1) AS locked", ("key",))
-_PID = DirectStatement("SELECT pg_backend_pid() AS pid", ())
+_BLOCKED = "SELECT pg_backend_pid() AS pid, pg_advisory_lock_shared($1) AS locked"
+_PID = "SELECT pg_backend_pid() AS pid"
 
 
 @pytest.mark.parametrize(
@@ -84,67 +84,91 @@ def _terminate(engine: AsyncEngine, pids: set[int]) -> None:
     )
 
 
-async def _held(pool: DirectPool, admin: asyncpg.Connection, count: int) -> list[asyncio.Task[Any]]:
-    """``count`` statements, as many as the pool allows running, all held until the test's unlock."""
-    await admin.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
-    statements = [asyncio.create_task(pool.fetch_one(_BLOCKED, {"key": LOCK_KEY})) for _ in range(count)]
-    await _waiting_on_lock(admin, min(count, pool.max_size))
-    return statements
+async def _other_backends(admin: asyncpg.Connection) -> set[int]:
+    """The backends of the test's database other than the test's own connection."""
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    return {row["pid"] for row in rows}
 
 
-async def _release(admin: asyncpg.Connection, statements: list[asyncio.Task[Any]]) -> list[Any]:
-    await admin.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-    return await asyncio.gather(*statements)
+async def _pid(pool: DirectPool) -> int:
+    return int((await pool.fetch(_PID, []))[0]["pid"])
 
 
-async def test_concurrent_statements_share_at_most_the_pools_share(
+def _blocked_statements(pool: DirectPool) -> object:
+    """A kind of write that runs one statement per batch, held on the test's advisory lock."""
+
+    async def execute(items: list[Any]) -> list[Any]:
+        rows = await pool.fetch(_BLOCKED, [LOCK_KEY])
+        return [rows[0]["pid"]] * len(items)
+
+    return execute
+
+
+async def test_concurrent_writes_use_at_most_the_pools_share(
     engine: AsyncEngine, admin: asyncpg.Connection
 ) -> None:
     pool = DirectPool.for_engine(engine, max_size=2, acquire_timeout=10)
+    batcher = WriteBatcher(pool.slots, pool.wait_timeout)
+    execute = _blocked_statements(pool)
     try:
-        statements = await _held(pool, admin, 12)
-        assert pool.usage() == (2, 2)  # two statements run; ten wait for a connection, none opens a third
-        rows = await _release(admin, statements)
-        assert len({row["pid"] for row in rows}) == 2
-        assert pool.usage() == (0, 2)
+        await admin.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        writes = [asyncio.create_task(batcher.submit(execute, n, n)) for n in range(12)]  # type: ignore[arg-type]
+        await _waiting_on_lock(admin, 2)
+        assert pool.usage() == (2, 2)  # two statements run; ten writes wait, none opens a third connection
+        await admin.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        pids = set(await asyncio.gather(*writes))
+        assert len(pids) <= 2 and pool.usage() == (0, 2)
     finally:
         await pool.close()
 
 
-async def test_requests_are_served_in_arrival_order_under_a_sustained_queue(
+async def test_every_connection_opens_before_the_worker_serves(
     engine: AsyncEngine, admin: asyncpg.Connection
 ) -> None:
-    """New requests keep arriving, one per event-loop turn, while statements complete: none may be served
-    ahead of one that was already waiting. (asyncpg's own pool waits on an asyncio.Queue, where a newcomer
-    that runs just after a release takes the connection from the waiter woken for it: some waiters then
-    lose again and again, the latency tail.)"""
-    await admin.execute("CREATE SEQUENCE turns")
-    pool = DirectPool.for_engine(engine, max_size=1, acquire_timeout=30)
-    next_turn = DirectStatement("SELECT nextval('turns') AS turn", ())
-    turns: dict[int, int] = {}  # arrival -> turn at the database
-
-    async def request(arrival: int) -> None:
-        turns[arrival] = (await pool.fetch_one(next_turn, {}))["turn"]
-
+    pool = DirectPool.for_engine(
+        engine, max_size=3, acquire_timeout=5, warm_up=[("SELECT $1::text[] AS warmed", [[]])]
+    )
     try:
-        requests = []
-        for arrival in range(150):
-            requests.append(asyncio.create_task(request(arrival)))
-            await asyncio.sleep(0)  # one loop turn: completions and arrivals interleave
-        await asyncio.gather(*requests)
+        await pool.open_all()
+        assert pool.usage() == (0, 3)
+        assert len(await _other_backends(admin)) == 3
+        await pool.open_all()  # already open: nothing more
+        assert pool.usage() == (0, 3)
     finally:
         await pool.close()
-    served = [arrival for arrival, _ in sorted(turns.items(), key=lambda item: item[1])]
-    assert served == sorted(served)
 
 
-async def test_no_free_connection_is_a_pool_timeout(engine: AsyncEngine, admin: asyncpg.Connection) -> None:
-    pool = DirectPool.for_engine(engine, max_size=1, acquire_timeout=0.2)
+async def test_a_database_down_at_start_is_an_error_and_connections_open_later(engine: AsyncEngine) -> None:
+    unreachable = engine.url.set(port=free_port())
+    pool = DirectPool.for_engine(create_async_engine(unreachable), max_size=2, acquire_timeout=5)
+    with pytest.raises(OSError):
+        await pool.open_all()
+    assert pool.usage() == (0, 0)
+    pool._parameters["port"] = engine.url.port  # the database is back
+    assert await _pid(pool) > 0
+    await pool.close()
+
+
+async def test_a_statement_cancelled_midway_closes_its_connection(
+    engine: AsyncEngine, admin: asyncpg.Connection
+) -> None:
+    pool = DirectPool.for_engine(engine, max_size=1, acquire_timeout=5)
     try:
-        holder = await _held(pool, admin, 1)
-        with pytest.raises(PoolTimeoutError):
-            await pool.fetch_one(_PID, {})
-        await _release(admin, holder)
+        await admin.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        statement = asyncio.create_task(pool.fetch(_BLOCKED, [LOCK_KEY]))
+        await _waiting_on_lock(admin, 1)
+        statement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await statement
+        assert pool.usage() == (0, 0)  # its state unknown: never handed to another statement
+        deadline = time.monotonic() + 10
+        while await _other_backends(admin) and time.monotonic() < deadline:  # noqa: ASYNC110 - the server
+            await asyncio.sleep(0.02)  # state is polled: it sees the close in its own time
+        assert not await _other_backends(admin), "the cancelled statement's connection stayed open"
+        await admin.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        assert await _pid(pool) > 0
     finally:
         await pool.close()
 
@@ -154,15 +178,18 @@ async def test_after_a_restart_one_statement_fails_and_the_next_reconnects(
 ) -> None:
     pool = DirectPool.for_engine(engine, max_size=2, acquire_timeout=5)
     try:
-        old = {row["pid"] for row in await _release(admin, await _held(pool, admin, 2))}
+        await pool.open_all()
         assert pool.usage() == (0, 2)
+        old = await _other_backends(admin)
+        assert len(old) == 2
         # Every pooled connection dies, as in a restart or a failover. Blocking, on purpose: the event loop
         # must not see the sockets close before the next statement, as it would not on a network cut.
         _terminate(engine, old)
         with pytest.raises(DBAPIError):
-            await pool.fetch_one(_PID, {})
+            await _pid(pool)
         # The failure retired the other dead connection too: the very next statement runs on a new one.
-        assert (await pool.fetch_one(_PID, {}))["pid"] not in old
+        assert await _pid(pool) not in old
+        assert pool.usage() == (0, 1)
     finally:
         await pool.close()
 
@@ -172,6 +199,6 @@ async def test_without_a_statement_cache_it_works_behind_a_transaction_pooler(en
     try:
         assert pool._parameters["statement_cache_size"] == 0
         assert "prepared_statement_cache_size" not in pool._parameters  # SQLAlchemy's own, not asyncpg's
-        assert (await pool.fetch_one(_PID, {}))["pid"] > 0
+        assert await _pid(pool) > 0
     finally:
         await pool.close()

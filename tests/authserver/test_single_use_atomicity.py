@@ -4,17 +4,17 @@ revoke the family, and a refused request consumes nothing it should not (both da
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.protocol.models import CodeBinding, NewRefreshToken, RedemptionOutcome
-from authserver.storage.sql_store import SqlStore, codes, refresh_tokens
+from authserver.storage.sql_store import SqlStore, codes
 from tests.support.oauth import authorize_code, pkce_pair, register
+from tests.support.refresh_tokens import insert_refresh_token
 
 REDIRECT = "http://127.0.0.1:9999/callback"
 
@@ -128,28 +128,6 @@ async def test_refused_requests_do_not_consume_the_refresh_token(app_client, web
     assert narrowed.json()["scope"] == "read"
 
 
-async def _seed_refresh(store: SqlStore, client_id: str, **overrides: object) -> str:
-    value = new_opaque_token()
-    now = datetime.now(UTC)
-    row = {
-        "token_hash": token_hash(value),
-        "family_id": uuid.uuid4().hex,
-        "client_id": client_id,
-        "user_id": None,
-        "scope": "read",
-        "audience": "https://api.example.com",
-        "auth_time": None,
-        "issued_at": now,
-        "expires_at": now + timedelta(hours=1),
-        "rotated_at": None,
-        "revoked": False,
-        **overrides,
-    }
-    async with store.engine.begin() as connection:
-        await connection.execute(insert(refresh_tokens).values(**row))
-    return value
-
-
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -161,7 +139,7 @@ async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
     app_client, web_client, overrides, message
 ) -> None:
     store = _store(app_client)
-    value = await _seed_refresh(store, web_client, **overrides)
+    value = await insert_refresh_token(store, web_client, **overrides)
     response = await _refresh(app_client, web_client, value)
     assert response.status_code == 400 and response.json()["error_description"] == message
     current = await store.get_refresh_token(token_hash(value))
@@ -170,7 +148,7 @@ async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
 
 async def test_store_rotation_copies_the_grant_and_refuses_a_second_use(app_client, web_client) -> None:
     store = _store(app_client)
-    value = await _seed_refresh(store, web_client, user_id="u-1", auth_time=1234)
+    value = await insert_refresh_token(store, web_client, user_id="u-1", auth_time=1234)
     successor = NewRefreshToken(token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2))
     now = datetime.now(UTC)
     rotated = await store.rotate_refresh_token(token_hash(value), web_client, successor, now)

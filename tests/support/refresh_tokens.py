@@ -1,0 +1,35 @@
+"""Refresh tokens written straight into a store's database, for tests that need them in a given state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert
+
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.storage.sql_store import SqlStore, refresh_tokens
+
+
+async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: object) -> str:
+    """A live refresh token of ``client_id`` in a family of its own (``overrides`` change any column);
+    its value."""
+    value = new_opaque_token()
+    now = datetime.now(UTC)
+    row = {
+        "token_hash": token_hash(value),
+        "family_id": uuid.uuid4().hex,
+        "client_id": client_id,
+        "user_id": None,
+        "scope": "read",
+        "audience": "https://api.example.com",
+        "auth_time": None,
+        "issued_at": now,
+        "expires_at": now + timedelta(hours=1),
+        "rotated_at": None,
+        "revoked": False,
+        **overrides,
+    }
+    async with store.engine.begin() as connection:
+        await connection.execute(insert(refresh_tokens).values(**row))
+    return value
