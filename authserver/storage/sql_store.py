@@ -3,8 +3,9 @@
 On PostgreSQL every operation that is a single statement runs in autocommit (no BEGIN/COMMIT round
 trips); refresh rotation and code redemption are each ONE statement (``pg_token_writes``), and those that
 wait for a connection share one (``write_batches``). On SQLite they are one BEGIN IMMEDIATE
-transaction run in a single hop to the connection's thread (``sqlite_atomic``), so the write lock is held
-for microseconds. Statements are built once at import, never per call.
+transaction (shared by the writes waiting for this worker's turn) run in a single hop to the connection's
+thread (``sqlite_atomic``), so the write lock is held for microseconds. Statements are built once at
+import, never per call.
 """
 
 from __future__ import annotations
@@ -174,6 +175,10 @@ class SqlStore:
             self.write_batches = WriteBatcher(
                 connections.slots, connections.wait_timeout, observe=_observe_batch
             )
+        else:
+            self._sqlite_writes = sqlite_atomic.TokenWrites(engine)
+            wait_timeout = getattr(engine.pool, "timeout", lambda: 30.0)()
+            self.write_batches = WriteBatcher(1, wait_timeout, observe=_observe_batch)
 
     async def ping(self) -> None:
         async with self._reader.connect() as connection:
@@ -256,16 +261,16 @@ class SqlStore:
                     return await self._redemption_refused(connection, code_hash)
             row = SimpleNamespace(**record)
             return _redeemed(row, now, refresh, issued=bool(row.issued))
-        outcome, record, user = await sqlite_atomic.run(
-            self.engine,
-            sqlite_atomic.redeem_code(
-                code_hash,
-                now,
-                binding.client_id,
-                binding.redirect_uri,
-                binding.code_challenge,
-                (refresh.token_hash, refresh.family_id or "", refresh.expires_at) if refresh else None,
-            ),
+        redemption = sqlite_atomic.redeem_code(
+            code_hash,
+            now,
+            binding.client_id,
+            binding.redirect_uri,
+            binding.code_challenge,
+            (refresh.token_hash, refresh.family_id or "", refresh.expires_at) if refresh else None,
+        )
+        outcome, record, user = await self.write_batches.submit(
+            self._sqlite_writes.redeem, code_hash, redemption
         )
         if outcome == "unknown":
             return Redemption(RedemptionOutcome.UNKNOWN)
@@ -301,12 +306,12 @@ class SqlStore:
                 return Redemption(RedemptionOutcome.REFUSED, current)
             row = SimpleNamespace(**record)
         else:
-            # SQLite: the whole transaction in one hop to the connection's thread.
-            rotated, found = await sqlite_atomic.run(
-                self.engine,
-                sqlite_atomic.rotate_refresh(
-                    old_hash, client_id, successor.token_hash, successor.expires_at, now
-                ),
+            # SQLite: with the other writes waiting for this worker's turn, in one transaction, one hop.
+            rotation_work = sqlite_atomic.rotate_refresh(
+                old_hash, client_id, successor.token_hash, successor.expires_at, now
+            )
+            rotated, found = await self.write_batches.submit(
+                self._sqlite_writes.rotate, old_hash, rotation_work
             )
             if not rotated:
                 return Redemption(RedemptionOutcome.REFUSED, _refresh_from_row(found) if found else None)

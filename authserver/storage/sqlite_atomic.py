@@ -21,7 +21,7 @@ import fcntl
 import os
 import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -64,6 +64,29 @@ async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T
             return await driver._execute(_transaction, driver._conn, work, lock_path)
         except sqlite3.Error as error:
             raise DBAPIError(None, None, error) from error
+
+
+class TokenWrites:
+    """The token path's writes that wait for this worker's turn share its next transaction: one hop to the
+    connection's thread, one lock, one commit for all of them (``WriteBatcher``, one slot per worker; more
+    would only queue on the lock file). Each write runs exactly as it would alone; a failure rolls back and
+    fails the whole batch, like any database error (503)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def rotate(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        return await run(self.engine, _each(works))
+
+    async def redeem(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        return await run(self.engine, _each(works))
+
+
+def _each(works: Sequence[Callable[[sqlite3.Connection], Any]]) -> Callable[[sqlite3.Connection], list[Any]]:
+    def work(connection: sqlite3.Connection) -> list[Any]:
+        return [each(connection) for each in works]
+
+    return work
 
 
 def write_lock_path(database: str | None) -> str | None:

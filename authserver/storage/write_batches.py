@@ -87,6 +87,8 @@ class WriteBatcher:
             items = [item, *(waiting.item for waiting in followers)]
             try:
                 results = await execute(items)
+                if len(results) != len(items):
+                    raise RuntimeError(f"{len(items)} writes, {len(results)} results")
             except BaseException as error:
                 failure = error if isinstance(error, Exception) else DBAPIError(None, None, error)  # type: ignore[arg-type]
                 for waiting in followers:

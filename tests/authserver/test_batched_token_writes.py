@@ -1,6 +1,6 @@
-"""PostgreSQL: rotations and redemptions that wait for a connection share one statement, and each one's
-outcome is exactly what it would have been alone (real database; the worker's token-path share of the pool
-is one connection, so everything but the first write waits and batches)."""
+"""Rotations and redemptions that wait for their turn share one statement (PostgreSQL) or one transaction
+(SQLite), and each one's outcome is exactly what it would have been alone (real databases; the worker's
+token-path share of the pool is one connection, so everything but the first write waits and batches)."""
 
 from __future__ import annotations
 
@@ -25,24 +25,23 @@ from authserver.protocol.models import (
 from authserver.protocol.pkce import s256
 from authserver.storage.sql_store import SqlStore, codes, refresh_tokens
 from authserver.web.app import create_app
-from tests.conftest import make_settings
-from tests.support.postgres import PostgresCluster
+from tests.conftest import BACKENDS, database_url_for, make_settings
 from tests.support.refresh_tokens import insert_refresh_token
 
 CLIENT = "batch-client"
 REDIRECT = "http://127.0.0.1:9/cb"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS)
 async def store(
-    postgres_cluster: PostgresCluster, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[SqlStore]:
-    url = postgres_cluster.create_database(f"b_{uuid.uuid4().hex[:12]}")
-    settings = make_settings(Path(tmp_path_factory.mktemp("batched")), url, db_pool_max_size=2)
-    app = create_app(settings)
+    directory = Path(tmp_path_factory.mktemp(f"batched-{request.param}"))
+    url = database_url_for(request.param, directory, lambda: request.getfixturevalue("postgres_cluster"))
+    app = create_app(make_settings(directory, url, db_pool_max_size=2))
     async with app.router.lifespan_context(app):
         services = app.state.services
-        assert services.direct is not None and services.direct.slots == 1
+        assert services.store.write_batches.slots == 1
         yield services.store
 
 

@@ -246,3 +246,22 @@ async def test_a_batch_is_never_larger_than_its_limit() -> None:
         if writes.running:
             writes.open_next()
     assert [len(batch) for batch in writes.batches] == [1, 3, 3, 1]
+
+
+async def test_an_execute_that_loses_a_result_fails_its_whole_batch_instead_of_leaving_anyone_waiting() -> (
+    None
+):
+    batcher, writes = WriteBatcher(slots=1, wait_timeout=5), GatedWrites()
+    first = asyncio.create_task(batcher.submit(writes.execute, "a", "a"))
+    await writes.started(1)
+
+    async def short(items: Sequence[Any]) -> list[Any]:
+        return list(items)[1:]
+
+    waiting = [asyncio.create_task(batcher.submit(short, key, key)) for key in ("b", "c")]
+    await _turns()
+    writes.open_next()
+    outcomes = await asyncio.gather(first, *waiting, return_exceptions=True)
+    assert outcomes[0] == "write:a"
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes[1:])
+    assert batcher.in_use == 0
