@@ -62,5 +62,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=15000")
+        # No checkpoint inside a commit: the one that crossed 1,000 pages of log copied them into the
+        # database and synced it while holding the write lock (commits of 100-300 ms under load). The
+        # server checkpoints in the background instead (SqlStore.checkpoint); the last connection to close
+        # checkpoints too.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

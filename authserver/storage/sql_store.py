@@ -374,6 +374,12 @@ class SqlStore:
         newest = max((aware(row.revoked_at) for row in rows), default=since)  # type: ignore[type-var]
         return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
 
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database without waiting for anyone (PASSIVE), on the
+        connection's thread, outside any write transaction (the server runs it every second)."""
+        async with self.engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay)."""
         async with self.engine.begin() as connection:

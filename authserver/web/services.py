@@ -75,6 +75,8 @@ class Services:
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
         ]
+        if self.engine.dialect.name == "sqlite":  # its commits no longer checkpoint the log themselves
+            self._tasks.append(asyncio.create_task(self._every(timedelta(seconds=1), self.store.checkpoint)))
 
     async def stop(self) -> None:
         for task in self._tasks:
