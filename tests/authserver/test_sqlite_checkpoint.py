@@ -3,15 +3,15 @@ that crossed 1,000 pages, with the write lock held); the server's background che
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert
 
+from authserver.crypto.opaque_tokens import new_opaque_token
 from authserver.storage.sql_store import refresh_tokens
 from authserver.web.app import create_app
 from tests.conftest import make_settings
+from tests.support.refresh_tokens import refresh_token_row
 
 
 def _size(path: Path) -> int:
@@ -19,22 +19,8 @@ def _size(path: Path) -> int:
 
 
 def _rows(count: int) -> list[dict[str, object]]:
-    now = datetime.now(UTC)
     return [
-        {
-            "token_hash": uuid.uuid4().hex * 2,
-            "family_id": uuid.uuid4().hex,
-            "client_id": "checkpoint-client",
-            "user_id": None,
-            "scope": "read " * 20,
-            "audience": "https://api.example.com",
-            "auth_time": None,
-            "issued_at": now,
-            "expires_at": now + timedelta(hours=1),
-            "rotated_at": None,
-            "revoked": False,
-        }
-        for _ in range(count)
+        refresh_token_row("checkpoint-client", new_opaque_token(), scope="read " * 20) for _ in range(count)
     ]
 
 

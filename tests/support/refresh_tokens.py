@@ -11,12 +11,10 @@ from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.storage.sql_store import SqlStore, refresh_tokens
 
 
-async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: object) -> str:
-    """A live refresh token of ``client_id`` in a family of its own (``overrides`` change any column);
-    its value."""
-    value = new_opaque_token()
+def refresh_token_row(client_id: str, value: str, **overrides: object) -> dict[str, object]:
+    """The refresh_tokens row of a live token ``value`` of ``client_id``, in a family of its own."""
     now = datetime.now(UTC)
-    row = {
+    return {
         "token_hash": token_hash(value),
         "family_id": uuid.uuid4().hex,
         "client_id": client_id,
@@ -30,6 +28,14 @@ async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: obj
         "revoked": False,
         **overrides,
     }
+
+
+async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: object) -> str:
+    """A live refresh token of ``client_id`` in a family of its own (``overrides`` change any column);
+    its value."""
+    value = new_opaque_token()
     async with store.engine.begin() as connection:
-        await connection.execute(insert(refresh_tokens).values(**row))
+        await connection.execute(
+            insert(refresh_tokens).values(**refresh_token_row(client_id, value, **overrides))
+        )
     return value
