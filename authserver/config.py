@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from authserver.durations import parse_duration
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     )
     db_pool_min_size: int = Field(1, ge=0, description="Connections each worker keeps open.")
     db_pool_max_size: int = Field(10, ge=1, description="Most connections one worker may open.")
+    db_write_connections: int = Field(
+        1,
+        ge=1,
+        description="Of db_pool_max_size, connections that serve only refresh and code writes (PostgreSQL).",
+    )
     db_pool_timeout: Duration = Field(
         timedelta(seconds=3), description="Wait for a free connection, then 503."
     )
@@ -136,6 +141,17 @@ class Settings(BaseSettings):
             raise ValueError("AUTHSERVER_ADMIN_TOKEN must be at least 16 characters")
         return value
 
+    @model_validator(mode="after")
+    def _write_connections_leave_room(self) -> Settings:
+        # With a pool of one connection nothing is split (the writes borrow it); otherwise the rest must
+        # keep at least one connection for everything else, or logins and registrations would starve.
+        if self.db_pool_max_size >= 2 and self.db_write_connections >= self.db_pool_max_size:
+            raise ValueError(
+                f"AUTHSERVER_DB_WRITE_CONNECTIONS ({self.db_write_connections}) must be below "
+                f"AUTHSERVER_DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -160,7 +176,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problems = "; ".join(
+            # A check across settings (loc empty) names its settings in its own message.
             f"AUTHSERVER_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            if item["loc"]
+            else item["msg"].removeprefix("Value error, ")
             for item in error.errors(include_input=False, include_url=False)
         )
         raise SettingsError(f"invalid configuration: {problems}") from None

@@ -4,10 +4,18 @@ Refresh rotation and code redemption are each one statement (the conditional UPD
 SQLAlchemy's ``AsyncConnection.execute`` one rotation cost about 350 µs of CPU on this 2-core machine; the
 same SQL on an asyncpg connection about 65 µs. Checking that connection out of SQLAlchemy's pool still
 cost 70-90 µs (greenlet switches, a shielded close task, three event-loop turns); from an asyncpg pool,
-about 25 µs. So the worker's connection budget is split (``split_pool_budget``): half of it is an asyncpg
-pool that serves only these two statements, the rest is SQLAlchemy's, for everything else. The total a
-worker may open is unchanged, so the operator's sizing holds. Below two connections there is nothing to
-split: the statements then borrow a connection from SQLAlchemy's pool.
+about 25 µs. So the worker's connection budget is split (``split_pool_budget``): ``db_write_connections``
+of it (one by default) are asyncpg connections that serve only these two statements, the rest is
+SQLAlchemy's, for everything else. The total a worker may open is unchanged, so the operator's sizing
+holds. Below two connections there is nothing to split: the statements then borrow a connection from
+SQLAlchemy's pool.
+
+One write connection is the default because writes that find it busy share the next statement
+(``WriteBatcher``): on 2 cores at c=50 one connection gave batches of 11-12 writes and the best throughput
+and p99 (authorization_code 4,052-4,381/s, p99 20.5-21.7 ms), against 5-6 per batch with two connections
+(3,295-4,014/s, 23.6-26.7 ms) and 2-4 with three or five (3,113-3,636/s, 25-32 ms): PostgreSQL spends about
+half the CPU per row in a batch, and the worker makes fewer round trips. More connections only pay off when
+the database is far enough away that a round trip, not CPU, bounds the writes.
 
 The statements are ``pg_token_writes``'; a ``WriteBatcher`` decides which run when. What stays
 SQLAlchemy's: the connection parameters (the dialect's own, from the same URL and settings) and the errors:
@@ -40,9 +48,12 @@ class PoolBudget:
     direct: int  # the asyncpg pool of the token path's writes; 0: none, they borrow from the engine's
 
 
-def split_pool_budget(max_size: int) -> PoolBudget:
-    """One worker's ``db_pool_max_size``, shared by the two pools; never more in total."""
-    direct = max_size // 2 if max_size >= 2 else 0
+def split_pool_budget(max_size: int, write_connections: int = 1) -> PoolBudget:
+    """One worker's ``db_pool_max_size``, shared by the two pools; never more in total, and never less than
+    one connection for the engine (``Settings`` refuses a ``write_connections`` that leaves none)."""
+    if max_size < 2:
+        return PoolBudget(engine=max_size, direct=0)
+    direct = min(write_connections, max_size - 1)
     return PoolBudget(engine=max_size - direct, direct=direct)
 
 

@@ -173,7 +173,7 @@ def _database(settings: Settings) -> tuple[AsyncEngine, DirectPool | None]:
     """The engine and, on PostgreSQL with room for it, the token path's own pool (``pg_direct``)."""
     if database_url(settings).get_backend_name() != "postgresql":
         return create_engine(settings), None
-    budget = split_pool_budget(settings.db_pool_max_size)
+    budget = split_pool_budget(settings.db_pool_max_size, settings.db_write_connections)
     engine = create_engine(settings, budget.engine)
     if not budget.direct:
         return engine, None

@@ -34,6 +34,23 @@ def test_durations_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert settings.cors_allowed_origins == ["https://a.example.com", "https://b.example.com"]
 
 
+def test_write_connections_must_leave_the_engine_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHSERVER_DB_POOL_MAX_SIZE", "4")
+    monkeypatch.setenv("AUTHSERVER_DB_WRITE_CONNECTIONS", "4")
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "invalid configuration: AUTHSERVER_DB_WRITE_CONNECTIONS (4) must be below "
+        "AUTHSERVER_DB_POOL_MAX_SIZE (4)"
+    )
+    monkeypatch.setenv("AUTHSERVER_DB_WRITE_CONNECTIONS", "3")
+    assert load_settings().db_write_connections == 3
+    # A pool of one is not split: the writes borrow its connection, whatever the default says.
+    monkeypatch.setenv("AUTHSERVER_DB_POOL_MAX_SIZE", "1")
+    monkeypatch.delenv("AUTHSERVER_DB_WRITE_CONNECTIONS")
+    assert load_settings().db_write_connections == 1
+
+
 def test_cli_exits_2_with_the_problem_on_bad_configuration(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "authserver", "migrate"],

@@ -27,10 +27,11 @@ _PID = "SELECT pg_backend_pid() AS pid"
 
 
 @pytest.mark.parametrize(
-    ("max_size", "engine", "direct"), [(1, 1, 0), (2, 1, 1), (3, 2, 1), (10, 5, 5), (11, 6, 5)]
+    ("max_size", "writes", "engine", "direct"),
+    [(1, 1, 1, 0), (2, 1, 1, 1), (10, 1, 9, 1), (10, 3, 7, 3), (4, 9, 1, 3)],
 )
-def test_the_budget_is_split_never_exceeded(max_size: int, engine: int, direct: int) -> None:
-    budget = split_pool_budget(max_size)
+def test_the_budget_is_split_never_exceeded(max_size: int, writes: int, engine: int, direct: int) -> None:
+    budget = split_pool_budget(max_size, writes)
     assert (budget.engine, budget.direct) == (engine, direct)
     assert budget.engine + budget.direct == max_size
 
