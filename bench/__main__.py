@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import login as login_bench
-from bench import processes, profile, report, seed, wrk
+from bench import processes, profile, report, seed, wal, wrk
 from bench.processes import Server, clean_environment
 from tests.support.postgres import free_port
 
@@ -117,7 +117,7 @@ class Bench:
             from tests.support.postgres import PostgresCluster
 
             log("starting a throwaway PostgreSQL 15 cluster")
-            self._cluster = PostgresCluster()
+            self._cluster = PostgresCluster(durable=True)  # every commit flushed, as users run it
             self._cluster.start()
             self._cluster.wait_until_accepting()
             database = Database(kind, directory, self._cluster.create_database("authyard_bench"))
@@ -182,6 +182,8 @@ class Bench:
             "cpu_us_per_request": result.get("cpu_us_per_request"),
             "machine_cpu_us_per_request": result.get("machine_cpu_us_per_request"),
             "worker_cpu_wait_share": result.get("worker_cpu_wait_share"),
+            "wal_flushes": result.get("wal_flushes"),
+            "wal_flush_ms_mean": result.get("wal_flush_ms_mean"),
             "ratio": None,
             "wrk": result,
         }
@@ -191,6 +193,11 @@ class Bench:
             f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}"
             + (f"  EXHAUSTED {result['exhausted']}" if result.get("exhausted") else "")
             + (f"  {result['cpu_us_per_request']:.0f} us CPU/req" if result.get("cpu_us_per_request") else "")
+            + (
+                f"  WAL flushes {result['wal_flushes']}, mean {result['wal_flush_ms_mean']:.2f} ms"
+                if result.get("wal_flush_ms_mean") is not None
+                else ""
+            )
         )
         return row
 
@@ -305,8 +312,13 @@ class Bench:
         concurrency bounds what a consuming grant can reach), then spends each once."""
         count = min(MAX_SEEDED, max(1000, math.ceil(cc_rates[concurrency] * self.duration * 1.5) + 500))
         env = self.seed_consumable(scenario, server, database, count)
+        postgres = database.kind == "postgresql"
         try:
+            flushes_before = wal.wal_flushes(database.url) if postgres else None
             result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
+            if flushes_before is not None:
+                flushes = wal.wal_flushes(database.url).since(flushes_before)
+                result["wal_flushes"], result["wal_flush_ms_mean"] = flushes.count, flushes.mean_ms
         finally:
             Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
         self.record(scenario, database.kind, workers, concurrency, result)

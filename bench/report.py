@@ -36,9 +36,10 @@ def _number(value: float, digits: int = 0) -> str:
 
 def matrix_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | errors | vs ceiling "
-        "| worker CPU µs/req | machine CPU µs/req | workers waiting for a CPU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | max ms | errors "
+        "| vs ceiling | worker CPU µs/req | machine CPU µs/req | workers waiting for a CPU "
+        "| WAL flush ms (mean) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         errors = str(row["errors"])
@@ -51,10 +52,14 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
         name = f"{row['scenario']} ({row['when']})" if row.get("when") else row["scenario"]
         wait = row.get("worker_cpu_wait_share")
         wait_text = "—" if wait is None else f"{wait:.0%}"
+        slowest = row.get("wrk", {}).get("max_ms")
+        slowest_text = "—" if slowest is None else _number(slowest, 1)
+        flush = row.get("wal_flush_ms_mean")
+        flush_text = "—" if flush is None else _number(flush, 2)
         lines.append(
             f"| {name} | {row['db']} | {row['workers']} | {row['concurrency']} "
             f"| {_number(row['rps'])} | {_number(row['p50_ms'], 2)} | {_number(row['p99_ms'], 2)} "
-            f"| {errors} | {ratio} | {cpu} | {machine_text} | {wait_text} |"
+            f"| {slowest_text} | {errors} | {ratio} | {cpu} | {machine_text} | {wait_text} | {flush_text} |"
         )
     return "\n".join(lines)
 

@@ -71,7 +71,8 @@ def _p99_check(results: dict[str, Any]) -> Check:
     if not over:
         return Check(label, f"all {len(rows)} rows under{reference}", True)
     listed = ", ".join(
-        f"{row['scenario']} {_where(row)}{row['p99_ms']:.0f} ms{_little(row)}{_waiting(row)}" for row in over
+        f"{row['scenario']} {_where(row)}{row['p99_ms']:.0f} ms{_little(row)}{_waiting(row)}{_disk(row)}"
+        for row in over
     )
     return Check(label, f"over: {listed}{reference}", False)
 
@@ -92,6 +93,15 @@ def _waiting(row: dict[str, Any]) -> str:
     in which every request in flight on that worker aged without progress."""
     share = row.get("worker_cpu_wait_share")
     return f" (workers waited for a CPU {share:.0%} of the time)" if share else ""
+
+
+def _disk(row: dict[str, Any]) -> str:
+    """A durable commit waits for its WAL flush: the disk's part of a write's latency, and its worst moments
+    (the slowest request, wrk's max) beside the mean flush."""
+    mean = row.get("wal_flush_ms_mean")
+    if mean is None:
+        return ""
+    return f" (WAL flushes {mean:.2f} ms on average; slowest request {row['wrk'].get('max_ms', 0):.0f} ms)"
 
 
 def _login_checks(results: dict[str, Any]) -> list[Check]:

@@ -28,7 +28,7 @@ class Fleet:
     def postgres(self) -> PostgresCluster:
         if self.cluster is None:
             log("starting a throwaway PostgreSQL 15 cluster")
-            cluster = PostgresCluster()
+            cluster = PostgresCluster(durable=True)  # every commit flushed, as users run it
             self.cluster = cluster  # registered before it starts: close() stops a half-started one too
             cluster.start()
             cluster.wait_until_accepting()

@@ -67,6 +67,20 @@ def test_a_p99_miss_says_how_long_the_workers_waited_for_a_cpu() -> None:
     assert "authorization_code postgresql 40 ms (workers waited for a CPU 31% of the time)" in check.measured
 
 
+def test_a_p99_miss_on_a_durable_database_gives_the_disks_share() -> None:
+    row = _row(
+        "refresh_token", 5000, 60.0, 0.3, wal_flush_ms_mean=0.42, wrk={"max_ms": 387.0}
+    )  # fast on average, stalled now and then: the flush mean and the slowest request tell them apart
+    check = next(check for check in targets.evaluate({"rows": [row]}) if check.target.startswith("p99"))
+    assert (
+        "refresh_token postgresql 60 ms (WAL flushes 0.42 ms on average; slowest request 387 ms)"
+        in check.measured
+    )
+    sqlite = _row("refresh_token", 5000, 60.0, 0.3, db="sqlite", wrk={"max_ms": 90.0})
+    check = next(check for check in targets.evaluate({"rows": [sqlite]}) if check.target.startswith("p99"))
+    assert "WAL" not in check.measured
+
+
 def test_logins_per_core_prefer_the_servers_own_cpu_figure() -> None:
     login = {
         "db": "sqlite",

@@ -27,11 +27,14 @@ def free_port() -> int:
 
 
 class PostgresCluster:
-    def __init__(self, max_connections: int = 200) -> None:
+    def __init__(self, max_connections: int = 200, *, durable: bool = False) -> None:
+        """``durable``: PostgreSQL's own defaults, every commit flushed to disk (what a benchmark must
+        measure); otherwise fsync is off, which tests can afford and which hides the cost of a commit."""
         self.root = Path(tempfile.mkdtemp(prefix="authyard-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
         self.max_connections = max_connections
+        self.durable = durable
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             self.root.chmod(0o755)
@@ -57,7 +60,10 @@ class PostgresCluster:
             "30",
             "-o",
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            f"-c max_connections={self.max_connections} -c fsync=off -c full_page_writes=off",
+            f"-c max_connections={self.max_connections}"
+            # A durable cluster also times its WAL flushes (pg_stat_wal), so a benchmark can tell the disk's
+            # share of a commit.
+            + (" -c track_wal_io_timing=on" if self.durable else " -c fsync=off -c full_page_writes=off"),
             "start",
         )
 
