@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authserver.observability.logs import uvicorn_log_config
+    from authserver.web.http_protocol import UVICORN_HTTP
 
     if not os.environ.get("AUTHSERVER_ISSUER"):
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
@@ -45,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=UVICORN_HTTP,  # httptools, each response's head in its body's write
         log_level=settings.log_level,
         log_config=uvicorn_log_config(),  # credentials sent in a URL never reach the access log
         access_log=args.access_log,

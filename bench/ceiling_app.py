@@ -1,7 +1,8 @@
 """The yardstick: a trivial constant-JSON FastAPI route, served by uvicorn with the auth server's settings.
 
-Whatever this serves on a machine is that machine's ceiling for FastAPI on uvicorn (uvloop, httptools,
-same worker count); every benchmark row is also reported as a ratio to it.
+Whatever this serves on a machine is that machine's ceiling for FastAPI on uvicorn (uvloop, the same
+httptools-based protocol as ``authserver serve``, same worker count); every benchmark row is also reported
+as a ratio to it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from authserver.web.http_protocol import UVICORN_HTTP
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT_SECONDS = 60.0
@@ -261,7 +263,7 @@ def ceiling(directory: Path, port: int, workers: int) -> Server:
         "--loop",
         "uvloop",
         "--http",
-        "httptools",
+        UVICORN_HTTP,
         "--log-level",
         "info",
         "--no-access-log",
