@@ -138,11 +138,13 @@ async def _insert_all(database_url: str, table: object, rows: list[dict[str, obj
         async with engine.begin() as connection:
             for start in range(0, len(rows), _BATCH):
                 await connection.execute(insert(table), rows[start : start + _BATCH])  # type: ignore[arg-type]
-        if engine.dialect.name == "sqlite":
-            # Tens of thousands of rows in one transaction is the benchmark's doing, not the server's: copy
-            # them out of the write-ahead log now, rather than in the measured run's first commits.
-            async with engine.connect() as connection:
-                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # Tens of thousands of rows in one transaction is the benchmark's doing, not the server's: write
+        # them to the database files and sync them now, rather than during the measured run, where the
+        # disk's writeback would stall its commits (SQLite: out of the write-ahead log; PostgreSQL: its
+        # dirty buffers, which the checkpointer would otherwise write out while wrk runs).
+        statement = "PRAGMA wal_checkpoint(TRUNCATE)" if engine.dialect.name == "sqlite" else "CHECKPOINT"
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(statement)
     finally:
         await engine.dispose()
 
