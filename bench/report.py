@@ -34,6 +34,17 @@ def _number(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def errors_text(errors: int, exhausted: int, responses: int) -> str:
+    """wrk's error count, with what it cannot say: a run in which nothing answered has no late responses to
+    count as timeouts (wrk counts a timeout only when it sees one), so "0 errors" would read as a success."""
+    text = str(errors)
+    if exhausted:
+        text += " (tokens ran out)"
+    if not responses:
+        text += " (no response within the run)"
+    return text
+
+
 def matrix_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| scenario | db | workers | concurrency | requests/s | p50 ms | p99 ms | max ms | errors "
@@ -42,9 +53,7 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        errors = str(row["errors"])
-        if row.get("exhausted"):
-            errors += " (tokens ran out)"
+        errors = errors_text(row["errors"], row.get("exhausted", 0), row.get("wrk", {}).get("requests", 1))
         ratio = "—" if row.get("ratio") is None else f"{row['ratio']:.2f}"
         cpu = "—" if row.get("cpu_us_per_request") is None else _number(row["cpu_us_per_request"])
         machine = row.get("machine_cpu_us_per_request")

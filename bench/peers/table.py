@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from bench.report import RESULTS_DIR
+from bench.report import RESULTS_DIR, errors_text
 
 AUTHYARD = "Authyard"
 
@@ -48,7 +48,8 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        errors = str(row["errors"]) + (" (tokens ran out)" if row["exhausted"] else "")
+        responses = sum(r.get("requests", 0) for r in row["wrk"])
+        errors = errors_text(row["errors"], row["exhausted"], responses)
         ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}"
         cpu = "—" if row["cpu_us_per_request"] is None else f"{row['cpu_us_per_request']:,.0f}"
         lines.append(
