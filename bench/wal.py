@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple
 
-import asyncpg
+from authserver.config import Settings
+from authserver.storage.engine import create_engine
 
 _QUERY = "SELECT wal_sync, wal_sync_time FROM pg_stat_wal"
 
@@ -28,18 +29,16 @@ class WalFlushes(NamedTuple):
         return self.milliseconds / self.count if self.count else None
 
 
-def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+def wal_flushes(database_url: str) -> WalFlushes:
+    """The cluster's flush counters now, read through the server's own engine factory (as seeding does)."""
 
-
-def wal_flushes(sqlalchemy_url: str) -> WalFlushes:
     async def read() -> WalFlushes:
-        connection = await asyncpg.connect(asyncpg_dsn(sqlalchemy_url), timeout=10)
+        engine = create_engine(Settings(database_url=database_url))  # type: ignore[call-arg]
         try:
-            # Flushes this session's own pending counters, then reads everyone's.
-            row = await connection.fetchrow(_QUERY)
+            async with engine.connect() as connection:
+                row = (await connection.exec_driver_sql(_QUERY)).one()
         finally:
-            await connection.close()
-        return WalFlushes(int(row["wal_sync"]), float(row["wal_sync_time"]))
+            await engine.dispose()
+        return WalFlushes(int(row.wal_sync), float(row.wal_sync_time))
 
     return asyncio.run(read())
