@@ -375,10 +375,9 @@ class SqlStore:
         return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
 
     async def checkpoint(self) -> None:
-        """SQLite: copy the write-ahead log into the database without waiting for anyone (PASSIVE), on the
-        connection's thread, outside any write transaction (the server runs it every second)."""
-        async with self.engine.connect() as connection:
-            await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        """SQLite: copy the write-ahead log into the database, on the connection's thread, outside any write
+        transaction; writers wait only when the log must start over (the server runs it every second)."""
+        await sqlite_atomic.checkpoint(self.engine)
 
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay)."""
