@@ -83,23 +83,33 @@ async def checkpoint(engine: AsyncEngine, restart_log_above_frames: int = RESTAR
     on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on (some
     70 MB/s here at full speed). So once it is past ``restart_log_above_frames``, a second pass catches up
     on what the first left, and a last one copies the few frames written since with the writers queued on
-    the lock file. Its cost is the two syncs of that last pass, which hold the writers (10-20 ms here).
+    the lock file. That last pass syncs the log and the database while it holds the writers; the log is
+    synced just before, outside the lock, so that little is left to write then (holds of 6-9 ms measured
+    here, 17-26 ms without).
     """
-    return await _on_connection_thread(
-        engine, _checkpoint, write_lock_path(engine.url.database), restart_log_above_frames
-    )
+    return await _on_connection_thread(engine, _checkpoint, engine.url.database, restart_log_above_frames)
 
 
-def _checkpoint(connection: sqlite3.Connection, lock_path: str | None, restart_log_above_frames: int) -> bool:
+def _checkpoint(connection: sqlite3.Connection, database: str | None, restart_log_above_frames: int) -> bool:
     busy, log_frames, _ = _passive_checkpoint(connection)
     if busy or log_frames <= restart_log_above_frames:
         return False  # another checkpoint is running, or the log is short enough to keep
     busy, _, _ = _passive_checkpoint(connection)
-    if busy:
+    lock_path = write_lock_path(database)
+    if busy or lock_path is None:
         return False
+    _sync(f"{database}-wal")
     with _write_lock(lock_path):
         busy, _, _ = _passive_checkpoint(connection)
     return not busy
+
+
+def _sync(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _passive_checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int]:
