@@ -68,6 +68,7 @@ class Bench:
     scenarios: tuple[str, ...] = SCENARIOS
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="authyard-bench-")))
     rows: list[dict[str, Any]] = field(default_factory=list)
+    section: int | None = None  # the database section being measured: its rows' ratios use its ceilings
     logins: list[dict[str, Any]] = field(default_factory=list)
     rss: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
@@ -187,6 +188,8 @@ class Bench:
             "ratio": None,
             "wrk": result,
         }
+        if scenario != "ceiling" and self.section is not None:
+            row["section"] = self.section
         self.rows.append(row)
         log(
             f"{scenario:18} {db:10} w={workers} c={concurrency:<3} {result['rps']:9.0f} req/s "
@@ -228,13 +231,16 @@ class Bench:
         result["machine_cpu_us_per_request"] = machine / responses * 1e6 if responses else None
         return result
 
-    def run_ceiling(self, workers: int, when: str) -> None:
+    def run_ceiling(self, workers: int, slot: int, when: str) -> None:
+        """The ceiling's ``slot``-th measurement for ``workers``: slot k is taken right before the k-th
+        database section, slot k + 1 right after it."""
         server = self._start(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
         try:
             self.warm_up("get.lua", server.base_url + "/")
             for concurrency in self.concurrencies:
                 result = self.measured(server, "get.lua", server.base_url + "/", concurrency)
-                self.record("ceiling", "—", workers, concurrency, result)["when"] = when
+                row = self.record("ceiling", "—", workers, concurrency, result)
+                row["when"], row["slot"] = when, slot
         finally:
             self._stop(server)
 
@@ -470,32 +476,44 @@ class Bench:
 
     def run(self, stamp: str) -> None:
         for workers in self.worker_counts:
-            # The ceiling is measured before and after the endpoints it is the yardstick for, and their
-            # ratios use the mean of both: one 5 s sample is at the mercy of whatever else the shared
-            # machine did in those 5 s, and the ceiling, the cheapest request, suffers most from it.
+            # The ceiling is measured right before and right after each database's section, and that
+            # section's ratios use the mean of those two: one 5 s sample is at the mercy of whatever else
+            # the shared machine did in those 5 s (the ceiling, the cheapest request, suffers most), and a
+            # machine that drifts over the minutes of a whole run would skew a ceiling taken further away.
             log(f"ceiling, {workers} worker(s)")
-            self.run_ceiling(workers, "before")
+            self.run_ceiling(workers, 0, "before")
             if not set(self.scenarios) - {"ceiling"}:
                 continue
             for index, kind in enumerate(self.databases):
-                self.run_database_scenarios(kind, workers, with_constants=index == 0)
-            log(f"ceiling again, {workers} worker(s)")
-            self.run_ceiling(workers, "after")
+                self.section = index
+                try:
+                    self.run_database_scenarios(kind, workers, with_constants=index == 0)
+                finally:
+                    self.section = None
+                log(f"ceiling again, {workers} worker(s)")
+                self.run_ceiling(workers, index + 1, f"after {kind}")
         if not self.args.no_profile and any(scenario in self.scenarios for scenario in PROFILED):
             self.run_profiles(stamp)
-        ceilings = ceiling_by_setting(self.rows)
-        for row in self.rows:
-            ceiling = ceilings.get((row["workers"], row["concurrency"]))
-            row["ratio"] = row["rps"] / ceiling if ceiling else None
+        set_ratios(self.rows)
 
 
-def ceiling_by_setting(rows: list[dict[str, Any]]) -> dict[tuple[int, int], float]:
-    """(workers, concurrency) -> the mean requests/s of that setting's ceiling rows."""
-    samples: dict[tuple[int, int], list[float]] = {}
+def set_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each row's ratio to the ceiling of its setting (workers, concurrency): the mean of the two samples
+    that bracket its section, or of every sample of the setting for a row outside any section."""
+    samples: dict[tuple[int, int], dict[int, float]] = {}
     for row in rows:
         if row["scenario"] == "ceiling":
-            samples.setdefault((row["workers"], row["concurrency"]), []).append(row["rps"])
-    return {setting: sum(values) / len(values) for setting, values in samples.items()}
+            samples.setdefault((row["workers"], row["concurrency"]), {})[row.get("slot", 0)] = row["rps"]
+    for row in rows:
+        by_slot = samples.get((row["workers"], row["concurrency"]), {})
+        section = row.get("section")
+        bracket = (
+            [by_slot[slot] for slot in (section, section + 1) if slot in by_slot]
+            if section is not None
+            else []
+        )
+        values = bracket or list(by_slot.values())
+        row["ratio"] = row["rps"] / (sum(values) / len(values)) if values else None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
