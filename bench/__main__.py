@@ -17,6 +17,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import login as login_bench
-from bench import processes, profile, report, seed, wal, wrk
+from bench import processes, profile, report, samples, seed, wal, wrk
 from bench.processes import Server, clean_environment
 from tests.support.postgres import free_port
 
@@ -231,6 +232,21 @@ class Bench:
         result["machine_cpu_us_per_request"] = machine / responses * 1e6 if responses else None
         return result
 
+    def sampled(
+        self, workers: int, concurrency: int, measure: Callable[..., dict[str, Any]], *args: Any
+    ) -> dict[str, Any]:
+        """``measure(*args)`` once, or ``--repeat`` times back to back at the targets' setting (the most
+        workers and connections of the run), merged into medians (``bench/samples.py``)."""
+        at_target = workers == max(self.worker_counts) and concurrency == max(self.concurrencies)
+        count = self.args.repeat if at_target else 1
+        results = []
+        for index in range(count):
+            results.append(measure(*args))
+            if count > 1:
+                last = results[-1]
+                log(f"  sample {index + 1}/{count}: {last['rps']:.0f} req/s, p99 {last['p99_ms']:.2f} ms")
+        return samples.merged(results)
+
     def run_ceiling(self, workers: int, slot: int, when: str) -> None:
         """The ceiling's ``slot``-th measurement for ``workers``: slot k is taken right before the k-th
         database section, slot k + 1 right after it."""
@@ -238,7 +254,9 @@ class Bench:
         try:
             self.warm_up("get.lua", server.base_url + "/")
             for concurrency in self.concurrencies:
-                result = self.measured(server, "get.lua", server.base_url + "/", concurrency)
+                result = self.sampled(
+                    workers, concurrency, self.measured, server, "get.lua", server.base_url + "/", concurrency
+                )
                 row = self.record("ceiling", "—", workers, concurrency, result)
                 row["when"], row["slot"] = when, slot
         finally:
@@ -257,14 +275,25 @@ class Bench:
                     if scenario not in self.scenarios:
                         continue
                     for concurrency in self.concurrencies:
-                        result = self.measured(server, "get.lua", url + path, concurrency)
+                        result = self.sampled(
+                            workers, concurrency, self.measured, server, "get.lua", url + path, concurrency
+                        )
                         self.record(scenario, "—", workers, concurrency, result)
             cc_env = {"BENCH_BASIC": credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE}
             # Without a client_credentials row, consuming runs are seeded for a generous 5,000/s.
             cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 5000.0)
             if "client_credentials" in self.scenarios:
                 for concurrency in self.concurrencies:
-                    result = self.measured(server, "client_credentials.lua", url, concurrency, cc_env)
+                    result = self.sampled(
+                        workers,
+                        concurrency,
+                        self.measured,
+                        server,
+                        "client_credentials.lua",
+                        url,
+                        concurrency,
+                        cc_env,
+                    )
                     cc_rates[concurrency] = result["rps"]
                     self.record("client_credentials", kind, workers, concurrency, result)
                 self.measure_rss(server, kind, workers, f"client_credentials c={self.concurrencies[-1]}")
@@ -275,7 +304,16 @@ class Bench:
                     "BENCH_TOKEN": seed.access_token(url, credentials),
                 }
                 for concurrency in self.concurrencies:
-                    result = self.measured(server, "introspection.lua", url, concurrency, introspect_env)
+                    result = self.sampled(
+                        workers,
+                        concurrency,
+                        self.measured,
+                        server,
+                        "introspection.lua",
+                        url,
+                        concurrency,
+                        introspect_env,
+                    )
                     self.record("introspection", kind, workers, concurrency, result)
 
             for scenario in ("refresh_token", "authorization_code"):
@@ -314,20 +352,26 @@ class Bench:
         concurrency: int,
         cc_rates: dict[int, float],
     ) -> None:
-        """Seeds enough single-use credentials for the run (client_credentials' rate at the same
+        """Seeds enough single-use credentials for each sample (client_credentials' rate at the same
         concurrency bounds what a consuming grant can reach), then spends each once."""
         count = min(MAX_SEEDED, max(1000, math.ceil(cc_rates[concurrency] * self.duration * 1.5) + 500))
-        env = self.seed_consumable(scenario, server, database, count)
         postgres = database.kind == "postgresql"
-        try:
-            flushes_before = wal.wal_flushes(database.url) if postgres else None
-            result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
-            if flushes_before is not None:
-                flushes = wal.wal_flushes(database.url).since(flushes_before)
-                result["wal_flushes"], result["wal_flush_ms_mean"] = flushes.count, flushes.mean_ms
-        finally:
-            Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
-        self.record(scenario, database.kind, workers, concurrency, result)
+
+        def measure() -> dict[str, Any]:
+            env = self.seed_consumable(scenario, server, database, count)
+            try:
+                flushes_before = wal.wal_flushes(database.url) if postgres else None
+                result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
+                if flushes_before is not None:
+                    flushes = wal.wal_flushes(database.url).since(flushes_before)
+                    result["wal_flushes"], result["wal_flush_ms_mean"] = flushes.count, flushes.mean_ms
+            finally:
+                Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
+            return result
+
+        self.record(
+            scenario, database.kind, workers, concurrency, self.sampled(workers, concurrency, measure)
+        )
 
     def measure_rss(self, server: Server, kind: str, workers: int, after: str) -> None:
         pids = server.worker_pids()
@@ -539,6 +583,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, action="append", help="wrk connections (repeatable)")
     parser.add_argument("--no-save", action="store_true", help="print the table, write no results file")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        help="samples of each row at the targets' setting (most workers and connections), reported as "
+        "medians (default 3; 1 with --quick)",
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         metavar="AUTHSERVER_NAME=VALUE",
@@ -556,6 +606,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for assignment in args.server_env or ():
         if not assignment.startswith("AUTHSERVER_") or "=" not in assignment:
             parser.error(f"--server-env takes AUTHSERVER_NAME=VALUE, not {assignment!r}")
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if not 1 <= args.repeat <= 10:
+        parser.error("--repeat must be between 1 and 10")
     if args.concurrency and any(not 1 <= value <= 1000 for value in args.concurrency):
         parser.error("--concurrency must be between 1 and 1000")
     if args.duration is not None and not 1 <= args.duration <= 600:
@@ -597,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": now.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": report.machine(),
         "duration": duration,
+        "repeat": args.repeat,
         "wall_seconds": round(time.monotonic() - started, 1),
         "rows": bench.rows,
         "logins": bench.logins,

@@ -118,13 +118,24 @@ def rss_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _samples_note(results: dict[str, Any]) -> str:
+    repeat = results.get("repeat") or 1
+    if repeat == 1:
+        return ""
+    return (
+        f"; rows at the targets' setting (most workers and connections) are the median of {repeat} samples "
+        "back to back (each sample's figures in the results file)"
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
     parts = [
         f"Command: `{results['command']}`  ",
         f"Date: {results['date']}  ",
         f"Machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['kernel']}, "
-        f"Python {info['python']}; wrk on the same machine (loopback), {results['duration']} s per row",
+        f"Python {info['python']}; wrk on the same machine (loopback), {results['duration']} s per row"
+        + _samples_note(results),
         "",
         "Targets of the performance issue, checked against this run:",
         "",
