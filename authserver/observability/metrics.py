@@ -60,10 +60,11 @@ DB_POOL_SIZE = Gauge(
 DB_POOL_MAX = Gauge(
     "authserver_db_pool_max_size", "Most connections a worker may open", ["pool"], multiprocess_mode="livesum"
 )
-# write="refresh_rotation" / "code_redemption": how many of them shared one statement (PostgreSQL).
+# write="refresh_rotation" / "code_redemption": how many of them went to the database together (one
+# statement on PostgreSQL, one transaction on SQLite).
 DB_WRITE_BATCH_SIZE = Histogram(
     "authserver_db_write_batch_size",
-    "Token path writes sent to the database in one statement",
+    "Token path writes sent to the database together (one statement or transaction)",
     ["write"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )

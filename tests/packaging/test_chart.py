@@ -463,6 +463,8 @@ def test_grafana_dashboard_configmap() -> None:
         "authserver_http_requests_total",
         "authserver_http_request_duration_seconds_bucket",
         "authserver_db_pool_connections_in_use",
+        "authserver_db_write_batch_size_bucket",
+        "authserver_db_write_batch_size_sum",
         "authyard_operator_reconciles_total",
     } <= used
     assert used - _defined_metric_names() - _ksm_metric_names() == set()
