@@ -1,16 +1,22 @@
 """SQLite: commits never copy the write-ahead log into the database themselves (that stalled the commit
-that crossed 1,000 pages, with the write lock held); the server's background checkpoint does."""
+that crossed 1,000 pages, with the write lock held); the server's background checkpoint does, and sees to
+it that the log starts over even when writers never pause."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import sqlite3
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert
 
 from authserver.crypto.opaque_tokens import new_opaque_token
+from authserver.migrations.runner import upgrade_to_head
 from authserver.storage import sqlite_atomic
+from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import refresh_tokens
 from authserver.web.app import create_app
 from tests.conftest import make_settings
@@ -45,36 +51,75 @@ async def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) ->
         assert _size(database) > size_before + 4096 * 1000
 
 
-async def test_a_steady_stream_of_writes_cannot_grow_the_log_without_bound(tmp_path: Path) -> None:
-    """Writers that never pause keep every PASSIVE checkpoint behind them, so on its own the log never
-    starts over; past the threshold, the checkpoint holds them back for a moment and it does."""
+async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_starting_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Saturated workers always have a transaction open while a checkpoint pass runs, and commit it after:
+    every PASSIVE pass ends behind, and on its own the log never starts over. Past the threshold the last
+    pass holds the writers at the lock file, copies the rest, and the next commit starts the log over."""
     database = tmp_path / "authserver.db"
-    wal = Path(f"{database}-wal")
-    app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
-    commits, rows_per_commit, threshold_frames = 1500, 4, 256
-    async with app.router.lifespan_context(app):
-        engine = app.state.services.store.engine
+    engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
+    await upgrade_to_head(engine)  # no server: nothing else reads, writes or checkpoints
+    writer = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the server's connections: only checkpoints copy
+    held, committed = False, 0
 
-        def insert_rows(connection: sqlite3.Connection) -> None:
-            connection.executemany(_INSERT, [_row_values() for _ in range(rows_per_commit)])
+    def begin() -> None:
+        writer.execute("BEGIN IMMEDIATE")
 
-        async def write() -> None:  # token-path transactions, back to back, on a connection of their own
-            for _ in range(commits):
-                await sqlite_atomic.run(engine, insert_rows)
+    def commit(rows: int = 4) -> None:
+        nonlocal committed
+        writer.executemany(_INSERT, [_row_values() for _ in range(rows)])
+        writer.execute("COMMIT")
+        committed += rows
 
-        writer = asyncio.create_task(write())
-        largest, restarts = 0, 0
-        while not writer.done():
-            restarts += await sqlite_atomic.checkpoint(engine, restart_log_above_frames=threshold_frames)
-            largest = max(largest, _size(wal))
-        await writer
+    passive, write_lock = sqlite_atomic._passive_checkpoint, sqlite_atomic._write_lock
 
-        async with engine.connect() as connection:
-            stored = (await connection.exec_driver_sql("SELECT count(*) FROM refresh_tokens")).scalar()
-    assert stored == commits * rows_per_commit  # nothing lost
-    assert restarts >= 1
-    # Never reset, the log would hold every commit: some 60 MB here. Reset past 1 MiB, it stays a few MiB.
-    assert largest < 12 * 1024 * 1024, f"the log grew to {largest / 2**20:.1f} MiB"
+    def pass_with_a_writer_inside(connection: sqlite3.Connection) -> tuple[int, int, int]:
+        if held:  # writers wait at the lock file
+            return passive(connection)
+        begin()
+        try:
+            return passive(connection)
+        finally:
+            commit()
+
+    @contextlib.contextmanager
+    def recorded_write_lock(path: str | None) -> Iterator[None]:
+        nonlocal held
+        with write_lock(path):
+            held = True
+            try:
+                yield
+            finally:
+                held = False
+
+    monkeypatch.setattr(sqlite_atomic, "_passive_checkpoint", pass_with_a_writer_inside)
+    monkeypatch.setattr(sqlite_atomic, "_write_lock", recorded_write_lock)
+    try:
+        for _ in range(200):
+            begin()
+            commit()
+        before = _frames_in_log(database)
+        assert before > 256
+
+        assert await sqlite_atomic.checkpoint(engine, restart_log_above_frames=256)
+        begin()
+        commit()  # the next writer
+        after = _frames_in_log(database)
+        assert after < 64, f"the log did not start over: {before} frames, then {after}"
+        assert writer.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == committed  # none lost
+    finally:
+        writer.close()
+        await engine.dispose()
+
+
+def _frames_in_log(database: Path) -> int:
+    """The log's frame count from the WAL index's header (``mxFrame``), read without taking any lock or
+    running a checkpoint pass of its own (either would change what it measures)."""
+    with open(f"{database}-shm", "rb") as index:
+        header = index.read(48)
+    return int.from_bytes(header[16:20], sys.byteorder)
 
 
 _INSERT = (
