@@ -551,12 +551,8 @@ def set_ratios(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         by_slot = samples.get((row["workers"], row["concurrency"]), {})
         section = row.get("section")
-        bracket = (
-            [by_slot[slot] for slot in (section, section + 1) if slot in by_slot]
-            if section is not None
-            else []
-        )
-        values = bracket or list(by_slot.values())
+        bracket = (section, section + 1) if section is not None else ()
+        values = [by_slot[slot] for slot in bracket if slot in by_slot] or list(by_slot.values())
         row["ratio"] = row["rps"] / (sum(values) / len(values)) if values else None
 
 

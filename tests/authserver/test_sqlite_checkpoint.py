@@ -69,7 +69,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
 
     def commit(rows: int = 4) -> None:
         nonlocal committed
-        writer.executemany(_INSERT, [_row_values() for _ in range(rows)])
+        writer.executemany(sqlite_atomic._INSERT_REFRESH, [_row_values() for _ in range(rows)])
         writer.execute("COMMIT")
         committed += rows
 
@@ -122,23 +122,17 @@ def _frames_in_log(database: Path) -> int:
     return int.from_bytes(header[16:20], sys.byteorder)
 
 
-_INSERT = (
-    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, scope, audience, issued_at, expires_at, "
-    "revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
 def _row_values() -> tuple[object, ...]:
+    """Parameters of the token path's own refresh-token INSERT (``sqlite_atomic``)."""
     row = refresh_token_row("checkpoint-client", new_opaque_token(), scope="read " * 20)
-    moment = sqlite_atomic.stored(row["issued_at"])  # type: ignore[arg-type]
-    expiry = sqlite_atomic.stored(row["expires_at"])  # type: ignore[arg-type]
     return (
         row["token_hash"],
         row["family_id"],
         row["client_id"],
+        row["user_id"],
         row["scope"],
         row["audience"],
-        moment,
-        expiry,
-        0,
+        row["auth_time"],
+        sqlite_atomic.stored(row["issued_at"]),  # type: ignore[arg-type]
+        sqlite_atomic.stored(row["expires_at"]),  # type: ignore[arg-type]
     )
