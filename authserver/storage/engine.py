@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authserver.config import Settings
 
+# How long a SQLite statement waits for another connection's write lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
 
 def database_url(settings: Settings) -> URL:
     url = make_url(settings.database_url)
@@ -34,7 +37,7 @@ def create_engine(settings: Settings, max_size: int | None = None) -> AsyncEngin
     # time), so one request answers 503 and the next ones get fresh connections.
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
-        options["connect_args"] = {"timeout": 15}
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     else:
         minimum = min(settings.db_pool_min_size, max_size)
         # SQLAlchemy keeps `pool_size` connections open and closes overflow ones on return: min and max.
@@ -61,7 +64,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # WAL lets readers run beside the single writer; workers share one file.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # No checkpoint inside a commit: the one that crossed 1,000 pages of log copied them into the
         # database and synced it while holding the write lock (commits of 100-300 ms under load). The
         # server checkpoints in the background instead (SqlStore.checkpoint); the last connection to close

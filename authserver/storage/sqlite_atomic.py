@@ -1,17 +1,25 @@
-"""SQLite: refresh rotation and code redemption as one transaction in ONE trip to the connection's thread.
+"""SQLite: refresh rotation and code redemption as one transaction, with no wait on the event loop.
 
 aiosqlite runs every call (cursor, execute, fetch, close, commit) as a separate hop to its thread and back
 through the event loop; a transaction of two statements is about nine hops, and it holds the database's
 write lock across all of them, so under load other workers' writers wait for this worker's event loop.
-Here the whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) is one function run on that thread: the
-write lock is held for microseconds. The SQL is the same as SQLAlchemy's for SQLite (timestamps in its
-storage format, UTC), and driver errors come out as SQLAlchemy's, like every other database error.
+Here the whole transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) is one function call. The SQL is the same
+as SQLAlchemy's for SQLite (timestamps in its storage format, UTC), and driver errors come out as
+SQLAlchemy's, like every other database error.
 
 Writers queue on a lock file beside the database (``flock``, one open file per transaction, so pooled
 connections of one worker queue as well as workers do) before ``BEGIN IMMEDIATE``. Left to SQLite, a
 writer that finds the database locked sleeps in its busy handler's back-off (up to 100 ms a nap) however
 soon the lock is free: at 10-50 concurrent refreshes that back-off was the p99 (hundreds of milliseconds).
 A writer waiting on ``flock`` wakes the moment the previous one commits.
+
+Where the transaction runs: when the lock file and SQLite's write lock are both free at once, on the
+event loop itself. It is then CPU work only, tens of microseconds a write (no sync: WAL with
+``synchronous=NORMAL`` and no checkpoint in a commit), like signing a token. Only a writer that would have
+to wait goes to the connection's thread to wait there. On the thread, the transaction's Python steps
+between statements each wait for the event loop to let go of the interpreter lock, so it held the write
+lock (and the other worker) for longer: run on the loop, the same saturated runs (2 workers, c=50) served
+refresh_token 20% and authorization_code 13% faster (medians of 7 interleaved rounds).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from authserver.storage.engine import SQLITE_BUSY_TIMEOUT_MS
 
 T = TypeVar("T")
 
@@ -53,9 +63,20 @@ def _loaded(text: str | None) -> datetime | None:
 
 
 async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
-    """``work(connection)`` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), on the pooled
-    connection's own thread, in one hop."""
-    return await _on_connection_thread(engine, _transaction, work, write_lock_path(engine.url.database))
+    """``work(connection)`` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): right here if nothing
+    holds the write lock, else on the pooled connection's own thread once the lock is free, in one hop."""
+    lock_path = write_lock_path(engine.url.database)
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection  # the aiosqlite.Connection
+        assert driver is not None
+        try:
+            done, result = _transaction_if_free(driver._conn, work, lock_path)
+            if done:
+                return result
+            return await driver._execute(_transaction, driver._conn, work, lock_path)
+        except sqlite3.Error as error:
+            raise DBAPIError(None, None, error) from error
 
 
 async def _on_connection_thread(engine: AsyncEngine, function: Callable[..., T], *args: Any) -> T:
@@ -166,13 +187,49 @@ def _transaction(
 ) -> T:
     with _write_lock(lock_path):
         connection.execute("BEGIN IMMEDIATE")
+        return _finish(connection, work)
+
+
+def _transaction_if_free(
+    connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], lock_path: str | None
+) -> tuple[bool, T | None]:
+    """(True, the result) after the whole transaction, when the lock file and SQLite's write lock were both
+    free at once; (False, None) without having waited or changed anything otherwise."""
+    descriptor = None
+    if lock_path is not None:
+        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            result = work(connection)
-        except BaseException:
-            connection.rollback()
-            raise
-        connection.commit()
-        return result
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False, None  # another writer's turn: wait for it on the thread, not here
+    try:
+        # Writes outside the token path (sign-ins, revocations, the hourly purge) take SQLite's lock without
+        # the lock file. No busy handler here: it would sleep on the event loop.
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            return False, None
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        return True, _finish(connection, work)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def _finish(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in the transaction just begun, then COMMIT; ROLLBACK if it fails."""
+    try:
+        result = work(connection)
+    except BaseException:
+        connection.rollback()
+        raise
+    connection.commit()
+    return result
 
 
 _CLAIM_REFRESH = (

@@ -20,7 +20,7 @@ from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import refresh_tokens
 from authserver.web.app import create_app
 from tests.conftest import make_settings
-from tests.support.refresh_tokens import refresh_token_row
+from tests.support.refresh_tokens import refresh_token_row, token_path_insert_values
 
 
 def _size(path: Path) -> int:
@@ -69,7 +69,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
 
     def commit(rows: int = 4) -> None:
         nonlocal committed
-        writer.executemany(sqlite_atomic._INSERT_REFRESH, [_row_values() for _ in range(rows)])
+        writer.executemany(sqlite_atomic._INSERT_REFRESH, [token_path_insert_values() for _ in range(rows)])
         writer.execute("COMMIT")
         committed += rows
 
@@ -120,19 +120,3 @@ def _frames_in_log(database: Path) -> int:
     with open(f"{database}-shm", "rb") as index:
         header = index.read(48)
     return int.from_bytes(header[16:20], sys.byteorder)
-
-
-def _row_values() -> tuple[object, ...]:
-    """Parameters of the token path's own refresh-token INSERT (``sqlite_atomic``)."""
-    row = refresh_token_row("checkpoint-client", new_opaque_token(), scope="read " * 20)
-    return (
-        row["token_hash"],
-        row["family_id"],
-        row["client_id"],
-        row["user_id"],
-        row["scope"],
-        row["audience"],
-        row["auth_time"],
-        sqlite_atomic.stored(row["issued_at"]),  # type: ignore[arg-type]
-        sqlite_atomic.stored(row["expires_at"]),  # type: ignore[arg-type]
-    )

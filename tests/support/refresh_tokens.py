@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.storage import sqlite_atomic
 from authserver.storage.sql_store import SqlStore, refresh_tokens
 
 
@@ -39,3 +40,20 @@ async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: obj
             insert(refresh_tokens).values(**refresh_token_row(client_id, value, **overrides))
         )
     return value
+
+
+def token_path_insert_values(client_id: str = "checkpoint-client") -> tuple[object, ...]:
+    """Parameters of SQLite's token-path refresh-token INSERT (``sqlite_atomic._INSERT_REFRESH``) for a
+    new live token with a long scope (rows of some size fill the write-ahead log faster)."""
+    row = refresh_token_row(client_id, new_opaque_token(), scope="read " * 20)
+    return (
+        row["token_hash"],
+        row["family_id"],
+        row["client_id"],
+        row["user_id"],
+        row["scope"],
+        row["audience"],
+        row["auth_time"],
+        sqlite_atomic.stored(row["issued_at"]),  # type: ignore[arg-type]
+        sqlite_atomic.stored(row["expires_at"]),  # type: ignore[arg-type]
+    )
