@@ -24,8 +24,11 @@ PgBouncer (pods connect to PgBouncer, PgBouncer to PostgreSQL in transaction poo
   instead: ``clamp(ceil(2 x aggregate max / (P x W)), 2, 20)`` per worker, and every PgBouncer instance
   accepts all of them (``max_client_conn``), because the Service may send every pod to the same instance.
 
-A pool smaller than ``MIN_POOL`` per worker (or per PgBouncer instance) does not fit: the result says so, with
-reason ``PoolBudgetExceeded`` and a message that names the fields to change. Embedded SQLite has no budget
+Each worker's pool also needs one connection more than ``spec.database.writeConnections`` (those serve only
+the token path's writes; the server refuses a pool they would fill), so the smallest pool per worker is
+``max(MIN_POOL, writeConnections + 1)``. A pool smaller than that per worker (or than ``MIN_POOL`` per
+PgBouncer instance) does not fit: the result says so, with reason ``PoolBudgetExceeded`` and a message that
+names the fields to change. Embedded SQLite has no budget
 but allows a single pod; more is ``InvalidSpec``.
 """
 
@@ -75,6 +78,7 @@ class PoolSizing:
     pooler_instances: int = 0
     pooler_pool_size: int = 0  # PgBouncer default_pool_size (server connections per instance)
     pooler_max_client_conn: int = 0
+    write_connections: int = 1  # of each worker's pool, for refresh rotation and code redemption only
 
     @property
     def per_pod_max(self) -> int:
@@ -120,10 +124,20 @@ def size_pools(spec: AuthServerSpec) -> PoolSizing:
     pods, workers = spec.max_pods, spec.workers
     if spec.database is None:
         return _embedded(pods, workers)
-    if spec.database.pooler.type == "pgbouncer":
-        return _pgbouncer(spec.database.max_connections, spec.database.pooler.instances, pods, workers)
-    pods_field = "spec.autoscaling.maxReplicas" if spec.autoscaling.enabled else "spec.replicas"
-    return _direct(spec.database.max_connections, pods, workers, pods_field)
+    database = spec.database
+    if database.pooler.type == "pgbouncer":
+        sizing = _pgbouncer(
+            database.max_connections, database.pooler.instances, pods, workers, database.write_connections
+        )
+    else:
+        pods_field = "spec.autoscaling.maxReplicas" if spec.autoscaling.enabled else "spec.replicas"
+        sizing = _direct(database.max_connections, pods, workers, pods_field, database.write_connections)
+    return replace(sizing, write_connections=database.write_connections)
+
+
+def smallest_worker_pool(write_connections: int) -> int:
+    """The write connections and at least one for everything else, and never under ``MIN_POOL``."""
+    return max(MIN_POOL, write_connections + 1)
 
 
 def _embedded(pods: int, workers: int) -> PoolSizing:
@@ -151,20 +165,22 @@ def _embedded(pods: int, workers: int) -> PoolSizing:
     )
 
 
-def _direct(budget: int, pods: int, workers: int, pods_field: str) -> PoolSizing:
+def _direct(budget: int, pods: int, workers: int, pods_field: str, write_connections: int = 1) -> PoolSizing:
     usable = usable_connections(budget)
     pools = pods * workers
     per_worker = usable // pools
-    if per_worker < MIN_POOL:
-        most_pods = usable // (workers * MIN_POOL)
+    smallest = smallest_worker_pool(write_connections)
+    if per_worker < smallest:
+        most_pods = usable // (workers * smallest)
         fewer = f"lower {pods_field} to {most_pods} or fewer, " if most_pods >= 1 else ""
+        writes = "lower spec.database.writeConnections, " if smallest > MIN_POOL else ""
         return PoolSizing(
             "direct",
             fits=False,
             reason=POOL_BUDGET_EXCEEDED,
-            message=f"{pods} pod(s) x {workers} worker(s) need at least {MIN_POOL} connections each "
-            f"({pools * MIN_POOL}), but spec.database.maxConnections={budget} leaves {usable} (90%): raise "
-            f"spec.database.maxConnections to {budget_needed(pools * MIN_POOL)} or more, {fewer}"
+            message=f"{pods} pod(s) x {workers} worker(s) need at least {smallest} connections each "
+            f"({pools * smallest}), but spec.database.maxConnections={budget} leaves {usable} (90%): raise "
+            f"spec.database.maxConnections to {budget_needed(pools * smallest)} or more, {fewer}{writes}"
             "lower spec.workers, or set spec.database.pooler.type to pgbouncer",
             budget=budget,
             max_pods=pods,
@@ -184,7 +200,9 @@ def _direct(budget: int, pods: int, workers: int, pods_field: str) -> PoolSizing
     return _with_summary(sizing)
 
 
-def _pgbouncer(budget: int, instances: int, pods: int, workers: int) -> PoolSizing:
+def _pgbouncer(
+    budget: int, instances: int, pods: int, workers: int, write_connections: int = 1
+) -> PoolSizing:
     usable = usable_connections(budget)
     pool_size = usable // instances
     if pool_size < MIN_POOL:
@@ -202,8 +220,10 @@ def _pgbouncer(budget: int, instances: int, pods: int, workers: int) -> PoolSizi
             pooler_instances=instances,
         )
     aggregate = instances * pool_size
+    smallest = smallest_worker_pool(write_connections)
     per_worker = min(
-        CLIENT_POOL_CAP, max(MIN_POOL, math.ceil(CLIENT_OVERSUBSCRIPTION * aggregate / (pods * workers)))
+        max(CLIENT_POOL_CAP, smallest),
+        max(smallest, math.ceil(CLIENT_OVERSUBSCRIPTION * aggregate / (pods * workers))),
     )
     sizing = PoolSizing(
         "pgbouncer",

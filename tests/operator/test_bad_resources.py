@@ -208,6 +208,11 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "PoolBudgetExceeded",
         "spec.database.maxConnections",
     ),
+    "writes-fill-the-pool": (
+        {"database": {**DB, "maxConnections": 10, "writeConnections": 9}},
+        "PoolBudgetExceeded",
+        "spec.database.writeConnections",
+    ),
     "missing-database-secret": (
         {"database": {**DB, "pooler": {"type": "pgbouncer"}}},
         "DatabaseSecretMissing",

@@ -124,6 +124,22 @@ def test_configmap_for_postgres_holds_no_secret() -> None:
     assert data["AUTHSERVER_DB_AUTO_MIGRATE"] == "false"
     # 90 usable connections / (20 pods x 2 workers) = 2 per worker
     assert (data["AUTHSERVER_DB_POOL_MAX_SIZE"], data["AUTHSERVER_DB_POOL_MIN_SIZE"]) == ("2", "1")
+    assert data["AUTHSERVER_DB_WRITE_CONNECTIONS"] == "1"
+
+
+def test_configmap_passes_write_connections_on_and_the_server_accepts_the_pool() -> None:
+    from authserver.config import Settings
+
+    spec = spec_of({"database": {**DB, "writeConnections": 3}, "replicas": 2})
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert data["AUTHSERVER_DB_WRITE_CONNECTIONS"] == "3"
+    settings = Settings(
+        database_url="postgresql+asyncpg://authserver@db/authserver",
+        db_pool_min_size=int(data["AUTHSERVER_DB_POOL_MIN_SIZE"]),
+        db_pool_max_size=int(data["AUTHSERVER_DB_POOL_MAX_SIZE"]),
+        db_write_connections=int(data["AUTHSERVER_DB_WRITE_CONNECTIONS"]),
+    )
+    assert settings.db_write_connections < settings.db_pool_max_size
 
 
 def test_configmap_behind_pgbouncer_turns_off_the_statement_cache() -> None:

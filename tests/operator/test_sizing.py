@@ -9,14 +9,15 @@ from authyard_operator.sizing import (
     POOL_BUDGET_EXCEEDED,
     budget_needed,
     size_pools,
+    smallest_worker_pool,
     usable_connections,
 )
 
 from tests.operator.support import DB, spec_of
 
 
-def direct(budget: int, **spec: object) -> dict[str, object]:
-    return {"database": {**DB, "maxConnections": budget}, **spec}
+def direct(budget: int, write_connections: int = 1, **spec: object) -> dict[str, object]:
+    return {"database": {**DB, "maxConnections": budget, "writeConnections": write_connections}, **spec}
 
 
 def hpa(max_replicas: int, min_replicas: int = 1) -> dict[str, object]:
@@ -161,3 +162,36 @@ def test_pgbouncer_that_cannot_fit_names_its_instances() -> None:
     assert not sizing.fits and sizing.reason == POOL_BUDGET_EXCEEDED
     assert "spec.database.pooler.instances" in sizing.message
     assert "spec.database.maxConnections to 7 or more" in sizing.message
+
+
+def test_write_connections_leave_one_connection_for_everything_else() -> None:
+    """The server refuses a pool its write connections fill, so the budget must give each worker one more."""
+    assert [smallest_worker_pool(writes) for writes in (1, 2, 3, 16)] == [MIN_POOL, 3, 4, 17]
+    # 90 usable / (10 pods x 3 workers) = 3 per worker: enough beside 2 write connections, not beside 3.
+    fits = size_pools(spec_of(direct(100, write_connections=2, replicas=10, workers=3)))
+    assert fits.fits and fits.per_worker_max == 3 and fits.write_connections == 2
+    refused = size_pools(spec_of(direct(100, write_connections=3, replicas=10, workers=3)))
+    assert not refused.fits and refused.reason == POOL_BUDGET_EXCEEDED
+    assert "at least 4 connections each" in refused.message
+    assert "spec.database.writeConnections" in refused.message
+    needed = budget_needed(30 * 4)
+    assert f"to {needed} or more" in refused.message
+    assert size_pools(spec_of(direct(needed, write_connections=3, replicas=10, workers=3))).fits
+    # With the default single write connection the message does not send users to a field they never set.
+    assert "writeConnections" not in size_pools(spec_of(direct(3, replicas=2))).message
+
+
+@pytest.mark.parametrize("write_connections", [1, 2, 5, 16])
+@pytest.mark.parametrize("budget", [10, 57, 100, 999])
+@pytest.mark.parametrize("pods", [1, 3, 20])
+def test_every_pool_that_fits_has_room_beside_its_write_connections(
+    write_connections: int, budget: int, pods: int
+) -> None:
+    for pooler in ("none", "pgbouncer"):
+        spec = direct(budget, write_connections=write_connections, replicas=pods)
+        spec["database"]["pooler"] = {"type": pooler}  # type: ignore[index]
+        sizing = size_pools(spec_of(spec))
+        if sizing.fits:
+            assert sizing.per_worker_max > write_connections == sizing.write_connections
+            if pooler == "none":
+                assert sizing.aggregate_max <= 0.9 * budget

@@ -48,6 +48,20 @@ INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
         "pgbouncer",
         "schema",
     ),
+    (
+        "AuthServer",
+        {"database": {**DB, "writeConnections": 0}},
+        "spec.database.writeConnections",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": {**DB, "writeConnections": 17}},
+        "spec.database.writeConnections",
+        "less than or equal to 16",
+        "schema",
+    ),
     ("AuthServer", {"replicaz": 2}, "spec.replicaz", "not permitted", "schema"),
     (
         "AuthServer",

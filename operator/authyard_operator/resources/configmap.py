@@ -40,6 +40,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
     }
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
+    else:
+        config["AUTHSERVER_DB_WRITE_CONNECTIONS"] = str(sizing.write_connections)
     return config
 
 

@@ -95,6 +95,15 @@ class Database(SpecModel):
         description="The connection budget this AuthServer may use on the database. The operator sizes the "
         "pools so that all pods together (or PgBouncer) stay within 90% of it.",
     )
+    write_connections: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Connections of each worker's pool that serve only refresh rotation and code redemption. "
+        "Writes that find them busy share the next statement, so 1 is the fastest with the database nearby; "
+        "raise it only when round trips to a distant database, not its CPU, bound those writes. Each "
+        "worker's pool needs at least one more connection than this.",
+    )
     pooler: Pooler = Field(default_factory=Pooler, description="Connection pooler between pods and database.")
 
 
