@@ -25,8 +25,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
+from bench import held, processes, profile, report, samples, seed, wal, wrk
 from bench import login as login_bench
-from bench import processes, profile, report, samples, seed, wal, wrk
 from bench.processes import Server, clean_environment
 from tests.support.postgres import free_port
 
@@ -186,6 +186,8 @@ class Bench:
             "worker_cpu_wait_share": result.get("worker_cpu_wait_share"),
             "wal_flushes": result.get("wal_flushes"),
             "wal_flush_ms_mean": result.get("wal_flush_ms_mean"),
+            "writers_held": result.get("writers_held"),
+            "writers_held_ms_at_most": result.get("writers_held_ms_at_most"),
             "ratio": None,
             "wrk": result,
         }
@@ -200,6 +202,11 @@ class Bench:
             + (
                 f"  WAL flushes {result['wal_flushes']}, mean {result['wal_flush_ms_mean']:.2f} ms"
                 if result.get("wal_flush_ms_mean") is not None
+                else ""
+            )
+            + (
+                f"  writers held {result['writers_held']}x, {result['writers_held_ms']:.0f} ms"
+                if result.get("writers_held")
                 else ""
             )
         )
@@ -361,10 +368,16 @@ class Bench:
             env = self.seed_consumable(scenario, server, database, count)
             try:
                 flushes_before = wal.wal_flushes(database.url) if postgres else None
+                held_before = None if postgres else held.writers_held(server.base_url)
                 result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
                 if flushes_before is not None:
                     flushes = wal.wal_flushes(database.url).since(flushes_before)
                     result["wal_flushes"], result["wal_flush_ms_mean"] = flushes.count, flushes.mean_ms
+                if held_before is not None:
+                    holds = held.writers_held(server.base_url).since(held_before)
+                    result["writers_held"] = holds.count
+                    result["writers_held_ms"] = holds.seconds * 1000
+                    result["writers_held_ms_at_most"] = holds.longest_ms_at_most
             finally:
                 Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
             return result

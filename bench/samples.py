@@ -34,7 +34,14 @@ SUM_FIELDS = (
     "errors",
     "exhausted",
     "wal_flushes",
+    "writers_held",
+    "writers_held_ms",
 )
+
+# The worst moment of the whole measurement: the slowest request, the longest hold of SQLite's writers.
+MAX_FIELDS = ("max_ms", "writers_held_ms_at_most")
+# Each sample's own figures, kept beside the merged ones.
+SAMPLE_FIELDS = ("rps", "p50_ms", "p99_ms", "max_ms", "errors", "writers_held", "writers_held_ms_at_most")
 
 
 def merged(samples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -50,10 +57,8 @@ def merged(samples: list[dict[str, Any]]) -> dict[str, Any]:
     for name in SUM_FIELDS:
         values = [sample[name] for sample in samples if sample.get(name) is not None]
         result[name] = sum(values) if values else None
-    maxima = [sample["max_ms"] for sample in samples if sample.get("max_ms") is not None]
-    result["max_ms"] = max(maxima) if maxima else None
-    result["samples"] = [
-        {name: sample.get(name) for name in ("rps", "p50_ms", "p99_ms", "max_ms", "errors")}
-        for sample in samples
-    ]
+    for name in MAX_FIELDS:
+        maxima = [sample[name] for sample in samples if sample.get(name) is not None]
+        result[name] = max(maxima) if maxima else None
+    result["samples"] = [{name: sample.get(name) for name in SAMPLE_FIELDS} for sample in samples]
     return result

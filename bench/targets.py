@@ -96,12 +96,21 @@ def _waiting(row: dict[str, Any]) -> str:
 
 
 def _disk(row: dict[str, Any]) -> str:
-    """A durable commit waits for its WAL flush: the disk's part of a write's latency, and its worst moments
-    (the slowest request, wrk's max) beside the mean flush."""
+    """A write's wait for the disk beside its worst moment (the slowest request, wrk's max). PostgreSQL: a
+    durable commit waits for its WAL flush. SQLite: a commit does not sync, but a log restart holds every
+    writer while the checkpoint syncs the log and the database."""
+    slowest = f"slowest request {row.get('wrk', {}).get('max_ms', 0):.0f} ms"
     mean = row.get("wal_flush_ms_mean")
-    if mean is None:
+    if mean is not None:
+        return f" (WAL flushes {mean:.2f} ms on average; {slowest})"
+    holds = row.get("writers_held")
+    if holds is None:
         return ""
-    return f" (WAL flushes {mean:.2f} ms on average; slowest request {row['wrk'].get('max_ms', 0):.0f} ms)"
+    if not holds:
+        return f" (no log restart held the writers; {slowest})"
+    longest = row.get("writers_held_ms_at_most")
+    each = "the longest over 5 s" if longest is None else f"each for at most {longest:g} ms"
+    return f" (log restarts held the writers {holds} times, {each}; {slowest})"
 
 
 def _login_checks(results: dict[str, Any]) -> list[Check]:

@@ -68,6 +68,13 @@ DB_WRITE_BATCH_SIZE = Histogram(
     ["write"],
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
+# SQLite under sustained writes: how long each log restart held the token path's writers (a checkpoint pass
+# that ends in syncing the log and the database, so this is mostly the disk's sync time).
+SQLITE_WRITERS_HELD = Histogram(
+    "authserver_sqlite_writers_held_seconds",
+    "Time SQLite's token-path writers waited for a checkpoint so that the write-ahead log starts over",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 SIGNING_KEY_INFO = Gauge(
     "authserver_signing_keys_published", "Signing keys published in JWKS", multiprocess_mode="liveall"
 )

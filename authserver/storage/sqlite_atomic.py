@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authserver.observability import metrics
 from authserver.storage.engine import SQLITE_BUSY_TIMEOUT_MS
 
 T = TypeVar("T")
@@ -121,7 +123,9 @@ def _checkpoint(connection: sqlite3.Connection, database: str | None, restart_lo
         return False
     _sync(f"{database}-wal")
     with _write_lock(lock_path):
+        held_since = time.perf_counter()
         busy, _, _ = _passive_checkpoint(connection)
+    metrics.SQLITE_WRITERS_HELD.observe(time.perf_counter() - held_since)
     return not busy
 
 

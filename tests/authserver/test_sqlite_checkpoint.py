@@ -15,6 +15,7 @@ from sqlalchemy import insert
 
 from authserver.crypto.opaque_tokens import new_opaque_token
 from authserver.migrations.runner import upgrade_to_head
+from authserver.observability import metrics
 from authserver.storage import sqlite_atomic
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import refresh_tokens
@@ -103,7 +104,9 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
         before = _frames_in_log(database)
         assert before > 256
 
+        holds = _writers_held()
         assert await sqlite_atomic.checkpoint(engine, restart_log_above_frames=256)
+        assert _writers_held() == holds + 1  # the hold is on the metrics, for the disk's worst moments
         begin()
         commit()  # the next writer
         after = _frames_in_log(database)
@@ -120,3 +123,12 @@ def _frames_in_log(database: Path) -> int:
     with open(f"{database}-shm", "rb") as index:
         header = index.read(48)
     return int.from_bytes(header[16:20], sys.byteorder)
+
+
+def _writers_held() -> float:
+    """How many holds ``authserver_sqlite_writers_held_seconds`` has counted in this process."""
+    for metric in metrics.SQLITE_WRITERS_HELD.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                return sample.value
+    raise AssertionError("the histogram has no count")

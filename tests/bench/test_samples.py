@@ -38,6 +38,19 @@ def test_figures_are_medians_counts_add_up_and_the_slowest_request_is_kept() -> 
     assert [sample["rps"] for sample in result["samples"]] == [9_000, 6_000, 8_000]
 
 
+def test_sqlite_holds_add_up_and_the_longest_is_kept_per_sample_too() -> None:
+    holds = [(1, 10.0), (0, None), (2, 500.0)]
+    result = merged(
+        [
+            {**_sample(4_000, 25.0, 40.0), "writers_held": count, "writers_held_ms_at_most": longest}
+            for count, longest in holds
+        ]
+    )
+    assert result["writers_held"] == 3
+    assert result["writers_held_ms_at_most"] == 500.0
+    assert [(s["writers_held"], s["writers_held_ms_at_most"]) for s in result["samples"]] == holds
+
+
 def test_one_sample_is_the_row_as_measured() -> None:
     sample = _sample(7_000, 10.0, 30.0)
     assert merged([sample]) is sample

@@ -81,6 +81,33 @@ def test_a_p99_miss_on_a_durable_database_gives_the_disks_share() -> None:
     assert "WAL" not in check.measured
 
 
+def _p99_text(row: dict[str, Any]) -> str:
+    return next(
+        check for check in targets.evaluate({"rows": [row]}) if check.target.startswith("p99")
+    ).measured
+
+
+def test_a_p99_miss_on_sqlite_says_whether_a_log_restart_held_the_writers() -> None:
+    stalled = _row(
+        "authorization_code",
+        3000,
+        700.0,
+        0.2,
+        db="sqlite",
+        writers_held=3,
+        writers_held_ms_at_most=1000.0,
+        wrk={"max_ms": 774.0},
+    )
+    assert (
+        "authorization_code sqlite 700 ms (log restarts held the writers 3 times, each for at most 1000 ms; "
+        "slowest request 774 ms)" in _p99_text(stalled)
+    )
+    beyond = {**stalled, "writers_held_ms_at_most": None}
+    assert "the longest over 5 s" in _p99_text(beyond)
+    unheld = {**stalled, "writers_held": 0, "writers_held_ms_at_most": None}
+    assert "(no log restart held the writers; slowest request 774 ms)" in _p99_text(unheld)
+
+
 def test_logins_per_core_prefer_the_servers_own_cpu_figure() -> None:
     login = {
         "db": "sqlite",
