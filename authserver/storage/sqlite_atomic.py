@@ -14,12 +14,17 @@ soon the lock is free: at 10-50 concurrent refreshes that back-off was the p99 (
 A writer waiting on ``flock`` wakes the moment the previous one commits.
 
 Where the transaction runs: when the lock file and SQLite's write lock are both free at once, on the
-event loop itself. It is then CPU work only, tens of microseconds a write (no sync: WAL with
-``synchronous=NORMAL`` and no checkpoint in a commit), like signing a token. Only a writer that would have
-to wait goes to the connection's thread to wait there. On the thread, the transaction's Python steps
-between statements each wait for the event loop to let go of the interpreter lock, so it held the write
-lock (and the other worker) for longer: run on the loop, the same saturated runs (2 workers, c=50) served
-refresh_token 20% and authorization_code 13% faster (medians of 7 interleaved rounds).
+event loop itself. It is then CPU work, tens of microseconds a write, like signing a token: WAL with
+``synchronous=NORMAL`` and no checkpoint in a commit means no sync, except in the one commit that starts the
+log over after a checkpoint copied all of it (SQLite syncs the log's header with its first frame), which
+then syncs on the loop. Only a writer that would have to wait goes to the connection's thread to wait there.
+(Sending that one commit to the thread as well, decided from the WAL index, stalled writes for 1.6-2.3 s
+in 5 of 28 samples here, against none in 16 without; not understood yet, so not done.)
+
+Why the loop: on the thread, the transaction's Python steps between statements each wait for the event loop
+to let go of the interpreter lock, so it held the write lock (and the other worker) for longer. Run on the
+loop, the same saturated runs (2 workers, c=50) served refresh_token 20% and authorization_code 13% faster
+(medians of 7 interleaved rounds).
 """
 
 from __future__ import annotations
