@@ -35,10 +35,11 @@ import os
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aiosqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -73,27 +74,28 @@ async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T
     """``work(connection)`` inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): right here if nothing
     holds the write lock, else on the pooled connection's own thread once the lock is free, in one hop."""
     lock_path = write_lock_path(engine.url.database)
-    async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection  # the aiosqlite.Connection
-        assert driver is not None
-        try:
-            done, result = _transaction_if_free(driver._conn, work, lock_path)
-            if done:
-                return result
-            return await driver._execute(_transaction, driver._conn, work, lock_path)
-        except sqlite3.Error as error:
-            raise DBAPIError(None, None, error) from error
+    async with _pooled_driver(engine) as driver:
+        done, result = _transaction_if_free(driver._conn, work, lock_path)
+        if done:
+            return result
+        return await driver._execute(_transaction, driver._conn, work, lock_path)
 
 
 async def _on_connection_thread(engine: AsyncEngine, function: Callable[..., T], *args: Any) -> T:
     """``function(connection, *args)`` on a pooled connection's own thread, in one hop."""
+    async with _pooled_driver(engine) as driver:
+        return await driver._execute(function, driver._conn, *args)
+
+
+@contextlib.asynccontextmanager
+async def _pooled_driver(engine: AsyncEngine) -> AsyncIterator[aiosqlite.Connection]:
+    """A pooled connection's aiosqlite driver; driver errors come out as SQLAlchemy's."""
     async with engine.connect() as connection:
         raw = await connection.get_raw_connection()
-        driver = raw.driver_connection  # the aiosqlite.Connection
+        driver = raw.driver_connection
         assert driver is not None
         try:
-            return await driver._execute(function, driver._conn, *args)
+            yield driver
         except sqlite3.Error as error:
             raise DBAPIError(None, None, error) from error
 

@@ -48,6 +48,26 @@ def _rows(path: Path) -> int:
         return reader.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0]
 
 
+async def _start_a_writer_that_waits(
+    engine: AsyncEngine, path: Path, threads: list[int]
+) -> asyncio.Task[int]:
+    """Starts a token-path writer while something holds a lock, and checks it is still waiting, with nothing
+    written, while the event loop goes on running this test."""
+    writer = asyncio.create_task(sqlite_atomic.run(engine, _insert_recording_thread(threads)))
+    done, _ = await asyncio.wait({writer}, timeout=0.3)
+    assert not done, "the writer did not wait for the lock"
+    assert _rows(path) == 0
+    return writer
+
+
+async def _assert_it_committed_off_the_loop(
+    writer: asyncio.Task[int], path: Path, threads: list[int]
+) -> None:
+    assert await asyncio.wait_for(writer, timeout=10) == SQLITE_BUSY_TIMEOUT_MS
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    assert _rows(path) == 1
+
+
 async def test_with_the_lock_free_the_transaction_commits_right_on_the_event_loop(
     database: tuple[AsyncEngine, Path],
 ) -> None:
@@ -70,15 +90,10 @@ async def test_a_writer_waits_for_the_lock_file_on_the_connection_thread(
     descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)  # another worker's writer, mid-transaction
-        writer = asyncio.create_task(sqlite_atomic.run(engine, _insert_recording_thread(threads)))
-        done, _ = await asyncio.wait({writer}, timeout=0.3)  # the event loop runs meanwhile
-        assert not done, "the writer did not wait for the lock"
-        assert _rows(path) == 0
+        writer = await _start_a_writer_that_waits(engine, path, threads)
     finally:
         os.close(descriptor)  # the other writer commits
-    assert await asyncio.wait_for(writer, timeout=10) == SQLITE_BUSY_TIMEOUT_MS
-    assert len(threads) == 1 and threads[0] != threading.get_ident()
-    assert _rows(path) == 1
+    await _assert_it_committed_off_the_loop(writer, path, threads)
 
 
 async def test_a_writer_that_finds_sqlite_locked_waits_off_the_event_loop(
@@ -92,18 +107,14 @@ async def test_a_writer_that_finds_sqlite_locked_waits_off_the_event_loop(
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        writer = asyncio.create_task(sqlite_atomic.run(engine, _insert_recording_thread(threads)))
         started = time.monotonic()
-        done, _ = await asyncio.wait({writer}, timeout=0.3)
+        writer = await _start_a_writer_that_waits(engine, path, threads)
         # Not a speed bound: a busy handler on the event loop holds it for the whole 15 s busy timeout.
         assert time.monotonic() - started < 5, "the writer waited on the event loop"
-        assert not done, "the writer did not wait for SQLite's lock"
         other.execute("COMMIT")
     finally:
         other.close()
-    assert await asyncio.wait_for(writer, timeout=10) == SQLITE_BUSY_TIMEOUT_MS
-    assert len(threads) == 1 and threads[0] != threading.get_ident()
-    assert _rows(path) == 1
+    await _assert_it_committed_off_the_loop(writer, path, threads)
 
 
 async def test_driver_errors_come_out_as_database_errors_and_roll_back(
