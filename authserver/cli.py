@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from authserver.bootstrap import ConfigurationError, prepare
 from authserver.config import Settings, load_settings
+from authserver.serving import connection_shares
 
 log = logging.getLogger("authserver")
 
@@ -24,11 +26,6 @@ def _settings() -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from authserver.observability.logs import uvicorn_log_config
-    from authserver.web.http_protocol import UVICORN_HTTP
-
     if not os.environ.get("AUTHSERVER_ISSUER"):
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
         os.environ["AUTHSERVER_ISSUER"] = f"http://{host}:{args.port}"
@@ -39,13 +36,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ["AUTHSERVER_WORKERS"] = str(args.workers)  # each worker sizes its KDF threads from it
     if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="authserver-metrics-")
+    from authserver.serving.balanced_loop import UVICORN_LOOP
+
+    loop = "uvloop"
+    shares = None
+    if args.workers > 1 and settings.balance_connections:  # serving/balanced_loop.py
+        shares = connection_shares.create()
+        os.environ[connection_shares.ENV] = shares
+        loop = UVICORN_LOOP
+    try:
+        _run_uvicorn(args, settings, loop)
+    finally:
+        if shares is not None:
+            shutil.rmtree(shares, ignore_errors=True)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace, settings: Settings, loop: str) -> None:
+    import uvicorn
+
+    from authserver.observability.logs import uvicorn_log_config
+    from authserver.web.http_protocol import UVICORN_HTTP
+
     uvicorn.run(
         "authserver.web.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        loop="uvloop",
+        loop=loop,
         http=UVICORN_HTTP,  # httptools, each response's head in its body's write
         log_level=settings.log_level,
         log_config=uvicorn_log_config(),  # credentials sent in a URL never reach the access log
@@ -54,7 +73,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    return 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:

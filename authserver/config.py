@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     )
     token_burst_per_ip: int = Field(1000, ge=1)
     max_in_flight: int = Field(256, ge=1, description="Concurrent requests per worker before a fast 503.")
+    balance_connections: bool = Field(
+        True,
+        description="With more than one worker, each new connection goes to the worker holding the fewest; "
+        "false leaves it to whichever worker wakes first.",
+    )
     login_kdf_threads: int = Field(
         0, ge=0, description="argon2 threads per worker; 0 = the CPUs available divided by the workers."
     )

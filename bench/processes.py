@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from authserver.serving import connection_shares
+from authserver.serving.balanced_loop import UVICORN_LOOP
 from authserver.web.http_protocol import UVICORN_HTTP
 
 REPO = Path(__file__).resolve().parent.parent
@@ -247,6 +249,11 @@ def authserver(directory: Path, port: int, workers: int, env: dict[str, str]) ->
 
 def ceiling(directory: Path, port: int, workers: int) -> Server:
     """The constant-JSON app with the settings ``authserver serve`` gives uvicorn."""
+    env, loop = clean_environment(), "uvloop"
+    if workers > 1:  # connections spread over the workers as ``authserver serve`` spreads them
+        directory.mkdir(parents=True, exist_ok=True)
+        env[connection_shares.ENV] = connection_shares.create(str(directory))
+        loop = UVICORN_LOOP
     command = [
         sys.executable,
         "-m",
@@ -261,7 +268,7 @@ def ceiling(directory: Path, port: int, workers: int) -> Server:
         "--workers",
         str(workers),
         "--loop",
-        "uvloop",
+        loop,
         "--http",
         UVICORN_HTTP,
         "--log-level",
@@ -272,4 +279,4 @@ def ceiling(directory: Path, port: int, workers: int) -> Server:
         "--timeout-graceful-shutdown",
         "10",
     ]
-    return Server(f"ceiling-w{workers}", command, directory, port, clean_environment(), "/")
+    return Server(f"ceiling-w{workers}", command, directory, port, env, "/")
