@@ -132,7 +132,7 @@ def _checkpoint(connection: sqlite3.Connection, database: str | None, restart_lo
     # the unlocked passes copied into the database (SQLite syncs the database only after a pass that copied
     # the whole log). Holds of 16.5-17.1 ms -> 7.0-8.8 ms, 3 interleaved rounds.
     _sync(f"{database}-wal")
-    _sync(database)
+    _sync_database(database)
     with _write_lock(lock_path):
         held_since = time.perf_counter()
         busy, _, _ = _passive_checkpoint(connection)
@@ -141,11 +141,28 @@ def _checkpoint(connection: sqlite3.Connection, database: str | None, restart_lo
 
 
 def _sync(path: str) -> None:
+    """The log: SQLite holds no POSIX lock on it, so a descriptor of its own can come and go."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fdatasync(descriptor)
     finally:
         os.close(descriptor)
+
+
+# Closing any descriptor of the database file drops every POSIX lock this process holds on it, SQLite's
+# included: another process's last connection could then take the exclusive lock and delete the log and its
+# index under this process's open connections (seen: every write failed from then on). So the descriptor
+# that syncs the database stays open, one per database file, for the life of the process.
+_DATABASE_DESCRIPTORS: dict[str, int] = {}
+
+
+def _sync_database(path: str) -> None:
+    descriptor = _DATABASE_DESCRIPTORS.get(path)
+    if descriptor is None or os.fstat(descriptor).st_ino != os.stat(path).st_ino:
+        # A new file at that path (or the first sync); the old descriptor stays open: closing it is safe
+        # only for a file no connection of this process has open, which is not known here.
+        descriptor = _DATABASE_DESCRIPTORS[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    os.fdatasync(descriptor)
 
 
 def _passive_checkpoint(connection: sqlite3.Connection) -> tuple[int, int, int]:

@@ -4,10 +4,12 @@ it that the log starts over even when writers never pause."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,46 @@ def _writers_held() -> float:
             if sample.name.endswith("_count"):
                 return sample.value
     raise AssertionError("the histogram has no count")
+
+
+async def test_a_log_restart_keeps_this_process_s_locks_so_no_other_process_deletes_the_log(
+    tmp_path: Path,
+) -> None:
+    """The restart syncs the database file before it holds the writers. Closing a descriptor of that file
+    would drop every POSIX lock this process holds on it, SQLite's included; the next process to close its
+    last connection would then take the exclusive lock and delete the log and its index under this
+    process's open connections (in a benchmark run, every write failed from then on)."""
+    database = tmp_path / "authserver.db"
+    engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
+    await upgrade_to_head(engine)
+    try:
+        for _ in range(3):
+            await sqlite_atomic.run(engine, _insert_rows(100))
+        assert await sqlite_atomic.checkpoint(engine, restart_log_above_frames=1)  # the restart path ran
+
+        assert await asyncio.to_thread(_another_process_reads_and_closes, database)
+        await sqlite_atomic.run(engine, _insert_rows(1))  # this process's connections still write
+        with sqlite3.connect(database) as reader:
+            assert reader.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == 301
+    finally:
+        await engine.dispose()
+
+
+def _another_process_reads_and_closes(database: Path) -> bool:
+    """Whether the log and its index are still there after another process's only connection read and
+    closed (closing, SQLite deletes them if it can take the database's exclusive lock)."""
+    reads = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('SELECT count(*) FROM refresh_tokens'); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", reads, str(database)], check=True, timeout=60)
+    return Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()
+
+
+def _insert_rows(count: int) -> Callable[[sqlite3.Connection], None]:
+    def work(connection: sqlite3.Connection) -> None:
+        connection.executemany(
+            sqlite_atomic._INSERT_REFRESH, [token_path_insert_values() for _ in range(count)]
+        )
+
+    return work
