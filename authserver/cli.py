@@ -39,16 +39,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from authserver.serving.balanced_loop import UVICORN_LOOP
 
     loop = "uvloop"
-    shares = None
+    shares_directory = None
     if args.workers > 1 and settings.balance_connections:  # serving/balanced_loop.py
-        shares = connection_shares.create()
-        os.environ[connection_shares.ENV] = shares
+        shares_directory = connection_shares.create()
+        os.environ[connection_shares.ENV] = shares_directory
         loop = UVICORN_LOOP
     try:
         _run_uvicorn(args, settings, loop)
     finally:
-        if shares is not None:
-            shutil.rmtree(shares, ignore_errors=True)
+        if shares_directory is not None:
+            shutil.rmtree(shares_directory, ignore_errors=True)
     return 0
 
 

@@ -72,12 +72,6 @@ class BalancedServer:
         self.sockets = (sock,)
         self._accepting = loop.create_task(self._accept_forever())
 
-    def is_serving(self) -> bool:
-        return not self._accepting.done()
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
     def close(self) -> None:
         """Stops taking connections at once; those already open are left to their protocols."""
         self._accepting.cancel()
@@ -90,7 +84,7 @@ class BalancedServer:
             for peer in self._peers.values():
                 peer.close()
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._shares.doorbell(self._shares.pid))
+                os.unlink(doorbell(self._shares.directory, self._shares.pid))
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -148,7 +142,7 @@ class BalancedServer:
         peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         peer.setblocking(False)
         try:
-            peer.connect(self._shares.doorbell(pid))
+            peer.connect(doorbell(self._shares.directory, pid))
         except OSError:
             peer.close()
             raise

@@ -73,9 +73,6 @@ class ConnectionShares:
             self._close()
             raise
 
-    def doorbell(self, pid: int) -> str:
-        return doorbell(self.directory, pid)
-
     def opened(self) -> None:
         self.connections += 1
         self._publish(1, self.connections)
