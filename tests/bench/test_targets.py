@@ -61,6 +61,19 @@ def test_a_p99_miss_names_the_rows_and_says_when_throughput_alone_forbids_the_li
     assert "the ceiling's own p99 9.0 ms" in check.measured
 
 
+def test_a_p99_miss_beside_its_p50_and_the_ceilings_spread() -> None:
+    results = {
+        "rows": [
+            _row("ceiling", 12946, 9.13, 1.0, db="—", p50_ms=3.65),
+            _row("refresh_token", 3425, 28.4, 0.25, db="sqlite", p50_ms=14.0),
+        ]
+    }
+    check = next(check for check in targets.evaluate(results) if check.target.startswith("p99"))
+    assert "refresh_token sqlite 28 ms (p50 14 ms at 3,425/s)" in check.measured
+    assert "the ceiling's own p99 9.1 ms, 2.5 times its p50" in check.measured
+    assert check.met is False
+
+
 def test_a_p99_miss_says_how_long_the_workers_waited_for_a_cpu() -> None:
     row = _row("authorization_code", 3000, 40.0, 0.2, worker_cpu_wait_share=0.31)
     check = next(check for check in targets.evaluate({"rows": [row]}) if check.target.startswith("p99"))
