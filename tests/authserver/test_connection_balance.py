@@ -261,6 +261,16 @@ def _burst_while_stopped(server: ServerProcess, stopped: int, count: int) -> lis
     return connections
 
 
+def _assert_an_even_burst(server: ServerProcess, *, stopped: int, other: int) -> None:
+    """20 connections opened while ``stopped`` cannot accept: each worker serves half, give or take 2."""
+    connections = _burst_while_stopped(server, stopped, 20)
+    try:
+        served = _served_per_worker(server, connections)
+        assert abs(served.get(other, 0) - served.get(stopped, 0)) <= 2, served
+    finally:
+        _close_all(server, connections)
+
+
 def _close_all(server: ServerProcess, connections: list[socket.socket]) -> None:
     """Closes the connections, and waits until the workers have closed their side too."""
     for connection in connections:
@@ -283,12 +293,7 @@ def test_connections_accepted_by_one_worker_are_shared_with_the_other(server: Se
         _close_all(server, connections)
 
     # The counts went back down with the connections: the next burst is as even.
-    connections = _burst_while_stopped(server, stopped, 20)
-    try:
-        served = _served_per_worker(server, connections)
-        assert abs(served.get(accepting, 0) - served.get(stopped, 0)) <= 2, served
-    finally:
-        _close_all(server, connections)
+    _assert_an_even_burst(server, stopped=stopped, other=accepting)
 
 
 def test_a_worker_that_dies_loses_no_connection_and_its_successor_takes_its_share(
@@ -308,12 +313,7 @@ def test_a_worker_that_dies_loses_no_connection_and_its_successor_takes_its_shar
         _close_all(server, connections)
 
     successor = next(pid for pid in _wait_for_workers(server, 2, besides={killed}) if pid != survivor)
-    connections = _burst_while_stopped(server, successor, 20)
-    try:
-        served = _served_per_worker(server, connections)
-        assert abs(served.get(survivor, 0) - served.get(successor, 0)) <= 2, served
-    finally:
-        _close_all(server, connections)
+    _assert_an_even_burst(server, stopped=successor, other=survivor)
 
 
 def test_with_balancing_off_the_worker_that_accepts_keeps_what_it_accepts(tmp_path: Path) -> None:
