@@ -2,10 +2,10 @@
 
 It refuses work the worker cannot do well (oversized headers or bodies, too many requests in flight), adds
 the security headers, counts and times every request, and serves the hot endpoints (token, introspection,
-revocation, JWKS, metadata) straight from a table instead of through the framework's middleware, router
-and dependency machinery. Everything else goes on to FastAPI, with the security headers added by a wrapped
-``send``; a fast route sends complete headers itself, so it pays for no wrapper. Header bytes are built
-once, at import or per key set.
+revocation, JWKS, metadata, the sign-in pages, userinfo) straight from a table instead of through the
+framework's middleware, router and dependency machinery. Everything else goes on to FastAPI, with the
+security headers added by a wrapped ``send``; a fast route sends complete headers itself, so it pays for no
+wrapper. Header bytes are built once, at import or per key set.
 """
 
 from __future__ import annotations

@@ -45,10 +45,13 @@ async def test_outage_answers_503_fast_and_recovers_by_itself(outage_setup) -> N
     token = await http.post("/token", data={"grant_type": "client_credentials"}, headers=auth)
     admin = await http.get(f"/admin/clients/{client_id}", headers=admin_headers())
     ready = await http.get("/readyz")
+    page = await http.get("/authorize", params={"response_type": "code", "client_id": client_id})
     elapsed = time.perf_counter() - started
     assert token.status_code == 503 and token.json()["error"] == "temporarily_unavailable"
     assert token.headers["retry-after"] == "1" and token.headers["cache-control"] == "no-store"
     assert admin.status_code == 503
+    # The sign-in page too (served from the edge's table, with the application's own error handlers).
+    assert page.status_code == 503 and page.json()["error"] == "temporarily_unavailable"
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
     assert (await http.get("/healthz")).status_code == 200  # liveness stays true: no restart storm
     assert elapsed < 5, f"requests hung for {elapsed:.1f}s during the outage"

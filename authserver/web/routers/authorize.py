@@ -39,6 +39,7 @@ router = APIRouter(tags=["OAuth 2.1"])
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
     autoescape=select_autoescape(["html"]),
+    auto_reload=False,  # the templates ship with the package: no stat of the file at every render
 )
 SESSION_COOKIE = "authyard_session"
 CSRF_COOKIE = "authyard_csrf"
