@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,20 @@ def machine() -> dict[str, Any]:
         "cpu_model": model,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "interpreter": interpreter(),
     }
+
+
+def interpreter() -> str:
+    """Which CPython build ran the servers: its binary and whether libpython is a shared library. A default
+    pyenv build (shared libpython, no PGO or LTO) cost 10-25% more CPU per token than the distribution's
+    static PGO+LTO binary on the same machine, so results name the build (``scripts/setup.sh`` says why)."""
+    try:
+        shared = "libpython" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return os.path.realpath(sys.executable)
+    linkage = "shared libpython" if shared else "libpython linked in"
+    return f"{os.path.realpath(sys.executable)}, {linkage}"
 
 
 def _number(value: float, digits: int = 0) -> str:
@@ -128,14 +142,19 @@ def _samples_note(results: dict[str, Any]) -> str:
     )
 
 
+def _interpreter_note(info: dict[str, Any]) -> str:
+    build = info.get("interpreter")  # results saved before it was recorded have none
+    return f" ({build})" if build else ""
+
+
 def markdown(results: dict[str, Any]) -> str:
     info = results["machine"]
     parts = [
         f"Command: `{results['command']}`  ",
         f"Date: {results['date']}  ",
         f"Machine: nproc {info['nproc']}, {info['cpu_model']}, Linux {info['kernel']}, "
-        f"Python {info['python']}; wrk on the same machine (loopback), {results['duration']} s per row"
-        + _samples_note(results),
+        f"Python {info['python']}{_interpreter_note(info)}; wrk on the same machine (loopback), "
+        f"{results['duration']} s per row" + _samples_note(results),
         "",
         "Targets of the performance issue, checked against this run:",
         "",

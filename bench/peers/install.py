@@ -66,18 +66,19 @@ def authly_requirements() -> list[str]:
 
 
 def authly_venv() -> Path:
-    """The Python of a venv holding Authly (pinned) and pip; made once, remade when the pins change."""
+    """The Python of a venv holding Authly (pinned) and pip, on the project's own interpreter (both Python
+    servers run on the same CPython build); made once, remade when the pins or that interpreter change."""
     if PEERS_DIR.resolve().is_relative_to(REPO):
         raise RuntimeError(f"{PEERS_DIR} is inside the repository: Authly would write .authly/ at its root")
     venv = PEERS_DIR / f"authly-{AUTHLY_VERSION}-venv"
     python = venv / "bin" / "python"
     marker = venv / ".bench-requirements"
-    wanted = "\n".join(authly_requirements())
+    base_python = os.path.realpath(sys.executable)  # the project's interpreter, not its venv
+    wanted = "\n".join([f"# {base_python}", *authly_requirements()])
     if python.exists() and marker.exists() and marker.read_text() == wanted:
         return python
     shutil.rmtree(venv, ignore_errors=True)
     PEERS_DIR.mkdir(parents=True, exist_ok=True)
-    base_python = os.path.realpath(sys.executable)  # the project's interpreter, not its venv
     uv = _uv()
     if uv is not None:
         _run([uv, "venv", "--quiet", "--seed", "--python", base_python, str(venv)])

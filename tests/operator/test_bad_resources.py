@@ -414,7 +414,12 @@ async def test_oauthclient_specs_only_the_operator_can_judge(stack: Stack) -> No
         )
         assert (ready["status"], ready["reason"]) == ("False", reason), (name, ready)
         assert field in ready["message"], (name, ready["message"])
-        assert any(e.get("reason") == reason for e in emulator.events(namespace, name=name)), name
+        await wait_for(  # kopf posts events from its own queue, not with the status patch
+            lambda n=name, ns=namespace, r=reason: any(
+                e.get("reason") == r for e in emulator.events(ns, name=n)
+            ),
+            message=f"{name}: no {reason} event",
+        )
     for name in ("public-with-secret", "intruder", "nowhere", "greedy-scope", "http-redirect"):
         namespace = CLIENTS_REPORTED[name][0]
         assert emulator.get("v1/secrets", namespace, f"{name}-oauth-client") is None, (

@@ -99,7 +99,11 @@ async def test_authserver_children_status_and_readiness(
     )
     assert _condition(emulator, "Ready")["reason"] == "Available"
     assert _status(emulator)["readyReplicas"] == 1
-    assert any(event.get("reason") == "Reconciled" for event in emulator.events(NS, name="auth"))
+    # kopf posts events from its own queue, not with the status patch: wait for it rather than race it.
+    await wait_for(
+        lambda: any(event.get("reason") == "Reconciled" for event in emulator.events(NS, name="auth")),
+        message="no Reconciled event",
+    )
 
 
 async def test_spec_change_rolls_configuration_and_drift_is_corrected(
@@ -181,7 +185,10 @@ async def test_pool_budget_that_cannot_fit_is_reported(
     assert ready["status"] == "False" and ready["reason"] == "PoolBudgetExceeded"
     assert "maxConnections" in ready["message"] or "maxReplicas" in ready["message"]
     assert emulator.get("apps/v1/deployments", NS, "auth") is None  # nothing half-built
-    assert any(e.get("reason") == "PoolBudgetExceeded" for e in emulator.events(NS, name="auth"))
+    await wait_for(  # the event comes from kopf's queue, like Reconciled's above
+        lambda: any(e.get("reason") == "PoolBudgetExceeded" for e in emulator.events(NS, name="auth")),
+        message="no PoolBudgetExceeded event",
+    )
 
     # Fixing the spec makes it converge.
     await kube.merge(
