@@ -374,10 +374,13 @@ class SqlStore:
         newest = max((aware(row.revoked_at) for row in rows), default=since)  # type: ignore[type-var]
         return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self) -> tuple[int, bytes]:
         """SQLite: copy the write-ahead log into the database, on the connection's thread, outside any write
-        transaction; writers wait only when the log must start over (the server runs it every second)."""
-        await sqlite_atomic.checkpoint(self.engine)
+        transaction; writers wait only when the log must start over (the server runs it in a loop,
+        ``Services``). Returns the log's state (its frames and generation): equal to the last pass's
+        unless something was written since."""
+        done = await sqlite_atomic.checkpoint(self.engine)
+        return done.log_frames, done.log_generation
 
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay)."""

@@ -35,6 +35,8 @@ from authserver.storage.sql_store import SqlStore
 log = logging.getLogger(__name__)
 # Revocations written by another replica with a clock slightly behind ours are still picked up.
 _SYNC_OVERLAP = timedelta(seconds=5)
+_CHECKPOINT_GROWING_SECONDS = 0.2
+_CHECKPOINT_IDLE_SECONDS = 1.0
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Services:
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
         ]
         if self.engine.dialect.name == "sqlite":  # its commits no longer checkpoint the log themselves
-            self._tasks.append(asyncio.create_task(self._every(timedelta(seconds=1), self.store.checkpoint)))
+            self._tasks.append(asyncio.create_task(self._checkpoints()))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -96,6 +98,25 @@ class Services:
                 await action()
             except Exception as error:  # a background loop must outlive a database outage
                 log.warning("background task %s failed: %s", action.__name__, type(error).__name__)
+
+    async def _checkpoints(self) -> None:
+        """SQLite: a checkpoint pass every 0.2 s while the log grows, every second while it does not.
+
+        A pass copies what the log gained since the last one, on a connection's thread, while the token
+        path's writers go on; the longer it runs, the longer it competes with them for the two cores. Short,
+        frequent passes disturbed them least: 2 workers, c=50, 15 s of refresh_token, interleaved pairs:
+        p99 35.5-36.9 ms every 0.2 s against 44.7-46.6 ms every second (and 53-58 ms every 5 s), at the same
+        throughput and CPU per write. An idle log costs a pass per second, about 0.1 ms.
+        """
+        last: tuple[int, bytes] | None = None
+        while True:
+            try:
+                log_state = await self.store.checkpoint()
+            except Exception as error:  # a background loop must outlive a bad moment of the disk
+                log.warning("background task checkpoint failed: %s", type(error).__name__)
+                log_state = last
+            await asyncio.sleep(next_checkpoint_in(log_state, last))
+            last = log_state
 
     async def _reload_keys(self) -> None:
         if self.keys.refresh():
@@ -121,6 +142,14 @@ class Services:
 
     async def _purge(self) -> None:
         await self.store.purge_expired(datetime.now(UTC))
+
+
+def next_checkpoint_in(
+    log_state: tuple[int, bytes] | None, last_log_state: tuple[int, bytes] | None
+) -> float:
+    """Seconds until the next SQLite checkpoint pass: soon while writes come in (the log's frames or its
+    generation changed since the last pass), later while none do."""
+    return _CHECKPOINT_GROWING_SECONDS if log_state != last_log_state else _CHECKPOINT_IDLE_SECONDS
 
 
 def build_services(settings: Settings, session_secret: bytes) -> Services:

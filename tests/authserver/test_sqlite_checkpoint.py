@@ -20,8 +20,8 @@ from authserver.migrations.runner import upgrade_to_head
 from authserver.observability import metrics
 from authserver.storage import sqlite_atomic
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import refresh_tokens
-from authserver.web.app import create_app
+from authserver.storage.sql_store import SqlStore, refresh_tokens
+from authserver.web.services import next_checkpoint_in
 from tests.conftest import make_settings
 from tests.support.refresh_tokens import refresh_token_row, token_path_insert_values
 
@@ -38,20 +38,46 @@ def _rows(count: int) -> list[dict[str, object]]:
 
 async def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) -> None:
     database = tmp_path / "authserver.db"
-    app = create_app(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
-    async with app.router.lifespan_context(app):
-        store = app.state.services.store
-        async with store.engine.connect() as connection:
+    engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
+    await upgrade_to_head(engine)  # no server, so no background pass: only commits could copy the log in
+    store = SqlStore(engine)
+    try:
+        async with engine.connect() as connection:
             assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
         size_before = _size(database)
         for _ in range(4):  # four commits, well past 1,000 pages of log between them
-            async with store.engine.begin() as connection:
+            async with engine.begin() as connection:
                 await connection.execute(insert(refresh_tokens), _rows(5000))
         assert _size(Path(f"{database}-wal")) > 4096 * 1000
         assert _size(database) == size_before  # no commit copied the log in
 
-        await store.checkpoint()
+        frames, _ = await store.checkpoint()
+        assert frames > 1000
         assert _size(database) > size_before + 4096 * 1000
+    finally:
+        await engine.dispose()
+
+
+async def test_checkpoints_come_often_while_the_log_grows_and_seldom_when_idle(tmp_path: Path) -> None:
+    """The server's loop waits 0.2 s after a pass that found the log grown since the last one (short passes
+    disturb the token path's writers least), a second after one that found it unchanged (idle)."""
+    database = tmp_path / "authserver.db"
+    engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
+    await upgrade_to_head(engine)
+    store = SqlStore(engine)
+    waits: list[float] = []
+    last: tuple[int, bytes] | None = None
+    try:
+        for writes in (10, 10, 0, 0, 10):  # the last writes start the log over, to as many frames as before
+            if writes:
+                async with engine.begin() as connection:
+                    await connection.execute(insert(refresh_tokens), _rows(writes))
+            log_state = await store.checkpoint()
+            waits.append(next_checkpoint_in(log_state, last))
+            last = log_state
+    finally:
+        await engine.dispose()
+    assert waits == [0.2, 0.2, 1.0, 1.0, 0.2]
 
 
 async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_starting_over(
@@ -107,7 +133,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
         assert before > 256
 
         holds = _writers_held()
-        assert await sqlite_atomic.checkpoint(engine, restart_log_above_frames=256)
+        assert (await sqlite_atomic.checkpoint(engine, restart_log_above_frames=256)).restarted
         assert _writers_held() == holds + 1  # the hold is on the metrics, for the disk's worst moments
         begin()
         commit()  # the next writer
@@ -149,7 +175,9 @@ async def test_a_log_restart_keeps_this_process_s_locks_so_no_other_process_dele
     try:
         for _ in range(3):
             await sqlite_atomic.run(engine, _insert_rows(100))
-        assert await sqlite_atomic.checkpoint(engine, restart_log_above_frames=1)  # the restart path ran
+        assert (
+            await sqlite_atomic.checkpoint(engine, restart_log_above_frames=1)
+        ).restarted  # restart path ran
 
         assert await asyncio.to_thread(_another_process_reads_and_closes, database)
         await sqlite_atomic.run(engine, _insert_rows(1))  # this process's connections still write
