@@ -415,9 +415,7 @@ async def test_oauthclient_specs_only_the_operator_can_judge(stack: Stack) -> No
         assert (ready["status"], ready["reason"]) == ("False", reason), (name, ready)
         assert field in ready["message"], (name, ready["message"])
         await wait_for(  # kopf posts events from its own queue, not with the status patch
-            lambda n=name, ns=namespace, r=reason: any(
-                e.get("reason") == r for e in emulator.events(ns, name=n)
-            ),
+            lambda n=name, ns=namespace, r=reason: emulator.events(ns, name=n, reason=r),
             message=f"{name}: no {reason} event",
         )
     for name in ("public-with-secret", "intruder", "nowhere", "greedy-scope", "http-redirect"):

@@ -101,7 +101,7 @@ async def test_authserver_children_status_and_readiness(
     assert _status(emulator)["readyReplicas"] == 1
     # kopf posts events from its own queue, not with the status patch: wait for it rather than race it.
     await wait_for(
-        lambda: any(event.get("reason") == "Reconciled" for event in emulator.events(NS, name="auth")),
+        lambda: emulator.events(NS, name="auth", reason="Reconciled"),
         message="no Reconciled event",
     )
 
@@ -186,7 +186,7 @@ async def test_pool_budget_that_cannot_fit_is_reported(
     assert "maxConnections" in ready["message"] or "maxReplicas" in ready["message"]
     assert emulator.get("apps/v1/deployments", NS, "auth") is None  # nothing half-built
     await wait_for(  # the event comes from kopf's queue, like Reconciled's above
-        lambda: any(e.get("reason") == "PoolBudgetExceeded" for e in emulator.events(NS, name="auth")),
+        lambda: emulator.events(NS, name="auth", reason="PoolBudgetExceeded"),
         message="no PoolBudgetExceeded event",
     )
 
