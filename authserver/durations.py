@@ -13,6 +13,10 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$"
 
 
+# Longer than any lifetime anyone means (about 2,700 years), still inside what timedelta can hold.
+_LONGEST = timedelta(days=1_000_000)
+
+
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
     """Parse a Go-style duration (``15m``, ``1h30m``) or a bare number of seconds."""
     if isinstance(value, timedelta):
@@ -20,10 +24,10 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _bounded(value)
     text = value.strip()
     if text.isdigit():
-        return timedelta(seconds=int(text))
+        return _bounded(int(text))
     position, total = 0, 0.0
     for match in _PART.finditer(text):
         if match.start() != position:
@@ -32,7 +36,14 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
         position = match.end()
     if position != len(text) or not text:
         raise ValueError(f"{value!r} is not a duration; write it like 90s, 15m, 720h or 1h30m")
-    return timedelta(seconds=total)
+    return _bounded(total)
+
+
+def _bounded(seconds: float) -> timedelta:
+    """A clear error instead of timedelta's OverflowError (a 500, not a 400, where it escapes validation)."""
+    if not seconds <= _LONGEST.total_seconds():  # also refuses nan and inf
+        raise ValueError(f"a duration must be at most {_LONGEST.days:,} days")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:

@@ -121,6 +121,10 @@ async def test_invalid_registrations_are_rejected_with_reasons(app_client: httpx
         ({"grant_types": ["password"]}, "grant_types"),
         ({"grant_types": ["client_credentials"], "scopes": ["bad scope"]}, "scopes"),
         ({"grant_types": ["client_credentials"], "access_token_ttl": "forever"}, "duration"),
+        # Past what a timedelta holds: once an OverflowError and a 500 (found by the OpenAPI fuzzer).
+        ({"grant_types": ["client_credentials"], "access_token_ttl": "9" * 30}, "at most"),
+        ({"grant_types": ["client_credentials"], "refresh_token_ttl": "9" * 20 + "d"}, "at most"),
+        ({"grant_types": ["client_credentials"], "secret_grace_period": "9" * 20}, "at most"),
         ({"grant_types": ["client_credentials"], "unknown": 1}, "unknown"),
     ]
     for fields, reason in cases:

@@ -34,6 +34,13 @@ def test_durations_and_lists_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert settings.cors_allowed_origins == ["https://a.example.com", "https://b.example.com"]
 
 
+def test_a_duration_too_long_for_any_clock_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTHSERVER_ACCESS_TOKEN_TTL", "9" * 30)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert "AUTHSERVER_ACCESS_TOKEN_TTL" in str(raised.value) and "at most" in str(raised.value)
+
+
 def test_write_connections_must_leave_the_engine_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTHSERVER_DB_POOL_MAX_SIZE", "4")
     monkeypatch.setenv("AUTHSERVER_DB_WRITE_CONNECTIONS", "4")
