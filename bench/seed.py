@@ -21,11 +21,12 @@ from sqlalchemy import insert
 from authserver.config import Settings
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.crypto.passwords import hash_password
+from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token
 from authserver.protocol.models import User
 from authserver.protocol.pkce import s256
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import SqlStore
-from authserver.storage.tables import AuthorizationCodeRow, RefreshTokenRow
+from authserver.storage.tables import AuthorizationCodeRow, RefreshFamilyRow
 
 SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
@@ -35,7 +36,7 @@ REDIRECT_URI = "http://127.0.0.1:9/callback"
 USERNAME = "bench-user"
 _BATCH = 5000
 _codes_table = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
-_refresh_table = RefreshTokenRow.__table__  # type: ignore[attr-defined]
+_refresh_table = RefreshFamilyRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -155,19 +156,20 @@ def seed_refresh_tokens(database_url: str, count: int, user_id: str, audience: s
     expires_at = now + timedelta(hours=1)
     values, rows = [], []
     for _ in range(count):
-        value = new_opaque_token()
+        family_id = new_family_id()
+        value, secret_hash = new_refresh_token(family_id)
         rows.append(
             {
-                "token_hash": token_hash(value),
-                "family_id": uuid.uuid4().hex,
+                "family_id": family_id,
+                "secret_hash": secret_hash,
                 "client_id": WEB_CLIENT_ID,
                 "user_id": user_id,
                 "scope": USER_SCOPE,
                 "audience": audience,
                 "auth_time": int(now.timestamp()),
                 "issued_at": now,
-                "expires_at": expires_at,
                 "rotated_at": None,
+                "expires_at": expires_at,
                 "revoked": False,
             }
         )

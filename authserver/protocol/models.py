@@ -80,7 +80,7 @@ class RefreshToken:
     audience: str
     auth_time: int | None
     expires_at: datetime
-    rotated: bool = False
+    rotated: bool = False  # the presented secret is not the family's current one: it was used before
     revoked: bool = False
 
 
@@ -104,12 +104,12 @@ class CodeBinding:
 
 @dataclass(frozen=True)
 class NewRefreshToken:
-    """A refresh token to store: its hash, expiry and (for a new family) the family id. Scope, audience,
-    user and auth_time come from what it succeeds (the code, or the rotated token)."""
+    """A refresh token to store: its family (new, or the one it rotates), the hash of its secret and its
+    expiry. Scope, audience, user and auth_time come from what it succeeds (the code, or the family)."""
 
-    token_hash: str
+    family_id: str
+    secret_hash: str
     expires_at: datetime
-    family_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class Store(Protocol):
         self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
     ) -> Redemption[RedeemedCode]:
         """In one transaction: mark the code used (any attempt uses it up) and, when the code was unused,
-        unexpired and matches ``binding`` exactly, store ``refresh`` as a new family linked to the code.
+        unexpired and matches ``binding`` exactly, store ``refresh`` as its new family, linked to the code.
 
         OK: the code, its user and the refresh token stored (the caller still checks the binding: the
         store only refuses to issue on a mismatch). EXPIRED: used up, expired. REPLAYED: it was used
@@ -39,15 +39,22 @@ class Store(Protocol):
         ...
 
     async def rotate_refresh_token(
-        self, old_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
+        self, family_id: str, secret_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
-        """In one transaction: if ``old_hash`` belongs to ``client_id`` and is unrotated, unrevoked and
-        unexpired, mark it rotated and store ``successor`` in its family (same scope, audience, user,
-        auth_time): OK with the successor. Otherwise nothing changes: REFUSED with the old token as it
-        stands now (None when unknown), from which the caller tells reuse from expiry or revocation."""
+        """In one transaction: if family ``family_id`` belongs to ``client_id``, is unrevoked and unexpired
+        and ``secret_hash`` is its current secret's, make ``successor`` its current token (same scope,
+        audience, user, auth_time): OK with the successor. Otherwise nothing changes: REFUSED with the
+        family as it stands now for that secret (None when unknown), from which the caller tells reuse
+        (``rotated``: not the current secret) from expiry or revocation."""
         ...
 
-    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None: ...
+    async def get_refresh_token(self, family_id: str, secret_hash: str) -> RefreshToken | None:
+        """The family, as seen by the holder of ``secret_hash`` (``rotated`` unless it is the current one)."""
+        ...
+
+    async def legacy_refresh_family(self, token_hash: str) -> str | None:
+        """The family a token issued before families (by its hash) was migrated into."""
+        ...
 
     async def revoke_refresh_family(self, family_id: str) -> None: ...
 

@@ -1,7 +1,7 @@
 """Introspection (RFC 7662) and revocation (RFC 7009) of the tokens this server issued.
 
 Access tokens are JWTs checked locally (signature, issuer, expiry, ``typ``) plus the in-memory revocation
-list; refresh tokens are opaque and looked up by hash.
+list; refresh tokens are opaque and looked up by family (``refresh_token_values``).
 
 Verified-token cache: resource servers introspect the same bearer token on every call they receive, so a
 worker remembers, per token string, the claims whose signature, issuer and ``typ`` it already checked
@@ -20,9 +20,9 @@ from typing import Any
 import jwt
 
 from authserver.crypto.keyset import KeySet
-from authserver.crypto.opaque_tokens import token_hash
 from authserver.protocol.errors import UnauthorizedClient
 from authserver.protocol.models import Client, RefreshToken
+from authserver.protocol.refresh_token_lookup import presented_refresh_token
 from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.store import Store
 from authserver.protocol.tokens import ACCESS_TOKEN_TYP
@@ -87,9 +87,10 @@ class TokenInspector:
         return claims
 
     async def _refresh_record(self, token: str) -> RefreshToken | None:
-        if len(token) > _MAX_TOKEN_LENGTH:
+        presented = await presented_refresh_token(self.store, token)
+        if presented is None or presented.family_id is None:
             return None
-        return await self.store.get_refresh_token(token_hash(token))
+        return await self.store.get_refresh_token(presented.family_id, presented.secret_hash)
 
     async def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
         lookups = [self._introspect_access, self._introspect_refresh]

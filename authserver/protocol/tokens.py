@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authserver.crypto.keyset import KeySet
-from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.refresh_token_values import new_refresh_token
 from authserver.protocol.models import Client, NewRefreshToken
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
@@ -91,15 +91,15 @@ class TokenMinter:
             claims["nonce"] = nonce
         return keys.sign(claims, "JWT")
 
-    def next_refresh_token(self, client: Client, *, new_family: bool = False) -> tuple[NewRefreshToken, str]:
-        """A fresh opaque refresh token for ``client``: what the store keeps (hash, expiry, and a family id
-        when it starts a family) and the value handed to the client."""
+    def next_refresh_token(self, client: Client, family_id: str) -> tuple[NewRefreshToken, str]:
+        """The next refresh token of ``family_id`` for ``client``: what the store keeps (the secret's hash
+        and the expiry) and the value handed to the client."""
         ttl = client.refresh_token_ttl_seconds or self.policy.refresh_token_ttl.total_seconds()
-        value = new_opaque_token()
+        value, secret_hash = new_refresh_token(family_id)
         record = NewRefreshToken(
-            token_hash=token_hash(value),
+            family_id=family_id,
+            secret_hash=secret_hash,
             expires_at=datetime.now(UTC) + timedelta(seconds=ttl),
-            family_id=secrets.token_urlsafe(16) if new_family else None,
         )
         return record, value
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation
 from authserver.crypto.client_secrets import generate_client_secret, hash_secret, secret_matches
 from authserver.durations import parse_duration
-from authserver.storage.sql_store import aware, clients, refresh_tokens
+from authserver.storage.sql_store import aware, clients, refresh_families
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,6 @@ class ClientRegistry:
             result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
             # Its refresh tokens die with it; its access tokens fail client lookup at introspection.
             await connection.execute(
-                update(refresh_tokens).where(refresh_tokens.c.client_id == client_id).values(revoked=True)
+                update(refresh_families).where(refresh_families.c.client_id == client_id).values(revoked=True)
             )
         return result.rowcount == 1

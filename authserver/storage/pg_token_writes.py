@@ -1,11 +1,12 @@
 """PostgreSQL: refresh rotation and code redemption, one statement for one write or for a batch of them.
 
-Each is a single statement (data-modifying CTEs): the conditional UPDATE is the lock (of two rotations of
-one token exactly one claims the row), the INSERT ... SELECT copies the grant into the successor. A batch
-(``WriteBatcher``) unnests one array per column and carries at most one write per token. Its rows go in
-sorted by token so that two batches sharing tokens (a replay racing its original on another worker)
-usually lock them in the same order; should they deadlock anyway, PostgreSQL aborts one after
-``deadlock_timeout`` and its writes fail like any database error (503), none half done.
+Each is a single statement. A rotation is one conditional UPDATE of the family's row (of two rotations of
+one token exactly one finds its secret current), changing no indexed column: a HOT update. A redemption
+claims the code and inserts its family in data-modifying CTEs. A batch (``WriteBatcher``) unnests one
+array per column and carries at most one write per family or code. Its rows go in sorted by key so that
+two batches sharing rows (a replay racing its original on another worker) usually lock them in the same
+order; should they deadlock anyway, PostgreSQL aborts one after ``deadlock_timeout`` and its writes fail
+like any database error (503), none half done.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, NamedTuple
 from authserver.storage.pg_direct import Connections
 
 _ROTATION_COLUMNS = (
+    ("family_id", "text"),
     ("old_hash", "text"),
     ("client_id", "text"),
     ("new_hash", "text"),
@@ -29,7 +31,7 @@ _REDEMPTION_COLUMNS = (
     ("redirect_uri", "text"),
     ("code_challenge", "text"),
     ("new_family_id", "text"),
-    ("refresh_hash", "text"),
+    ("secret_hash", "text"),
     ("refresh_expires_at", "timestamptz"),
     ("now", "timestamptz"),
 )
@@ -49,19 +51,13 @@ def _many_rows(columns: tuple[tuple[str, str], ...]) -> str:
 
 
 _ROTATE = """
-WITH input AS ({input}), rotated AS (
-    UPDATE refresh_tokens AS token SET rotated_at = input.now
-    FROM input
-    WHERE token.token_hash = input.old_hash AND token.client_id = input.client_id
-        AND token.rotated_at IS NULL AND NOT token.revoked AND token.expires_at > input.now
-    RETURNING input.new_hash, input.client_id, input.new_expires_at, input.now,
-        token.family_id, token.user_id, token.scope, token.audience, token.auth_time
-)
-INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time,
-    issued_at, expires_at, revoked)
-SELECT new_hash, family_id, client_id, user_id, scope, audience, auth_time, now, new_expires_at, false
-FROM rotated
-RETURNING token_hash, family_id, user_id, scope, audience, auth_time
+WITH input AS ({input})
+UPDATE refresh_families AS family
+SET secret_hash = input.new_hash, rotated_at = input.now, expires_at = input.new_expires_at
+FROM input
+WHERE family.family_id = input.family_id AND family.secret_hash = input.old_hash
+    AND family.client_id = input.client_id AND NOT family.revoked AND family.expires_at > input.now
+RETURNING family.family_id, family.user_id, family.scope, family.audience, family.auth_time
 """
 
 # Any attempt uses the code up; the family is set (and the refresh token stored) only when the code
@@ -74,18 +70,18 @@ WITH input AS ({input}), claimed AS (
             THEN input.new_family_id END
     FROM input
     WHERE code.code_hash = input.code_hash AND code.consumed_at IS NULL
-    RETURNING code.*, input.refresh_hash, input.refresh_expires_at, input.now
+    RETURNING code.*, input.secret_hash, input.refresh_expires_at, input.now
 ), issued AS (
-    INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time,
+    INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time,
         issued_at, expires_at, revoked)
-    SELECT refresh_hash, family_id, client_id, user_id, scope, audience, auth_time, now,
+    SELECT family_id, secret_hash, client_id, user_id, scope, audience, auth_time, now,
         refresh_expires_at, false
-    FROM claimed WHERE family_id IS NOT NULL AND refresh_hash IS NOT NULL
-    RETURNING token_hash
+    FROM claimed WHERE family_id IS NOT NULL AND secret_hash IS NOT NULL
+    RETURNING family_id
 )
 SELECT claimed.*, users.username AS user_username, users.password_hash AS user_password_hash,
     users.email AS user_email, users.email_verified AS user_email_verified, users.name AS user_name,
-    claimed.refresh_hash IN (SELECT token_hash FROM issued) AS issued
+    claimed.family_id IN (SELECT family_id FROM issued) AS issued
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """
 
@@ -105,6 +101,7 @@ WARM_UP = (
 
 
 class Rotation(NamedTuple):
+    family_id: str
     old_hash: str
     client_id: str
     new_hash: str
@@ -118,7 +115,7 @@ class CodeRedemption(NamedTuple):
     redirect_uri: str
     code_challenge: str
     new_family_id: str | None
-    refresh_hash: str | None
+    secret_hash: str | None
     refresh_expires_at: datetime | None
     now: datetime
 
@@ -141,10 +138,10 @@ class TokenWrites:
         """Per rotation: the claimed grant (family_id, user_id, scope, audience, auth_time), or None."""
         if len(rotations) == 1:
             return [_first(await self.connections.fetch(ROTATE_ONE, rotations[0]))]
-        ordered = sorted(rotations, key=lambda rotation: rotation.old_hash)
+        ordered = sorted(rotations, key=lambda rotation: rotation.family_id)
         rows = await self.connections.fetch(ROTATE_MANY, _columns(ordered))
-        by_successor = {row["token_hash"]: row for row in rows}
-        return [by_successor.get(rotation.new_hash) for rotation in rotations]
+        by_family = {row["family_id"]: row for row in rows}
+        return [by_family.get(rotation.family_id) for rotation in rotations]
 
     async def redeem(self, redemptions: Sequence[CodeRedemption]) -> list[Any]:
         """Per redemption: the claimed code with its user's columns and ``issued``, or None (unknown or

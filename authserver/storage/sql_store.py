@@ -10,6 +10,7 @@ import, never per call.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -37,7 +38,8 @@ from authserver.storage.pg_token_writes import CodeRedemption, Rotation, TokenWr
 from authserver.storage.tables import (
     AuthorizationCodeRow,
     ClientRow,
-    RefreshTokenRow,
+    LegacyRefreshTokenRow,
+    RefreshFamilyRow,
     RevokedAccessTokenRow,
     UserRow,
 )
@@ -46,14 +48,32 @@ from authserver.storage.write_batches import Execute, WriteBatcher
 clients = ClientRow.__table__  # type: ignore[attr-defined]
 users = UserRow.__table__  # type: ignore[attr-defined]
 codes = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
-refresh_tokens = RefreshTokenRow.__table__  # type: ignore[attr-defined]
+refresh_families = RefreshFamilyRow.__table__  # type: ignore[attr-defined]
+legacy_refresh_tokens = LegacyRefreshTokenRow.__table__  # type: ignore[attr-defined]
 revoked = RevokedAccessTokenRow.__table__  # type: ignore[attr-defined]
 
 # Reads.
 _CLIENT_BY_ID = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
 _USER_BY_ID = select(users).where(users.c.user_id == bindparam("b_user_id"))
 _USER_BY_NAME = select(users).where(users.c.username == bindparam("b_username"))
-_REFRESH_BY_HASH = select(refresh_tokens).where(refresh_tokens.c.token_hash == bindparam("b_token_hash"))
+_FAMILY_BY_ID = select(refresh_families).where(refresh_families.c.family_id == bindparam("b_family_id"))
+_LEGACY_FAMILY = select(legacy_refresh_tokens.c.family_id).where(
+    legacy_refresh_tokens.c.token_hash == bindparam("b_token_hash")
+)
+# The purge walks the families' primary key a page at a time, one short transaction each, so that it
+# never holds SQLite's write lock for long and needs no index on expires_at.
+PURGE_PAGE_ROWS = 2_000
+_FAMILY_PAGE = (
+    select(refresh_families.c.family_id)
+    .where(refresh_families.c.family_id > bindparam("b_after"))
+    .order_by(refresh_families.c.family_id)
+    .limit(PURGE_PAGE_ROWS)
+)
+_DELETE_EXPIRED_FAMILIES = delete(refresh_families).where(
+    refresh_families.c.family_id > bindparam("b_after"),
+    refresh_families.c.family_id <= bindparam("b_last"),
+    refresh_families.c.expires_at < bindparam("b_now"),
+)
 _CODE_USE = select(codes.c.family_id).where(codes.c.code_hash == bindparam("b_code_hash"))
 
 _WRITE_NAMES = {"rotate": "refresh_rotation", "redeem": "code_redemption"}
@@ -104,17 +124,19 @@ def _user_from_row(row: Any, prefix: str = "") -> User:
     )
 
 
-def _refresh_from_row(row: Any) -> RefreshToken:
+def _family_as_seen(family_id: str, row: Any, secret_hash: str) -> RefreshToken:
+    """A family's row as seen by the holder of ``secret_hash``: ``rotated`` unless it is the current one
+    (hashes of high-entropy secrets, compared in constant time all the same)."""
     return RefreshToken(
-        family_id=row.family_id,
+        family_id=family_id,
         client_id=row.client_id,
         user_id=row.user_id,
         scope=row.scope,
         audience=row.audience,
         auth_time=row.auth_time,
         expires_at=aware(row.expires_at),  # type: ignore[arg-type]
-        rotated=row.rotated_at is not None,
-        revoked=row.revoked,
+        rotated=not hmac.compare_digest(row.secret_hash, secret_hash),
+        revoked=bool(row.revoked),
     )
 
 
@@ -251,7 +273,7 @@ class SqlStore:
                 binding.redirect_uri,
                 binding.code_challenge,
                 refresh.family_id if refresh else None,
-                refresh.token_hash if refresh else None,
+                refresh.secret_hash if refresh else None,
                 refresh.expires_at if refresh else None,
                 now,
             )
@@ -267,7 +289,7 @@ class SqlStore:
             binding.client_id,
             binding.redirect_uri,
             binding.code_challenge,
-            (refresh.token_hash, refresh.family_id or "", refresh.expires_at) if refresh else None,
+            (refresh.secret_hash, refresh.family_id, refresh.expires_at) if refresh else None,
         )
         outcome, record, user = await self.write_batches.submit(
             self._sqlite_writes.redeem, code_hash, redemption
@@ -287,56 +309,52 @@ class SqlStore:
         return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": used.family_id or ""})
 
     # Refresh tokens
-    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+    async def get_refresh_token(self, family_id: str, secret_hash: str) -> RefreshToken | None:
         async with self._reader.connect() as connection:
-            row = (await connection.execute(_REFRESH_BY_HASH, {"b_token_hash": token_hash})).first()
-        return _refresh_from_row(row) if row else None
+            row = (await connection.execute(_FAMILY_BY_ID, {"b_family_id": family_id})).first()
+        return _family_as_seen(family_id, row, secret_hash) if row else None
+
+    async def legacy_refresh_family(self, token_hash: str) -> str | None:
+        async with self._reader.connect() as connection:
+            return (await connection.execute(_LEGACY_FAMILY, {"b_token_hash": token_hash})).scalar()
 
     async def rotate_refresh_token(
-        self, old_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
+        self, family_id: str, secret_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
         if self._postgres:
             # One statement (shared with other rotations waiting for a connection): the conditional
-            # UPDATE is the lock (of two rotations of one token exactly one claims the row), the
-            # INSERT ... SELECT copies the family's grant.
-            rotation = Rotation(old_hash, client_id, successor.token_hash, successor.expires_at, now)
-            record = await self.write_batches.submit(self._token_writes.rotate, old_hash, rotation)
+            # UPDATE is the lock (of two rotations of one token exactly one finds its secret current).
+            rotation = Rotation(
+                family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
+            )
+            record = await self.write_batches.submit(self._token_writes.rotate, family_id, rotation)
             if record is None:
-                current = await self.get_refresh_token(old_hash)
-                return Redemption(RedemptionOutcome.REFUSED, current)
-            row = SimpleNamespace(**record)
+                return Redemption(
+                    RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash)
+                )
+            grant = (record["user_id"], record["scope"], record["audience"], record["auth_time"])
         else:
             # SQLite: with the other writes waiting for this worker's turn, in one transaction, one hop.
             rotation_work = sqlite_atomic.rotate_refresh(
-                old_hash, client_id, successor.token_hash, successor.expires_at, now
+                family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
             )
             rotated, found = await self.write_batches.submit(
-                self._sqlite_writes.rotate, old_hash, rotation_work
+                self._sqlite_writes.rotate, family_id, rotation_work
             )
             if not rotated:
-                return Redemption(RedemptionOutcome.REFUSED, _refresh_from_row(found) if found else None)
-            family_id, user_id, scope, audience, auth_time = found
-            return Redemption(
-                RedemptionOutcome.OK,
-                RefreshToken(
-                    family_id=family_id,
-                    client_id=client_id,
-                    user_id=user_id,
-                    scope=scope,
-                    audience=audience,
-                    auth_time=auth_time,
-                    expires_at=successor.expires_at,
-                ),
-            )
+                current = _family_as_seen(family_id, found, secret_hash) if found else None
+                return Redemption(RedemptionOutcome.REFUSED, current)
+            grant = found
+        user_id, scope, audience, auth_time = grant
         return Redemption(
             RedemptionOutcome.OK,
             RefreshToken(
-                family_id=row.family_id,
+                family_id=family_id,
                 client_id=client_id,
-                user_id=row.user_id,
-                scope=row.scope,
-                audience=row.audience,
-                auth_time=row.auth_time,
+                user_id=user_id,
+                scope=scope,
+                audience=audience,
+                auth_time=auth_time,
                 expires_at=successor.expires_at,
             ),
         )
@@ -344,13 +362,7 @@ class SqlStore:
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._autocommit.begin() as connection:
             await connection.execute(
-                update(refresh_tokens).where(refresh_tokens.c.family_id == family_id).values(revoked=True)
-            )
-
-    async def revoke_client_tokens(self, client_id: str) -> None:
-        async with self._autocommit.begin() as connection:
-            await connection.execute(
-                update(refresh_tokens).where(refresh_tokens.c.client_id == client_id).values(revoked=True)
+                update(refresh_families).where(refresh_families.c.family_id == family_id).values(revoked=True)
             )
 
     # Access-token revocations
@@ -383,8 +395,21 @@ class SqlStore:
         return done.log_frames, done.log_generation
 
     async def purge_expired(self, now: datetime) -> None:
-        """Delete what can never be used again; hashes of used codes are kept until they expire (replay)."""
+        """Delete what can never be used again; hashes of used codes are kept until they expire (replay),
+        and so is a family, revoked or not, until its current token expires."""
         async with self.engine.begin() as connection:
             await connection.execute(delete(codes).where(codes.c.expires_at < now))
-            await connection.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < now))
             await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
+            await connection.execute(
+                delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
+            )
+        after = ""
+        while True:
+            async with self.engine.begin() as connection:
+                page = (await connection.execute(_FAMILY_PAGE, {"b_after": after})).scalars().all()
+                if not page:
+                    return
+                await connection.execute(
+                    _DELETE_EXPIRED_FAMILIES, {"b_after": after, "b_last": page[-1], "b_now": now}
+                )
+            after = page[-1]

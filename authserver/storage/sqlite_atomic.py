@@ -51,9 +51,8 @@ T = TypeVar("T")
 # SQLAlchemy's SQLite DateTime storage format; every timestamp here is UTC.
 _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
-RefreshRow = namedtuple(
-    "RefreshRow",
-    "family_id client_id user_id scope audience auth_time expires_at rotated_at revoked",
+FamilyRow = namedtuple(
+    "FamilyRow", "secret_hash client_id user_id scope audience auth_time expires_at revoked"
 )
 CodeRow = namedtuple(
     "CodeRow",
@@ -299,16 +298,17 @@ def _finish(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection],
 
 
 _CLAIM_REFRESH = (
-    "UPDATE refresh_tokens SET rotated_at = ? WHERE token_hash = ? AND client_id = ? AND rotated_at IS NULL "
-    "AND revoked = 0 AND expires_at > ? RETURNING family_id, user_id, scope, audience, auth_time"
+    "UPDATE refresh_families SET secret_hash = ?, rotated_at = ?, expires_at = ? WHERE family_id = ? "
+    "AND secret_hash = ? AND client_id = ? AND revoked = 0 AND expires_at > ? "
+    "RETURNING user_id, scope, audience, auth_time"
 )
-_INSERT_REFRESH = (
-    "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scope, audience, auth_time, "
+_INSERT_FAMILY = (
+    "INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time, "
     "issued_at, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
 )
-_REFRESH_BY_HASH = (
-    "SELECT family_id, client_id, user_id, scope, audience, auth_time, expires_at, rotated_at, revoked "
-    "FROM refresh_tokens WHERE token_hash = ?"
+_FAMILY_BY_ID = (
+    "SELECT secret_hash, client_id, user_id, scope, audience, auth_time, expires_at, revoked "
+    "FROM refresh_families WHERE family_id = ?"
 )
 _CLAIM_CODE = (
     "UPDATE authorization_codes SET consumed_at = ?, family_id = CASE WHEN client_id = ? "
@@ -323,25 +323,23 @@ _USER_BY_ID = (
 
 
 def rotate_refresh(
-    old_hash: str, client_id: str, new_hash: str, new_expires_at: datetime, now: datetime
+    family_id: str, old_hash: str, client_id: str, new_hash: str, new_expires_at: datetime, now: datetime
 ) -> Callable[[sqlite3.Connection], tuple[bool, Any]]:
-    """(True, the claimed grant) when rotated; (False, the token as it stands or None) otherwise."""
+    """(True, the family's grant: user_id, scope, audience, auth_time) when rotated; (False, the family as
+    it stands, a ``FamilyRow``, or None) otherwise."""
     at = stored(now)
 
     def work(connection: sqlite3.Connection) -> tuple[bool, Any]:
-        claimed = connection.execute(_CLAIM_REFRESH, (at, old_hash, client_id, at)).fetchone()
-        if claimed is None:
-            current = connection.execute(_REFRESH_BY_HASH, (old_hash,)).fetchone()
-            if current is None:
-                return False, None
-            row = RefreshRow(*current)
-            return False, row._replace(expires_at=_loaded(row.expires_at), revoked=bool(row.revoked))
-        family_id, user_id, scope, audience, auth_time = claimed
-        connection.execute(
-            _INSERT_REFRESH,
-            (new_hash, family_id, client_id, user_id, scope, audience, auth_time, at, stored(new_expires_at)),
-        )
-        return True, claimed
+        claimed = connection.execute(
+            _CLAIM_REFRESH, (new_hash, at, stored(new_expires_at), family_id, old_hash, client_id, at)
+        ).fetchone()
+        if claimed is not None:
+            return True, claimed
+        current = connection.execute(_FAMILY_BY_ID, (family_id,)).fetchone()
+        if current is None:
+            return False, None
+        row = FamilyRow(*current)
+        return False, row._replace(expires_at=_loaded(row.expires_at), revoked=bool(row.revoked))
 
     return work
 
@@ -352,7 +350,7 @@ def redeem_code(
     client_id: str,
     redirect_uri: str | None,
     code_challenge: str | None,
-    refresh: tuple[str, str, datetime] | None,  # (token hash, family id, expiry)
+    refresh: tuple[str, str, datetime] | None,  # (secret hash, family id, expiry)
 ) -> Callable[[sqlite3.Connection], tuple[str, Any, Any]]:
     """("claimed", code, user) with the refresh token stored when the code matched; ("used", family_id,
     None) for a code used before; ("unknown", None, None)."""
@@ -369,10 +367,10 @@ def redeem_code(
         code = CodeRow(*claimed)
         if code.family_id is not None and refresh is not None:
             connection.execute(
-                _INSERT_REFRESH,
+                _INSERT_FAMILY,
                 (
-                    refresh[0],
                     code.family_id,
+                    refresh[0],
                     code.client_id,
                     code.user_id,
                     code.scope,

@@ -66,20 +66,37 @@ class AuthorizationCodeRow(SQLModel, table=True):
     )  # the refresh family it issued, for replay revocation
 
 
-class RefreshTokenRow(SQLModel, table=True):
-    __tablename__ = "refresh_tokens"
+class RefreshFamilyRow(SQLModel, table=True):
+    """One sign-in's refresh tokens: the current one's secret hash, replaced in place by each rotation.
 
-    token_hash: str = Field(primary_key=True, max_length=64)
-    family_id: str = Field(max_length=64, index=True)
+    Only the primary key and client_id are indexed, and a rotation changes neither: on SQLite it rewrites
+    one page (the row's), on PostgreSQL it is a HOT update. The purge walks the primary key, so expires_at
+    needs no index (one would be rewritten by every rotation)."""
+
+    __tablename__ = "refresh_families"
+
+    family_id: str = Field(primary_key=True, max_length=64)
+    secret_hash: str = Field(max_length=64)  # SHA-256 hex of the current token's secret; never the secret
     client_id: str = Field(max_length=255, index=True)
     user_id: str | None = Field(default=None, max_length=64)
     scope: str
     audience: str
     auth_time: int | None = None
-    issued_at: datetime = Field(sa_column=_timestamp())
-    expires_at: datetime = Field(sa_column=_timestamp(index=True))
-    rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    issued_at: datetime = Field(sa_column=_timestamp())  # the family's first token
+    rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))  # its latest
+    expires_at: datetime = Field(sa_column=_timestamp())  # the current token's
     revoked: bool = False
+
+
+class LegacyRefreshTokenRow(SQLModel, table=True):
+    """Refresh tokens issued before families (migration 0002), by hash: the family each one belongs to.
+    Read when such a token is presented, never written; the purge empties it as they expire."""
+
+    __tablename__ = "legacy_refresh_tokens"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    family_id: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_column=_timestamp())
 
 
 class RevokedAccessTokenRow(SQLModel, table=True):

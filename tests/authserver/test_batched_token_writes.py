@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.refresh_token_values import new_family_id
 from authserver.protocol.models import (
     AuthorizationCode,
     CodeBinding,
@@ -23,10 +24,10 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.protocol.pkce import s256
-from authserver.storage.sql_store import SqlStore, codes, refresh_tokens
+from authserver.storage.sql_store import SqlStore, codes, refresh_families
 from authserver.web.app import create_app
 from tests.conftest import BACKENDS, database_url_for, make_settings
-from tests.support.refresh_tokens import insert_refresh_token
+from tests.support.refresh_tokens import insert_refresh_token, presented
 
 CLIENT = "batch-client"
 REDIRECT = "http://127.0.0.1:9/cb"
@@ -66,37 +67,40 @@ async def test_concurrent_rotations_share_statements_and_each_gets_its_own_outco
     grants = {}
     async with store.engine.connect() as connection:
         for value in valid:
+            family_id, _ = presented(value)
             row = (
                 await connection.execute(
-                    select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash(value))
+                    select(refresh_families).where(refresh_families.c.family_id == family_id)
                 )
             ).one()
             grants[value] = (row.family_id, row.user_id)
 
     # Presented in another order than stored: nothing may depend on the order rows come back in.
-    presented = [*reversed(valid), expired, revoked, foreign, valid[3]]  # valid[3] also replayed at once
+    presented_values = [*reversed(valid), expired, revoked, foreign, valid[3]]  # valid[3] replayed at once
     successors = [
-        NewRefreshToken(token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2))
-        for _ in presented
+        NewRefreshToken(
+            presented(value)[0], token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2)
+        )
+        for value in presented_values
     ]
     statements_before, writes_before = _batches("refresh_rotation")
     now = datetime.now(UTC)
     outcomes = await asyncio.gather(
         *(
-            store.rotate_refresh_token(token_hash(value), CLIENT, successor, now)
-            for value, successor in zip(presented, successors, strict=True)
+            store.rotate_refresh_token(*presented(value), CLIENT, successor, now)
+            for value, successor in zip(presented_values, successors, strict=True)
         )
     )
     statements, writes = _batches("refresh_rotation")
-    assert writes - writes_before == len(presented)
-    assert statements - statements_before < len(presented) - 2  # the waiting ones went together
+    assert writes - writes_before == len(presented_values)
+    assert statements - statements_before < len(presented_values) - 2  # the waiting ones went together
 
-    twice = [outcomes[presented.index(valid[3])], outcomes[-1]]
+    twice = [outcomes[presented_values.index(valid[3])], outcomes[-1]]
     assert sorted(outcome.outcome for outcome in twice) == sorted(
         [RedemptionOutcome.OK, RedemptionOutcome.REFUSED]
     )
     for value in valid:
-        outcome = outcomes[presented.index(value)]
+        outcome = outcomes[presented_values.index(value)]
         if value == valid[3] and outcome.outcome is RedemptionOutcome.REFUSED:
             outcome = outcomes[-1]
         assert outcome.outcome is RedemptionOutcome.OK and outcome.record is not None
@@ -106,17 +110,16 @@ async def test_concurrent_rotations_share_statements_and_each_gets_its_own_outco
         assert refused.outcome is RedemptionOutcome.REFUSED, reason
         assert refused.record is not None and not refused.record.rotated, reason  # left untouched
 
-    # Exactly the winners' successors exist, each in its predecessor's family.
-    stored = {
-        successor.token_hash: await store.get_refresh_token(successor.token_hash) for successor in successors
-    }
-    issued = {hash_ for hash_, token in stored.items() if token is not None}
-    winners = {
-        successors[index].token_hash
-        for index, outcome in enumerate(outcomes)
-        if outcome.outcome is RedemptionOutcome.OK
-    }
-    assert issued == winners and len(winners) == 8
+    # Exactly the winners' successors are their families' current tokens; the presented ones are used up.
+    current = [
+        await store.get_refresh_token(successor.family_id, successor.secret_hash) for successor in successors
+    ]
+    for outcome, successor, seen in zip(outcomes, successors, current, strict=True):
+        assert seen is not None
+        assert seen.rotated is (outcome.outcome is not RedemptionOutcome.OK), successor.family_id
+    for value in valid:
+        used = await store.get_refresh_token(*presented(value))
+        assert used is not None and used.rotated
 
 
 async def _code(store: SqlStore, user_id: str, verifier: str) -> str:
@@ -153,7 +156,7 @@ async def test_concurrent_redemptions_share_statements_and_each_gets_its_own_out
 
     def attempt(value: str, verifier: str) -> tuple[str, CodeBinding, NewRefreshToken]:
         refresh = NewRefreshToken(
-            token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=1), family_id=uuid.uuid4().hex
+            new_family_id(), token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=1)
         )
         return token_hash(value), CodeBinding(CLIENT, REDIRECT, s256(verifier)), refresh
 
@@ -178,11 +181,12 @@ async def test_concurrent_redemptions_share_statements_and_each_gets_its_own_out
         assert outcome.record.user is not None and outcome.record.user.email == "b@example.org"
         assert outcome.record.code.nonce == "n-1" and outcome.record.refresh is not None
         assert outcome.record.refresh.family_id == attempts[index][2].family_id
-        assert await store.get_refresh_token(attempts[index][2].token_hash) is not None
+        family = await store.get_refresh_token(attempts[index][2].family_id, attempts[index][2].secret_hash)
+        assert family is not None and not family.rotated
     mismatch = outcomes[1]
     assert mismatch.outcome is RedemptionOutcome.OK and mismatch.record is not None
     assert mismatch.record.refresh is None  # the grant refuses it: no family was stored
-    assert await store.get_refresh_token(attempts[1][2].token_hash) is None
+    assert await store.get_refresh_token(attempts[1][2].family_id, attempts[1][2].secret_hash) is None
     assert outcomes[6].outcome is RedemptionOutcome.UNKNOWN
     pair = sorted([outcomes[4].outcome, outcomes[7].outcome], key=str)
     assert pair == sorted([RedemptionOutcome.OK, RedemptionOutcome.REPLAYED], key=str)

@@ -30,6 +30,7 @@ import pytest
 
 from tests.support.oauth import admin_headers, authorize_code, basic
 from tests.support.postgres import PostgresCluster, postgres_available
+from tests.support.refresh_tokens import presented
 from tests.support.server_process import ServerProcess, running_server
 
 pytestmark = [
@@ -58,13 +59,12 @@ class Stack:
         )
 
     def live_tokens_of_family(self, refresh_token: str) -> set[str]:
-        """Hashes of the tokens of this token's family that could still be used (not rotated, not revoked)."""
+        """Secret hashes of the tokens of this token's family that could still be used: its current one,
+        unless the family is revoked."""
         with self.sql() as connection:
             rows = connection.execute(
-                "SELECT token_hash FROM refresh_tokens WHERE family_id = "
-                "(SELECT family_id FROM refresh_tokens WHERE token_hash = %s) "
-                "AND rotated_at IS NULL AND NOT revoked",
-                (sha256(refresh_token),),
+                "SELECT secret_hash FROM refresh_families WHERE family_id = %s AND NOT revoked",
+                (presented(refresh_token)[0],),
             ).fetchall()
         return {row[0] for row in rows}
 
@@ -404,7 +404,7 @@ async def test_outage_under_load_fails_fast_and_recovers_without_losing_anything
     for token in reserve:
         response = await retry_through_stale_connections(partial(refresh, http, stack, token))
         assert response.status_code == 200, response.text
-        assert stack.live_tokens_of_family(token) == {sha256(response.json()["refresh_token"])}
+        assert stack.live_tokens_of_family(token) == {presented(response.json()["refresh_token"])[1]}
 
 
 # A restart in the middle of a code exchange and of a refresh rotation -------------------------------------
@@ -443,7 +443,7 @@ async def test_restart_during_a_code_exchange_leaves_the_code_usable_exactly_onc
     assert redeemed.status_code == 200, redeemed.text
     refresh_token = redeemed.json()["refresh_token"]
     assert redeemed.json()["id_token"]
-    assert stack.live_tokens_of_family(refresh_token) == {sha256(refresh_token)}
+    assert stack.live_tokens_of_family(refresh_token) == {presented(refresh_token)[1]}
     assert (await introspect(http, stack, refresh_token))["active"] is True
 
     replay = await retry_through_stale_connections(lambda: exchange(http, stack, code, verifier))
@@ -455,10 +455,10 @@ async def test_restart_during_a_refresh_rotation_never_half_rotates_the_family(
 ) -> None:
     old = await new_refresh_token(stack)
     holder = stack.sql()
-    holder.execute("SELECT 1 FROM refresh_tokens WHERE token_hash = %s FOR UPDATE", (sha256(old),))
+    holder.execute("SELECT 1 FROM refresh_families WHERE family_id = %s FOR UPDATE", (presented(old)[0],))
     try:
         in_flight = asyncio.create_task(refresh(http, stack, old))
-        await wait_blocked_on_lock(stack, "refresh_tokens")
+        await wait_blocked_on_lock(stack, "refresh_families")
         await stack.stop_database("immediate")  # a crash: no shutdown checkpoint, sessions cut
         response = await asyncio.wait_for(in_flight, FAIL_FAST_BOUND_SECONDS + 10)
     finally:
@@ -471,17 +471,17 @@ async def test_restart_during_a_refresh_rotation_never_half_rotates_the_family(
     if response.status_code == 503:
         assert_clean_503(response)
         # Not rotated by the failed attempt: the old token is still the family's one live token.
-        assert stack.live_tokens_of_family(old) == {sha256(old)}
+        assert stack.live_tokens_of_family(old) == {presented(old)[1]}
         rotated = await retry_through_stale_connections(lambda: refresh(http, stack, old))
     else:
         rotated = response
     assert rotated.status_code == 200, rotated.text
     new = rotated.json()["refresh_token"]
     assert new != old
-    assert stack.live_tokens_of_family(old) == {sha256(new)}, "exactly one live token: the new one"
+    assert stack.live_tokens_of_family(old) == {presented(new)[1]}, "exactly one live token: the new one"
     assert (await introspect(http, stack, old)) == {"active": False}
     assert (await introspect(http, stack, new))["active"] is True
     # And the new one rotates normally.
     again = await retry_through_stale_connections(lambda: refresh(http, stack, new))
     assert again.status_code == 200, again.text
-    assert stack.live_tokens_of_family(old) == {sha256(again.json()["refresh_token"])}
+    assert stack.live_tokens_of_family(old) == {presented(again.json()["refresh_token"])[1]}

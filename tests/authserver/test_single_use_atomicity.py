@@ -14,7 +14,7 @@ from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.protocol.models import CodeBinding, NewRefreshToken, RedemptionOutcome
 from authserver.storage.sql_store import SqlStore, codes
 from tests.support.oauth import authorize_code, pkce_pair, register
-from tests.support.refresh_tokens import insert_refresh_token
+from tests.support.refresh_tokens import insert_refresh_token, presented
 
 REDIRECT = "http://127.0.0.1:9999/callback"
 
@@ -142,25 +142,29 @@ async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
     value = await insert_refresh_token(store, web_client, **overrides)
     response = await _refresh(app_client, web_client, value)
     assert response.status_code == 400 and response.json()["error_description"] == message
-    current = await store.get_refresh_token(token_hash(value))
+    current = await store.get_refresh_token(*presented(value))
     assert current is not None and not current.rotated
 
 
 async def test_store_rotation_copies_the_grant_and_refuses_a_second_use(app_client, web_client) -> None:
     store = _store(app_client)
     value = await insert_refresh_token(store, web_client, user_id="u-1", auth_time=1234)
-    successor = NewRefreshToken(token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2))
+    family_id, secret_hash = presented(value)
+    successor = NewRefreshToken(
+        family_id, token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(hours=2)
+    )
     now = datetime.now(UTC)
-    rotated = await store.rotate_refresh_token(token_hash(value), web_client, successor, now)
+    rotated = await store.rotate_refresh_token(family_id, secret_hash, web_client, successor, now)
     assert rotated.outcome is RedemptionOutcome.OK and rotated.record is not None
     assert (rotated.record.user_id, rotated.record.scope, rotated.record.auth_time) == ("u-1", "read", 1234)
-    stored = await store.get_refresh_token(successor.token_hash)
-    assert stored is not None and stored.family_id == rotated.record.family_id and not stored.rotated
+    assert rotated.record.family_id == family_id
+    stored = await store.get_refresh_token(family_id, successor.secret_hash)
+    assert stored is not None and not stored.rotated
 
-    again = await store.rotate_refresh_token(token_hash(value), web_client, successor, now)
+    again = await store.rotate_refresh_token(family_id, secret_hash, web_client, successor, now)
     assert again.outcome is RedemptionOutcome.REFUSED
     assert again.record is not None and again.record.rotated
-    unknown = await store.rotate_refresh_token("0" * 64, web_client, successor, now)
+    unknown = await store.rotate_refresh_token("no-such-family", secret_hash, web_client, successor, now)
     assert unknown.outcome is RedemptionOutcome.REFUSED and unknown.record is None
 
 

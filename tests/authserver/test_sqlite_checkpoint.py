@@ -15,15 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert
 
-from authserver.crypto.opaque_tokens import new_opaque_token
 from authserver.migrations.runner import upgrade_to_head
 from authserver.observability import metrics
 from authserver.storage import sqlite_atomic
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import SqlStore, refresh_tokens
+from authserver.storage.sql_store import SqlStore, refresh_families
 from authserver.web.services import next_checkpoint_in
 from tests.conftest import make_settings
-from tests.support.refresh_tokens import refresh_token_row, token_path_insert_values
+from tests.support.refresh_tokens import family_row, token_path_insert_values
 
 
 def _size(path: Path) -> int:
@@ -31,9 +30,7 @@ def _size(path: Path) -> int:
 
 
 def _rows(count: int) -> list[dict[str, object]]:
-    return [
-        refresh_token_row("checkpoint-client", new_opaque_token(), scope="read " * 20) for _ in range(count)
-    ]
+    return [family_row("checkpoint-client", scope="read " * 20)[1] for _ in range(count)]
 
 
 async def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) -> None:
@@ -47,7 +44,7 @@ async def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) ->
         size_before = _size(database)
         for _ in range(4):  # four commits, well past 1,000 pages of log between them
             async with engine.begin() as connection:
-                await connection.execute(insert(refresh_tokens), _rows(5000))
+                await connection.execute(insert(refresh_families), _rows(5000))
         assert _size(Path(f"{database}-wal")) > 4096 * 1000
         assert _size(database) == size_before  # no commit copied the log in
 
@@ -71,7 +68,7 @@ async def test_checkpoints_come_often_while_the_log_grows_and_seldom_when_idle(t
         for writes in (10, 10, 0, 0, 10):  # the last writes start the log over, to as many frames as before
             if writes:
                 async with engine.begin() as connection:
-                    await connection.execute(insert(refresh_tokens), _rows(writes))
+                    await connection.execute(insert(refresh_families), _rows(writes))
             log_state = await store.checkpoint()
             waits.append(next_checkpoint_in(log_state, last))
             last = log_state
@@ -98,7 +95,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
 
     def commit(rows: int = 4) -> None:
         nonlocal committed
-        writer.executemany(sqlite_atomic._INSERT_REFRESH, [token_path_insert_values() for _ in range(rows)])
+        writer.executemany(sqlite_atomic._INSERT_FAMILY, [token_path_insert_values() for _ in range(rows)])
         writer.execute("COMMIT")
         committed += rows
 
@@ -139,7 +136,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
         commit()  # the next writer
         after = _frames_in_log(database)
         assert after < 64, f"the log did not start over: {before} frames, then {after}"
-        assert writer.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == committed  # none lost
+        assert writer.execute("SELECT count(*) FROM refresh_families").fetchone()[0] == committed  # none lost
     finally:
         writer.close()
         await engine.dispose()
@@ -182,7 +179,7 @@ async def test_a_log_restart_keeps_this_process_s_locks_so_no_other_process_dele
         assert await asyncio.to_thread(_another_process_reads_and_closes, database)
         await sqlite_atomic.run(engine, _insert_rows(1))  # this process's connections still write
         with sqlite3.connect(database) as reader:
-            assert reader.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0] == 301
+            assert reader.execute("SELECT count(*) FROM refresh_families").fetchone()[0] == 301
     finally:
         await engine.dispose()
 
@@ -192,7 +189,7 @@ def _another_process_reads_and_closes(database: Path) -> bool:
     closed (closing, SQLite deletes them if it can take the database's exclusive lock)."""
     reads = (
         "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-        "c.execute('SELECT count(*) FROM refresh_tokens'); c.close()"
+        "c.execute('SELECT count(*) FROM refresh_families'); c.close()"
     )
     subprocess.run([sys.executable, "-c", reads, str(database)], check=True, timeout=60)
     return Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()
@@ -201,7 +198,7 @@ def _another_process_reads_and_closes(database: Path) -> bool:
 def _insert_rows(count: int) -> Callable[[sqlite3.Connection], None]:
     def work(connection: sqlite3.Connection) -> None:
         connection.executemany(
-            sqlite_atomic._INSERT_REFRESH, [token_path_insert_values() for _ in range(count)]
+            sqlite_atomic._INSERT_FAMILY, [token_path_insert_values() for _ in range(count)]
         )
 
     return work

@@ -36,7 +36,7 @@ async def database(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Path]]:
 def _insert_recording_thread(threads: list[int]) -> Callable[[sqlite3.Connection], int]:
     def work(connection: sqlite3.Connection) -> int:
         threads.append(threading.get_ident())
-        connection.execute(sqlite_atomic._INSERT_REFRESH, token_path_insert_values())
+        connection.execute(sqlite_atomic._INSERT_FAMILY, token_path_insert_values())
         # The busy handler is back in place for the transaction's statements and the connection's next user.
         return connection.execute("PRAGMA busy_timeout").fetchone()[0]
 
@@ -45,7 +45,7 @@ def _insert_recording_thread(threads: list[int]) -> Callable[[sqlite3.Connection
 
 def _rows(path: Path) -> int:
     with sqlite3.connect(path) as reader:
-        return reader.execute("SELECT count(*) FROM refresh_tokens").fetchone()[0]
+        return reader.execute("SELECT count(*) FROM refresh_families").fetchone()[0]
 
 
 async def _start_a_writer_that_waits(
@@ -123,7 +123,7 @@ async def test_driver_errors_come_out_as_database_errors_and_roll_back(
     engine, path = database
 
     def fails_after_a_write(connection: sqlite3.Connection) -> None:
-        connection.execute(sqlite_atomic._INSERT_REFRESH, token_path_insert_values())
+        connection.execute(sqlite_atomic._INSERT_FAMILY, token_path_insert_values())
         raise sqlite3.OperationalError("disk I/O error")
 
     with pytest.raises(DBAPIError):

@@ -18,7 +18,10 @@ ISSUER = "https://issuer.example"
 
 
 class _NoStore:
-    async def get_refresh_token(self, _hash: str) -> None:
+    async def get_refresh_token(self, _family_id: str, _secret_hash: str) -> None:
+        return None
+
+    async def legacy_refresh_family(self, _token_hash: str) -> None:
         return None
 
 

@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
-from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token, refresh_token_key
 from authserver.storage import sqlite_atomic
-from authserver.storage.sql_store import SqlStore, refresh_tokens
+from authserver.storage.sql_store import SqlStore, refresh_families
 
 
-def refresh_token_row(client_id: str, value: str, **overrides: object) -> dict[str, object]:
-    """The refresh_tokens row of a live token ``value`` of ``client_id``, in a family of its own."""
+def family_row(client_id: str, **overrides: object) -> tuple[str, dict[str, object]]:
+    """(the value of its current token, the refresh_families row) of a live family of ``client_id``."""
     now = datetime.now(UTC)
-    return {
-        "token_hash": token_hash(value),
-        "family_id": uuid.uuid4().hex,
+    family_id = str(overrides.pop("family_id", new_family_id()))
+    value, secret_hash = new_refresh_token(family_id)
+    return value, {
+        "family_id": family_id,
+        "secret_hash": secret_hash,
         "client_id": client_id,
         "user_id": None,
         "scope": "read",
         "audience": "https://api.example.com",
         "auth_time": None,
         "issued_at": now,
-        "expires_at": now + timedelta(hours=1),
         "rotated_at": None,
+        "expires_at": now + timedelta(hours=1),
         "revoked": False,
         **overrides,
     }
 
 
+def presented(value: str) -> tuple[str, str]:
+    """(family id, secret hash) of a refresh token value in today's format."""
+    key = refresh_token_key(value)
+    assert key.family_id is not None
+    return key.family_id, key.secret_hash
+
+
 async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: object) -> str:
     """A live refresh token of ``client_id`` in a family of its own (``overrides`` change any column);
     its value."""
-    value = new_opaque_token()
+    value, row = family_row(client_id, **overrides)
     async with store.engine.begin() as connection:
-        await connection.execute(
-            insert(refresh_tokens).values(**refresh_token_row(client_id, value, **overrides))
-        )
+        await connection.execute(insert(refresh_families).values(**row))
     return value
 
 
 def token_path_insert_values(client_id: str = "checkpoint-client") -> tuple[object, ...]:
-    """Parameters of SQLite's token-path refresh-token INSERT (``sqlite_atomic._INSERT_REFRESH``) for a
-    new live token with a long scope (rows of some size fill the write-ahead log faster)."""
-    row = refresh_token_row(client_id, new_opaque_token(), scope="read " * 20)
+    """Parameters of SQLite's token-path family INSERT (``sqlite_atomic._INSERT_FAMILY``) for a new live
+    family with a long scope (rows of some size fill the write-ahead log faster)."""
+    _, row = family_row(client_id, scope="read " * 20)
     return (
-        row["token_hash"],
         row["family_id"],
+        row["secret_hash"],
         row["client_id"],
         row["user_id"],
         row["scope"],

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authserver.crypto.opaque_tokens import token_hash
+from authserver.crypto.refresh_token_values import new_family_id
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.models import Client, CodeBinding, GrantType, RedemptionOutcome
 from authserver.protocol.params import Params, required, single
@@ -31,7 +32,7 @@ class AuthorizationCodeGrant:
         # this client, redirect URI and verifier: a replay that races this request still finds the family.
         refresh, refresh_value = (None, None)
         if GrantType.REFRESH_TOKEN in client.grant_types:
-            refresh, refresh_value = self.minter.next_refresh_token(client, new_family=True)
+            refresh, refresh_value = self.minter.next_refresh_token(client, new_family_id())
         binding = CodeBinding(client.client_id, redirect_uri, verifier_challenge(verifier))
         redemption = await self.store.redeem_authorization_code(
             token_hash(code_value), datetime.now(UTC), binding, refresh

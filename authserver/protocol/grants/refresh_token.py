@@ -1,7 +1,8 @@
 """refresh_token with rotation and reuse detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
 
 Every refresh consumes the token and returns a new one in the same family. Presenting a consumed token
-again means two parties hold it: the whole family is revoked, so neither can continue.
+again means two parties hold it: the whole family is revoked, so neither can continue. A family keeps
+only its current secret's hash, so any other secret presented for it counts as a consumed token.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from authserver.crypto.opaque_tokens import token_hash
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.models import Client, GrantType, RedemptionOutcome, RefreshToken
 from authserver.protocol.params import Params, required, single
+from authserver.protocol.refresh_token_lookup import presented_refresh_token
 from authserver.protocol.scopes import narrow_scope
 from authserver.protocol.store import Store
 from authserver.protocol.tokens import TokenMinter, audience_value, token_response
@@ -26,22 +27,27 @@ class RefreshTokenGrant:
         self.store = store
 
     async def issue(self, params: Params, client: Client) -> dict[str, Any]:
-        presented_hash = token_hash(required(params, "refresh_token"))
+        presented = await presented_refresh_token(self.store, required(params, "refresh_token"))
+        if presented is None or presented.family_id is None:
+            raise InvalidGrant("refresh token is invalid")
+        family_id, secret_hash = presented.family_id, presented.secret_hash
         requested_scope = single(params, "scope")
         now = datetime.now(UTC)
         if requested_scope is not None:
             # A narrower ask is checked before anything is consumed: a refused scope keeps the token.
-            current = await self.store.get_refresh_token(presented_hash)
+            current = await self.store.get_refresh_token(family_id, secret_hash)
             if current is None or not _usable(current, client, now):
                 await self._refuse(current, client, now)
             narrow_scope(requested_scope, current.scope)
 
-        successor, value = self.minter.next_refresh_token(client)
-        outcome = await self.store.rotate_refresh_token(presented_hash, client.client_id, successor, now)
+        successor, value = self.minter.next_refresh_token(client, family_id)
+        outcome = await self.store.rotate_refresh_token(
+            family_id, secret_hash, client.client_id, successor, now
+        )
         rotated = outcome.record
         if outcome.outcome is not RedemptionOutcome.OK or rotated is None:
             # Unknown, another client's, revoked, expired, or already used (also by a concurrent request
-            # that won the race): the record as it stands says which.
+            # that won the race): the family as it stands says which.
             await self._refuse(rotated, client, now)
 
         scope = rotated.scope if requested_scope is None else narrow_scope(requested_scope, rotated.scope)

@@ -1,0 +1,51 @@
+"""Refresh token values: ``<family id>.<secret>``.
+
+A family is one sign-in's chain of refresh tokens; the database keeps one row per family with the hash of
+its current secret. A rotation replaces that hash in place (one row, found by its primary key), so the
+table holds one row per live sign-in instead of one per token ever issued, and presenting any other
+secret for a family is reuse (RFC 9700 §4.14.2): the family id is as private as the token it comes in.
+
+Family ids start with the time in milliseconds so that new families are appended to the primary key's
+last page instead of a random one (they tell a holder when the sign-in began, which it knows anyway).
+
+Tokens issued before families (a plain random value, no dot) are still accepted: their hash maps to the
+family they were migrated into (``LegacyRefreshTokenRow``) until they expire.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+
+_FAMILY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@dataclass(frozen=True)
+class RefreshTokenKey:
+    """What a presented value says: its family (None for a token issued before families) and the hash of
+    its secret (of the whole value for an older token)."""
+
+    family_id: str | None
+    secret_hash: str
+
+
+def new_family_id() -> str:
+    """48 bits of milliseconds, then 80 random bits: 32 hex digits."""
+    return f"{int(time.time() * 1000) & 0xFFFF_FFFF_FFFF:012x}{secrets.token_hex(10)}"
+
+
+def new_refresh_token(family_id: str) -> tuple[str, str]:
+    """A new token of ``family_id``: (the value handed to the client, the hash the store keeps)."""
+    secret = new_opaque_token()
+    return f"{family_id}.{secret}", token_hash(secret)
+
+
+def refresh_token_key(value: str) -> RefreshTokenKey:
+    family_id, dot, secret = value.partition(".")
+    if dot and secret and _FAMILY_ID.fullmatch(family_id):
+        return RefreshTokenKey(family_id, token_hash(secret))
+    return RefreshTokenKey(None, token_hash(value))
