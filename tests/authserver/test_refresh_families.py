@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.config import Settings
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
@@ -182,27 +183,34 @@ def _legacy_row(value: str, family_id: str, issued_at: datetime, **overrides: ob
     }
 
 
+def _fresh_settings(backend: str, directory: Path, request: pytest.FixtureRequest) -> Settings:
+    url = database_url_for(backend, directory, lambda: request.getfixturevalue("postgres_cluster"))
+    return make_settings(directory, url)
+
+
+async def _migrate(engine: AsyncEngine, revision: str, *, downgrade: bool = False) -> None:
+    config = alembic_config()
+
+    def run(connection: sa.Connection) -> None:
+        config.attributes["connection"] = connection
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
 @pytest.fixture
 async def migrated_from_0001(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """A database at revision 0001 holding refresh tokens in today's states, then a server (which migrates
     it on start): the server and the tokens' values by state."""
-    settings: Settings = make_settings(
-        tmp_path, database_url_for(backend, tmp_path, lambda: request.getfixturevalue("postgres_cluster"))
-    )
+    settings = _fresh_settings(backend, tmp_path, request)
     engine = create_engine(settings)
-    config = alembic_config()
-
-    def to_0001(connection: sa.Connection) -> None:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-
     now = datetime.now(UTC) - timedelta(minutes=5)
     values = {name: new_opaque_token() for name in ("rotated", "current", "revoked", "expired")}
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(to_0001)
+        await _migrate(engine, "0001")
         async with engine.begin() as connection:
             await connection.execute(
                 insert(_LEGACY),
@@ -269,3 +277,26 @@ async def test_an_already_rotated_older_token_is_reuse_after_the_migration(
     assert replay.json()["error_description"] == "refresh token was already used; its family has been revoked"
     current = await _refresh(http, LEGACY_CLIENT, values["current"])
     assert current.json()["error_description"] == "refresh token was revoked"
+
+
+async def test_a_downgrade_keeps_each_familys_current_token_by_its_hash(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Downgrading to 0001 turns each family into its current token's row: a token issued before the
+    upgrade (its whole value hashed) keeps working on the older release."""
+    engine = create_engine(_fresh_settings(backend, tmp_path, request))
+    older = new_opaque_token()
+    try:
+        await _migrate(engine, "0001")
+        async with engine.begin() as connection:
+            await connection.execute(insert(_LEGACY), [_legacy_row(older, "fam-old", datetime.now(UTC))])
+        await _migrate(engine, "head")
+        await _migrate(engine, "0001", downgrade=True)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(_LEGACY))).all()
+    finally:
+        await engine.dispose()
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.token_hash, row.family_id, row.client_id) == (token_hash(older), "fam-old", LEGACY_CLIENT)
+    assert row.rotated_at is None and not row.revoked
