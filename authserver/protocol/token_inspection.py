@@ -88,9 +88,7 @@ class TokenInspector:
 
     async def _refresh_record(self, token: str) -> RefreshToken | None:
         presented = await presented_refresh_token(self.store, token)
-        if presented is None or presented.family_id is None:
-            return None
-        return await self.store.get_refresh_token(presented.family_id, presented.secret_hash)
+        return None if presented is None else await self.store.get_refresh_token(*presented)
 
     async def introspect(self, token: str, hint: str | None) -> dict[str, Any]:
         lookups = [self._introspect_access, self._introspect_refresh]

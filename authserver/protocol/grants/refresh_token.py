@@ -28,9 +28,9 @@ class RefreshTokenGrant:
 
     async def issue(self, params: Params, client: Client) -> dict[str, Any]:
         presented = await presented_refresh_token(self.store, required(params, "refresh_token"))
-        if presented is None or presented.family_id is None:
+        if presented is None:
             raise InvalidGrant("refresh token is invalid")
-        family_id, secret_hash = presented.family_id, presented.secret_hash
+        family_id, secret_hash = presented
         requested_scope = single(params, "scope")
         now = datetime.now(UTC)
         if requested_scope is not None:
