@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite+aiosqlite:///./authserver.db", description="SQLAlchemy async URL.")
     database_host_override: str | None = Field(None, description="Connect to this host instead (PgBouncer).")
     database_port_override: int | None = Field(None, description="Connect to this port instead (PgBouncer).")
+    database_name_override: str | None = Field(
+        None, description="Connect to this database name instead (PgBouncer's alias for the database)."
+    )
     database_ssl_override: str | None = Field(
         None, description="asyncpg ssl mode to use instead of the URL's (PgBouncer without TLS: disable)."
     )

@@ -26,6 +26,7 @@ if $want_test_deps; then
   [[ -x /usr/lib/postgresql/15/bin/postgres ]] || apt_install postgresql-15
   [[ -x /usr/bin/chromium ]] || apt_install chromium
   command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
+  [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
 fi
 
 if ! command -v uv >/dev/null 2>&1; then

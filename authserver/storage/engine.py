@@ -21,6 +21,8 @@ def database_url(settings: Settings) -> URL:
         url = url.set(host=settings.database_host_override)
     if settings.database_port_override:
         url = url.set(port=settings.database_port_override)
+    if settings.database_name_override:
+        url = url.set(database=settings.database_name_override)
     if settings.database_ssl_override:
         query = {key: value for key, value in url.query.items() if key not in ("ssl", "sslmode")}
         url = url.set(query={**query, "ssl": settings.database_ssl_override})

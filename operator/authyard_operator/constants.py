@@ -13,6 +13,10 @@ DEFAULT_PGBOUNCER_IMAGE = "edoburu/pgbouncer:v1.24.1-p0"
 
 HTTP_PORT = 8080
 PGBOUNCER_PORT = 6432
+# The name the server pods connect to on PgBouncer. PgBouncer's config parser accepts only
+# [A-Za-z0-9_.*-] in a key, quoted or not; a fixed alias keeps any real database name (which may hold
+# other characters) in the quoted `dbname=` value, where every version accepts it.
+PGBOUNCER_DATABASE_ALIAS = "authyard"
 
 # The server image runs as this uid; the pod spec pins it so runAsNonRoot can be verified by the kubelet.
 SERVER_UID = 10001

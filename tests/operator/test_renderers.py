@@ -254,6 +254,7 @@ def test_deployment_behind_pgbouncer_points_only_the_server_at_it() -> None:
     assert server_env["AUTHSERVER_DATABASE_HOST_OVERRIDE"] == "auth-pgbouncer.platform.svc"
     assert server_env["AUTHSERVER_DATABASE_PORT_OVERRIDE"] == "6432"
     assert server_env["AUTHSERVER_DATABASE_SSL_OVERRIDE"] == "disable"
+    assert server_env["AUTHSERVER_DATABASE_NAME_OVERRIDE"] == "authyard"  # PgBouncer's alias, a bare key
     migrate_env = env_of(deployment["spec"]["template"]["spec"]["initContainers"][0])
     assert "AUTHSERVER_DATABASE_HOST_OVERRIDE" not in migrate_env  # migrations need a real session
 
@@ -347,9 +348,7 @@ def test_pgbouncer_config() -> None:
         "auth_type = scram-sha-256",
     } <= lines
     assert "s3cr" not in ini  # the ConfigMap holds no password
-    assert (
-        databases_ini(database) == "[databases]\n'authyard' = host='pg.db.svc' port=5433 dbname='authyard'\n"
-    )
+    assert databases_ini(database) == "[databases]\nauthyard = host='pg.db.svc' port=5433 dbname='authyard'\n"
     assert userlist(database) == '"authyard" "s3cr@t"\n'
 
 

@@ -14,6 +14,7 @@ from authyard_operator.constants import (
     CONFIG_HASH_ANNOTATION,
     DEFAULT_IMAGE,
     HTTP_PORT,
+    PGBOUNCER_DATABASE_ALIAS,
     PGBOUNCER_PORT,
     SERVER_UID,
 )
@@ -95,6 +96,7 @@ def pgbouncer_overrides(name: str, namespace: str) -> list[dict[str, Any]]:
     return [
         {"name": "AUTHSERVER_DATABASE_HOST_OVERRIDE", "value": f"{Names(name).pgbouncer}.{namespace}.svc"},
         {"name": "AUTHSERVER_DATABASE_PORT_OVERRIDE", "value": str(PGBOUNCER_PORT)},
+        {"name": "AUTHSERVER_DATABASE_NAME_OVERRIDE", "value": PGBOUNCER_DATABASE_ALIAS},
         {"name": "AUTHSERVER_DATABASE_SSL_OVERRIDE", "value": "disable"},
     ]
 

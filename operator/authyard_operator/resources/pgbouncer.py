@@ -6,6 +6,10 @@ and a Service. The pods keep connecting with the user's URL; only its host and p
 Service (see ``deployment.pgbouncer_overrides``). Clients authenticate to PgBouncer with the database
 user's own password (SCRAM, checked against the plaintext auth file), and PgBouncer logs in to PostgreSQL
 with the same credentials.
+
+The files stay inside what both PgBouncer 1.18 (Debian's, which the tests run) and the default image's 1.24
+accept: bare keys of ``[A-Za-z0-9_.*-]`` (the database is reached through a fixed alias), libpq-quoted
+values, and only settings both versions know with the same meaning.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from authyard_operator.constants import (
     CONFIG_HASH_ANNOTATION,
     DEFAULT_PGBOUNCER_IMAGE,
+    PGBOUNCER_DATABASE_ALIAS,
     PGBOUNCER_PORT,
     PGBOUNCER_UID,
 )
@@ -66,6 +71,7 @@ def _b64(text: str) -> str:
 
 
 def _quote_conn_value(value: str) -> str:
+    # A libpq-style connection-string value: single quotes, backslash escapes.
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -75,7 +81,7 @@ def databases_ini(database: DatabaseUrl) -> str:
         f"port={database.port}",
         f"dbname={_quote_conn_value(database.database)}",
     ]
-    section = ["[databases]", f"{_quote_conn_value(database.database)} = {' '.join(options)}"]
+    section = ["[databases]", f"{PGBOUNCER_DATABASE_ALIAS} = {' '.join(options)}"]
     return "\n".join(section) + "\n"
 
 
