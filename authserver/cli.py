@@ -273,6 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:  # pydantic validation of CLI input, bad key files
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except PermissionError as error:  # a fresh volume owned by root, a read-only key directory
+        path = os.path.abspath(str(error.filename or "."))
+        print(
+            f"error: permission denied writing {path} (this process runs as uid {os.getuid()}; make"
+            f" {os.path.dirname(path)} writable for it: chown a volume to that uid, or set the pod's fsGroup)",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -87,3 +92,27 @@ def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
             '"d"' not in output.stdout + output.stderr
             and "s3cret-passw0rd" not in output.stdout + output.stderr
         )
+
+
+def test_an_unwritable_data_directory_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    """A fresh container volume is owned by root while the server runs as an unprivileged user."""
+    # Not under tmp_path: its parents are private to the test's user, and the server runs as another one.
+    data = Path(tempfile.mkdtemp(prefix="authyard-unwritable-"))
+    command = [sys.executable, "-m", "authserver", "serve", "--port", "0"]
+    if os.geteuid() == 0:  # root writes anywhere: run as an unprivileged user, as the image does
+        data.chmod(0o755)
+        command = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "nobody", "--", *command]
+    else:
+        data.chmod(0o555)
+    result = subprocess.run(
+        command,
+        cwd=data,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(data), "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2
+    assert "permission denied" in result.stderr and str(data) in result.stderr
+    assert "Traceback" not in result.stderr
+    shutil.rmtree(data)

@@ -2,7 +2,7 @@
 
 The install step of each image target is reproduced for real (uv from the lock file, no dev dependencies,
 not editable) into a fresh environment, and the entry point is run from it. The Dockerfile's hardening is
-read from the file itself. Building the images for real happens in the GitHub Actions e2e job.
+read from the file itself. The images are built and run for real in test_images_run.py (podman).
 """
 
 from __future__ import annotations
