@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -71,7 +72,7 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, loop: str) -> Non
         access_log=args.access_log,
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout.total_seconds()),
     )
 
 
@@ -276,8 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PermissionError as error:  # a fresh volume owned by root, a read-only key directory
         path = os.path.abspath(str(error.filename or "."))
         print(
-            f"error: permission denied writing {path} (this process runs as uid {os.getuid()}; make"
-            f" {os.path.dirname(path)} writable for it: chown a volume to that uid, or set the pod's fsGroup)",
+            f"error: permission denied writing {path} (this process runs as uid {os.getuid()};"
+            f" make {os.path.dirname(path)} writable for it: chown a volume to that uid, or set the pod's"
+            " fsGroup)",
             file=sys.stderr,
         )
         return 2

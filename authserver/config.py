@@ -109,6 +109,15 @@ class Settings(BaseSettings):
         description="With more than one worker, each new connection goes to the worker holding the fewest; "
         "false leaves it to whichever worker wakes first.",
     )
+    shutdown_drain: Duration = Field(
+        timedelta(0),
+        description="On SIGTERM, keep serving this long with readiness failing and keep-alive off, so load "
+        "balancers move traffic away before the server stops accepting.",
+    )
+    shutdown_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="After the drain, how long in-flight requests may finish before the worker exits.",
+    )
     login_kdf_threads: int = Field(
         0, ge=0, description="argon2 threads per worker; 0 = the CPUs available divided by the workers."
     )

@@ -27,6 +27,7 @@ if $want_test_deps; then
   [[ -x /usr/bin/chromium ]] || apt_install chromium
   command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
   [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
+  [[ -x /usr/sbin/haproxy ]] || apt_install haproxy
   # The images are built and run with podman on a locally bootstrapped Debian base (no registry needed).
   command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 ||
     apt_install podman mmdebstrap runc uidmap

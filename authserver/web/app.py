@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from authserver import __version__
 from authserver.bootstrap import ensure_signing_keys, session_secret
 from authserver.config import Settings, load_settings
+from authserver.serving import graceful_shutdown
 from authserver.web.errors import install_body_limit_handler, install_error_handlers
 from authserver.web.middleware import Edge, FastRoute, request_endpoint
 from authserver.web.openapi import install_openapi
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         except Exception as error:  # the database may be down at start; readiness says so, the loop retries
             logging.getLogger(__name__).warning("database not reached at start: %s", type(error).__name__)
         services.start_background()
+        graceful_shutdown.install(settings.shutdown_drain.total_seconds())
         # Everything built so far (modules, routes, compiled statements, keys) lives as long as the
         # worker: move it out of the collector's way so full collections only walk per-request garbage.
         gc.collect()

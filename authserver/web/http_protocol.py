@@ -19,6 +19,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from authserver.serving import graceful_shutdown
+
 # uvicorn's ``http=`` for ``authserver serve`` (and the benchmark's ceiling app, to stay comparable).
 UVICORN_HTTP = "authserver.web.http_protocol:HttpProtocol"
 _HEAD_END = b"\r\n\r\n"
@@ -90,6 +92,11 @@ class HttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(HeadHoldingTransport(transport))  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if graceful_shutdown.draining() and self.cycle is not None:
+            self.cycle.keep_alive = False  # "Connection: close": the client reconnects to another backend
 
     def on_response_complete(self) -> None:
         self.transport.response_complete()  # a HEAD response has no body write to carry its head

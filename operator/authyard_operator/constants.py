@@ -26,3 +26,9 @@ PGBOUNCER_UID = 70
 # Annotation keys the operator owns.
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
 LAST_ROTATION_ANNOTATION = f"{GROUP}/last-rotation"
+
+# Pod shutdown (the server's graceful_shutdown): on SIGTERM a pod keeps serving with readiness failing while
+# the Service drops it, then finishes in-flight requests; the kubelet's SIGKILL comes only after both.
+SHUTDOWN_DRAIN_SECONDS = 5
+SHUTDOWN_TIMEOUT_SECONDS = 20
+TERMINATION_GRACE_PERIOD_SECONDS = SHUTDOWN_DRAIN_SECONDS + SHUTDOWN_TIMEOUT_SECONDS + 5

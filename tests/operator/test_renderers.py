@@ -112,6 +112,8 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
         "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",
+        "AUTHSERVER_SHUTDOWN_DRAIN": "5s",
+        "AUTHSERVER_SHUTDOWN_TIMEOUT": "20s",
         "AUTHSERVER_DATABASE_URL": "sqlite+aiosqlite:////var/lib/authserver/authserver.db",
     }
 
@@ -404,3 +406,15 @@ def test_owned_by_adds_one_controller_reference() -> None:
 def test_owned_by_refuses_another_namespace() -> None:
     with pytest.raises(ValueError, match="namespace"):
         owned_by(render_service("auth", "elsewhere"), OWNER)
+
+
+def test_server_pods_drain_before_they_stop_and_are_killed_only_after_both() -> None:
+    """A rollout or a scale-down loses no request (test_rolling_replacement.py runs the same settings'
+    behaviour behind a real load balancer): the drain and the in-flight timeout fit in the grace period."""
+    children = by_kind(render(SPECS["direct"]))
+    config = children[("ConfigMap", "auth-config")]["data"]
+    drain = int(config["AUTHSERVER_SHUTDOWN_DRAIN"].removesuffix("s"))
+    timeout = int(config["AUTHSERVER_SHUTDOWN_TIMEOUT"].removesuffix("s"))
+    assert drain >= 5  # longer than a Service takes to drop a terminating pod's endpoint
+    pod = children[("Deployment", "auth")]["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] > drain + timeout

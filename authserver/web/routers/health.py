@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.observability.metrics import render_latest
+from authserver.serving import graceful_shutdown
 from authserver.web.dependencies import services
 from authserver.web.errors import json_response
 
@@ -22,12 +23,15 @@ async def healthz() -> Response:
 
 
 _NOT_READY = {
-    "description": "Not ready: the database did not answer within 1 s",
+    "description": "Not ready: the database did not answer within 1 s, or the server is shutting down",
     "content": {
         "application/json": {
             "schema": {
                 "type": "object",
-                "properties": {"status": {"const": "unavailable"}, "database": {"type": "string"}},
+                "properties": {
+                    "status": {"enum": ["unavailable", "draining"]},
+                    "database": {"type": "string"},
+                },
                 "required": ["status"],
             }
         }
@@ -37,6 +41,8 @@ _NOT_READY = {
 
 @router.get("/readyz", summary="Readiness: the database answers within 1 s", responses={503: _NOT_READY})
 async def readyz(request: Request) -> Response:
+    if graceful_shutdown.draining():  # shutting down: load balancers must move traffic away now
+        return json_response({"status": "draining"}, 503)
     svc = services(request)
     try:
         await asyncio.wait_for(svc.store.ping(), _READINESS_TIMEOUT_SECONDS)

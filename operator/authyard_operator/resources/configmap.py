@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from authyard_operator.constants import SHUTDOWN_DRAIN_SECONDS, SHUTDOWN_TIMEOUT_SECONDS
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.resources.meta import Names, object_meta
 from authyard_operator.sizing import PoolSizing
@@ -37,6 +38,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
         "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",
         "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",  # the operator owns the keys (and their rotation)
+        "AUTHSERVER_SHUTDOWN_DRAIN": f"{SHUTDOWN_DRAIN_SECONDS}s",
+        "AUTHSERVER_SHUTDOWN_TIMEOUT": f"{SHUTDOWN_TIMEOUT_SECONDS}s",
     }
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL

@@ -17,6 +17,7 @@ from authyard_operator.constants import (
     PGBOUNCER_DATABASE_ALIAS,
     PGBOUNCER_PORT,
     SERVER_UID,
+    TERMINATION_GRACE_PERIOD_SECONDS,
 )
 from authyard_operator.resources.configmap import DATA_DIR, KEYS_DIR
 from authyard_operator.resources.meta import Names, labels, object_meta, selector_labels
@@ -182,7 +183,7 @@ def render_deployment(
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "securityContext": pod_security_context(),
-                "terminationGracePeriodSeconds": 30,
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_PERIOD_SECONDS,
                 "initContainers": [migrate],
                 "containers": [server],
                 "volumes": volumes,
