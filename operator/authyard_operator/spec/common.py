@@ -1,8 +1,8 @@
 """Building blocks shared by the AuthServer and OAuthClient models.
 
 The models are the single source of truth of the public API: the CRD schemas are generated from them
-(``authyard_operator.crdgen``), and the operator parses every spec it reads through them. Hence a few rules:
-every field has a ``description`` (it becomes ``kubectl explain``), constraints use only what the
+(``authyard_operator.codegen.crds``), and the operator parses every spec it reads through them. Hence a few
+rules: every field has a ``description`` (it becomes ``kubectl explain``), constraints use only what the
 Kubernetes structural schema can express (``ge``/``le``, never ``gt``/``lt``), and every list and string is
 bounded so that the CEL rules stay within the API server's cost budget.
 """
