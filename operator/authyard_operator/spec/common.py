@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from authserver.durations import DURATION_PATTERN, parse_duration
+from authyard_values.durations import DURATION_PATTERN, parse_duration
 
 # Kubernetes' own regular expression for resource quantities (250m, 1Gi, 0.5).
 QUANTITY_PATTERN = (
