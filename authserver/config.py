@@ -8,30 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from authserver.durations import parse_duration
+from authyard_values.durations import Duration
+from authyard_values.lists import CommaList
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
-
-
-def _split_list(value: object) -> object:
-    """Lists come from the environment as comma-separated strings (``a,b``) or JSON."""
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.startswith("["):
-            import json
-
-            return json.loads(stripped)
-        return [item.strip() for item in stripped.split(",") if item.strip()]
-    return value
-
-
-CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
 
 
 class Settings(BaseSettings):

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
-from authserver.durations import parse_duration
+from authyard_values.durations import parse_duration
 
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
 GrantTypeName = Literal["client_credentials", "authorization_code", "refresh_token"]

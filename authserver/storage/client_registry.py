@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation
 from authserver.crypto.client_secrets import generate_client_secret, hash_secret, secret_matches
-from authserver.durations import parse_duration
 from authserver.storage.sql_store import aware, clients, refresh_families
+from authyard_values.durations import parse_duration
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BeforeValidator, Field
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from authserver.config import CommaList, Duration
-
-_ = (Annotated, BeforeValidator, NoDecode)  # re-exported types come from the server's settings
+from authyard_values.durations import Duration
+from authyard_values.lists import CommaList
 
 
 class OperatorSettings(BaseSettings):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from authyard_operator import crdgen
+from authyard_operator.codegen import crds
 from authyard_operator.resources.bundle import Desired, Observed, render_children
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
@@ -64,7 +64,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-KINDS = {kind.kind: kind for kind in crdgen.KINDS}
+KINDS = {kind.kind: kind for kind in crds.KINDS}
 
 
 def committed(kind: str) -> dict[str, Any]:

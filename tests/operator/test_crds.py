@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from authyard_operator import crdgen
+from authyard_operator.codegen import crds
 from authyard_operator.spec import AuthServerSpec, OAuthClientSpec
 from authyard_operator.spec.rules import parse_spec
 
@@ -17,23 +19,23 @@ from tests.operator.support import CRDS, EXAMPLES, KINDS, apply_defaults, commit
 MODELS = {"AuthServer": AuthServerSpec, "OAuthClient": OAuthClientSpec}
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=lambda kind: kind.kind)
-def test_committed_crds_are_what_the_models_generate(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=lambda kind: kind.kind)
+def test_committed_crds_are_what_the_models_generate(kind: crds.Kind) -> None:
     path = CRDS / f"{kind.crd_name}.yaml"
-    assert path.read_text() == crdgen.render(kind), "run: python -m authyard_operator.crdgen"
+    assert path.read_text() == crds.render(kind), f"run: python -m {crds.COMMAND}"
 
 
 def test_the_generator_check_mode_agrees() -> None:
-    assert crdgen.main(["--check"]) == 0
+    assert crds.main(["--check"]) == 0
 
 
 def test_the_generator_writes_both_files(tmp_path: Any) -> None:
-    assert crdgen.main(["--out", str(tmp_path)]) == 0
+    assert crds.main(["--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "authservers.authyard.dev.yaml",
         "oauthclients.authyard.dev.yaml",
     ]
-    assert crdgen.main(["--out", str(tmp_path / "missing"), "--check"]) == 1
+    assert crds.main(["--out", str(tmp_path / "missing"), "--check"]) == 1
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -140,3 +142,15 @@ def test_examples_validate_against_the_crd(path: Any) -> None:
             MODELS[kind], apply_defaults(spec_schema, document["spec"]), document["metadata"]["name"]
         )
         assert problems == [] and spec is not None
+
+
+def test_the_running_operator_never_imports_the_generators() -> None:
+    """The generators are development tools: the operator's entry point loads every handler without them."""
+    probe = (
+        "import sys, authyard_operator.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('authyard_operator.codegen')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

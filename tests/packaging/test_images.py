@@ -11,12 +11,23 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "images" / "Dockerfile"
+# The wheel's packages, as pyproject.toml lists them: the top-level folders every image build copies.
+WHEEL_SOURCES = sorted(
+    {
+        Path(package).parts[0]
+        for package in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"][
+            "targets"
+        ]["wheel"]["packages"]
+    }
+)
 
 
 def _stages() -> dict[str, list[str]]:
@@ -48,13 +59,19 @@ def test_dependencies_come_from_the_lock_file() -> None:
     assert installs and all("--frozen" in line and "--no-dev" in line for line in installs)
 
 
+@pytest.mark.parametrize("stage", ["build-authserver", "build-operator"])
+def test_every_build_copies_every_package_the_wheel_lists(stage: str) -> None:
+    copied = {line.split()[1] for line in _stages()[stage] if line.startswith("COPY ")}
+    assert set(WHEEL_SOURCES) <= copied
+
+
 def _install_like_the_image(tmp_path: Path, *extra: str) -> Path:
     project = tmp_path / "app"
     project.mkdir()
     for name in ("pyproject.toml", "uv.lock", "README.md"):
         shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "authserver", project / "authserver", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "operator", project / "operator", ignore=shutil.ignore_patterns("__pycache__"))
+    for source in WHEEL_SOURCES:
+        shutil.copytree(ROOT / source, project / source, ignore=shutil.ignore_patterns("__pycache__"))
     environment = {
         **os.environ,
         "UV_PROJECT_ENVIRONMENT": str(project / ".venv"),
@@ -67,7 +84,8 @@ def _install_like_the_image(tmp_path: Path, *extra: str) -> Path:
         check=True,
         timeout=300,
     )
-    shutil.rmtree(project / "authserver")  # prove the installed copy runs, not the source tree
+    for source in WHEEL_SOURCES:  # prove the installed copy runs, not the source tree
+        shutil.rmtree(project / source)
     return project / ".venv"
 
 
@@ -89,3 +107,15 @@ def test_authserver_image_environment_runs_and_carries_no_operator_deps(tmp_path
     templates = list((venv / "lib").glob("python3*/site-packages/authserver/web/templates/login.html"))
     migrations = list((venv / "lib").glob("python3*/site-packages/authserver/migrations/versions/0001_*.py"))
     assert templates and migrations, "templates and migrations must ship in the wheel"
+
+
+def test_the_shared_value_types_import_neither_the_server_nor_the_operator() -> None:
+    """Both sides import authyard_values; it must pull in neither of them (nor kopf)."""
+    probe = (
+        "import sys, authyard_values.durations, authyard_values.lists; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'authserver', 'authyard_operator', 'kopf'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    ).stdout
+    assert loaded.strip() == "[]"

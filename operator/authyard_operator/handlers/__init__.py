@@ -1,1 +1,2 @@
-"""kopf handlers: thin translations between kopf and the reconcile functions."""
+"""kopf handlers: decorators that call the reconcile functions and hand the outcome to ``status.write`` and
+kopf (events, retry). No decisions here."""

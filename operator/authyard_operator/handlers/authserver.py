@@ -9,10 +9,16 @@ import kopf
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import FIELD_MANAGER, GROUP, VERSION
 from authyard_operator.handlers.common import finish, guarded_reconcile
-from authyard_operator.reconcile.authserver import api_failure, reconcile_authserver
+from authyard_operator.reconcile.authserver import (
+    api_failure,
+    follow_rollout,
+    reconcile_authserver,
+    server_deployment_owner,
+)
 from authyard_operator.reconcile.outcome import Outcome
 from authyard_operator.settings import OperatorSettings
-from authyard_operator.status import DeploymentState, with_deployment_state
+from authyard_operator.status import write
+from authyard_operator.status.authserver import DeploymentState
 
 KIND = "AuthServer"
 # Read once at import: kopf's decorators need the interval when handlers are registered.
@@ -49,18 +55,11 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
 async def deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A server Deployment's rollout moved: update its AuthServer's readiness without a full reconcile."""
-    owner = next((ref for ref in body["metadata"].get("ownerReferences", [])
-                  if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
-    if owner is None or body["metadata"]["name"] != owner["name"]:
-        return  # PgBouncer's Deployment, or not ours
+    owner = server_deployment_owner(body)
+    if owner is None:
+        return
     namespace = body["metadata"]["namespace"]
     async with memo.locks.of(KIND, namespace, owner["name"]):
-        authserver = await memo.kube.get(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"])
-        if authserver is None or authserver["metadata"].get("uid") != owner.get("uid"):
-            return
-        generation = int(authserver["metadata"].get("generation") or 1)
-        status = with_deployment_state(
-            authserver.get("status") or {}, generation, DeploymentState.of(dict(body)), utcnow()
-        )
-        if status is not None and status != authserver.get("status"):
-            await memo.kube.patch_status(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"], status)
+        change = await follow_rollout(memo.kube, namespace, owner, DeploymentState.of(dict(body)), utcnow())
+        if change is not None:
+            await write.patch_if_changed(memo.kube, change)

@@ -1,4 +1,4 @@
-"""What every handler does with an Outcome: status patch, events, retry."""
+"""What every handler does with an Outcome: its status to ``status.write``, its events and retry to kopf."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import kopf
 from authyard_operator import metrics
 from authyard_operator.kube.client import KubeError
 from authyard_operator.reconcile.outcome import Outcome
+from authyard_operator.status import write
 
 
 def post_events(body: dict[str, Any], outcome: Outcome) -> None:
@@ -21,7 +22,7 @@ def post_events(body: dict[str, Any], outcome: Outcome) -> None:
 
 def finish(body: dict[str, Any], patch: kopf.Patch, outcome: Outcome, *, retry: bool = True) -> None:
     """Write the status, post the events, and ask kopf to come back when the outcome wants it."""
-    patch.status.update(outcome.status)
+    write.stage(patch, outcome.status)
     post_events(body, outcome)
     if retry and outcome.retry_after is not None:
         raise kopf.TemporaryError(_first_warning(outcome), delay=outcome.retry_after)

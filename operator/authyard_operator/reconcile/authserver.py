@@ -17,7 +17,14 @@ from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.rules import parse_spec
-from authyard_operator.status import DeploymentState, failed_status, invalid_spec_status, reconciled_status
+from authyard_operator.status.authserver import (
+    DeploymentState,
+    failed_status,
+    invalid_spec_status,
+    reconciled_status,
+    with_deployment_state,
+)
+from authyard_operator.status.write import StatusChange
 
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 ROLLOUT_POLL_SECONDS = 10.0
@@ -145,3 +152,30 @@ def api_failure(error: KubeError, body: dict[str, Any], now: datetime) -> Outcom
         retry_after=retry_delay(15, error.retry_after) if error.retryable else None,
         permanent_failure=not error.retryable,
     )
+
+
+def server_deployment_owner(deployment: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference of the AuthServer whose server Deployment this is; None for PgBouncer's Deployment
+    or one that is not ours."""
+    meta = deployment["metadata"]
+    owner = next((ref for ref in meta.get("ownerReferences", [])
+                  if ref.get("kind") == "AuthServer" and ref.get("controller")), None)  # fmt: skip
+    if owner is None or meta["name"] != owner["name"]:
+        return None
+    return owner
+
+
+async def follow_rollout(
+    kube: Kube, namespace: str, owner: dict[str, Any], deployment: DeploymentState, now: datetime
+) -> StatusChange | None:
+    """The AuthServer's readiness after its server Deployment's rollout moved, without a full reconcile;
+    None when the AuthServer is gone (or is a new one of the same name) or a full reconcile must decide."""
+    authserver = await kube.get(API_VERSION, "AuthServer", namespace, owner["name"])
+    if authserver is None or authserver["metadata"].get("uid") != owner.get("uid"):
+        return None
+    previous = authserver.get("status") or {}
+    generation = int(authserver["metadata"].get("generation") or 1)
+    status = with_deployment_state(previous, generation, deployment, now)
+    if status is None:
+        return None
+    return StatusChange(API_VERSION, "AuthServer", namespace, owner["name"], previous, status)

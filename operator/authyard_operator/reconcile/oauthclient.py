@@ -8,7 +8,7 @@ next reconcile resumes with the secret it already had: no second secret is inven
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from authyard_operator.admin_client import AdminApiError, AdminClient
@@ -16,7 +16,7 @@ from authyard_operator.apply import replace_owned
 from authyard_operator.clock import rfc3339
 from authyard_operator.constants import API_VERSION, GROUP, VERSION
 from authyard_operator.endpoints import effective_issuer, endpoint_urls
-from authyard_operator.kube.client import Kube
+from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources import client_secret as cs
 from authyard_operator.resources.meta import Names
@@ -25,10 +25,19 @@ from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.oauthclient import OAuthClientSpec
 from authyard_operator.spec.rules import parse_spec
-from authyard_operator.status import condition
+from authyard_operator.status import oauthclient as client_status
+from authyard_operator.status.conditions import is_ready
 from authyard_operator.tenancy import policy_violations
 
 MIN_SECRET_LENGTH = 43  # what the admin API accepts: as much entropy as a generated 256-bit secret
+
+
+@dataclass(frozen=True)
+class AdminAccess:
+    """How the operator reaches an AuthServer's admin API."""
+
+    url: str
+    token: str
 
 
 @dataclass(frozen=True)
@@ -38,8 +47,7 @@ class Target:
     name: str
     namespace: str
     spec: AuthServerSpec
-    admin_url: str
-    admin_token: str
+    admin: AdminAccess
     issuer: str
     endpoints: dict[str, str]
 
@@ -54,22 +62,47 @@ class NotReady(Exception):
         self.retry_after = retry_after
 
 
+class UnregisterPending(Exception):
+    """The AuthServer's admin API did not answer a deletion; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
 def client_id_for(namespace: str, name: str) -> str:
     """Stable across restarts and re-applies, unique per AuthServer, readable in logs and metrics."""
     return f"{namespace}.{name}"
 
 
-def _ready(status: dict[str, Any] | None) -> bool:
-    conditions = (status or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+def authserver_ref(spec: OAuthClientSpec, namespace: str) -> tuple[str, str]:
+    """(namespace, name) of the AuthServer the client names; its own namespace when the ref has none."""
+    return spec.auth_server_ref.namespace or namespace, spec.auth_server_ref.name
+
+
+async def _live_authserver(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    """The AuthServer, unless it is absent or being deleted."""
+    authserver = await kube.get(f"{GROUP}/{VERSION}", "AuthServer", namespace, name)
+    if authserver is None or authserver["metadata"].get("deletionTimestamp"):
+        return None
+    return authserver
+
+
+async def _admin_access(kube: Kube, namespace: str, name: str, url_template: str) -> AdminAccess | None:
+    """None until the AuthServer's admin Secret exists."""
+    admin_secret = await kube.get("v1", "Secret", namespace, Names(name).admin)
+    if admin_secret is None:
+        return None
+    url = url_template.format(name=name, namespace=namespace).rstrip("/")
+    return AdminAccess(url, admin_token(admin_secret))
 
 
 async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_url_template: str) -> Target:
-    target_namespace = spec.auth_server_ref.namespace or namespace
-    target_name = spec.auth_server_ref.name
-    authserver = await kube.get(f"{GROUP}/{VERSION}", "AuthServer", target_namespace, target_name)
+    target_namespace, target_name = authserver_ref(spec, namespace)
+    authserver = await _live_authserver(kube, target_namespace, target_name)
     where = f"{target_namespace}/{target_name}"
-    if authserver is None or authserver["metadata"].get("deletionTimestamp"):
+    if authserver is None:
         raise NotReady("AuthServerNotFound", f"AuthServer {where} (spec.authServerRef) does not exist")
     server_spec, problems = parse_spec(AuthServerSpec, authserver.get("spec"), target_name)
     if server_spec is None or problems:
@@ -77,10 +110,10 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
     violations = policy_violations(server_spec.client_policy, namespace, target_namespace, spec)
     if violations:
         raise NotReady("NotAllowed", "; ".join(violations), retry_after=None)
-    if not _ready(authserver.get("status")):
+    if not is_ready(authserver.get("status")):
         raise NotReady("AuthServerNotReady", f"AuthServer {where} is not Ready yet")
-    admin_secret = await kube.get("v1", "Secret", target_namespace, Names(target_name).admin)
-    if admin_secret is None:
+    admin = await _admin_access(kube, target_namespace, target_name, admin_url_template)
+    if admin is None:
         raise NotReady("AuthServerNotReady", f"AuthServer {where} has no admin Secret yet")
     issuer = (authserver.get("status") or {}).get("issuer") or effective_issuer(
         target_name, target_namespace, server_spec
@@ -89,8 +122,7 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
         name=target_name,
         namespace=target_namespace,
         spec=server_spec,
-        admin_url=admin_url_template.format(name=target_name, namespace=target_namespace).rstrip("/"),
-        admin_token=admin_token(admin_secret),
+        admin=admin,
         issuer=issuer,
         endpoints=endpoint_urls(issuer),
     )
@@ -139,22 +171,45 @@ class ClientReconciler:
             return _failed(previous, generation, reason, error.message, now, delay)
 
         secret_spec = spec.effective_secret(name)
-        status = {
-            "observedGeneration": generation,
-            "clientId": client_id,
-            "secretName": secret_spec.name if secret_spec else None,
-            "authServer": f"{target.namespace}/{target.name}",
-            "lastRotation": registered.get("last_rotation") or previous.get("lastRotation"),
-            "conditions": [
-                condition("Ready", True, "Registered", f"registered with AuthServer {target.namespace}/"
-                          f"{target.name} as {client_id}", generation, now, previous.get("conditions") or [])
-            ],
-        }  # fmt: skip
-        if previous.get("observedGeneration") != generation or not _ready(previous):
-            events.append(
-                Event("Normal", "Registered", f"registered as {client_id} with {status['authServer']}")
-            )
+        authserver = f"{target.namespace}/{target.name}"
+        status = client_status.registered_status(
+            generation=generation,
+            client_id=client_id,
+            secret_name=secret_spec.name if secret_spec else None,
+            authserver=authserver,
+            last_rotation=registered.get("last_rotation"),
+            now=now,
+            previous=previous,
+        )
+        if client_status.newly_registered(previous, generation):
+            events.append(Event("Normal", "Registered", f"registered as {client_id} with {authserver}"))
         return Outcome(status, events)
+
+    async def unregister(self, body: dict[str, Any], runtime: timedelta, give_up_after: timedelta) -> Outcome:
+        """Delete the registration. Never strands the deletion: when the AuthServer (or its namespace) is
+        gone, or stays unreachable past ``give_up_after``, the outcome says so and the deletion goes ahead.
+
+        Raises :class:`UnregisterPending` while the AuthServer is unreachable and there is time left."""
+        meta = body["metadata"]
+        spec, _problems = parse_spec(OAuthClientSpec, body.get("spec"))
+        if spec is None:
+            return Outcome({})  # never valid, so never registered
+        namespace, name = authserver_ref(spec, meta["namespace"])
+        admin = None
+        if await _live_authserver(self.kube, namespace, name) is not None:
+            admin = await _admin_access(self.kube, namespace, name, self.admin_url_template)
+        if admin is None:
+            message = f"AuthServer {namespace}/{name} is gone; nothing to unregister"
+            return Outcome({}, [Event("Normal", "AuthServerGone", message)])
+        client_id = client_id_for(meta["namespace"], meta["name"])
+        try:
+            await self.admin.delete(admin.url, admin.token, client_id)
+        except AdminApiError as error:
+            if runtime < give_up_after:
+                raise UnregisterPending(error.message, retry_delay(10, error.retry_after)) from None
+            message = f"gave up unregistering {client_id} after {runtime}: {error.message}"
+            return Outcome({}, [Event("Warning", "UnregisterAbandoned", message)])
+        return Outcome({})
 
     async def _settle(
         self, body: dict[str, Any], spec: OAuthClientSpec, client_id: str, target: Target, now: datetime
@@ -164,7 +219,7 @@ class ClientReconciler:
         desired = registration(spec, name, namespace)
         secret_spec = spec.effective_secret(name)
         if secret_spec is None:  # a public client: nothing to keep secret
-            await self.admin.upsert(target.admin_url, target.admin_token, client_id, desired)
+            await self.admin.upsert(target.admin.url, target.admin.token, client_id, desired)
             return {}, []
         desired["secret_grace_period"] = secret_spec.rotation_grace_period
         connection = cs.Connection(target.issuer, target.endpoints["token"], target.endpoints["jwks"])
@@ -203,7 +258,7 @@ class ClientReconciler:
             existing = await write(cs.with_secret(info, current))
             events.append(Event("Normal", "SecretCreated", f"wrote credentials to Secret {secret_spec.name}"))
             await self.admin.upsert(
-                target.admin_url, target.admin_token, client_id, {**desired, "client_secret": current}
+                target.admin.url, target.admin.token, client_id, {**desired, "client_secret": current}
             )
         elif request and request != annotations.get(cs.ROTATION_HANDLED_ANNOTATION):
             staged = data.get(cs.STAGED_SECRET_KEY)
@@ -212,7 +267,7 @@ class ClientReconciler:
                 existing = await write({**cs.with_secret(info, current), cs.STAGED_SECRET_KEY: staged})
             # The server keeps `current` working for the grace period; repeating this call changes nothing.
             await self.admin.upsert(
-                target.admin_url, target.admin_token, client_id, {**desired, "client_secret": staged}
+                target.admin.url, target.admin.token, client_id, {**desired, "client_secret": staged}
             )
             annotations[cs.ROTATION_HANDLED_ANNOTATION] = request
             annotations[cs.LAST_ROTATION_ANNOTATION] = rfc3339(now)
@@ -223,7 +278,7 @@ class ClientReconciler:
             )
         else:
             await self.admin.upsert(
-                target.admin_url, target.admin_token, client_id, {**desired, "client_secret": current}
+                target.admin.url, target.admin.token, client_id, {**desired, "client_secret": current}
             )
             if data != cs.with_secret(info, current):  # drift, or the AuthServer's endpoints moved
                 existing = await write(cs.with_secret(info, current))
@@ -253,7 +308,7 @@ class ClientReconciler:
                 retry_after=None,
             )
         await self.admin.upsert(
-            target.admin_url, target.admin_token, client_id, {**desired, "client_secret": supplied}
+            target.admin.url, target.admin.token, client_id, {**desired, "client_secret": supplied}
         )
         # Add the connection details beside the supplied secret; the Secret itself stays its owner's.
         encoded = cs.encode(info)
@@ -270,16 +325,19 @@ def _failed(
     now: datetime,
     retry_after: float | None,
 ) -> Outcome:
-    status = {
-        **{key: value for key, value in previous.items() if key not in ("conditions", "observedGeneration")},
-        "observedGeneration": generation,
-        "conditions": [
-            condition("Ready", False, reason, message, generation, now, previous.get("conditions") or [])
-        ],
-    }
     return Outcome(
-        status,
+        client_status.failed_status(generation, reason, message, now, previous),
         [Event("Warning", reason, message)],
         retry_after=retry_after,
         permanent_failure=retry_after is None,
+    )
+
+
+def api_failure(error: KubeError, body: dict[str, Any]) -> Outcome:
+    """An API call failed mid-reconcile (a 409: the Secret changed under us, or an API hiccup): retry soon."""
+    message = f"Kubernetes API error: {error}"
+    return Outcome(
+        client_status.api_error_status(body.get("status") or {}),
+        [Event("Warning", "ApiError", message)],
+        retry_after=retry_delay(5, error.retry_after),
     )

@@ -1,8 +1,8 @@
 """Building blocks shared by the AuthServer and OAuthClient models.
 
 The models are the single source of truth of the public API: the CRD schemas are generated from them
-(``authyard_operator.crdgen``), and the operator parses every spec it reads through them. Hence a few rules:
-every field has a ``description`` (it becomes ``kubectl explain``), constraints use only what the
+(``authyard_operator.codegen.crds``), and the operator parses every spec it reads through them. Hence a few
+rules: every field has a ``description`` (it becomes ``kubectl explain``), constraints use only what the
 Kubernetes structural schema can express (``ge``/``le``, never ``gt``/``lt``), and every list and string is
 bounded so that the CEL rules stay within the API server's cost budget.
 """
@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from authserver.durations import DURATION_PATTERN, parse_duration
+from authyard_values.durations import DURATION_PATTERN, parse_duration
 
 # Kubernetes' own regular expression for resource quantities (250m, 1Gi, 0.5).
 QUANTITY_PATTERN = (

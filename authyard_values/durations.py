@@ -1,12 +1,12 @@
-"""Durations as people write them in specs and environment variables: ``90``, ``15m``, ``720h``, ``1h30m``.
-
-Shared by the auth server's settings and the operator's spec models, so both read the same strings alike.
-"""
+"""Durations as people write them in specs and environment variables: ``90``, ``15m``, ``720h``, ``1h30m``."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -46,14 +46,5 @@ def _bounded(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(value: timedelta) -> str:
-    """The shortest Go-style spelling of a whole number of seconds (``3600`` -> ``1h``)."""
-    seconds = int(value.total_seconds())
-    if seconds == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts)
+# A settings field that accepts any spelling parse_duration does.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

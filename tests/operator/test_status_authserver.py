@@ -1,4 +1,4 @@
-"""Status and conditions as pure functions (what kubectl, kstatus, Argo CD and Flux read)."""
+"""The AuthServer's status and conditions as pure functions (what kubectl, kstatus, Argo CD and Flux read)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import Any
 
 import jsonschema
 from authyard_operator.keys import plan_keys
+from authyard_operator.reconcile.authserver import server_deployment_owner
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec import AuthServerStatus
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.rules import parse_spec
-from authyard_operator.status import (
+from authyard_operator.status.authserver import (
     DeploymentState,
     failed_status,
     invalid_spec_status,
@@ -135,3 +136,17 @@ def test_pool_budget_exceeded_keeps_the_last_good_figures() -> None:
     assert status["observedGeneration"] == 4
     assert status["database"] == good["database"] and status["issuer"] == good["issuer"]
     assert_fits_the_crd(status)
+
+
+def test_only_the_server_deployment_of_an_authserver_reports_its_readiness() -> None:
+    owner = {"apiVersion": "authyard.dev/v1alpha1", "kind": "AuthServer", "name": "auth", "uid": "u1",
+             "controller": True}  # fmt: skip
+
+    def deployment(name: str, *references: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": "platform", "ownerReferences": list(references)}}
+
+    assert server_deployment_owner(deployment("auth", owner)) == owner
+    assert server_deployment_owner(deployment("auth-pgbouncer", owner)) is None
+    assert server_deployment_owner(deployment("auth", {**owner, "controller": False})) is None
+    assert server_deployment_owner(deployment("auth", {**owner, "kind": "ReplicaSet"})) is None
+    assert server_deployment_owner(deployment("auth")) is None

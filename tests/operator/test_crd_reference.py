@@ -1,10 +1,10 @@
 """The committed CRD reference is what the generator produces from the current schemas."""
 
-from authyard_operator.crddocs import DOC_PATH, render
+from authyard_operator.codegen.crd_reference import COMMAND, DOC_PATH, render
 
 
 def test_crd_reference_is_up_to_date() -> None:
-    assert DOC_PATH.read_text() == render(), "run: python -m authyard_operator.crddocs"
+    assert DOC_PATH.read_text() == render(), f"run: python -m {COMMAND}"
 
 
 def test_reference_documents_every_spec_field_and_example() -> None:

@@ -1,10 +1,5 @@
 """The AuthServer's status as a pure function of what a reconcile found: conditions (Ready, Progressing,
-Degraded — what kstatus, Argo CD and Flux read), observedGeneration, replicas, endpoints, pool figures and
-signing keys.
-
-A condition's ``lastTransitionTime`` changes only when its status does, so a reconcile that finds nothing
-new writes an identical status (no watch event, no churn for GitOps tools).
-"""
+Degraded), observedGeneration, replicas, endpoints, pool figures and signing keys."""
 
 from __future__ import annotations
 
@@ -12,14 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from authyard_operator.clock import rfc3339
 from authyard_operator.endpoints import endpoint_urls
 from authyard_operator.keys import KeyPlan, keys_status
 from authyard_operator.sizing import PoolSizing
 from authyard_operator.spec.authserver import Tokens
 from authyard_operator.spec.rules import Problem
-
-READY, PROGRESSING, DEGRADED = "Ready", "Progressing", "Degraded"
+from authyard_operator.status.conditions import DEGRADED, PROGRESSING, READY, carried_over, condition, find
 
 
 @dataclass(frozen=True)
@@ -51,29 +44,6 @@ class DeploymentState:
         return self.up_to_date and self.updated >= self.desired and self.ready >= self.desired >= 1
 
 
-def condition(
-    kind: str,
-    status: bool,
-    reason: str,
-    message: str,
-    generation: int,
-    now: datetime,
-    previous: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """A metav1.Condition, keeping the previous lastTransitionTime while its status is unchanged."""
-    value = "True" if status else "False"
-    before = next((c for c in previous if c.get("type") == kind), None)
-    transitioned = before is None or before.get("status") != value or "lastTransitionTime" not in before
-    return {
-        "type": kind,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-        "lastTransitionTime": rfc3339(now) if transitioned else before["lastTransitionTime"],  # type: ignore[index]
-    }
-
-
 def _conditions(
     ready: tuple[bool, str, str],
     progressing: tuple[bool, str, str],
@@ -94,7 +64,7 @@ def failed_status(
     """A spec the operator cannot act on (InvalidSpec, PoolBudgetExceeded, a missing Secret, an apply error).
     Children already running are left alone; the figures of the last good reconcile stay in status."""
     before = previous or {}
-    status = {key: value for key, value in before.items() if key not in {"conditions", "observedGeneration"}}
+    status = carried_over(before)
     status["observedGeneration"] = generation
     status["conditions"] = _conditions(
         (False, reason, message), (False, reason, message), (True, reason, message),
@@ -127,7 +97,7 @@ def with_deployment_state(
     """The status after the Deployment's rollout moved on; None when a full reconcile must decide instead
     (the spec changed since the last one, or it failed: its reason must not be overwritten)."""
     conditions = previous.get("conditions") or []
-    degraded = next((c for c in conditions if c.get("type") == DEGRADED), None)
+    degraded = find(conditions, DEGRADED)
     if (
         previous.get("observedGeneration") != generation
         or degraded is None
