@@ -49,6 +49,17 @@ class Client:
 
 
 @dataclass(frozen=True)
+class RegisteredClient:
+    """A client as registered: what the protocol uses (``client``) and when its registration and its
+    secret last changed."""
+
+    client: Client
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class User:
     user_id: str
     username: str
