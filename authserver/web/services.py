@@ -28,6 +28,7 @@ from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.ratelimit import RateLimiter
 from authserver.storage import pg_token_writes
 from authserver.storage.client_cache import ClientCache
@@ -55,6 +56,7 @@ class Services:
     inspector: TokenInspector
     introspection_endpoint: IntrospectionEndpoint
     revocation_endpoint: RevocationEndpoint
+    userinfo_endpoint: UserinfoEndpoint
     authorization_flow: AuthorizationFlow
     revocations: RevocationList
     session_signer: Signer
@@ -197,6 +199,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         inspector=inspector,
         introspection_endpoint=IntrospectionEndpoint(inspector, clients.get),
         revocation_endpoint=RevocationEndpoint(inspector, clients.get),
+        userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(store, CodeIssuer(policy, store)),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),

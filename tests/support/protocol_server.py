@@ -32,6 +32,7 @@ from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.userinfo import UserinfoEndpoint
 from tests.support.memory_store import MemoryStore
 from tests.support.oauth import PASSWORD, basic, pkce_pair, query_of
 
@@ -104,6 +105,7 @@ class ProtocolServer:
         self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER)
         self.introspection = IntrospectionEndpoint(self.inspector, lookup)
         self.revocation = RevocationEndpoint(self.inspector, lookup)
+        self.userinfo = UserinfoEndpoint(self.inspector, self.store)
         self.codes = CodeIssuer(self.policy, self.store)
         self.flow = AuthorizationFlow(self.store, self.codes)
 
