@@ -1,4 +1,4 @@
-"""The storage port: what the protocol needs from a database, and nothing of how it is done."""
+"""The storage ports: what the protocol needs from a database, and nothing of how it is done."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ writes what comes back.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -21,10 +22,15 @@ from authserver.storage.sql_store import aware, client_from_row, clients, refres
 def registered_from_row(row: Any) -> RegisteredClient:
     return RegisteredClient(
         client=client_from_row(row),
-        created_at=aware(row.created_at),  # type: ignore[arg-type]
-        updated_at=aware(row.updated_at),  # type: ignore[arg-type]
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
         secret_rotated_at=aware(row.secret_rotated_at),
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timestamp that is never NULL, in UTC (SQLite hands it back naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _row_values(registered: RegisteredClient) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -19,16 +21,14 @@ OLD, NEW, NEWEST = "o" * 43, "n" * 43, "r" * 43
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 
 
-def _desired(client_id: str = "orders", **fields: object) -> Client:
-    values: dict[str, object] = {
-        "client_id": client_id,
-        "name": "Orders",
-        "client_type": ClientType.CONFIDENTIAL,
-        "grant_types": ("client_credentials",),
-        "scopes": ("read",),
-        **fields,
-    }
-    return Client(**values)  # type: ignore[arg-type]
+ORDERS = Client("orders", "Orders", ClientType.CONFIDENTIAL, ("client_credentials",), ("read",))
+PUBLIC = replace(
+    ORDERS, client_type=ClientType.PUBLIC, token_endpoint_auth_method=TokenEndpointAuthMethod.NONE
+)
+
+
+def _desired(**fields: Any) -> Client:
+    return replace(ORDERS, **fields)
 
 
 async def _accepts(server: ProtocolServer, client_id: str, secret: str, now: datetime | None = None) -> bool:
@@ -87,8 +87,7 @@ async def test_a_new_secret_without_a_grace_period_replaces_the_current_one_at_o
 async def test_public_clients_have_no_secret_and_get_one_when_made_confidential(
     server: ProtocolServer,
 ) -> None:
-    public = _desired(client_type=ClientType.PUBLIC, token_endpoint_auth_method=TokenEndpointAuthMethod.NONE)
-    created = await register_client(server.store, public, None, None)
+    created = await register_client(server.store, PUBLIC, None, None)
     assert created.generated_secret is None and created.client.client.secret_hash is None
 
     confidential = await register_client(server.store, _desired(), None, None)
@@ -97,7 +96,7 @@ async def test_public_clients_have_no_secret_and_get_one_when_made_confidential(
 
     rotated = await register_client(server.store, _desired(), NEW, timedelta(hours=1))
     assert rotated.client.client.previous_secret_hash is not None
-    made_public = await register_client(server.store, public, None, None)
+    made_public = await register_client(server.store, PUBLIC, None, None)
     assert made_public.changed
     client = made_public.client.client
     assert (client.secret_hash, client.previous_secret_hash, client.previous_secret_expires_at) == (None,) * 3
@@ -135,8 +134,7 @@ async def test_rotating_to_the_current_secret_again_changes_nothing(server: Prot
 
 
 async def test_rotation_of_a_public_or_unknown_client(server: ProtocolServer) -> None:
-    public = _desired(client_type=ClientType.PUBLIC, token_endpoint_auth_method=TokenEndpointAuthMethod.NONE)
-    await register_client(server.store, public, None, None)
+    await register_client(server.store, PUBLIC, None, None)
     with pytest.raises(InvalidRequest, match="public clients have no secret to rotate"):
         await rotate_client_secret(server.store, "orders", None, timedelta(hours=1))
     assert await rotate_client_secret(server.store, "nobody", None, timedelta(hours=1)) is None
