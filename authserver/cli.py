@@ -114,7 +114,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     )
     if not result.created:
         print(f"client {client_id} already exists; its secret is unchanged", file=sys.stderr)
-    view = ClientView.of(result.client, result.generated_secret)
+    view = ClientView.of(result.registered, result.generated_secret)
     print(json.dumps(view.model_dump(exclude_none=True), indent=2))
     return 0
 

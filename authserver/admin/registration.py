@@ -12,8 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
 from authserver.durations import parse_duration
 from authserver.protocol.client_registration import register_client
-from authserver.protocol.client_secret_rotation import Registered
-from authserver.protocol.models import Client, ClientType, RegisteredClient, TokenEndpointAuthMethod
+from authserver.protocol.models import (
+    Client,
+    ClientType,
+    RegisteredClient,
+    RegistrationChange,
+    TokenEndpointAuthMethod,
+)
 from authserver.protocol.store import ClientRegistry
 
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
@@ -150,7 +155,9 @@ class ClientRegistration(BaseModel):
         return parse_duration(self.secret_grace_period) if self.secret_grace_period is not None else None
 
 
-async def register(registry: ClientRegistry, client_id: str, registration: ClientRegistration) -> Registered:
+async def register(
+    registry: ClientRegistry, client_id: str, registration: ClientRegistration
+) -> RegistrationChange:
     """Apply ``registration`` to client ``client_id`` (the admin API's, the CLI's and the demo's way in)."""
     desired = registration.desired_client(client_id)
     return await register_client(registry, desired, registration.client_secret, registration.grace)

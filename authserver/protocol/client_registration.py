@@ -12,8 +12,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from authserver.crypto.client_secrets import generate_client_secret, hash_secret, secret_matches
-from authserver.protocol.client_secret_rotation import Registered, rotate_secret, with_new_secret
-from authserver.protocol.models import Client, RegisteredClient
+from authserver.protocol.client_secret_rotation import with_new_secret
+from authserver.protocol.models import Client, RegisteredClient, RegistrationChange
 from authserver.protocol.store import ClientRegistry
 
 
@@ -23,7 +23,7 @@ def registration_change(
     secret: str | None,
     grace: timedelta | None,
     now: datetime,
-) -> Registered:
+) -> RegistrationChange:
     """What registering ``desired`` (its secret fields ignored) makes of ``current`` (None: a new client).
 
     ``secret``: the secret the caller wants (None: keep the current one, or generate one if there is none);
@@ -50,11 +50,11 @@ def registration_change(
         generated = generate_client_secret()
         wanted = with_new_secret(wanted, generated, None, now)
     if wanted == current:
-        return Registered(current)
-    return Registered(replace(wanted, updated_at=now), generated, changed=True)
+        return RegistrationChange(current)
+    return RegistrationChange(replace(wanted, updated_at=now), generated, changed=True)
 
 
-def _created(desired: Client, secret: str | None, now: datetime) -> Registered:
+def _created(desired: Client, secret: str | None, now: datetime) -> RegistrationChange:
     client = _without_secrets(desired)
     generated = None
     if not client.is_public:
@@ -62,39 +62,22 @@ def _created(desired: Client, secret: str | None, now: datetime) -> Registered:
             secret = generated = generate_client_secret()
         client = replace(client, secret_hash=hash_secret(secret))
     registered = RegisteredClient(client, created_at=now, updated_at=now)
-    return Registered(registered, generated, created=True, changed=True)
+    return RegistrationChange(registered, generated, created=True, changed=True)
 
 
 async def register_client(
     registry: ClientRegistry, desired: Client, secret: str | None, grace: timedelta | None
-) -> Registered:
+) -> RegistrationChange:
     """Create or update ``desired`` (``registration_change``), atomically."""
-    decided: Registered | None = None
+    decided: RegistrationChange | None = None
 
     def change(current: RegisteredClient | None) -> RegisteredClient:
         nonlocal decided
         decided = registration_change(current, desired, secret, grace, datetime.now(UTC))
-        return decided.client
+        return decided.registered
 
     await registry.change_registered_client(desired.client_id, change)
     assert decided is not None
-    return decided
-
-
-async def rotate_client_secret(
-    registry: ClientRegistry, client_id: str, secret: str | None, grace: timedelta
-) -> Registered | None:
-    """``rotate_secret`` on the registered client, atomically; None if there is no such client."""
-    decided: Registered | None = None
-
-    def change(current: RegisteredClient | None) -> RegisteredClient | None:
-        nonlocal decided
-        if current is None:
-            return None
-        decided = rotate_secret(current, secret, grace, datetime.now(UTC))
-        return decided.client
-
-    await registry.change_registered_client(client_id, change)
     return decided
 
 

@@ -60,6 +60,17 @@ class RegisteredClient:
 
 
 @dataclass(frozen=True)
+class RegistrationChange:
+    """What a registration or a client-secret rotation did: the client as it now stands, and what the
+    caller must be told."""
+
+    registered: RegisteredClient
+    generated_secret: str | None = None  # a secret the server generated: in this response and never again
+    created: bool = False
+    changed: bool = False
+
+
+@dataclass(frozen=True)
 class User:
     user_id: str
     username: str

@@ -255,8 +255,8 @@ async def test_the_registry_stores_what_a_change_decides_and_nothing_else(
     created = await register_client(registry, _desired(client_id), "s" * 43, None)
     assert created.created
     stored = await registry.get_registered_client(client_id)
-    assert stored == created.client
-    assert await store.get_client(client_id) == created.client.client
+    assert stored == created.registered
+    assert await store.get_client(client_id) == created.registered.client
 
     seen: list[RegisteredClient | None] = []
 
@@ -269,8 +269,8 @@ async def test_the_registry_stores_what_a_change_decides_and_nothing_else(
     assert await registry.change_registered_client(_client_id(), lambda current: None) is None
 
     updated = await register_client(registry, _desired(client_id, scopes=("read",)), None, None)
-    assert updated.changed and (await registry.get_registered_client(client_id)) == updated.client
-    assert await store.get_client(client_id) == updated.client.client
+    assert updated.changed and (await registry.get_registered_client(client_id)) == updated.registered
+    assert await store.get_client(client_id) == updated.registered.client
 
 
 async def test_the_registry_lists_in_pages_and_deletes_with_the_clients_families(

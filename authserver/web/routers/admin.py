@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
-from authserver.protocol.client_registration import rotate_client_secret
+from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
@@ -86,7 +86,7 @@ async def put_client(request: Request, client_id: str, registration: ClientRegis
     svc = services(request)
     result = await register(svc.registry, _check_client_id(client_id), registration)
     svc.clients.invalidate(client_id)
-    view = ClientView.of(result.client, result.generated_secret)
+    view = ClientView.of(result.registered, result.generated_secret)
     return json_response(view.model_dump(), 201 if result.created else 200, NO_STORE)
 
 
@@ -104,7 +104,9 @@ async def rotate_secret(request: Request, client_id: str, rotation: SecretRotati
     svc.clients.invalidate(client_id)
     if result is None:
         raise NotFound(f"no client {client_id}")
-    return json_response(ClientView.of(result.client, result.generated_secret).model_dump(), headers=NO_STORE)
+    return json_response(
+        ClientView.of(result.registered, result.generated_secret).model_dump(), headers=NO_STORE
+    )
 
 
 @router.delete(
