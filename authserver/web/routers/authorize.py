@@ -1,4 +1,5 @@
-"""The authorization endpoint and its pages: login (argon2id, off the event loop) and consent.
+"""The authorization endpoint and its pages: login and consent, rendered for the steps that
+``protocol/authorization_flow.py`` decides (prompt handling, sign-in, the consent answer, code issuance).
 
 The validated request travels through the pages signed (HMAC), so nothing the browser sends back can
 widen it; every form carries a CSRF token bound to a cookie; the pages cannot be framed.
@@ -238,10 +239,8 @@ def _login_page(
     problem: LoginProblem | None,
     username: str = "",
 ) -> Response:
-    if problem is None:
-        return _Pages(request, svc).render("login.html", auth, username="", error=None)
-    status_code, message = _LOGIN_PROBLEMS[problem]
-    response = _Pages(request, svc).render("login.html", auth, status_code, username=username, error=message)
+    status_code, error = _LOGIN_PROBLEMS[problem] if problem else (200, None)
+    response = _Pages(request, svc).render("login.html", auth, status_code, username=username, error=error)
     if problem is LoginProblem.BUSY:
         response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
     return response
