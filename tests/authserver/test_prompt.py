@@ -23,6 +23,17 @@ async def browser(app_client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncCli
         yield http
 
 
+async def _public_client(app_client: httpx.AsyncClient) -> str:
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code"],
+        scopes=["openid"],
+        redirect_uris=[REDIRECT],
+    )
+    return client_id
+
+
 async def _authorize(browser: httpx.AsyncClient, client_id: str, **extra: str) -> httpx.Response:
     params = {
         "response_type": "code",
@@ -40,13 +51,7 @@ async def _authorize(browser: httpx.AsyncClient, client_id: str, **extra: str) -
 async def test_prompt_none_answers_at_once_with_what_would_be_needed(
     app_client: httpx.AsyncClient, browser: httpx.AsyncClient, user: User
 ) -> None:
-    client_id, _ = await register(
-        app_client,
-        type="public",
-        grant_types=["authorization_code"],
-        scopes=["openid"],
-        redirect_uris=[REDIRECT],
-    )
+    client_id = await _public_client(app_client)
     signed_out = await _authorize(browser, client_id, prompt="none")
     assert signed_out.status_code == 302 and signed_out.headers["location"].startswith(f"{REDIRECT}?")
     assert query_of(signed_out.headers["location"]) == {
@@ -75,13 +80,7 @@ async def test_prompt_none_answers_at_once_with_what_would_be_needed(
 async def test_an_unknown_prompt_goes_back_to_the_client_as_invalid_request(
     app_client: httpx.AsyncClient, browser: httpx.AsyncClient
 ) -> None:
-    client_id, _ = await register(
-        app_client,
-        type="public",
-        grant_types=["authorization_code"],
-        scopes=["openid"],
-        redirect_uris=[REDIRECT],
-    )
+    client_id = await _public_client(app_client)
     response = await _authorize(browser, client_id, prompt="select_account")
     assert response.status_code == 302
     assert query_of(response.headers["location"])["error"] == "invalid_request"
