@@ -97,9 +97,9 @@ async def _with_engine(action):  # type: ignore[no-untyped-def]
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
-    from authserver.admin.registration import ClientRegistration
+    from authserver.admin.registration import ClientRegistration, ClientView, register
     from authserver.crypto.client_secrets import generate_client_id
-    from authserver.storage.client_registry import ClientRegistry
+    from authserver.storage.client_registry import SqlClientRegistry
 
     registration = ClientRegistration(
         name=args.name,
@@ -110,10 +110,13 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
         redirect_uris=args.redirect_uri or [],
     )
     client_id = args.client_id or generate_client_id()
-    result = asyncio.run(_with_engine(lambda engine: ClientRegistry(engine).upsert(client_id, registration)))
+    result = asyncio.run(
+        _with_engine(lambda engine: register(SqlClientRegistry(engine), client_id, registration))
+    )
     if not result.created:
         print(f"client {client_id} already exists; its secret is unchanged", file=sys.stderr)
-    print(json.dumps(result.view.model_dump(exclude_none=True), indent=2))
+    view = ClientView.of(result.registered, result.generated_secret)
+    print(json.dumps(view.model_dump(exclude_none=True), indent=2))
     return 0
 
 

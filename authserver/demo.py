@@ -11,11 +11,11 @@ import secrets
 import uuid
 from pathlib import Path
 
-from authserver.admin.registration import ClientRegistration
+from authserver.admin.registration import ClientRegistration, register
 from authserver.config import Settings
 from authserver.crypto.passwords import hash_password
 from authserver.protocol.models import User
-from authserver.storage.client_registry import ClientRegistry
+from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import SqlStore
 
@@ -35,9 +35,10 @@ async def ensure_demo(settings: Settings, credentials_file: str) -> Path:
         return path
     engine = create_engine(settings)
     try:
-        registry, store = ClientRegistry(engine), SqlStore(engine)
+        registry, store = SqlClientRegistry(engine), SqlStore(engine)
         secret = secrets.token_urlsafe(32)
-        await registry.upsert(
+        await register(
+            registry,
             DEMO_CLIENT_ID,
             ClientRegistration(
                 name="Demo service",
@@ -47,7 +48,8 @@ async def ensure_demo(settings: Settings, credentials_file: str) -> Path:
                 client_secret=secret,
             ),
         )
-        await registry.upsert(
+        await register(
+            registry,
             DEMO_WEB_CLIENT_ID,
             ClientRegistration(
                 name="Demo web app",

@@ -1,14 +1,24 @@
-"""What a client registration may say: the rules the admin API (and so the operator) is held to."""
+"""What a client registration may say: the rules the admin API (and so the operator) is held to, and
+how a client is shown back (never its secret's hash)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
+from authserver.protocol.client_registration import register_client
+from authserver.protocol.models import (
+    Client,
+    ClientType,
+    RegisteredClient,
+    RegistrationChange,
+    TokenEndpointAuthMethod,
+)
+from authserver.protocol.store import ClientRegistry
 from authyard_values.durations import parse_duration
 
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
@@ -125,6 +135,33 @@ class ClientRegistration(BaseModel):
     def ttl_seconds(self, value: str | None) -> int | None:
         return int(parse_duration(value).total_seconds()) if value else None
 
+    def desired_client(self, client_id: str) -> Client:
+        """The client this registration asks for, without its secret (repeated list entries once)."""
+        return Client(
+            client_id=client_id,
+            name=self.name,
+            client_type=ClientType(self.type),
+            grant_types=tuple(dict.fromkeys(self.grant_types)),
+            scopes=tuple(dict.fromkeys(self.scopes)),
+            audiences=tuple(dict.fromkeys(self.audiences)),
+            redirect_uris=tuple(dict.fromkeys(self.redirect_uris)),
+            token_endpoint_auth_method=TokenEndpointAuthMethod(self.auth_method),
+            access_token_ttl_seconds=self.ttl_seconds(self.access_token_ttl),
+            refresh_token_ttl_seconds=self.ttl_seconds(self.refresh_token_ttl),
+        )
+
+    @property
+    def grace(self) -> timedelta | None:
+        return parse_duration(self.secret_grace_period) if self.secret_grace_period is not None else None
+
+
+async def register(
+    registry: ClientRegistry, client_id: str, registration: ClientRegistration
+) -> RegistrationChange:
+    """Apply ``registration`` to client ``client_id`` (the admin API's, the CLI's and the demo's way in)."""
+    desired = registration.desired_client(client_id)
+    return await register_client(registry, desired, registration.client_secret, registration.grace)
+
 
 class SecretRotation(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -143,6 +180,10 @@ class SecretRotation(BaseModel):
         if parse_duration(value) > timedelta(days=30):
             raise ValueError("grace_period must be at most 720h")
         return value
+
+    @property
+    def grace(self) -> timedelta:
+        return parse_duration(self.grace_period)
 
 
 class ClientView(BaseModel):
@@ -164,3 +205,29 @@ class ClientView(BaseModel):
     created_at: str
     updated_at: str
     client_secret: str | None = Field(None, description="Only in the response that generated it.")
+
+    @classmethod
+    def of(cls, registered: RegisteredClient, generated_secret: str | None = None) -> ClientView:
+        client = registered.client
+        return cls(
+            client_id=client.client_id,
+            name=client.name,
+            type=client.client_type.value,
+            grant_types=list(client.grant_types),
+            scopes=list(client.scopes),
+            audiences=list(client.audiences),
+            redirect_uris=list(client.redirect_uris),
+            token_endpoint_auth_method=client.token_endpoint_auth_method.value,
+            access_token_ttl_seconds=client.access_token_ttl_seconds,
+            refresh_token_ttl_seconds=client.refresh_token_ttl_seconds,
+            has_secret=client.secret_hash is not None,
+            previous_secret_expires_at=_iso(client.previous_secret_expires_at),
+            secret_rotated_at=_iso(registered.secret_rotated_at),
+            created_at=registered.created_at.isoformat(),
+            updated_at=registered.updated_at.isoformat(),
+            client_secret=generated_secret,
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -74,6 +74,18 @@ class InvalidToken(OAuthError):
         )
 
 
+class InsufficientScope(OAuthError):
+    """RFC 6750 §3.1: the token is valid but lacks the scope the resource needs."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+    def __init__(self, description: str, scope: str) -> None:
+        super().__init__(
+            description, headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
+        )
+
+
 class TemporarilyUnavailable(OAuthError):
     error = "temporarily_unavailable"
     status_code = 503

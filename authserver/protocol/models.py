@@ -49,6 +49,28 @@ class Client:
 
 
 @dataclass(frozen=True)
+class RegisteredClient:
+    """A client as registered: what the protocol uses (``client``) and when its registration and its
+    secret last changed."""
+
+    client: Client
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationChange:
+    """What a registration or a client-secret rotation did: the client as it now stands, and what the
+    caller must be told."""
+
+    registered: RegisteredClient
+    generated_secret: str | None = None  # a secret the server generated: in this response and never again
+    created: bool = False
+    changed: bool = False
+
+
+@dataclass(frozen=True)
 class User:
     user_id: str
     username: str

@@ -1,7 +1,8 @@
-"""The storage port: what the protocol needs from a database, and nothing of how it is done."""
+"""The storage ports: what the protocol needs from a database, and nothing of how it is done."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -13,6 +14,7 @@ from authserver.protocol.models import (
     RedeemedCode,
     Redemption,
     RefreshToken,
+    RegisteredClient,
     User,
 )
 
@@ -62,4 +64,26 @@ class Store(Protocol):
 
     async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
         """(jti, expiry) revoked after ``since``, and the newest revocation time seen (incremental sync)."""
+        ...
+
+
+class ClientRegistry(Protocol):
+    """Client registrations, as the admin API manages them (the token path reads ``Store.get_client``)."""
+
+    async def get_registered_client(self, client_id: str) -> RegisteredClient | None: ...
+
+    async def list_registered_clients(self, after: str | None, limit: int) -> list[RegisteredClient]:
+        """Up to ``limit`` clients in client_id order, after ``after`` (a page of them)."""
+        ...
+
+    async def change_registered_client(
+        self, client_id: str, change: Callable[[RegisteredClient | None], RegisteredClient | None]
+    ) -> RegisteredClient | None:
+        """In one transaction, with the client locked: store what ``change`` makes of the client as it
+        stands (None: not registered); ``change`` returning it unchanged, or None, writes nothing. The client
+        as stored afterwards. ``change`` may run more than once (a retry after a concurrent create)."""
+        ...
+
+    async def delete_registered_client(self, client_id: str) -> bool:
+        """Remove the client and revoke its refresh tokens; False if there was no such client."""
         ...

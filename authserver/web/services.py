@@ -16,18 +16,23 @@ from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
 from authserver.crypto.signed_values import Signer
 from authserver.observability import metrics
+from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_authentication import ClientLookup
+from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
+from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
+from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.ratelimit import RateLimiter
 from authserver.storage import pg_token_writes
 from authserver.storage.client_cache import ClientCache
-from authserver.storage.client_registry import ClientRegistry
+from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.engine import create_engine, database_url
 from authserver.storage.pg_direct import DirectPool, split_pool_budget
 from authserver.storage.sql_store import SqlStore
@@ -44,11 +49,15 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     store: SqlStore
-    registry: ClientRegistry
+    registry: SqlClientRegistry
     keys: KeySetSource
     minter: TokenMinter
     token_endpoint: TokenEndpoint
     inspector: TokenInspector
+    introspection_endpoint: IntrospectionEndpoint
+    revocation_endpoint: RevocationEndpoint
+    userinfo_endpoint: UserinfoEndpoint
+    authorization_flow: AuthorizationFlow
     revocations: RevocationList
     session_signer: Signer
     request_signer: Signer
@@ -176,17 +185,22 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     if direct is not None:
         metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
     metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
+    inspector = TokenInspector(
+        lambda: keys.current, store, revocations, settings.issuer, settings.verified_token_cache
+    )
     return Services(
         settings=settings,
         engine=engine,
         store=store,
-        registry=ClientRegistry(engine),
+        registry=SqlClientRegistry(engine),
         keys=keys,
         minter=minter,
         token_endpoint=TokenEndpoint(grants, clients.get),
-        inspector=TokenInspector(
-            lambda: keys.current, store, revocations, settings.issuer, settings.verified_token_cache
-        ),
+        inspector=inspector,
+        introspection_endpoint=IntrospectionEndpoint(inspector, clients.get),
+        revocation_endpoint=RevocationEndpoint(inspector, clients.get),
+        userinfo_endpoint=UserinfoEndpoint(inspector, store),
+        authorization_flow=AuthorizationFlow(store, CodeIssuer(policy, store)),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
         request_signer=Signer(session_secret, "authorization-request"),

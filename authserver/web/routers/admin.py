@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation
+from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
+from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
@@ -63,16 +64,16 @@ async def list_clients(
     after: Annotated[str | None, Query(max_length=255, description="Page after this client_id")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
-    views = await services(request).registry.list(after=after, limit=limit)
-    return json_response([view.model_dump() for view in views], headers=NO_STORE)
+    registered = await services(request).registry.list_registered_clients(after, limit)
+    return json_response([ClientView.of(client).model_dump() for client in registered], headers=NO_STORE)
 
 
 @router.get("/clients/{client_id}", summary="Read a client", response_model=ClientView, responses=errors(404))
 async def get_client(request: Request, client_id: str) -> Response:
-    view = await services(request).registry.get(_check_client_id(client_id))
-    if view is None:
+    registered = await services(request).registry.get_registered_client(_check_client_id(client_id))
+    if registered is None:
         raise NotFound(f"no client {client_id}")
-    return json_response(view.model_dump(), headers=NO_STORE)
+    return json_response(ClientView.of(registered).model_dump(), headers=NO_STORE)
 
 
 @router.put(
@@ -83,9 +84,10 @@ async def get_client(request: Request, client_id: str) -> Response:
 )
 async def put_client(request: Request, client_id: str, registration: ClientRegistration) -> Response:
     svc = services(request)
-    result = await svc.registry.upsert(_check_client_id(client_id), registration)
+    result = await register(svc.registry, _check_client_id(client_id), registration)
     svc.clients.invalidate(client_id)
-    return json_response(result.view.model_dump(), 201 if result.created else 200, NO_STORE)
+    view = ClientView.of(result.registered, result.generated_secret)
+    return json_response(view.model_dump(), 201 if result.created else 200, NO_STORE)
 
 
 @router.post(
@@ -96,14 +98,15 @@ async def put_client(request: Request, client_id: str, registration: ClientRegis
 )
 async def rotate_secret(request: Request, client_id: str, rotation: SecretRotation) -> Response:
     svc = services(request)
-    try:
-        view = await svc.registry.rotate_secret(_check_client_id(client_id), rotation)
-    except ValueError as error:
-        raise InvalidRequest(str(error)) from None
+    result = await rotate_client_secret(
+        svc.registry, _check_client_id(client_id), rotation.client_secret, rotation.grace
+    )
     svc.clients.invalidate(client_id)
-    if view is None:
+    if result is None:
         raise NotFound(f"no client {client_id}")
-    return json_response(view.model_dump(), headers=NO_STORE)
+    return json_response(
+        ClientView.of(result.registered, result.generated_secret).model_dump(), headers=NO_STORE
+    )
 
 
 @router.delete(
@@ -114,7 +117,7 @@ async def rotate_secret(request: Request, client_id: str, rotation: SecretRotati
 )
 async def delete_client(request: Request, client_id: str) -> Response:
     svc = services(request)
-    deleted = await svc.registry.delete(_check_client_id(client_id))
+    deleted = await svc.registry.delete_registered_client(_check_client_id(client_id))
     svc.clients.invalidate(client_id)
     if not deleted:
         raise NotFound(f"no client {client_id}")

@@ -1,4 +1,5 @@
-"""The authorization endpoint and its pages: login (argon2id, off the event loop) and consent.
+"""The authorization endpoint and its pages: login and consent, rendered for the steps that
+``protocol/authorization_flow.py`` decides (prompt handling, sign-in, the consent answer, code issuance).
 
 The validated request travels through the pages signed (HMAC), so nothing the browser sends back can
 widen it; every form carries a CSRF token bound to a cookie; the pages cannot be framed.
@@ -7,8 +8,6 @@ widen it; every form carries a CSRF token bound to a cookie; the pages cannot be
 from __future__ import annotations
 
 import secrets
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,18 +17,22 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
-from authserver.crypto.passwords import KDF_RETRY_AFTER_SECONDS, KdfBusy, check_capacity, verify_password
+from authserver.crypto.passwords import KDF_RETRY_AFTER_SECONDS
 from authserver.observability import metrics
 from authserver.protocol.authorization import (
     AuthorizationPageError,
     AuthorizationRequest,
     RedirectError,
-    redirect_with,
     validate_authorization_request,
 )
+from authserver.protocol.authorization_flow import (
+    LoginProblem,
+    LoginSession,
+    NextStep,
+    ReturnToClient,
+    ShowConsent,
+)
 from authserver.protocol.errors import OAuthError
-from authserver.protocol.models import AuthorizationCode
 from authserver.web.dependencies import services
 from authserver.web.forms import query_params, read_form
 from authserver.web.middleware import DEFAULT_CSP
@@ -101,8 +104,8 @@ def page_csp(redirect_uri: str) -> str:
     return f"{DEFAULT_CSP}; form-action 'self' {target}"
 
 
-def _session(request: Request, svc: Services) -> dict[str, Any] | None:
-    return svc.session_signer.loads(request.cookies.get(SESSION_COOKIE))
+def _session(request: Request, svc: Services) -> LoginSession | None:
+    return LoginSession.from_dict(svc.session_signer.loads(request.cookies.get(SESSION_COOKIE)))
 
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
@@ -149,17 +152,8 @@ async def authorize(request: Request) -> Response:
         return _error_page(error.description)
     except RedirectError as error:
         return RedirectResponse(error.location, 302)
-    session = _session(request, svc)
-    if auth.prompt == "none":
-        # No interaction allowed, and consent is asked every time: tell the client what is needed.
-        error = "consent_required" if session else "login_required"
-        return RedirectResponse(
-            redirect_with(auth.redirect_uri, {"error": error, "state": auth.state, "iss": svc.issuer}), 302
-        )
-    pages = _Pages(request, svc)
-    if session and auth.prompt != "login":
-        return pages.render("consent.html", auth, username=session["username"])
-    return pages.render("login.html", auth, username="", error=None)
+    step = svc.authorization_flow.start(auth, _session(request, svc))
+    return _show(step, request, svc, auth, redirect_status=302)
 
 
 async def _posted(
@@ -189,32 +183,15 @@ async def login(request: Request) -> Response:
     form, auth = posted
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
-    try:
-        check_capacity()  # refuse before the database lookup when the KDF queue is already full
-        user = await svc.store.get_user_by_username(username) if username else None
-        valid = await verify_password(user.password_hash if user else None, password)
-    except KdfBusy:
-        metrics.LOGINS.labels("refused").inc()
-        response = _Pages(request, svc).render(
-            "login.html",
-            auth,
-            503,
-            username=username,
-            error="Too many people are signing in right now. Please try again in a few seconds.",
-        )
-        response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
-        return response
-    if not valid or user is None:
-        metrics.LOGINS.labels("failure").inc()
-        return _Pages(request, svc).render(
-            "login.html", auth, 401, username=username, error="Wrong username or password."
-        )
+    signed_in = await svc.authorization_flow.sign_in(username, password)
+    if isinstance(signed_in, LoginProblem):
+        metrics.LOGINS.labels(_LOGIN_RESULTS[signed_in]).inc()
+        return _login_page(request, svc, auth, signed_in, username)
     metrics.LOGINS.labels("success").inc()
-    session = {"user_id": user.user_id, "username": user.username, "auth_time": int(time.time())}
-    response = _Pages(request, svc).render("consent.html", auth, username=user.username)
+    response = _show(ShowConsent(signed_in), request, svc, auth, redirect_status=303)
     response.set_cookie(
         SESSION_COOKIE,
-        svc.session_signer.dumps(session, svc.settings.login_session_ttl.total_seconds()),
+        svc.session_signer.dumps(signed_in.to_dict(), svc.settings.login_session_ttl.total_seconds()),
         max_age=int(svc.settings.login_session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
@@ -230,34 +207,40 @@ async def consent(request: Request) -> Response:
     if isinstance(posted, Response):
         return posted
     form, auth = posted
-    session = _session(request, svc)
-    if session is None:
-        return _Pages(request, svc).render("login.html", auth, username="", error="Please sign in again.")
-    if (form.get("decision") or [""])[0] != "allow":
-        location = redirect_with(
-            auth.redirect_uri,
-            {
-                "error": "access_denied",
-                "error_description": "the user denied the request",
-                "state": auth.state,
-                "iss": svc.issuer,
-            },
-        )
-        return RedirectResponse(location, 303)
-    code = new_opaque_token()
-    await svc.store.save_authorization_code(
-        token_hash(code),
-        AuthorizationCode(
-            client_id=auth.client_id,
-            user_id=session["user_id"],
-            redirect_uri=auth.redirect_uri,
-            scope=auth.scope,
-            audience=auth.audience,
-            code_challenge=auth.code_challenge,
-            auth_time=int(session["auth_time"]),
-            expires_at=datetime.now(UTC) + svc.settings.authorization_code_ttl,
-            nonce=auth.nonce,
-        ),
-    )
-    location = redirect_with(auth.redirect_uri, {"code": code, "state": auth.state, "iss": svc.issuer})
-    return RedirectResponse(location, 303)
+    allowed = (form.get("decision") or [""])[0] == "allow"
+    step = await svc.authorization_flow.answer_consent(auth, _session(request, svc), allowed)
+    return _show(step, request, svc, auth, redirect_status=303)
+
+
+# What the login page says about each problem, with its status code.
+_LOGIN_PROBLEMS = {
+    LoginProblem.WRONG_CREDENTIALS: (401, "Wrong username or password."),
+    LoginProblem.BUSY: (503, "Too many people are signing in right now. Please try again in a few seconds."),
+    LoginProblem.SIGNED_OUT: (200, "Please sign in again."),
+}
+_LOGIN_RESULTS = {LoginProblem.WRONG_CREDENTIALS: "failure", LoginProblem.BUSY: "refused"}
+
+
+def _show(
+    step: NextStep, request: Request, svc: Services, auth: AuthorizationRequest, *, redirect_status: int
+) -> Response:
+    """The page (or redirect) for the flow's next step."""
+    if isinstance(step, ReturnToClient):
+        return RedirectResponse(step.location, redirect_status)
+    if isinstance(step, ShowConsent):
+        return _Pages(request, svc).render("consent.html", auth, username=step.session.username)
+    return _login_page(request, svc, auth, step.problem)
+
+
+def _login_page(
+    request: Request,
+    svc: Services,
+    auth: AuthorizationRequest,
+    problem: LoginProblem | None,
+    username: str = "",
+) -> Response:
+    status_code, error = _LOGIN_PROBLEMS[problem] if problem else (200, None)
+    response = _Pages(request, svc).render("login.html", auth, status_code, username=username, error=error)
+    if problem is LoginProblem.BUSY:
+        response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
+    return response

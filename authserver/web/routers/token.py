@@ -10,10 +10,8 @@ from starlette.responses import Response
 
 from authserver.observability import metrics
 from authserver.observability.metrics import LabelCache
-from authserver.protocol.client_authentication import authenticate_client
-from authserver.protocol.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
+from authserver.protocol.errors import InvalidClient, OAuthError, SlowDown
 from authserver.protocol.models import Client
-from authserver.protocol.params import check_no_duplicates, required, single
 from authserver.ratelimit import retry_after_seconds
 from authserver.web.dependencies import client_ip, services
 from authserver.web.errors import NO_STORE, json_response, oauth_error_response
@@ -94,14 +92,6 @@ async def token(request: Request) -> Response:
     return json_response(result.body, 200, NO_STORE)
 
 
-async def _authenticated(request: Request) -> tuple[dict[str, list[str]], Client]:
-    svc = services(request)
-    params = await read_form(request)
-    check_no_duplicates(params)
-    client = await authenticate_client(params, request.headers.get("authorization"), svc.lookup_client)
-    return params, client
-
-
 @router.post(
     "/revoke",
     summary="Token revocation (RFC 7009)",
@@ -111,8 +101,8 @@ async def _authenticated(request: Request) -> tuple[dict[str, list[str]], Client
 )
 async def revoke(request: Request) -> Response:
     svc = services(request)
-    params, client = await _authenticated(request)
-    await svc.inspector.revoke(required(params, "token"), single(params, "token_type_hint"), client)
+    params = await read_form(request)
+    await svc.revocation_endpoint.handle(params, request.headers.get("authorization"))
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -124,11 +114,6 @@ async def revoke(request: Request) -> Response:
 )
 async def introspect(request: Request) -> Response:
     svc = services(request)
-    params, client = await _authenticated(request)
-    if client.is_public:
-        raise InvalidClient("public clients may not introspect tokens")
-    token = single(params, "token")
-    if token is None:
-        raise InvalidRequest("parameter 'token' is required")
-    body = await svc.inspector.introspect(token, single(params, "token_type_hint"))
+    params = await read_form(request)
+    body = await svc.introspection_endpoint.handle(params, request.headers.get("authorization"))
     return json_response(body, 200, NO_STORE)

@@ -1,0 +1,294 @@
+"""The storage ports' contract, run against the in-memory store and the SQL stores on both databases.
+
+The protocol's unit tests (``tests/authserver/protocol``) run on ``MemoryStore``; these checks are what
+make it a stand-in for the real thing: every outcome the protocol branches on, the same on all three.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
+from authserver.crypto.refresh_token_values import new_family_id
+from authserver.protocol.client_registration import register_client
+from authserver.protocol.models import (
+    AuthorizationCode,
+    Client,
+    ClientType,
+    CodeBinding,
+    NewRefreshToken,
+    RedemptionOutcome,
+    RegisteredClient,
+    User,
+)
+from authserver.protocol.store import ClientRegistry, Store
+from tests.conftest import BACKENDS
+from tests.support.memory_store import MemoryStore
+
+CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+REDIRECT = "https://app.example.com/callback"
+
+
+@pytest.fixture(scope="module", params=["memory", *BACKENDS])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def ports(backend: str, request: pytest.FixtureRequest) -> tuple[Store, ClientRegistry]:
+    if backend == "memory":
+        memory = MemoryStore()
+        return memory, memory
+    app_client: httpx.AsyncClient = request.getfixturevalue("app_client")
+    services = app_client.app.state.services  # type: ignore[attr-defined]  # set by the app's lifespan
+    return services.store, services.registry
+
+
+@pytest.fixture
+def store(ports: tuple[Store, ClientRegistry]) -> Store:
+    return ports[0]
+
+
+@pytest.fixture
+def registry(ports: tuple[Store, ClientRegistry]) -> ClientRegistry:
+    return ports[1]
+
+
+def _client_id() -> str:
+    return f"c-{uuid.uuid4().hex[:10]}"
+
+
+async def _user(store: Store) -> User:
+    user = User(user_id=str(uuid.uuid4()), username=f"u-{uuid.uuid4().hex[:8]}", password_hash="x", name="U")
+    await store.create_user(user)  # type: ignore[attr-defined]  # every store has it; the protocol needs none
+    return user
+
+
+async def _code(store: Store, client_id: str, user_id: str, *, expires_in: float = 60) -> str:
+    code_hash = token_hash(new_opaque_token())
+    await store.save_authorization_code(
+        code_hash,
+        AuthorizationCode(
+            client_id=client_id,
+            user_id=user_id,
+            redirect_uri=REDIRECT,
+            scope="openid read",
+            audience="https://api.example.com",
+            code_challenge=CHALLENGE,
+            auth_time=1_700_000_000,
+            expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
+            nonce="n-1",
+        ),
+    )
+    return code_hash
+
+
+def _refresh(expires_in: float = 3600) -> NewRefreshToken:
+    return NewRefreshToken(
+        new_family_id(), token_hash(new_opaque_token()), datetime.now(UTC) + timedelta(seconds=expires_in)
+    )
+
+
+async def test_a_code_redeems_once_and_its_replay_names_the_family_it_issued(store: Store) -> None:
+    client_id, user = _client_id(), await _user(store)
+    code_hash, refresh = await _code(store, client_id, user.user_id), _refresh()
+    binding = CodeBinding(client_id, REDIRECT, CHALLENGE)
+
+    first = await store.redeem_authorization_code(code_hash, datetime.now(UTC), binding, refresh)
+    assert first.outcome is RedemptionOutcome.OK and first.record is not None
+    assert first.record.code.user_id == user.user_id and first.record.code.nonce == "n-1"
+    assert first.record.user == user
+    issued = first.record.refresh
+    assert issued is not None and issued.family_id == refresh.family_id
+    assert (issued.client_id, issued.user_id, issued.scope) == (client_id, user.user_id, "openid read")
+    assert issued.auth_time == 1_700_000_000
+
+    replay = await store.redeem_authorization_code(code_hash, datetime.now(UTC), binding, _refresh())
+    assert replay.outcome is RedemptionOutcome.REPLAYED
+    assert replay.extra["family_id"] == refresh.family_id
+    stored = await store.get_refresh_token(refresh.family_id, refresh.secret_hash)
+    assert stored is not None and not stored.rotated and not stored.revoked
+
+
+async def test_a_mismatched_redemption_uses_the_code_up_and_issues_nothing(store: Store) -> None:
+    client_id, user = _client_id(), await _user(store)
+    for binding in (
+        CodeBinding("someone-else", REDIRECT, CHALLENGE),
+        CodeBinding(client_id, "https://app.example.com/other", CHALLENGE),
+        CodeBinding(client_id, None, CHALLENGE),
+        CodeBinding(client_id, REDIRECT, None),
+    ):
+        code_hash, refresh = await _code(store, client_id, user.user_id), _refresh()
+        first = await store.redeem_authorization_code(code_hash, datetime.now(UTC), binding, refresh)
+        assert first.outcome is RedemptionOutcome.OK and first.record is not None, binding
+        assert first.record.refresh is None, binding
+        assert await store.get_refresh_token(refresh.family_id, refresh.secret_hash) is None
+        good = CodeBinding(client_id, REDIRECT, CHALLENGE)
+        again = await store.redeem_authorization_code(code_hash, datetime.now(UTC), good, _refresh())
+        assert again.outcome is RedemptionOutcome.REPLAYED and again.extra["family_id"] == "", binding
+
+
+async def test_expired_unknown_and_refresh_less_redemptions(store: Store) -> None:
+    client_id, user = _client_id(), await _user(store)
+    binding = CodeBinding(client_id, REDIRECT, CHALLENGE)
+    expired = await _code(store, client_id, user.user_id, expires_in=-1)
+    result = await store.redeem_authorization_code(expired, datetime.now(UTC), binding, _refresh())
+    assert result.outcome is RedemptionOutcome.EXPIRED
+    again = await store.redeem_authorization_code(expired, datetime.now(UTC), binding, _refresh())
+    assert again.outcome is RedemptionOutcome.REPLAYED and again.extra["family_id"] == ""
+
+    unknown = await store.redeem_authorization_code(
+        token_hash("never-issued"), datetime.now(UTC), binding, _refresh()
+    )
+    assert unknown.outcome is RedemptionOutcome.UNKNOWN
+
+    plain = await _code(store, client_id, user.user_id)
+    without = await store.redeem_authorization_code(plain, datetime.now(UTC), binding, None)
+    assert without.outcome is RedemptionOutcome.OK and without.record is not None
+    assert without.record.refresh is None
+    assert (await store.redeem_authorization_code(plain, datetime.now(UTC), binding, None)).extra == {
+        "family_id": ""
+    }
+
+
+async def test_a_redeemed_code_of_a_deleted_user_has_no_user(store: Store) -> None:
+    client_id = _client_id()
+    code_hash = await _code(store, client_id, "no-such-user")
+    result = await store.redeem_authorization_code(
+        code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), None
+    )
+    assert result.outcome is RedemptionOutcome.OK and result.record is not None
+    assert result.record.user is None
+
+
+async def _family(store: Store) -> tuple[str, NewRefreshToken]:
+    client_id, user = _client_id(), await _user(store)
+    code_hash, refresh = await _code(store, client_id, user.user_id), _refresh()
+    await store.redeem_authorization_code(
+        code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), refresh
+    )
+    return client_id, refresh
+
+
+async def test_a_refresh_token_rotates_once(store: Store) -> None:
+    client_id, first = await _family(store)
+    family_id = first.family_id
+    second = _refresh(7200)
+    rotated = await store.rotate_refresh_token(
+        family_id, first.secret_hash, client_id, second, datetime.now(UTC)
+    )
+    assert rotated.outcome is RedemptionOutcome.OK and rotated.record is not None
+    assert rotated.record.expires_at == second.expires_at and rotated.record.scope == "openid read"
+
+    # The same secret again (a replay, or the loser of a race): refused, and seen as used.
+    again = await store.rotate_refresh_token(
+        family_id, first.secret_hash, client_id, _refresh(), datetime.now(UTC)
+    )
+    assert again.outcome is RedemptionOutcome.REFUSED and again.record is not None
+    assert again.record.rotated and not again.record.revoked
+    current = await store.get_refresh_token(family_id, second.secret_hash)
+    assert current is not None and not current.rotated and current.expires_at == second.expires_at
+
+    refused = await store.rotate_refresh_token(
+        family_id, second.secret_hash, "another", _refresh(), datetime.now(UTC)
+    )
+    assert refused.outcome is RedemptionOutcome.REFUSED and refused.record is not None
+    assert refused.record.client_id == client_id  # the caller tells "not yours" from the record
+
+    late = datetime.now(UTC) + timedelta(hours=3)
+    expired = await store.rotate_refresh_token(family_id, second.secret_hash, client_id, _refresh(), late)
+    assert expired.outcome is RedemptionOutcome.REFUSED and expired.record is not None
+    assert not expired.record.rotated and expired.record.expires_at <= late
+
+    unknown = await store.rotate_refresh_token(
+        new_family_id(), "0" * 64, client_id, _refresh(), datetime.now(UTC)
+    )
+    assert unknown.outcome is RedemptionOutcome.REFUSED and unknown.record is None
+
+
+async def test_a_revoked_family_refuses_its_current_token(store: Store) -> None:
+    client_id, first = await _family(store)
+    await store.revoke_refresh_family(first.family_id)
+    seen = await store.get_refresh_token(first.family_id, first.secret_hash)
+    assert seen is not None and seen.revoked and not seen.rotated
+    refused = await store.rotate_refresh_token(
+        first.family_id, first.secret_hash, client_id, _refresh(), datetime.now(UTC)
+    )
+    assert refused.outcome is RedemptionOutcome.REFUSED and refused.record is not None
+    assert refused.record.revoked
+    await store.revoke_refresh_family(new_family_id())  # unknown: nothing to do, no error
+
+
+async def test_unknown_legacy_tokens_have_no_family(store: Store) -> None:
+    assert await store.legacy_refresh_family(token_hash("never-issued")) is None
+
+
+async def test_access_token_revocations_are_listed_once_and_until_they_expire(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    live, gone = f"jti-{uuid.uuid4().hex}", f"jti-{uuid.uuid4().hex}"
+    expiry = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    await store.revoke_access_token(live, expiry)
+    await store.revoke_access_token(live, expiry + timedelta(minutes=5))  # again: no change, no error
+    await store.revoke_access_token(gone, datetime.now(UTC) - timedelta(seconds=1))
+    entries, newest = await store.revoked_since(before)
+    assert (live, expiry) in entries and all(jti != gone for jti, _ in entries)
+    assert before < newest <= datetime.now(UTC)
+    later, _ = await store.revoked_since(newest)
+    assert all(jti != live for jti, _ in later)
+
+
+def _desired(client_id: str, **fields: Any) -> Client:
+    client = Client(client_id, "Orders", ClientType.CONFIDENTIAL, ("client_credentials",), ("read", "write"))
+    return replace(client, audiences=("https://api.example.com",), **fields)
+
+
+async def test_the_registry_stores_what_a_change_decides_and_nothing_else(
+    store: Store, registry: ClientRegistry
+) -> None:
+    client_id = _client_id()
+    created = await register_client(registry, _desired(client_id), "s" * 43, None)
+    assert created.created
+    stored = await registry.get_registered_client(client_id)
+    assert stored == created.registered
+    assert await store.get_client(client_id) == created.registered.client
+
+    seen: list[RegisteredClient | None] = []
+
+    def unchanged(current: RegisteredClient | None) -> RegisteredClient | None:
+        seen.append(current)
+        return current
+
+    assert await registry.change_registered_client(client_id, unchanged) == stored
+    assert seen == [stored]
+    assert await registry.change_registered_client(_client_id(), lambda current: None) is None
+
+    updated = await register_client(registry, _desired(client_id, scopes=("read",)), None, None)
+    assert updated.changed and (await registry.get_registered_client(client_id)) == updated.registered
+    assert await store.get_client(client_id) == updated.registered.client
+
+
+async def test_the_registry_lists_in_pages_and_deletes_with_the_clients_families(
+    store: Store, registry: ClientRegistry
+) -> None:
+    prefix = f"p-{uuid.uuid4().hex[:6]}"
+    for suffix in ("a", "b", "c"):
+        await register_client(registry, _desired(f"{prefix}-{suffix}"), None, None)
+    ids = [c.client.client_id for c in await registry.list_registered_clients(f"{prefix}-", 1000)]
+    mine = [client_id for client_id in ids if client_id.startswith(prefix)]
+    assert mine == [f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]
+    page = await registry.list_registered_clients(f"{prefix}-a", 1)
+    assert [c.client.client_id for c in page] == [f"{prefix}-b"]
+
+    client_id, family = await _family(store)
+    await register_client(registry, _desired(client_id), None, None)
+    assert await registry.delete_registered_client(client_id)
+    assert await store.get_client(client_id) is None
+    seen = await store.get_refresh_token(family.family_id, family.secret_hash)
+    assert seen is not None and seen.revoked
+    assert not await registry.delete_registered_client(client_id)

@@ -1,0 +1,191 @@
+"""The protocol's storage ports (``protocol.store.Store`` and ``ClientRegistry``) in memory, for unit tests
+of the protocol without a database.
+
+Faithful to the SQL stores where the protocol can tell: a code is used up by any attempt to redeem it and
+issues its refresh family only when it matches its binding and has not expired; a family keeps only its
+current secret's hash, so a rotation is accepted once; revocation is by family; every change is atomic
+(no await between reading and writing). ``tests/authserver/test_store_contract.py`` runs the same checks
+against this store and the real ones on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from authserver.protocol.models import (
+    AuthorizationCode,
+    Client,
+    CodeBinding,
+    NewRefreshToken,
+    RedeemedCode,
+    Redemption,
+    RedemptionOutcome,
+    RefreshToken,
+    RegisteredClient,
+    User,
+)
+
+
+@dataclass
+class _StoredCode:
+    code: AuthorizationCode
+    consumed: bool = False
+    family_id: str | None = None  # the refresh family its redemption issued
+
+
+@dataclass
+class _Family:
+    secret_hash: str
+    grant: RefreshToken  # client, user, scope, audience, auth_time, expiry; rotated is always False here
+    revoked: bool = False
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.clients: dict[str, RegisteredClient] = {}
+        self.users: dict[str, User] = {}
+        self.codes: dict[str, _StoredCode] = {}
+        self.families: dict[str, _Family] = {}
+        self.legacy_tokens: dict[str, str] = {}  # token hash -> family, for tokens issued before families
+        self.revoked_access_tokens: dict[str, tuple[datetime, datetime]] = {}  # jti -> (expiry, revoked at)
+
+    # Test set-up
+    def add_client(self, client: Client, now: datetime | None = None) -> Client:
+        at = now or datetime.now(UTC)
+        self.clients[client.client_id] = RegisteredClient(client, created_at=at, updated_at=at)
+        return client
+
+    async def create_user(self, user: User) -> None:
+        if user.user_id in self.users or await self.get_user_by_username(user.username):
+            raise KeyError("user_id and username are unique")
+        self.users[user.user_id] = user
+
+    # Store: clients and users
+    async def get_client(self, client_id: str) -> Client | None:
+        registered = self.clients.get(client_id)
+        return registered.client if registered else None
+
+    async def get_user(self, user_id: str) -> User | None:
+        return self.users.get(user_id)
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        return next((user for user in self.users.values() if user.username == username), None)
+
+    # Store: authorization codes
+    async def save_authorization_code(self, code_hash: str, code: AuthorizationCode) -> None:
+        if code_hash in self.codes:
+            raise KeyError("duplicate authorization code")  # the primary key refuses it in SQL
+        self.codes[code_hash] = _StoredCode(code)
+
+    async def redeem_authorization_code(
+        self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
+    ) -> Redemption[RedeemedCode]:
+        stored = self.codes.get(code_hash)
+        if stored is None:
+            return Redemption(RedemptionOutcome.UNKNOWN)
+        if stored.consumed:
+            return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": stored.family_id or ""})
+        code = stored.code
+        stored.consumed = True  # any attempt uses the code up
+        if code.expires_at <= now:
+            return Redemption(RedemptionOutcome.EXPIRED)
+        matches = (
+            code.client_id == binding.client_id
+            and code.redirect_uri == binding.redirect_uri
+            and code.code_challenge == binding.code_challenge
+        )
+        issued = None
+        if matches and refresh is not None:
+            stored.family_id = refresh.family_id
+            issued = RefreshToken(
+                family_id=refresh.family_id,
+                client_id=code.client_id,
+                user_id=code.user_id,
+                scope=code.scope,
+                audience=code.audience,
+                auth_time=code.auth_time,
+                expires_at=refresh.expires_at,
+            )
+            self.families[refresh.family_id] = _Family(refresh.secret_hash, issued)
+        return Redemption(RedemptionOutcome.OK, RedeemedCode(code, self.users.get(code.user_id), issued))
+
+    # Store: refresh tokens
+    async def get_refresh_token(self, family_id: str, secret_hash: str) -> RefreshToken | None:
+        family = self.families.get(family_id)
+        return None if family is None else _as_seen(family, secret_hash)
+
+    async def legacy_refresh_family(self, token_hash: str) -> str | None:
+        return self.legacy_tokens.get(token_hash)
+
+    async def rotate_refresh_token(
+        self, family_id: str, secret_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
+    ) -> Redemption[RefreshToken]:
+        family = self.families.get(family_id)
+        if (
+            family is None
+            or family.secret_hash != secret_hash
+            or family.grant.client_id != client_id
+            or family.revoked
+            or family.grant.expires_at <= now
+        ):
+            return Redemption(
+                RedemptionOutcome.REFUSED, None if family is None else _as_seen(family, secret_hash)
+            )
+        family.secret_hash = successor.secret_hash
+        family.grant = replace(family.grant, expires_at=successor.expires_at)
+        return Redemption(RedemptionOutcome.OK, family.grant)
+
+    async def revoke_refresh_family(self, family_id: str) -> None:
+        family = self.families.get(family_id)
+        if family is not None:
+            family.revoked = True
+
+    # Store: access-token revocations
+    async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
+        self.revoked_access_tokens.setdefault(jti, (expires_at, datetime.now(UTC)))
+
+    async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
+        now = datetime.now(UTC)
+        entries = [
+            (jti, expires_at, revoked_at)
+            for jti, (expires_at, revoked_at) in self.revoked_access_tokens.items()
+            if revoked_at > since and expires_at > now
+        ]
+        newest = max((revoked_at for _, _, revoked_at in entries), default=since)
+        return [(jti, expires_at) for jti, expires_at, _ in entries], newest
+
+    # ClientRegistry
+    async def get_registered_client(self, client_id: str) -> RegisteredClient | None:
+        return self.clients.get(client_id)
+
+    async def list_registered_clients(self, after: str | None, limit: int) -> list[RegisteredClient]:
+        ids = sorted(client_id for client_id in self.clients if not after or client_id > after)
+        return [self.clients[client_id] for client_id in ids[:limit]]
+
+    async def change_registered_client(
+        self, client_id: str, change: Callable[[RegisteredClient | None], RegisteredClient | None]
+    ) -> RegisteredClient | None:
+        current = self.clients.get(client_id)
+        wanted = change(current)
+        if wanted is None or wanted == current:
+            return current
+        self.clients[client_id] = wanted
+        return wanted
+
+    async def delete_registered_client(self, client_id: str) -> bool:
+        for family in self.families.values():
+            if family.grant.client_id == client_id:
+                family.revoked = True
+        return self.clients.pop(client_id, None) is not None
+
+
+def _as_seen(family: _Family, secret_hash: str) -> RefreshToken:
+    """The family as the holder of ``secret_hash`` sees it: ``rotated`` unless that is its current secret."""
+    return replace(
+        family.grant,
+        rotated=not hmac.compare_digest(family.secret_hash, secret_hash),
+        revoked=family.revoked,
+    )
