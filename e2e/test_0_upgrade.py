@@ -75,9 +75,9 @@ def _selector(deployment: dict[str, Any]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
-def _operator_rolled_out(cluster: Cluster, deployment: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+def _operator_rolled_out(cluster: Cluster, deployment: dict[str, Any]) -> dict[str, Any]:
     """The operator Deployment rolled out with every running replica on its current image, and one of
-    those replicas holding the Lease; returns the Deployment and the replicas' names."""
+    those replicas holding the Lease; returns the Deployment."""
     name = deployment["metadata"]["name"]
     deployment = cluster.wait_rolled_out(name, OPERATOR_NS)
     (image,) = _images(deployment)
@@ -96,7 +96,7 @@ def _operator_rolled_out(cluster: Cluster, deployment: dict[str, Any]) -> tuple[
         timeout=120,
         what=f"the Lease held by one of {sorted(pods)}",
     )
-    return deployment, pods
+    return deployment
 
 
 def _issue_token(
@@ -133,7 +133,7 @@ def test_the_previous_release_installs_and_serves(cluster: Cluster, source: supp
         f"release {support.RELEASE} is already installed: the previous release needs a cluster without it"
     )
     deployment = cluster.install_operator(source.chart, source.values_files(), source.image_values())
-    deployment, _ = _operator_rolled_out(cluster, deployment)
+    deployment = _operator_rolled_out(cluster, deployment)
     assert _images(deployment) == {source.operator_image}
 
     cluster.ensure_namespace(NS)
@@ -216,7 +216,7 @@ def test_helm_upgrade_to_this_chart_keeps_everything(
     assert history[-1]["revision"] == before["revision"] + 1, history
     assert history[-1]["status"] == "deployed", history
     assert history[-1]["chart"] == f"authyard-operator-{chart_version}", history
-    deployment, _ = _operator_rolled_out(cluster, deployment)
+    deployment = _operator_rolled_out(cluster, deployment)
     assert _images(deployment) != {before["operator_image"]}, "the upgrade kept the previous operator image"
 
     # The objects the previous release made are Ready again, their specs untouched by the upgrade.
@@ -237,7 +237,8 @@ def test_helm_upgrade_to_this_chart_keeps_everything(
         result = cluster.patch(kind, name, NS, patch)
         assert result.returncode == 0, result.stderr
     server = cluster.wait_ready("authserver", SERVER, NS, timeout=420)
-    client = cluster.wait_ready("oauthclient", CLIENT, NS, timeout=180)
+    # The client's registration may have been retried while the server pod was being replaced.
+    client = cluster.wait_ready("oauthclient", CLIENT, NS, timeout=300)
     assert server["metadata"]["generation"] == before["server"]["generation"] + 1
     assert client["metadata"]["generation"] == before["client"]["generation"] + 1
     server_deployment = cluster.wait_rolled_out(SERVER, NS, timeout=420)
