@@ -10,7 +10,7 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -65,8 +65,11 @@ class Cluster:
             input_text=support.to_yaml(objects),
         )
 
-    def apply_file(self, path: Path) -> None:
-        self.kubectl("apply", "--server-side", "--field-manager", "authyard-e2e", "-f", str(path))
+    def apply_file(self, path: Path, force_conflicts: bool = False) -> None:
+        """``kubectl apply --server-side`` of a file or a directory of manifests. ``force_conflicts`` takes
+        over fields another manager set (Helm creates the CRDs of a chart's crds/ with a plain create)."""
+        args = ["apply", "--server-side", "--field-manager", "authyard-e2e", "-f", str(path)]
+        self.kubectl(*args, *(["--force-conflicts"] if force_conflicts else []))
 
     def patch(
         self, kind: str, name: str, namespace: str, patch: dict[str, Any]
@@ -112,6 +115,72 @@ class Cluster:
             interval=3,
             what=f"{kind} {namespace}/{name} deleted",
         )
+
+    def wait_rolled_out(self, name: str, namespace: str, timeout: float = 300) -> dict[str, Any]:
+        """The Deployment's current spec runs on every replica, none of an older one left."""
+        last: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            deployment = self.get("deployment", name, namespace)
+            last["status"] = (deployment or {}).get("status")
+            return deployment if support.rolled_out(deployment) else None
+
+        try:
+            return support.poll(
+                probe, timeout=timeout, interval=3, what=f"Deployment {namespace}/{name} rolled out"
+            )
+        except support.PollTimeout as error:
+            raise support.PollTimeout(f"{error}; status: {last.get('status')}") from None
+
+    def running_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Pods in phase Running that are not on their way out."""
+        return [
+            pod
+            for pod in self.list("pod", namespace, selector)
+            if pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+        ]
+
+    def lease_holder(self, name: str, namespace: str) -> str | None:
+        return ((self.get("lease", name, namespace) or {}).get("spec") or {}).get("holderIdentity")
+
+    def install_operator(
+        self,
+        chart: Path = support.CHART,
+        values_files: Sequence[Path] = (support.EXAMPLES / "helm" / "values-kind.yaml",),
+        sets: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """``helm upgrade --install`` of the release (an install the first time, an upgrade after) with
+        ``--wait``; returns the operator Deployment."""
+        command = self.tools.helm_install_cmd(
+            support.RELEASE, chart, support.OPERATOR_NAMESPACE, values_files, sets, timeout="5m"
+        )
+        self.run(command, timeout=360)
+        deployments = self.list(
+            "deployment", support.OPERATOR_NAMESPACE, "app.kubernetes.io/name=authyard-operator"
+        )
+        assert len(deployments) == 1
+        return deployments[0]
+
+    def uninstall_operator(self) -> None:
+        self.run(
+            self.tools.helm_cmd("uninstall", support.RELEASE, "--wait", namespace=support.OPERATOR_NAMESPACE),
+            check=False,
+            timeout=300,
+        )
+
+    def release_history(self) -> list[dict[str, Any]]:
+        """``helm history`` of the release, oldest first; empty when it is not installed."""
+        result = self.run(
+            self.tools.helm_cmd(
+                "history", support.RELEASE, "-o", "json", namespace=support.OPERATOR_NAMESPACE
+            ),
+            check=False,
+        )
+        if result.returncode != 0:
+            if "not found" in result.stderr:
+                return []
+            raise AssertionError(f"helm history failed: {result.stderr.strip()}")
+        return json.loads(result.stdout)
 
     def secret_data(self, name: str, namespace: str) -> dict[str, str]:
         secret = self.get("secret", name, namespace)
@@ -178,32 +247,23 @@ def cluster() -> Cluster:
 
     reason = support.unreachable_reason(env, tools, run)
     if reason is not None:
-        if env.get("AUTHYARD_E2E_REQUIRE_CLUSTER"):
-            pytest.fail(f"{reason} (AUTHYARD_E2E_REQUIRE_CLUSTER is set)", pytrace=False)
-        pytest.skip(reason)
+        cannot_run(reason)
     assert tools is not None
     return Cluster(tools)
+
+
+def cannot_run(reason: str) -> NoReturn:
+    """Skip with the reason; where the suite must run (AUTHYARD_E2E_REQUIRE_CLUSTER, the e2e workflow) a
+    failure instead."""
+    if os.environ.get("AUTHYARD_E2E_REQUIRE_CLUSTER"):
+        pytest.fail(f"{reason} (AUTHYARD_E2E_REQUIRE_CLUSTER is set)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster) -> Iterator[dict[str, Any]]:
     """The chart installed (or upgraded) with the locally built images; uninstalled at the end unless
     AUTHYARD_E2E_KEEP is set. Yields the operator Deployment once its pods are ready."""
-    values = [support.EXAMPLES / "helm" / "values-kind.yaml"]
-    command = cluster.tools.helm_install_cmd(
-        support.RELEASE, support.CHART, support.OPERATOR_NAMESPACE, values, timeout="5m"
-    )
-    cluster.run(command, timeout=360)
-    deployments = cluster.list(
-        "deployment", support.OPERATOR_NAMESPACE, "app.kubernetes.io/name=authyard-operator"
-    )
-    assert len(deployments) == 1
-    yield deployments[0]
+    yield cluster.install_operator()
     if not os.environ.get("AUTHYARD_E2E_KEEP"):
-        cluster.run(
-            cluster.tools.helm_cmd(
-                "uninstall", support.RELEASE, "--wait", namespace=support.OPERATOR_NAMESPACE
-            ),
-            check=False,
-            timeout=300,
-        )
+        cluster.uninstall_operator()

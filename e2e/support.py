@@ -1,12 +1,14 @@
 """The e2e suite's own logic, free of any cluster: manifest loading and rewriting, bounded polling, the
-kubectl/helm command lines, Secret decoding, port-forward output parsing, and the reachability check that
-decides between running and skipping. Unit-tested in tests/packaging/test_e2e_helpers.py.
+kubectl/helm command lines, Secret decoding, port-forward output parsing, token checks, the upgrade
+scenario's configuration, and the reachability check that decides between running and skipping.
+Unit-tested in tests/packaging/test_e2e_helpers.py.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import os
 import re
 import subprocess
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import jwt
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +43,9 @@ def load_manifests(path: Path) -> list[dict[str, Any]]:
     return documents
 
 
-def example(name: str) -> dict[str, Any]:
-    """The single object in examples/<name>."""
-    (obj,) = load_manifests(EXAMPLES / name)
+def example(name: str, examples: Path = EXAMPLES) -> dict[str, Any]:
+    """The single object in examples/<name> (of this checkout, or of the one ``examples`` points into)."""
+    (obj,) = load_manifests(examples / name)
     return obj
 
 
@@ -90,6 +94,21 @@ def is_ready(obj: Mapping[str, Any] | None) -> bool:
     if generation is not None and (observed is None or observed < generation):
         return False
     return bool(ready and ready.get("status") == "True")
+
+
+def rolled_out(deployment: Mapping[str, Any] | None) -> bool:
+    """The Deployment's controller has seen its current spec and every pod it counts runs that spec and is
+    ready: no pod of an older ReplicaSet is left (what `kubectl rollout status` waits for)."""
+    if not deployment:
+        return False
+    wanted = deployment.get("spec", {}).get("replicas", 1)
+    status = deployment.get("status") or {}
+    if status.get("observedGeneration", 0) < deployment.get("metadata", {}).get("generation", 0):
+        return False
+    counts = (
+        status.get(key, 0) for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")
+    )
+    return all(count == wanted for count in counts)
 
 
 def describe_status(obj: Mapping[str, Any] | None) -> str:
@@ -250,6 +269,104 @@ def decode_secret(secret: Mapping[str, Any]) -> dict[str, str]:
 
 
 CLIENT_SECRET_KEYS = ("client_id", "client_secret", "issuer", "token_endpoint", "jwks_uri")
+
+
+def fingerprint(secret: str) -> str:
+    """A SHA-256 of a credential: enough to tell later that it is unchanged, without keeping it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --- tokens ----------------------------------------------------------------------------------------------
+
+
+def client_credentials_token(token_url: str, client_id: str, secret: str) -> httpx.Response:
+    """A client_credentials grant with HTTP Basic client authentication (RFC 6749 sections 4.4 and 2.3.1)."""
+    return httpx.post(
+        token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
+    )
+
+
+def verify_access_token(
+    access_token: str,
+    jwks: Mapping[str, Any],
+    issuer: str,
+    audience: str,
+    algorithms: Sequence[str] = ("ES256",),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JWT access token's header and claims once its signature verifies against the JWKS key its
+    ``kid`` names, with an algorithm the verifier chose (never the token's say), and its issuer and audience
+    match, as a resource server checks it (RFC 9068 section 4); raises on any mismatch."""
+    header = jwt.get_unverified_header(access_token)
+    key = jwt.PyJWKSet.from_dict(dict(jwks))[header["kid"]]
+    claims = jwt.decode(access_token, key.key, algorithms=list(algorithms), issuer=issuer, audience=audience)
+    return header, claims
+
+
+# --- the upgrade scenario --------------------------------------------------------------------------------
+
+UPGRADE_FROM = "AUTHYARD_E2E_UPGRADE_FROM"
+UPGRADE_FROM_OPERATOR_IMAGE = "AUTHYARD_E2E_UPGRADE_FROM_OPERATOR_IMAGE"
+UPGRADE_FROM_AUTHSERVER_IMAGE = "AUTHYARD_E2E_UPGRADE_FROM_AUTHSERVER_IMAGE"
+
+
+def split_image(reference: str) -> tuple[str, str]:
+    """``repository`` and ``tag`` of an image reference (``registry:5000/a/b:1.0`` -> ``registry:5000/a/b``,
+    ``1.0``); a reference without a tag or with a digest is refused: the chart takes a tag."""
+    repository, _, tag = reference.rpartition(":")
+    if "@" in reference or not repository or not tag or "/" in tag:
+        raise ValueError(f"not an image reference with a tag: {reference!r}")
+    return repository, tag
+
+
+@dataclass(frozen=True)
+class UpgradeSource:
+    """The release a `helm upgrade` starts from: a checkout of the previous commit, whose images the
+    workflow built and loaded into the cluster."""
+
+    checkout: Path
+    operator_image: str
+    authserver_image: str
+
+    @property
+    def chart(self) -> Path:
+        return self.checkout / "charts" / "authyard-operator"
+
+    @property
+    def examples(self) -> Path:
+        """The previous commit's examples: the objects a user of that version applied. A commit older
+        than one of them falls back to this checkout's."""
+        return self.checkout / "examples"
+
+    def example(self, name: str) -> dict[str, Any]:
+        return example(name, self.examples if (self.examples / name).is_file() else EXAMPLES)
+
+    def values_files(self) -> list[Path]:
+        kind_values = self.examples / "helm" / "values-kind.yaml"
+        return [kind_values] if kind_values.is_file() else []
+
+    def image_values(self) -> dict[str, str]:
+        repository, tag = split_image(self.operator_image)
+        return {"image.repository": repository, "image.tag": tag, "image.pullPolicy": "Never"}
+
+
+def upgrade_source(env: Mapping[str, str]) -> UpgradeSource | None:
+    """The previous release from the environment the e2e workflow's upgrade job sets; None when the
+    scenario is not configured. Half a configuration is an error, never a skip."""
+    checkout = env.get(UPGRADE_FROM)
+    if not checkout:
+        return None
+    path = Path(checkout)
+    if not (path / "charts" / "authyard-operator" / "Chart.yaml").is_file():
+        raise ValueError(f"{UPGRADE_FROM}={checkout} holds no charts/authyard-operator/Chart.yaml")
+    images = {
+        name: env.get(name, "") for name in (UPGRADE_FROM_OPERATOR_IMAGE, UPGRADE_FROM_AUTHSERVER_IMAGE)
+    }
+    missing = [name for name, value in images.items() if not value]
+    if missing:
+        raise ValueError(f"{UPGRADE_FROM} is set but {', '.join(missing)} is not")
+    source = UpgradeSource(path, images[UPGRADE_FROM_OPERATOR_IMAGE], images[UPGRADE_FROM_AUTHSERVER_IMAGE])
+    split_image(source.operator_image)
+    return source
 
 
 # --- reachability ----------------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ from e2e.conftest import Cluster
 NS = support.OPERATOR_NAMESPACE
 
 
-def _lease(cluster: Cluster, deployment: dict[str, Any]) -> dict[str, Any] | None:
-    return cluster.get("lease", deployment["metadata"]["name"], NS)
+def _holder(cluster: Cluster, deployment: dict[str, Any]) -> str | None:
+    return cluster.lease_holder(deployment["metadata"]["name"], NS)
 
 
 def _pods(cluster: Cluster) -> set[str]:
-    pods = cluster.list("pod", NS, "app.kubernetes.io/name=authyard-operator")
-    return {pod["metadata"]["name"] for pod in pods if pod["status"].get("phase") == "Running"}
+    return {
+        pod["metadata"]["name"]
+        for pod in cluster.running_pods(NS, "app.kubernetes.io/name=authyard-operator")
+    }
 
 
 def test_two_replicas_ready_and_hardened(cluster: Cluster, operator: dict[str, Any]) -> None:
@@ -37,23 +39,16 @@ def test_two_replicas_ready_and_hardened(cluster: Cluster, operator: dict[str, A
 
 
 def test_one_leader_holds_the_lease(cluster: Cluster, operator: dict[str, Any]) -> None:
-    lease = support.poll(
-        lambda: (lease := _lease(cluster, operator)) and lease["spec"].get("holderIdentity") and lease,
-        timeout=120,
-        what="Lease held",
-    )
-    assert lease["spec"]["holderIdentity"] in _pods(cluster)
+    holder = support.poll(lambda: _holder(cluster, operator), timeout=120, what="Lease held")
+    assert holder in _pods(cluster)
 
 
 def test_standby_takes_over_when_the_leader_goes(cluster: Cluster, operator: dict[str, Any]) -> None:
-    leader = _lease(cluster, operator)["spec"]["holderIdentity"]  # type: ignore[index]
+    leader = _holder(cluster, operator)
+    assert leader is not None
     cluster.kubectl("delete", "pod", leader, "--wait=false", namespace=NS)
     new_leader = support.poll(
-        lambda: (
-            (holder := (_lease(cluster, operator) or {}).get("spec", {}).get("holderIdentity")) != leader
-            and holder in _pods(cluster)
-            and holder
-        ),
+        lambda: (holder := _holder(cluster, operator)) != leader and holder in _pods(cluster) and holder,
         timeout=120,
         what=f"a replica other than {leader} leads",
     )

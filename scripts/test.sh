@@ -11,4 +11,6 @@ bash scripts/get-helm.sh          # real Helm 3 and Helm 4 binaries for the char
 # never skip quietly.
 export AUTHYARD_REQUIRE_BROWSER=1 AUTHYARD_REQUIRE_HELM=1 AUTHYARD_REQUIRE_LUA=1 AUTHYARD_REQUIRE_PGBOUNCER=1
 export AUTHYARD_REQUIRE_PODMAN=1 AUTHYARD_REQUIRE_HAPROXY=1
+# The workflow tests run the real actionlint (scripts/setup.sh --test installs it): never a quiet skip either.
+export AUTHYARD_REQUIRE_ACTIONLINT=1
 exec .venv/bin/pytest "$@"

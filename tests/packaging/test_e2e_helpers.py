@@ -5,6 +5,7 @@ reachability check that makes the suite skip (never pass) without a cluster."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -357,3 +358,116 @@ def test_the_e2e_suite_skips_with_its_reason_without_a_cluster(tmp_path: Path) -
     assert summary, output
     assert "passed" not in summary[-1] and "failed" not in summary[-1], output
     assert "no Kubernetes cluster: KUBECONFIG unset" in output
+
+
+# --- rollouts, tokens, the upgrade scenario --------------------------------------------------------------
+
+
+def _deployment(generation: int, observed: int, wanted: int, **counts: int) -> dict:
+    status = {"observedGeneration": observed} | counts
+    return {"metadata": {"generation": generation}, "spec": {"replicas": wanted}, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("deployment", "done"),
+    [
+        (None, False),
+        (_deployment(2, 2, 2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2), True),
+        (_deployment(3, 2, 2, replicas=2, updatedReplicas=2, readyReplicas=2, availableReplicas=2), False),
+        # a pod of the old ReplicaSet is still counted
+        (_deployment(2, 2, 2, replicas=3, updatedReplicas=2, readyReplicas=3, availableReplicas=3), False),
+        (_deployment(2, 2, 2, replicas=2, updatedReplicas=1, readyReplicas=2, availableReplicas=2), False),
+        (_deployment(2, 2, 2, replicas=2, updatedReplicas=2, readyReplicas=1, availableReplicas=1), False),
+        (_deployment(2, 2, 1, replicas=1, updatedReplicas=1, readyReplicas=1), False),  # not yet available
+    ],
+)
+def test_rolled_out_means_every_replica_runs_the_current_spec(deployment: dict | None, done: bool) -> None:
+    assert support.rolled_out(deployment) is done
+
+
+def test_split_image() -> None:
+    assert support.split_image("authyard/operator:previous") == ("authyard/operator", "previous")
+    assert support.split_image("registry:5000/a/b:1.0") == ("registry:5000/a/b", "1.0")
+    for bad in ("authyard/operator", "registry:5000/a/b", "a/b@sha256:" + "0" * 64, ":tag"):
+        with pytest.raises(ValueError, match="not an image reference with a tag"):
+            support.split_image(bad)
+
+
+def test_fingerprint_tells_secrets_apart_without_keeping_them() -> None:
+    assert support.fingerprint("s3cret") == support.fingerprint("s3cret")
+    assert support.fingerprint("s3cret") != support.fingerprint("s3cret ")
+    assert "s3cret" not in support.fingerprint("s3cret") and len(support.fingerprint("x")) == 64
+
+
+def test_verify_access_token_checks_signature_issuer_audience_and_algorithm() -> None:
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwks = {"keys": [public | {"kid": "k1", "alg": "ES256", "use": "sig"}]}
+    claims = {"iss": "http://auth.upgrade.svc:8080", "aud": "https://orders.example.com", "client_id": "c"}
+    token = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1", "typ": "at+jwt"})
+    header, decoded = support.verify_access_token(token, jwks, claims["iss"], claims["aud"])
+    assert header["kid"] == "k1" and decoded["client_id"] == "c"
+    with pytest.raises(jwt.InvalidAudienceError):
+        support.verify_access_token(token, jwks, claims["iss"], "https://elsewhere.example.com")
+    with pytest.raises(jwt.InvalidIssuerError):
+        support.verify_access_token(token, jwks, "http://other", claims["aud"])
+    other = ec.generate_private_key(ec.SECP256R1())
+    forged = jwt.encode(claims, other, algorithm="ES256", headers={"kid": "k1"})
+    with pytest.raises(jwt.InvalidSignatureError):
+        support.verify_access_token(forged, jwks, claims["iss"], claims["aud"])
+    with pytest.raises(jwt.InvalidAlgorithmError):  # the verifier picks the algorithm, not the token
+        support.verify_access_token(token, jwks, claims["iss"], claims["aud"], algorithms=["RS256"])
+
+
+def _checkout(tmp_path: Path, with_examples: bool) -> Path:
+    checkout = tmp_path / "previous"
+    (checkout / "charts" / "authyard-operator").mkdir(parents=True)
+    (checkout / "charts" / "authyard-operator" / "Chart.yaml").write_text("name: authyard-operator\n")
+    if with_examples:
+        (checkout / "examples" / "helm").mkdir(parents=True)
+        (checkout / "examples" / "helm" / "values-kind.yaml").write_text("replicaCount: 2\n")
+        (checkout / "examples" / "oauthclient-m2m.yaml").write_text(
+            "apiVersion: authyard.dev/v1alpha1\nkind: OAuthClient\nmetadata: {name: old, namespace: a}\n"
+        )
+    return checkout
+
+
+def test_upgrade_source_from_the_environment(tmp_path: Path) -> None:
+    checkout = _checkout(tmp_path, with_examples=True)
+    env = {
+        support.UPGRADE_FROM: str(checkout),
+        support.UPGRADE_FROM_OPERATOR_IMAGE: "authyard/operator:previous",
+        support.UPGRADE_FROM_AUTHSERVER_IMAGE: "authyard/authserver:0.1.0",
+    }
+    source = support.upgrade_source(env)
+    assert source is not None
+    assert source.chart == checkout / "charts" / "authyard-operator"
+    assert source.values_files() == [checkout / "examples" / "helm" / "values-kind.yaml"]
+    assert source.image_values() == {
+        "image.repository": "authyard/operator",
+        "image.tag": "previous",
+        "image.pullPolicy": "Never",
+    }
+    assert source.example("oauthclient-m2m.yaml")["metadata"]["name"] == "old"  # the previous commit's own
+    assert source.example("authserver-embedded.yaml") == support.example("authserver-embedded.yaml")
+
+
+def test_upgrade_source_unset_is_none_and_half_set_is_an_error(tmp_path: Path) -> None:
+    assert support.upgrade_source({}) is None
+    checkout = _checkout(tmp_path, with_examples=False)
+    with pytest.raises(ValueError, match="AUTHYARD_E2E_UPGRADE_FROM_OPERATOR_IMAGE"):
+        support.upgrade_source({support.UPGRADE_FROM: str(checkout)})
+    with pytest.raises(ValueError, match=r"holds no charts/authyard-operator/Chart\.yaml"):
+        support.upgrade_source({support.UPGRADE_FROM: str(tmp_path / "nothing")})
+    env = {
+        support.UPGRADE_FROM: str(checkout),
+        support.UPGRADE_FROM_OPERATOR_IMAGE: "authyard/operator",
+        support.UPGRADE_FROM_AUTHSERVER_IMAGE: "authyard/authserver:0.1.0",
+    }
+    with pytest.raises(ValueError, match="not an image reference with a tag"):
+        support.upgrade_source(env)
+    source = support.upgrade_source(env | {support.UPGRADE_FROM_OPERATOR_IMAGE: "authyard/operator:previous"})
+    assert source is not None and source.values_files() == []
