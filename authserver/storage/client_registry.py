@@ -1,4 +1,5 @@
-"""Client registrations in the database: idempotent upsert, rotation with a grace period, delete."""
+"""Client registrations in the database: idempotent upsert, client-secret rotation with a grace period,
+delete."""
 
 from __future__ import annotations
 
@@ -120,8 +121,8 @@ class ClientRegistry:
                 changes["secret_hash"] = hash_secret(registration.client_secret)
                 changes["secret_rotated_at"] = now
                 if registration.secret_grace_period and row.secret_hash:
-                    # A rotation: the current secret keeps working for the grace period. Without a grace
-                    # period the new secret replaces it at once.
+                    # A client-secret rotation: the current secret keeps working for the grace period.
+                    # Without a grace period the new secret replaces it at once.
                     grace = parse_duration(registration.secret_grace_period)
                     changes["previous_secret_hash"] = row.secret_hash
                     changes["previous_secret_expires_at"] = now + grace

@@ -27,7 +27,7 @@ An OAuth 2.1 authorization server with OpenID Connect.
 * **Discovery**: `/.well-known/oauth-authorization-server` (RFC 8414), `/.well-known/openid-configuration`,
   `/.well-known/jwks.json`.
 * **Admin API** (`/admin/...`, bearer `AUTHSERVER_ADMIN_TOKEN`): idempotent client registration and
-  secret rotation with a grace period. The Authyard operator is its main caller.
+  client-secret rotation with a grace period. The Authyard operator is its main caller.
 
 Every error is RFC 6749 §5.2 JSON: `{"error": ..., "error_description": ...}`.
 """

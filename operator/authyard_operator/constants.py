@@ -21,4 +21,4 @@ PGBOUNCER_UID = 70
 
 # Annotation keys the operator owns.
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
-LAST_ROTATION_ANNOTATION = f"{GROUP}/last-rotation"
+LAST_KEY_ROTATION_ANNOTATION = f"{GROUP}/last-rotation"
