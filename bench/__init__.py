@@ -1,4 +1,4 @@
-"""The Authyard benchmark harness (issue 6): ``bash scripts/bench.sh`` or ``python -m bench``.
+"""The Authyard benchmark harness: ``bash scripts/bench.sh`` or ``python -m bench``.
 
 It starts ``authserver serve`` exactly as users run it, seeds what each scenario needs, drives every
 scenario with wrk on loopback (Lua scripts in ``bench/lua``), measures the same run's ceiling (a constant

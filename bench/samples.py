@@ -1,8 +1,8 @@
 """Several wrk samples of one row, merged into the figures the row reports.
 
-On a shared machine one 5 s sample moves with whatever else ran in those seconds (the ceiling swung from
-13,116 to 19,980 requests/s within a minute here). The rows the issue's targets are judged on are therefore
-measured more than once, back to back, and report the median of each figure; counts add up, the slowest
+On a shared machine one 5 s sample moves with whatever else ran in those seconds (the ceiling has swung by
+half within a minute: docs/performance.md). The rows the targets are judged on are therefore measured more
+than once, back to back, and report the median of each figure; counts add up, the slowest
 request is the slowest of all, and each sample's own figures stay in the results file.
 """
 

@@ -1,4 +1,4 @@
-"""The performance issue's targets, checked against one run's results: what a reader wants first.
+"""The project's performance targets, checked against one run's results: what a reader wants first.
 
 Each target is evaluated only from rows the run measured (a focused run says "not measured"), with the
 figure, the threshold and whether it was met. Nothing here changes a figure; it only compares.
@@ -184,7 +184,7 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
             results,
             "refresh_token",
             1000,
-            "refresh_token with rotation on PostgreSQL >= 1,000/s",
+            "refresh_token (refresh-token rotation) on PostgreSQL >= 1,000/s",
             db="postgresql",
         ),
         _ratio_check(results, "metadata", 0.8, "metadata >= 0.80 of the ceiling, c=50, 2 workers"),

@@ -1,8 +1,9 @@
 """The platform engineer's and the application's path on the embedded AuthServer example:
 
-AuthServer Ready -> OAuthClients Ready -> a token from the generated Secret's credentials, verified against
-JWKS -> scaling rules -> secret rotation with a grace period -> deletion and cleanup (children gone through
-ownerReferences, the client unregistered, finalizers that do not hang without the AuthServer).
+AuthServer Ready -> OAuthClients Ready -> a token from the generated Secret's credentials, verified
+against JWKS -> scaling rules -> client-secret rotation with a grace period -> deletion and cleanup
+(children gone through ownerReferences, the client unregistered, finalizers that do not hang without the
+AuthServer).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def test_embedded_sqlite_cannot_scale_out(cluster: Cluster, deployed: dict[str, 
     assert "spec.database" in result.stderr or "exactly one replica" in result.stderr, result.stderr
 
 
-def test_rotation_keeps_the_old_secret_working_for_the_grace_period(
+def test_client_secret_rotation_keeps_the_old_secret_working_for_the_grace_period(
     cluster: Cluster, deployed: dict[str, Any]
 ) -> None:
     secret_name = deployed["m2m"]["spec"]["secret"]["name"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Operator scale benchmark (issues 4 and 7): the emulated Kubernetes API, `authyard-operator`, an AuthServer
+# Operator scale benchmark: the emulated Kubernetes API, `authyard-operator`, an AuthServer
 # served by `authserver serve` on a throwaway PostgreSQL 15, then N OAuthClients; prints the time until all
 # are Ready, reconciles/s, the operator's peak RSS and the auth server's client count. Loopback only.
 #   scripts/bench-operator.sh                    N = 100, then N = 1000

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark of issue 6, one command: installs wrk and the Python environment if missing, then runs
+# The benchmark, one command: installs wrk and the Python environment if missing, then runs
 # `python -m bench` (auth server on SQLite and a throwaway PostgreSQL 15, wrk on loopback, a markdown table
 # on stdout and bench/results/<timestamp>.json).
 #   scripts/bench.sh                  the full matrix, 5 s per row

@@ -44,8 +44,8 @@ fi
 # The interpreter: AUTHYARD_PYTHON if set, else the distribution's own python3 when it fits pyproject's
 # range, else uv's choice. Debian and Ubuntu build theirs with profile-guided and link-time optimisation
 # into a static binary, as the container image's python:3.11-slim is built with PGO and LTO; a default
-# pyenv build has neither (-O3, libpython as a shared library). Measured here, same machine, interleaved:
-# pure Python 23% faster, the token endpoint 10-25% less CPU per request (bench/README.md).
+# pyenv build has neither (-O3, libpython as a shared library). The optimised build takes 10-25% off the
+# token endpoint's CPU per request (docs/performance.md).
 python_for_venv() {
   if [[ -n "${AUTHYARD_PYTHON:-}" ]]; then
     echo "$AUTHYARD_PYTHON"

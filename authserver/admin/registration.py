@@ -76,7 +76,7 @@ class ClientRegistration(BaseModel):
     secret_grace_period: str | None = Field(
         None,
         description="When client_secret differs from the current secret: keep the current one working for "
-        "this long (a rotation). Absent: the new secret replaces the current one at once.",
+        "this long (a client-secret rotation). Absent: the new secret replaces the current one at once.",
     )
 
     @field_validator("redirect_uris")

@@ -1,6 +1,6 @@
 """The signing-key file: a private JWK set with one active key, a published next key and retiring keys.
 
-Lifecycle (the same for the operator's scheduled rotation and ``authserver keys rotate``):
+Lifecycle (the same for the operator's scheduled signing-key rotation and ``authserver keys rotate``):
 - ``new_document``: an active key that signs and a *next* key that is already published in JWKS, so that
   verifiers have cached it before it signs anything.
 - ``rotate``: next becomes active, the old active key is *retiring* (published, never signs) and a new next
@@ -56,7 +56,7 @@ def new_document(algorithm: str) -> dict[str, Any]:
 
 
 def next_kid(document: dict[str, Any]) -> str | None:
-    """The published key that will sign after the next rotation (neither active nor retiring)."""
+    """The published key that will sign after the next signing-key rotation (neither active nor retiring)."""
     retired = document.get("retired_at", {})
     for key in document["keys"]:
         if key["kid"] != document["active_kid"] and key["kid"] not in retired:

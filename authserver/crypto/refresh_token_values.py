@@ -1,9 +1,10 @@
 """Refresh token values: ``<family id>.<secret>``.
 
 A family is one sign-in's chain of refresh tokens; the database keeps one row per family with the hash of
-its current secret. A rotation replaces that hash in place (one row, found by its primary key), so the
-table holds one row per live sign-in instead of one per token ever issued, and presenting any other
-secret for a family is reuse (RFC 9700 §4.14.2): the family id is as private as the token it comes in.
+its current secret. A refresh-token rotation replaces that hash in place (one row, found by its primary
+key), so the table holds one row per live sign-in instead of one per token ever issued, and presenting
+any other secret for a family is reuse (RFC 9700 §4.14.2): the family id is as private as the token it
+comes in.
 
 Family ids start with the time in milliseconds so that new families are appended to the primary key's
 last page instead of a random one (they tell a holder when the sign-in began, which it knows anyway).

@@ -38,7 +38,7 @@ def parse_basic(header: str) -> tuple[str, str]:
 def _secret_is_valid(client: Client, secret: str, now: datetime) -> bool:
     if secret_matches(secret, client.secret_hash):
         return True
-    # During a rotation's grace period the previous secret still works.
+    # During a client-secret rotation's grace period the previous secret still works.
     expiry = client.previous_secret_expires_at
     return expiry is not None and _aware(expiry) > now and secret_matches(secret, client.previous_secret_hash)
 

@@ -8,11 +8,10 @@ connection while another holds at least two fewer hands it to that one over its 
 turn. A worker it cannot reach (gone, or its doorbell full) means the connection is served where it was
 accepted.
 
-Measured (2 workers, 50 connections opened at once): uvloop's own accept split them 16/34, 19/31, 6/44,
-8/42, 4/46 and 20/30 over six tries; this, 25/25 or 24/26 every time. Interleaved wrk runs (c=50, 3 rounds)
-put refresh_token's p99 at 22.0-25.6 ms balanced against 23.3-31.7 ms with the race's splits (17/33-23/27);
-with milder splits the difference was within noise. The accept loop in Python costs a connection-per-request
-client about 13% of its connections per second (8,942 against 10,237/s); kept-alive connections, nothing.
+Left to uvloop's own accept, 50 connections opened at once split as unevenly as 4/46; with this, 25/25 or
+24/26, which lowers the p99 whenever the race splits badly. The accept loop in Python costs a client that
+opens a connection per request about an eighth of its connections per second; kept-alive connections,
+nothing (docs/performance.md).
 """
 
 from __future__ import annotations

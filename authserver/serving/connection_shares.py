@@ -1,8 +1,8 @@
 """How many connections each worker of one server holds, in a small table that every worker maps.
 
 Workers share one listening socket, and whichever wakes first accepts. Left to that race, a burst of
-connections (a client's pool opening, a load balancer reconnecting) lands unevenly: 4 of 50 on one worker
-and 46 on the other, measured here. Requests then queue on one worker while the other has CPU to spare, and
+connections (a client's pool opening, a load balancer reconnecting) lands unevenly, as unevenly as 4 of 50
+on one worker and 46 on the other. Requests then queue on one worker while the other has CPU to spare, and
 the busier worker's latency becomes the server's p99. ``balanced_loop.py`` hands each new connection to
 the worker holding the fewest, read from this table (Envoy balances its threads the same way,
 ``exact_balance``; Node's cluster module hands connections to its workers for the same reason).

@@ -68,7 +68,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # No checkpoint inside a commit: the one that crossed 1,000 pages of log copied them into the
-        # database and synced it while holding the write lock (commits of 100-300 ms under load). The
+        # database and synced it while holding the write lock (docs/performance.md). The
         # server checkpoints in the background instead (SqlStore.checkpoint); the last connection to close
         # checkpoints too.
         cursor.execute("PRAGMA wal_autocheckpoint=0")

@@ -1,21 +1,19 @@
 """PostgreSQL: the connections of the token path's one-statement writes, straight to asyncpg.
 
-Refresh rotation and code redemption are each one statement (the conditional UPDATE is the lock). Through
-SQLAlchemy's ``AsyncConnection.execute`` one rotation cost about 350 µs of CPU on this 2-core machine; the
-same SQL on an asyncpg connection about 65 µs. Checking that connection out of SQLAlchemy's pool still
-cost 70-90 µs (greenlet switches, a shielded close task, three event-loop turns); from an asyncpg pool,
-about 25 µs. So the worker's connection budget is split (``split_pool_budget``): ``db_write_connections``
-of it (one by default) are asyncpg connections that serve only these two statements, the rest is
-SQLAlchemy's, for everything else. The total a worker may open is unchanged, so the operator's sizing
-holds. Below two connections there is nothing to split: the statements then borrow a connection from
-SQLAlchemy's pool.
+Refresh-token rotation and code redemption are each one statement (the conditional UPDATE is the lock).
+Through SQLAlchemy's ``AsyncConnection.execute`` and its pool (greenlet switches, a shielded close task,
+three event-loop turns) such a statement cost the worker several times the CPU it costs on a plain asyncpg
+connection (docs/performance.md). So the worker's connection budget is split (``split_pool_budget``):
+``db_write_connections`` of it (one by default) are asyncpg connections that serve only these two
+statements, the rest is SQLAlchemy's, for everything else. The total a worker may open is unchanged, so
+the operator's sizing holds. Below two connections there is nothing to split: the statements then borrow a
+connection from SQLAlchemy's pool.
 
 One write connection is the default because writes that find it busy share the next statement
-(``WriteBatcher``): on 2 cores at c=50 one connection gave batches of 11-12 writes and the best throughput
-and p99 (authorization_code 4,052-4,381/s, p99 20.5-21.7 ms), against 5-6 per batch with two connections
-(3,295-4,014/s, 23.6-26.7 ms) and 2-4 with three or five (3,113-3,636/s, 25-32 ms): PostgreSQL spends about
-half the CPU per row in a batch, and the worker makes fewer round trips. More connections only pay off when
-the database is far enough away that a round trip, not CPU, bounds the writes.
+(``WriteBatcher``): fewer connections make bigger batches, in which PostgreSQL spends about half the CPU
+per row and the worker makes fewer round trips, and one connection gave the best throughput and p99
+(docs/performance.md). More connections only pay off when the database is far enough away that a round
+trip, not CPU, bounds the writes.
 
 The statements are ``pg_token_writes``'; a ``WriteBatcher`` decides which run when. What stays
 SQLAlchemy's: the connection parameters (the dialect's own, from the same URL and settings) and the errors:
@@ -101,7 +99,7 @@ class DirectPool:
     here.
 
     Not asyncpg's ``Pool``: its release ran in a task of its own (``asyncio.shield``) and reset the
-    connection, a few dozen µs a statement on this path; and its queue let a request arriving just as a
+    connection, CPU spent on every statement of this path; and its queue let a request arriving just as a
     connection came back take it ahead of the waiter woken for it (the batcher serves in arrival order)."""
 
     def __init__(

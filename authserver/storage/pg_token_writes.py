@@ -1,12 +1,12 @@
-"""PostgreSQL: refresh rotation and code redemption, one statement for one write or for a batch of them.
+"""PostgreSQL: refresh-token rotation and code redemption, one statement for one write or for a batch of them.
 
-Each is a single statement. A rotation is one conditional UPDATE of the family's row (of two rotations of
-one token exactly one finds its secret current), changing no indexed column: a HOT update. A redemption
-claims the code and inserts its family in data-modifying CTEs. A batch (``WriteBatcher``) unnests one
-array per column and carries at most one write per family or code. Its rows go in sorted by key so that
-two batches sharing rows (a replay racing its original on another worker) usually lock them in the same
-order; should they deadlock anyway, PostgreSQL aborts one after ``deadlock_timeout`` and its writes fail
-like any database error (503), none half done.
+Each is a single statement. A refresh-token rotation is one conditional UPDATE of the family's row (of two
+rotations of one token exactly one finds its secret current), changing no indexed column: a HOT update. A
+code redemption claims the code and inserts its family in data-modifying CTEs. A batch (``WriteBatcher``)
+unnests one array per column and carries at most one write per family or code. Its rows go in sorted by
+key so that two batches sharing rows (a replay racing its original on another worker) usually lock them in
+the same order; should they deadlock anyway, PostgreSQL aborts one after ``deadlock_timeout`` and its
+writes fail like any database error (503), none half done.
 """
 
 from __future__ import annotations
@@ -85,22 +85,22 @@ SELECT claimed.*, users.username AS user_username, users.password_hash AS user_p
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """
 
-# A write alone (the usual case unless the database falls behind) sends scalars: the batch form costs
-# PostgreSQL about a quarter more CPU for one row (117 -> 147 µs a rotation).
+# A write alone (the usual case unless the database falls behind) sends scalars: for one row the batch
+# form costs PostgreSQL about a quarter more CPU (docs/performance.md).
 ROTATE_ONE = _ROTATE.format(input=_one_row(_ROTATION_COLUMNS))
 ROTATE_MANY = _ROTATE.format(input=_many_rows(_ROTATION_COLUMNS))
 REDEEM_ONE = _REDEEM.format(input=_one_row(_REDEMPTION_COLUMNS))
 REDEEM_MANY = _REDEEM.format(input=_many_rows(_REDEMPTION_COLUMNS))
 # Run (writing nothing) on every new connection: asyncpg looks up the array types of a statement's
-# parameters the first time it meets them, a query that took 9 ms on an idle machine and several times that
-# under load; better when the connection opens than in the middle of a batch.
+# parameters the first time it meets them, a query of several milliseconds; better when the connection opens
+# than in the middle of a batch.
 WARM_UP = (
     (ROTATE_MANY, [[] for _ in _ROTATION_COLUMNS]),
     (REDEEM_MANY, [[] for _ in _REDEMPTION_COLUMNS]),
 )
 
 
-class Rotation(NamedTuple):
+class RefreshRotation(NamedTuple):
     family_id: str
     old_hash: str
     client_id: str
@@ -129,12 +129,12 @@ def _columns(items: Sequence[NamedTuple]) -> list[list[Any]]:
 
 
 class TokenWrites:
-    """The two batched writes on ``connections``; ``WriteBatcher.submit(writes.rotate, ...)``."""
+    """The two batched writes on ``connections``; ``WriteBatcher.submit(writes.rotate_refresh, ...)``."""
 
     def __init__(self, connections: Connections) -> None:
         self.connections = connections
 
-    async def rotate(self, rotations: Sequence[Rotation]) -> list[Any]:
+    async def rotate_refresh(self, rotations: Sequence[RefreshRotation]) -> list[Any]:
         """Per rotation: the claimed grant (family_id, user_id, scope, audience, auth_time), or None."""
         if len(rotations) == 1:
             return [_first(await self.connections.fetch(ROTATE_ONE, rotations[0]))]

@@ -1,8 +1,8 @@
 """The Store port on SQLAlchemy Core: as few round trips as possible, atomic where it matters.
 
 On PostgreSQL every operation that is a single statement runs in autocommit (no BEGIN/COMMIT round
-trips); refresh rotation and code redemption are each ONE statement (``pg_token_writes``), and those that
-wait for a connection share one (``write_batches``). On SQLite they are one BEGIN IMMEDIATE
+trips); refresh-token rotation and code redemption are each ONE statement (``pg_token_writes``), and those
+that wait for a connection share one (``write_batches``). On SQLite they are one BEGIN IMMEDIATE
 transaction (shared by the writes waiting for this worker's turn) run in a single hop to the connection's
 thread (``sqlite_atomic``), so the write lock is held for microseconds. Statements are built once at
 import, never per call.
@@ -34,7 +34,7 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.storage import pg_direct, sqlite_atomic
-from authserver.storage.pg_token_writes import CodeRedemption, Rotation, TokenWrites
+from authserver.storage.pg_token_writes import CodeRedemption, RefreshRotation, TokenWrites
 from authserver.storage.tables import (
     AuthorizationCodeRow,
     ClientRow,
@@ -76,7 +76,7 @@ _DELETE_EXPIRED_FAMILIES = delete(refresh_families).where(
 )
 _CODE_USE = select(codes.c.family_id).where(codes.c.code_hash == bindparam("b_code_hash"))
 
-_WRITE_NAMES = {"rotate": "refresh_rotation", "redeem": "code_redemption"}
+_WRITE_NAMES = {"rotate_refresh": "refresh_rotation", "redeem": "code_redemption"}
 
 
 def _observe_batch(execute: Execute, size: int) -> None:
@@ -324,10 +324,10 @@ class SqlStore:
         if self._postgres:
             # One statement (shared with other rotations waiting for a connection): the conditional
             # UPDATE is the lock (of two rotations of one token exactly one finds its secret current).
-            rotation = Rotation(
+            rotation = RefreshRotation(
                 family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
             )
-            record = await self.write_batches.submit(self._token_writes.rotate, family_id, rotation)
+            record = await self.write_batches.submit(self._token_writes.rotate_refresh, family_id, rotation)
             if record is None:
                 return Redemption(
                     RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash)
@@ -339,7 +339,7 @@ class SqlStore:
                 family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
             )
             rotated, found = await self.write_batches.submit(
-                self._sqlite_writes.rotate, family_id, rotation_work
+                self._sqlite_writes.rotate_refresh, family_id, rotation_work
             )
             if not rotated:
                 current = _family_as_seen(family_id, found, secret_hash) if found else None

@@ -1,4 +1,4 @@
-"""SQLite: refresh rotation and code redemption as one transaction, with no wait on the event loop.
+"""SQLite: refresh-token rotation and code redemption as one transaction, with no wait on the event loop.
 
 aiosqlite runs every call (cursor, execute, fetch, close, commit) as a separate hop to its thread and back
 through the event loop; a transaction of two statements is about nine hops, and it holds the database's
@@ -18,13 +18,12 @@ event loop itself. It is then CPU work, tens of microseconds a write, like signi
 ``synchronous=NORMAL`` and no checkpoint in a commit means no sync, except in the one commit that starts the
 log over after a checkpoint copied all of it (SQLite syncs the log's header with its first frame), which
 then syncs on the loop. Only a writer that would have to wait goes to the connection's thread to wait there.
-(Sending that one commit to the thread as well, decided from the WAL index, stalled writes for 1.6-2.3 s
-in 5 of 28 samples here, against none in 16 without; not understood yet, so not done.)
+(Sending that one commit to the thread as well, decided from the WAL index, stalled writes for seconds in
+some runs; not understood yet, so not done: docs/performance.md.)
 
 Why the loop: on the thread, the transaction's Python steps between statements each wait for the event loop
-to let go of the interpreter lock, so it held the write lock (and the other worker) for longer. Run on the
-loop, the same saturated runs (2 workers, c=50) served refresh_token 20% and authorization_code 13% faster
-(medians of 7 interleaved rounds).
+to let go of the interpreter lock, so it held the write lock (and the other worker) for longer; on the
+loop, saturated runs serve both writes faster (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -100,7 +99,7 @@ async def _pooled_driver(engine: AsyncEngine) -> AsyncIterator[aiosqlite.Connect
 
 
 # Log frames past which a checkpoint holds writers back for a moment so that the log starts over: 256 MiB
-# of 4 KiB pages, reached in about 3 s of saturated token writes on a 2-core machine.
+# of 4 KiB pages, a few seconds of saturated token writes (docs/performance.md).
 RESTART_LOG_ABOVE_FRAMES = 65_536
 # Catch-up rounds before that hold (each a pass and both syncs), stopped early by one quicker than this.
 _CATCH_UP_ROUNDS = 3
@@ -120,13 +119,13 @@ async def checkpoint(
 
     A writer starts the log over from its first byte only if, as it begins, every frame is already in the
     database. Under a steady stream of writes that never happens: each checkpoint (PASSIVE, so writers go
-    on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on (some
-    70 MB/s here at full speed). So once it is past ``restart_log_above_frames``, passes catch up on what
+    on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on (tens of
+    MB/s at full speed). So once it is past ``restart_log_above_frames``, passes catch up on what
     the first left and a last one copies the few frames written since with the writers queued on the lock
     file. That last pass syncs the log and the database while it holds the writers, so each catch-up round
     syncs both too, outside the lock, until a round is quick (few frames came in meanwhile; at most
-    ``_CATCH_UP_ROUNDS``). In a slow-disk hour one round's database sync took 100-123 ms, and the hold
-    after it, copying and syncing what came in meanwhile, 31-47 ms.
+    ``_CATCH_UP_ROUNDS``): after one slow round the hold would copy and sync everything that came in
+    meanwhile (docs/performance.md).
     """
     return await _on_connection_thread(engine, _checkpoint, engine.url.database, restart_log_above_frames)
 
@@ -213,7 +212,7 @@ class TokenWrites:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def rotate(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+    async def rotate_refresh(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         return await run(self.engine, _each(works))
 
     async def redeem(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:

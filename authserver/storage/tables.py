@@ -67,11 +67,11 @@ class AuthorizationCodeRow(SQLModel, table=True):
 
 
 class RefreshFamilyRow(SQLModel, table=True):
-    """One sign-in's refresh tokens: the current one's secret hash, replaced in place by each rotation.
+    """One sign-in's refresh tokens: the current one's secret hash, replaced by each refresh-token rotation.
 
-    Only the primary key and client_id are indexed, and a rotation changes neither: on SQLite it rewrites
-    one page (the row's), on PostgreSQL it is a HOT update. The purge walks the primary key, so expires_at
-    needs no index (one would be rewritten by every rotation)."""
+    Only the primary key and client_id are indexed, and a refresh-token rotation changes neither: on
+    SQLite it rewrites one page (the row's), on PostgreSQL it is a HOT update. The purge walks the primary
+    key, so expires_at needs no index (one would be rewritten by every refresh-token rotation)."""
 
     __tablename__ = "refresh_families"
 

@@ -1,9 +1,9 @@
 """Concurrent writes of one kind, sent to the database as one statement per batch (group commit).
 
-Under load the token path's writes (refresh rotation, code redemption) queue for a connection. A statement
-that claims ten rows costs PostgreSQL about 55 µs per row; ten statements of one row cost 133 µs each
-(backend CPU, measured on this 2-core machine), and each one is another round trip, another wake-up of a
-database process and another turn of the worker's event loop. So whoever gets a connection takes every
+Under load the token path's writes (refresh-token rotation, code redemption) queue for a connection. One
+statement that claims ten rows costs PostgreSQL less than half the CPU per row of ten one-row statements
+(docs/performance.md), and each statement is another round trip, another wake-up of a database process and
+another turn of the worker's event loop. So whoever gets a connection takes every
 write of its kind that is waiting (in arrival order, up to ``max_batch``) and runs them as one statement.
 
 No timer and no delay: a write that finds a connection free runs at once, alone. Batches form only while

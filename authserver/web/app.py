@@ -28,7 +28,7 @@ An OAuth 2.1 authorization server with OpenID Connect.
 * **Discovery**: `/.well-known/oauth-authorization-server` (RFC 8414), `/.well-known/openid-configuration`,
   `/.well-known/jwks.json`.
 * **Admin API** (`/admin/...`, bearer `AUTHSERVER_ADMIN_TOKEN`): idempotent client registration and
-  secret rotation with a grace period. The Authyard operator is its main caller.
+  client-secret rotation with a grace period. The Authyard operator is its main caller.
 
 Every error is RFC 6749 §5.2 JSON: `{"error": ..., "error_description": ...}`.
 """
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         ensure_signing_keys(settings)
         services = build_services(settings, session_secret(settings))
         if settings.should_auto_migrate:
-            # Imported here: alembic (and mako) cost a worker about 8 MiB; only SQLite migrates on start.
+            # Imported here: alembic (and mako) cost every worker memory; only SQLite migrates on start.
             from authserver.migrations.runner import upgrade_to_head
 
             await upgrade_to_head(services.engine)
@@ -117,8 +117,8 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
             ("POST", "/token"): request_endpoint(token.token),
             ("POST", "/introspect"): request_endpoint(token.introspect),
             ("POST", "/revoke"): request_endpoint(token.revoke),
-            # The sign-in pages and userinfo too: GET /authorize cost 476-483 µs of CPU through the
-            # framework's layers, 342-420 µs from here (1 worker, 2 interleaved rounds).
+            # The sign-in pages and userinfo too: cheaper here than through the framework's layers
+            # (docs/performance.md).
             ("GET", "/authorize"): request_endpoint(authorize.authorize),
             ("POST", "/authorize/login"): request_endpoint(authorize.login),
             ("POST", "/authorize/consent"): request_endpoint(authorize.consent),

@@ -112,10 +112,9 @@ class Services:
         """SQLite: a checkpoint pass every 0.2 s while the log grows, every second while it does not.
 
         A pass copies what the log gained since the last one, on a connection's thread, while the token
-        path's writers go on; the longer it runs, the longer it competes with them for the two cores. Short,
-        frequent passes disturbed them least: 2 workers, c=50, 15 s of refresh_token, interleaved pairs:
-        p99 35.5-36.9 ms every 0.2 s against 44.7-46.6 ms every second (and 53-58 ms every 5 s), at the same
-        throughput and CPU per write. An idle log costs a pass per second, about 0.1 ms.
+        path's writers go on; the longer it runs, the longer it competes with them for the CPU. Short,
+        frequent passes gave the writes the lowest p99 at the same throughput (docs/performance.md); an idle
+        log costs next to nothing.
         """
         last: tuple[int, bytes] | None = None
         while True:

@@ -58,7 +58,7 @@ SQL_TIMEOUT_SECONDS = 120.0
 START_ATTEMPTS = 4
 WORKERS_READY_SECONDS = 60.0
 # Authly signs a new ID token on refresh when the scope has openid and the request names the client;
-# Authyard signs none on refresh. Without openid the refresh does the same work on both: rotate, two tokens.
+# Authyard signs none on refresh. Without openid a refresh is the same work on both: a rotation, two tokens.
 REFRESH_SCOPE = "profile"
 
 

@@ -25,7 +25,7 @@ PGBOUNCER_UID = 70
 
 # Annotation keys the operator owns.
 CONFIG_HASH_ANNOTATION = f"{GROUP}/config-hash"
-LAST_ROTATION_ANNOTATION = f"{GROUP}/last-rotation"
+LAST_KEY_ROTATION_ANNOTATION = f"{GROUP}/last-rotation"
 
 # Pod shutdown (the server's graceful_shutdown): on SIGTERM a pod keeps serving with readiness failing while
 # the Service drops it, then finishes in-flight requests; the kubelet's SIGKILL comes only after both.

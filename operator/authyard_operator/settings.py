@@ -17,7 +17,8 @@ class OperatorSettings(BaseSettings):
 
     watch_namespaces: CommaList = Field(default_factory=list, description="Namespaces to watch; empty: all.")
     resync_interval: Duration = Field(
-        timedelta(seconds=60), description="Full reconcile of every object: drift, key rotation, pruning."
+        timedelta(seconds=60),
+        description="Full reconcile of every object: drift, signing-key rotation, pruning.",
     )
     client_resync_interval: Duration = Field(
         timedelta(minutes=5), description="Full reconcile of every OAuthClient: its Secret and registration."

@@ -78,7 +78,7 @@ class PoolSizing:
     pooler_instances: int = 0
     pooler_pool_size: int = 0  # PgBouncer default_pool_size (server connections per instance)
     pooler_max_client_conn: int = 0
-    write_connections: int = 1  # of each worker's pool, for refresh rotation and code redemption only
+    write_connections: int = 1  # of each worker's pool, for refresh-token rotation and code redemption only
 
     @property
     def per_pod_max(self) -> int:

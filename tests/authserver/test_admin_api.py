@@ -62,7 +62,9 @@ async def test_caller_supplied_secret_makes_lost_responses_harmless(app_client: 
     assert short.status_code == 400 and short.json()["error"] == "invalid_request"
 
 
-async def test_rotation_keeps_the_old_secret_for_the_grace_period(app_client: httpx.AsyncClient) -> None:
+async def test_client_secret_rotation_keeps_the_old_secret_for_the_grace_period(
+    app_client: httpx.AsyncClient,
+) -> None:
     client_id, created = await register(app_client)
     old = created["client_secret"]
     rotated = await app_client.post(
@@ -85,7 +87,9 @@ async def test_rotation_keeps_the_old_secret_for_the_grace_period(app_client: ht
     assert await _token_status(app_client, client_id, newest) == 200
 
 
-async def test_rotation_to_a_supplied_secret_is_idempotent(app_client: httpx.AsyncClient) -> None:
+async def test_client_secret_rotation_to_a_supplied_secret_is_idempotent(
+    app_client: httpx.AsyncClient,
+) -> None:
     client_id, created = await register(app_client)
     target = {"grace_period": "1h", "client_secret": "n" * 50}
     first = await app_client.post(
@@ -150,7 +154,7 @@ async def test_openapi_documents_the_admin_api(app_client: httpx.AsyncClient) ->
     assert "put" in spec["paths"]["/admin/clients/{client_id}"]
 
 
-async def test_upsert_with_a_new_secret_and_grace_is_an_idempotent_rotation(
+async def test_upsert_with_a_new_secret_and_grace_is_an_idempotent_client_secret_rotation(
     app_client: httpx.AsyncClient,
 ) -> None:
     """What the operator does: stage a new secret, then PUT it with a grace period, maybe twice."""

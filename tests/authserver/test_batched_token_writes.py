@@ -59,7 +59,9 @@ async def _refresh_token(store: SqlStore, **overrides: object) -> str:
     return await insert_refresh_token(store, overrides.pop("client_id", CLIENT), **{**user, **overrides})  # type: ignore[arg-type]
 
 
-async def test_concurrent_rotations_share_statements_and_each_gets_its_own_outcome(store: SqlStore) -> None:
+async def test_concurrent_refresh_token_rotations_share_statements_and_each_gets_its_own_outcome(
+    store: SqlStore,
+) -> None:
     valid = [await _refresh_token(store) for _ in range(8)]
     expired = await _refresh_token(store, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     revoked = await _refresh_token(store, revoked=True)

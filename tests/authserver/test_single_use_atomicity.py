@@ -146,7 +146,9 @@ async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
     assert current is not None and not current.rotated
 
 
-async def test_store_rotation_copies_the_grant_and_refuses_a_second_use(app_client, web_client) -> None:
+async def test_store_refresh_token_rotation_copies_the_grant_and_refuses_a_second_use(
+    app_client, web_client
+) -> None:
     store = _store(app_client)
     value = await insert_refresh_token(store, web_client, user_id="u-1", auth_time=1234)
     family_id, secret_hash = presented(value)

@@ -75,7 +75,7 @@ async def test_credentials_from_the_secret_get_verifiable_tokens(stack: Stack) -
     assert stack.secret("orders-oauth")["client_secret"] == credentials["client_secret"], "secret changed"
 
 
-async def test_rotation_keeps_the_old_secret_for_the_grace_period(stack: Stack) -> None:
+async def test_client_secret_rotation_keeps_the_old_secret_for_the_grace_period(stack: Stack) -> None:
     grace_seconds = 4
     client = oauthclient(
         "billing", secret={"name": "billing-oauth", "rotationGracePeriod": f"{grace_seconds}s"}

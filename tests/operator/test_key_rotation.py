@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from authyard_operator.constants import LAST_ROTATION_ANNOTATION
+from authyard_operator.constants import LAST_KEY_ROTATION_ANNOTATION
 from authyard_operator.keys import (
     RETENTION_LEEWAY,
     keys_status,
@@ -105,7 +105,7 @@ def test_signing_keys_secret_is_generated_once_and_kept_byte_for_byte() -> None:
     first, plan = render_signing_keys_secret("auth", "platform", TOKENS, None, NOW)
     assert plan.action == "generated"
     assert first["metadata"]["name"] == "auth-signing-keys"
-    assert first["metadata"]["annotations"][LAST_ROTATION_ANNOTATION] == "2026-11-22T12:00:00Z"
+    assert first["metadata"]["annotations"][LAST_KEY_ROTATION_ANNOTATION] == "2026-11-22T12:00:00Z"
     keyset_document.validate_document(document_of(first))
     again, plan_again = render_signing_keys_secret("auth", "platform", TOKENS, as_existing(first), NOW + DAY)
     assert plan_again.action == "kept"
@@ -117,7 +117,7 @@ def test_signing_keys_secret_rotates_on_schedule() -> None:
     later = NOW + 30 * DAY
     rotated, plan = render_signing_keys_secret("auth", "platform", TOKENS, as_existing(first), later)
     assert plan.action == "rotated"
-    assert rotated["metadata"]["annotations"][LAST_ROTATION_ANNOTATION] == "2026-12-22T12:00:00Z"
+    assert rotated["metadata"]["annotations"][LAST_KEY_ROTATION_ANNOTATION] == "2026-12-22T12:00:00Z"
     assert document_of(rotated)["active_kid"] == keyset_document.next_kid(document_of(first))
 
 

@@ -1,4 +1,4 @@
-"""refresh tokens as families: one row per sign-in, its current secret's hash replaced by each rotation
+"""refresh tokens as families: one row per sign-in, its secret hash replaced by each refresh-token rotation
 
 Every live token is moved into a family row of its own family (its hash becomes the family's current
 secret hash, so the value its client holds keeps working); every unexpired token, current or already

@@ -1,4 +1,4 @@
-"""refresh_token with rotation and reuse detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+"""refresh_token with refresh-token rotation and reuse detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
 
 Every refresh consumes the token and returns a new one in the same family. Presenting a consumed token
 again means two parties hold it: the whole family is revoked, so neither can continue. A family keeps

@@ -1,4 +1,4 @@
-"""The admin API (bearer AUTHSERVER_ADMIN_TOKEN): the operator registers and rotates clients here.
+"""The admin API (bearer AUTHSERVER_ADMIN_TOKEN): the operator registers clients and rotates their secrets.
 
 PUT is an idempotent upsert keyed by client_id: repeating it (an operator restart, a lost response)
 never creates a duplicate and never changes the secret unless a different one is sent.
@@ -92,7 +92,7 @@ async def put_client(request: Request, client_id: str, registration: ClientRegis
 
 @router.post(
     "/clients/{client_id}/rotate-secret",
-    summary="Rotate the secret; the previous one works until the grace period ends",
+    summary="Rotate the client secret; the previous one works until the grace period ends",
     response_model=ClientView,
     responses=errors(404),
 )

@@ -1,4 +1,4 @@
-"""AuthServer handlers: reconcile on every change, on resume, and on a timer (drift, key rotation)."""
+"""AuthServer handlers: reconcile on every change, on resume, and on a timer (drift, signing-key rotation)."""
 
 from __future__ import annotations
 

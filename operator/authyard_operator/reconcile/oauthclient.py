@@ -1,8 +1,9 @@
 """Reconcile an OAuthClient: check the AuthServer and its policy, settle the credentials, register them.
 
 Order matters for safety: a generated secret is written to the application's Secret *before* it is
-registered, and a rotation stages the new secret in that Secret first. Whatever step a crash interrupts, the
-next reconcile resumes with the secret it already had: no second secret is invented, none is lost.
+registered, and a client-secret rotation stages the new secret in that Secret first. Whatever step a crash
+interrupts, the next reconcile resumes with the secret it already had: no second secret is invented, none
+is lost.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The Secret an application mounts: its client's credentials and where to use them.
 
 Keys: ``client_id``, ``client_secret``, ``issuer``, ``token_endpoint``, ``jwks_uri``, ``scope``,
-``audience``, and the same as environment-style ``OAUTH_*`` keys (``envFrom`` ready). During a rotation the
-new secret is staged under ``next_client_secret`` before it is registered, so a crash at any point can be
-resumed without losing a secret or inventing a second one.
+``audience``, and the same as environment-style ``OAUTH_*`` keys (``envFrom`` ready). During a
+client-secret rotation the new secret is staged under ``next_client_secret`` before it is registered, so a
+crash at any point can be resumed without losing a secret or inventing a second one.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 What the pods run is the auth server's contract: ``authserver migrate`` as an init container, then
 ``authserver serve``; configuration from the ConfigMap (envFrom) and Secrets (secretKeyRef); the signing
 keys as a mounted Secret *directory* (not subPath: the kubelet only refreshes whole-volume mounts, and the
-server reloads the file when a rotation lands).
+server reloads the file when a signing-key rotation lands).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from authyard_operator.clock import parse_rfc3339, rfc3339
-from authyard_operator.constants import LAST_ROTATION_ANNOTATION
+from authyard_operator.constants import LAST_KEY_ROTATION_ANNOTATION
 from authyard_operator.keys import KeyPlan, plan_keys
 from authyard_operator.resources.configmap import KEYS_FILE_NAME
 from authyard_operator.resources.meta import Names, object_meta
@@ -49,7 +49,7 @@ def read_key_set(secret: dict[str, Any] | None) -> tuple[dict[str, Any] | None, 
         return None, None
     annotations = secret.get("metadata", {}).get("annotations") or {}
     try:
-        last_rotation = parse_rfc3339(annotations[LAST_ROTATION_ANNOTATION])
+        last_rotation = parse_rfc3339(annotations[LAST_KEY_ROTATION_ANNOTATION])
     except (KeyError, ValueError):
         last_rotation = None
     encoded = _data(secret).get(KEYS_FILE_NAME)
@@ -79,7 +79,7 @@ def render_signing_keys_secret(
             Names(name).signing_keys,
             namespace,
             name,
-            annotations={LAST_ROTATION_ANNOTATION: rfc3339(plan.last_rotation)},
+            annotations={LAST_KEY_ROTATION_ANNOTATION: rfc3339(plan.last_rotation)},
         ),
         "type": "Opaque",
         "data": {KEYS_FILE_NAME: encoded},

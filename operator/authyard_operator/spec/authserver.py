@@ -99,7 +99,8 @@ class Database(SpecModel):
         1,
         ge=1,
         le=16,
-        description="Connections of each worker's pool that serve only refresh rotation and code redemption. "
+        description="Connections of each worker's pool that serve only refresh-token rotation and code "
+        "redemption. "
         "Writes that find them busy share the next statement, so 1 is the fastest with the database nearby; "
         "raise it only when round trips to a distant database, not its CPU, bound those writes. Each "
         "worker's pool needs at least one more connection than this.",
@@ -254,13 +255,13 @@ class SigningKeysStatus(SpecModel):
     algorithm: SigningAlgorithm | None = Field(None, description="Algorithm of the active key.")
     active_kid: str | None = Field(None, description="kid of the key that signs new tokens.")
     next_kid: str | None = Field(
-        None, description="kid of the published key that signs after the next rotation."
+        None, description="kid of the published key that signs after the next signing-key rotation."
     )
     last_rotation: str | None = Field(
-        None, json_schema_extra={"format": "date-time"}, description="When the keys last rotated."
+        None, json_schema_extra={"format": "date-time"}, description="When the signing keys last rotated."
     )
     next_rotation: str | None = Field(
-        None, json_schema_extra={"format": "date-time"}, description="When the keys rotate next."
+        None, json_schema_extra={"format": "date-time"}, description="When the signing keys rotate next."
     )
 
 
@@ -276,4 +277,4 @@ class AuthServerStatus(SpecModel):
     replicas: int | None = Field(None, description="Pods of the Deployment.")
     ready_replicas: int | None = Field(None, description="Ready pods of the Deployment.")
     database: DatabaseStatus | None = Field(None, description="Connection pool figures.")
-    signing_keys: SigningKeysStatus | None = Field(None, description="Signing key rotation state.")
+    signing_keys: SigningKeysStatus | None = Field(None, description="Signing-key rotation state.")

@@ -46,7 +46,8 @@ class ClientSecretSpec(SpecModel):
     )
     rotation_grace_period: Duration = Field(
         "1h",
-        description="After a rotation, how long the previous secret keeps working (Go duration).",
+        description="After a client-secret rotation, how long the previous secret keeps working "
+        "(Go duration).",
     )
 
 
