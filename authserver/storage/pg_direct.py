@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,7 +80,7 @@ class EngineConnections:
     async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
-            driver = raw.driver_connection  # the asyncpg.Connection
+            driver: asyncpg.Connection | None = raw.driver_connection
             assert driver is not None
             try:
                 return await driver.fetch(sql, *arguments)
@@ -106,7 +106,7 @@ class DirectPool:
 
     def __init__(
         self,
-        connect_parameters: dict[str, Any],
+        connect_parameters: Mapping[str, Any],
         max_size: int,
         acquire_timeout: float,
         warm_up: Sequence[tuple[str, Sequence[Any]]] = (),
@@ -191,7 +191,7 @@ class DirectPool:
                 raise item
 
     async def _connect(self) -> asyncpg.Connection:
-        connection = await asyncpg.connect(**self._parameters)
+        connection: asyncpg.Connection = await asyncpg.connect(**self._parameters)
         try:
             for sql, arguments in self._warm_up:
                 await connection.fetch(sql, *arguments)

@@ -94,7 +94,7 @@ REDEEM_MANY = _REDEEM.format(input=_many_rows(_REDEMPTION_COLUMNS))
 # Run (writing nothing) on every new connection: asyncpg looks up the array types of a statement's
 # parameters the first time it meets them, a query that took 9 ms on an idle machine and several times that
 # under load; better when the connection opens than in the middle of a batch.
-WARM_UP = (
+WARM_UP: Sequence[tuple[str, Sequence[Any]]] = (
     (ROTATE_MANY, [[] for _ in _ROTATION_COLUMNS]),
     (REDEEM_MANY, [[] for _ in _REDEMPTION_COLUMNS]),
 )
