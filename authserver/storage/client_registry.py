@@ -74,7 +74,7 @@ class ClientRegistry:
 
     async def _upsert(self, client_id: str, registration: ClientRegistration) -> RegistryResult:
         now = datetime.now(UTC)
-        desired = {
+        desired: dict[str, Any] = {
             "name": registration.name,
             "client_type": registration.type,
             "token_endpoint_auth_method": registration.auth_method,

@@ -62,8 +62,11 @@ class Connections(Protocol):
     ``slots`` statements may run at once (a ``WriteBatcher`` keeps to it); waiting for one of them gives
     up after ``wait_timeout`` seconds."""
 
-    slots: int
-    wait_timeout: float
+    @property
+    def slots(self) -> int: ...
+
+    @property
+    def wait_timeout(self) -> float: ...
 
     async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         """The statement's rows (``asyncpg.Record``: ``row["name"]``)."""

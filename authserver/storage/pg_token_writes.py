@@ -112,8 +112,8 @@ class Rotation(NamedTuple):
 class CodeRedemption(NamedTuple):
     code_hash: str
     client_id: str
-    redirect_uri: str
-    code_challenge: str
+    redirect_uri: str | None
+    code_challenge: str | None
     new_family_id: str | None
     secret_hash: str | None
     refresh_expires_at: datetime | None

@@ -152,9 +152,9 @@ async def authorize(request: Request) -> Response:
     session = _session(request, svc)
     if auth.prompt == "none":
         # No interaction allowed, and consent is asked every time: tell the client what is needed.
-        error = "consent_required" if session else "login_required"
+        needed = "consent_required" if session else "login_required"
         return RedirectResponse(
-            redirect_with(auth.redirect_uri, {"error": error, "state": auth.state, "iss": svc.issuer}), 302
+            redirect_with(auth.redirect_uri, {"error": needed, "state": auth.state, "iss": svc.issuer}), 302
         )
     pages = _Pages(request, svc)
     if session and auth.prompt != "login":
