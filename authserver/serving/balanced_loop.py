@@ -216,7 +216,7 @@ class _CountedClose:
                 self.closed()
                 connection_lost(exc)
 
-            protocol.connection_lost = lost  # type: ignore[method-assign]  # this one instance's, on purpose
+            protocol.connection_lost = lost  # type: ignore[method-assign]  # wraps this instance's, not the class's
             return protocol
 
         return make

@@ -86,10 +86,10 @@ class HeadHoldingTransport:
 class HttpProtocol(HttpToolsProtocol):
     """``authserver serve``'s HTTP protocol (uvicorn ``http=``): httptools, heads held for their bodies."""
 
-    transport: HeadHoldingTransport  # type: ignore[assignment]
+    transport: HeadHoldingTransport  # type: ignore[assignment]  # an asyncio.Transport by duck typing
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(HeadHoldingTransport(transport))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's signature
+        super().connection_made(HeadHoldingTransport(transport))  # type: ignore[arg-type]  # see HeadHoldingTransport
 
     def on_response_complete(self) -> None:
         self.transport.response_complete()  # a HEAD response has no body write to carry its head

@@ -70,7 +70,7 @@ def condition(
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": rfc3339(now) if transitioned else before["lastTransitionTime"],  # type: ignore[index]
+        "lastTransitionTime": rfc3339(now) if transitioned else before["lastTransitionTime"],  # type: ignore[index]  # before exists when not transitioned
     }
 
 
