@@ -13,13 +13,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from authserver.bootstrap import ConfigurationError, prepare
 from authserver.config import Settings, load_settings
 from authserver.serving import connection_shares
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 log = logging.getLogger("authserver")
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -84,7 +89,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_engine(action):  # type: ignore[no-untyped-def]
+async def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     from authserver.storage.engine import create_engine
 
     settings = _settings()
@@ -165,7 +170,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
         name=args.name,
     )
 
-    async def create(engine):  # type: ignore[no-untyped-def]
+    async def create(engine: AsyncEngine) -> bool:
         store = SqlStore(engine)
         if await store.get_user_by_username(args.username):
             return False

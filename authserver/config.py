@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -167,15 +167,15 @@ class SettingsError(ValueError):
     """Invalid configuration, described without echoing any value (a value may be a secret)."""
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, plus files in $AUTHSERVER_SECRETS_DIR (file name = field name)."""
     import os
 
     secrets_dir = os.environ.get("AUTHSERVER_SECRETS_DIR")
     try:
         if secrets_dir:
-            return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[call-arg]
-        return Settings(**overrides)  # type: ignore[arg-type]
+            return Settings(_secrets_dir=secrets_dir, **overrides)
+        return Settings(**overrides)
     except ValidationError as error:
         problems = "; ".join(
             # A check across settings (loc empty) names its settings in its own message.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from a bare machine: installs what it needs, lints, then runs every test.
+# The whole test suite, from a bare machine: installs what it needs, lints, type-checks, runs every test.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -7,6 +7,7 @@ bash scripts/setup.sh --test
 bash scripts/get-helm.sh          # real Helm 3 and Helm 4 binaries for the chart tests (into tools/)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy                    # authserver/ and operator/authyard_operator, configured in pyproject.toml
 # Browser, Helm, Lua (Argo CD health check), PgBouncer, HAProxy and podman (image) tests must run here,
 # never skip quietly.
 export AUTHYARD_REQUIRE_BROWSER=1 AUTHYARD_REQUIRE_HELM=1 AUTHYARD_REQUIRE_LUA=1 AUTHYARD_REQUIRE_PGBOUNCER=1

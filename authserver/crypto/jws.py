@@ -73,11 +73,12 @@ class JwsKey:
         self.alg = alg
         self.private_key = private_key
         self.public_key = private_key.public_key()
-        expected = {
+        key_types: dict[str, type[Any] | tuple[type[Any], ...]] = {
             "ES256": ec.EllipticCurvePrivateKey,
             "RS256": rsa.RSAPrivateKey,
             "EdDSA": (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey),
-        }.get(alg)
+        }
+        expected = key_types.get(alg)
         if expected is None or not isinstance(private_key, expected):
             raise InvalidKeyError(f"key {kid}: {alg} does not fit a {type(private_key).__name__}")
         if alg == "ES256" and not isinstance(private_key.curve, ec.SECP256R1):

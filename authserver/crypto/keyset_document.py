@@ -59,8 +59,9 @@ def next_kid(document: dict[str, Any]) -> str | None:
     """The published key that will sign after the next signing-key rotation (neither active nor retiring)."""
     retired = document.get("retired_at", {})
     for key in document["keys"]:
-        if key["kid"] != document["active_kid"] and key["kid"] not in retired:
-            return key["kid"]
+        kid: str = key["kid"]
+        if kid != document["active_kid"] and kid not in retired:
+            return kid
     return None
 
 

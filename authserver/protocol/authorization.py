@@ -46,7 +46,7 @@ class AuthorizationRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]  # data is a signed to_dict()
 
 
 class RedirectError(Exception):

@@ -53,6 +53,7 @@ async def authenticate_client(
     """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise."""
     now = now or datetime.now(UTC)
     form_id, form_secret = single(params, "client_id"), single(params, "client_secret")
+    secret: str | None
     if authorization:
         if form_secret is not None:
             raise InvalidRequest("use one client authentication method, not Basic and client_secret both")

@@ -211,11 +211,11 @@ class _CountedClose:
             protocol = factory()
             connection_lost = protocol.connection_lost
 
-            def lost(error: Exception | None) -> None:
+            def lost(exc: Exception | None) -> None:
                 self.closed()
-                connection_lost(error)
+                connection_lost(exc)
 
-            protocol.connection_lost = lost  # type: ignore[method-assign]
+            protocol.connection_lost = lost  # type: ignore[method-assign]  # wraps this instance's, not the class's
             return protocol
 
         return make
@@ -231,10 +231,10 @@ def _resolve(ready: asyncio.Future[None]) -> None:
         ready.set_result(None)
 
 
-class BalancedLoop(uvloop.Loop):  # type: ignore[misc]
+class BalancedLoop(uvloop.Loop):
     """uvloop's loop, whose servers on an inherited socket are ``BalancedServer`` (``UVICORN_LOOP``)."""
 
-    async def create_server(  # type: ignore[override]
+    async def create_server(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         host: Any = None,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,8 +60,11 @@ class Connections(Protocol):
     ``slots`` statements may run at once (a ``WriteBatcher`` keeps to it); waiting for one of them gives
     up after ``wait_timeout`` seconds."""
 
-    slots: int
-    wait_timeout: float
+    @property
+    def slots(self) -> int: ...
+
+    @property
+    def wait_timeout(self) -> float: ...
 
     async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         """The statement's rows (``asyncpg.Record``: ``row["name"]``)."""
@@ -78,7 +81,7 @@ class EngineConnections:
     async def fetch(self, sql: str, arguments: Sequence[Any]) -> list[Any]:
         async with self.engine.connect() as connection:
             raw = await connection.get_raw_connection()
-            driver = raw.driver_connection  # the asyncpg.Connection
+            driver: asyncpg.Connection | None = raw.driver_connection
             assert driver is not None
             try:
                 return await driver.fetch(sql, *arguments)
@@ -104,7 +107,7 @@ class DirectPool:
 
     def __init__(
         self,
-        connect_parameters: dict[str, Any],
+        connect_parameters: Mapping[str, Any],
         max_size: int,
         acquire_timeout: float,
         warm_up: Sequence[tuple[str, Sequence[Any]]] = (),
@@ -189,7 +192,7 @@ class DirectPool:
                 raise item
 
     async def _connect(self) -> asyncpg.Connection:
-        connection = await asyncpg.connect(**self._parameters)
+        connection: asyncpg.Connection = await asyncpg.connect(**self._parameters)
         try:
             for sql, arguments in self._warm_up:
                 await connection.fetch(sql, *arguments)

@@ -94,7 +94,7 @@ REDEEM_MANY = _REDEEM.format(input=_many_rows(_REDEMPTION_COLUMNS))
 # Run (writing nothing) on every new connection: asyncpg looks up the array types of a statement's
 # parameters the first time it meets them, a query of several milliseconds; better when the connection opens
 # than in the middle of a batch.
-WARM_UP = (
+WARM_UP: Sequence[tuple[str, Sequence[Any]]] = (
     (ROTATE_MANY, [[] for _ in _ROTATION_COLUMNS]),
     (REDEEM_MANY, [[] for _ in _REDEMPTION_COLUMNS]),
 )
@@ -112,8 +112,8 @@ class RefreshRotation(NamedTuple):
 class CodeRedemption(NamedTuple):
     code_hash: str
     client_id: str
-    redirect_uri: str
-    code_challenge: str
+    redirect_uri: str | None
+    code_challenge: str | None
     new_family_id: str | None
     secret_hash: str | None
     refresh_expires_at: datetime | None

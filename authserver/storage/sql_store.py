@@ -13,11 +13,12 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, overload
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
 
 from authserver.observability import metrics
 from authserver.protocol.models import (
@@ -45,12 +46,17 @@ from authserver.storage.tables import (
 )
 from authserver.storage.write_batches import Execute, WriteBatcher
 
-clients = ClientRow.__table__  # type: ignore[attr-defined]
-users = UserRow.__table__  # type: ignore[attr-defined]
-codes = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
-refresh_families = RefreshFamilyRow.__table__  # type: ignore[attr-defined]
-legacy_refresh_tokens = LegacyRefreshTokenRow.__table__  # type: ignore[attr-defined]
-revoked = RevokedAccessTokenRow.__table__  # type: ignore[attr-defined]
+
+def _table(row: type[SQLModel]) -> Table:
+    return row.__table__  # type: ignore[attr-defined,no-any-return]  # SQLModel sets it without declaring it
+
+
+clients = _table(ClientRow)
+users = _table(UserRow)
+codes = _table(AuthorizationCodeRow)
+refresh_families = _table(RefreshFamilyRow)
+legacy_refresh_tokens = _table(LegacyRefreshTokenRow)
+revoked = _table(RevokedAccessTokenRow)
 
 # Reads.
 _CLIENT_BY_ID = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
@@ -83,6 +89,10 @@ def _observe_batch(execute: Execute, size: int) -> None:
     metrics.DB_WRITE_BATCH_SIZE.labels(_WRITE_NAMES[execute.__name__]).observe(size)
 
 
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything here is UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -134,7 +144,7 @@ def _family_as_seen(family_id: str, row: Any, secret_hash: str) -> RefreshToken:
         scope=row.scope,
         audience=row.audience,
         auth_time=row.auth_time,
-        expires_at=aware(row.expires_at),  # type: ignore[arg-type]
+        expires_at=aware(row.expires_at),
         rotated=not hmac.compare_digest(row.secret_hash, secret_hash),
         revoked=bool(row.revoked),
     )
@@ -283,7 +293,7 @@ class SqlStore:
                     return await self._redemption_refused(connection, code_hash)
             row = SimpleNamespace(**record)
             return _redeemed(row, now, refresh, issued=bool(row.issued))
-        redemption = sqlite_atomic.redeem_code(
+        claim = sqlite_atomic.redeem_code(
             code_hash,
             now,
             binding.client_id,
@@ -291,9 +301,7 @@ class SqlStore:
             binding.code_challenge,
             (refresh.secret_hash, refresh.family_id, refresh.expires_at) if refresh else None,
         )
-        outcome, record, user = await self.write_batches.submit(
-            self._sqlite_writes.redeem, code_hash, redemption
-        )
+        outcome, record, user = await self.write_batches.submit(self._sqlite_writes.redeem, code_hash, claim)
         if outcome == "unknown":
             return Redemption(RedemptionOutcome.UNKNOWN)
         if outcome == "used":
@@ -383,8 +391,8 @@ class SqlStore:
                     )
                 )
             ).all()
-        newest = max((aware(row.revoked_at) for row in rows), default=since)  # type: ignore[type-var]
-        return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
+        newest = max((aware(row.revoked_at) for row in rows), default=since)
+        return [(row.jti, aware(row.expires_at)) for row in rows], newest
 
     async def checkpoint(self) -> tuple[int, bytes]:
         """SQLite: copy the write-ahead log into the database, on the connection's thread, outside any write

@@ -36,7 +36,7 @@ import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import aiosqlite
 from sqlalchemy.exc import DBAPIError
@@ -73,16 +73,18 @@ async def run(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T
     holds the write lock, else on the pooled connection's own thread once the lock is free, in one hop."""
     lock_path = write_lock_path(engine.url.database)
     async with _pooled_driver(engine) as driver:
-        done, result = _transaction_if_free(driver._conn, work, lock_path)
-        if done:
-            return result
-        return await driver._execute(_transaction, driver._conn, work, lock_path)
+        outcome = _transaction_if_free(driver._conn, work, lock_path)
+        if outcome[0]:
+            return outcome[1]
+        result: T = await driver._execute(_transaction, driver._conn, work, lock_path)
+        return result
 
 
 async def _on_connection_thread(engine: AsyncEngine, function: Callable[..., T], *args: Any) -> T:
     """``function(connection, *args)`` on a pooled connection's own thread, in one hop."""
     async with _pooled_driver(engine) as driver:
-        return await driver._execute(function, driver._conn, *args)
+        result: T = await driver._execute(function, driver._conn, *args)
+        return result
 
 
 @contextlib.asynccontextmanager
@@ -136,7 +138,7 @@ def _checkpoint(
     busy, log_frames, _ = _passive_checkpoint(connection)
     generation = _log_generation(f"{database}-wal")
     lock_path = write_lock_path(database)
-    if busy or log_frames <= restart_log_above_frames or lock_path is None:
+    if busy or log_frames <= restart_log_above_frames or database is None or lock_path is None:
         # Another pass is running, or the log is short enough to keep.
         return CheckpointPass(max(log_frames, 0), restarted=False, log_generation=generation)
     for _ in range(_CATCH_UP_ROUNDS):
@@ -256,7 +258,7 @@ def _transaction(
 
 def _transaction_if_free(
     connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], lock_path: str | None
-) -> tuple[bool, T | None]:
+) -> tuple[Literal[True], T] | tuple[Literal[False], None]:
     """(True, the result) after the whole transaction, when the lock file and SQLite's write lock were both
     free at once; (False, None) without having waited or changed anything otherwise."""
     descriptor = None

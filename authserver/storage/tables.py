@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
 
-def _timestamp(*, nullable: bool = False, index: bool = False) -> Column:  # type: ignore[type-arg]
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable, index=index)
 
 

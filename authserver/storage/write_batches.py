@@ -90,7 +90,7 @@ class WriteBatcher:
                 if len(results) != len(items):
                     raise RuntimeError(f"{len(items)} writes, {len(results)} results")
             except BaseException as error:
-                failure = error if isinstance(error, Exception) else DBAPIError(None, None, error)  # type: ignore[arg-type]
+                failure = error if isinstance(error, Exception) else DBAPIError(None, None, error)
                 for waiting in followers:
                     if not waiting.future.done():
                         waiting.future.set_exception(failure)

@@ -87,10 +87,10 @@ class HeadHoldingTransport:
 class HttpProtocol(HttpToolsProtocol):
     """``authserver serve``'s HTTP protocol (uvicorn ``http=``): httptools, heads held for their bodies."""
 
-    transport: HeadHoldingTransport  # type: ignore[assignment]
+    transport: HeadHoldingTransport  # type: ignore[assignment]  # an asyncio.Transport by duck typing
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(HeadHoldingTransport(transport))  # type: ignore[arg-type]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's signature
+        super().connection_made(HeadHoldingTransport(transport))  # type: ignore[arg-type]  # see HeadHoldingTransport
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()

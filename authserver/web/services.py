@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
+from authserver.protocol.grants.base import Grant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
@@ -99,7 +101,9 @@ class Services:
             await self.direct.close()
         await self.engine.dispose()
 
-    async def _every(self, interval: timedelta, action, *, jitter: bool = False) -> None:  # type: ignore[no-untyped-def]
+    async def _every(
+        self, interval: timedelta, action: Callable[[], Awaitable[object]], *, jitter: bool = False
+    ) -> None:
         seconds = interval.total_seconds()
         while True:
             await asyncio.sleep(seconds * (random.uniform(0.5, 1.5) if jitter else 1))  # noqa: S311
@@ -118,6 +122,7 @@ class Services:
         """
         last: tuple[int, bytes] | None = None
         while True:
+            log_state: tuple[int, bytes] | None
             try:
                 log_state = await self.store.checkpoint()
             except Exception as error:  # a background loop must outlive a bad moment of the disk
@@ -175,7 +180,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     minter = TokenMinter(policy, lambda: keys.current)
     revocations = RevocationList()
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
-    grants = [
+    grants: list[Grant] = [
         ClientCredentialsGrant(minter),
         AuthorizationCodeGrant(minter, store),
         RefreshTokenGrant(minter, store),

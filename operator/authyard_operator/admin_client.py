@@ -55,7 +55,8 @@ class AdminClient:
         self, base_url: str, token: str, client_id: str, registration: dict[str, Any]
     ) -> dict[str, Any]:
         response = await self._call("PUT", f"{base_url}/admin/clients/{client_id}", token, registration)
-        return response.json()  # type: ignore[no-any-return]
+        registered: dict[str, Any] = response.json()  # the admin API's ClientView
+        return registered
 
     async def delete(self, base_url: str, token: str, client_id: str) -> bool:
         """True when deleted, False when there was nothing to delete."""

@@ -10,7 +10,7 @@ from authyard_operator.resources.ownership import owned_by
 
 async def apply_children(
     kube: Kube, owner: dict[str, Any], children: list[dict[str, Any]]
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """Apply every child, owned by ``owner``, in order; returns the live objects keyed by ``Kind/name``.
 
     Server-side apply with ``force``: fields the operator manages are taken back when someone edits them

@@ -38,7 +38,8 @@ def parse_database_url(url: str) -> DatabaseUrl:
     except ValueError as error:
         raise ValueError("the database URL has an invalid port") from error
     query = parse_qs(parts.query)
-    sslmode = (query.get("sslmode") or query.get("ssl") or [None])[0]
+    modes = query.get("sslmode") or query.get("ssl")
+    sslmode = modes[0] if modes else None
     if sslmode is not None and sslmode not in _SSL_MODES:
         sslmode = "require" if sslmode.lower() in {"true", "1"} else None
     return DatabaseUrl(

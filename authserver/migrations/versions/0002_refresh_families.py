@@ -14,7 +14,7 @@ Create Date: 2026-11-23 22:10:00
 """
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0002"

@@ -7,6 +7,8 @@ answer when the edge's fast routes are off (CORS configured).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -66,7 +68,7 @@ def _jwks(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return cached
 
 
-def _constant_route(build) -> FastRoute:  # type: ignore[no-untyped-def]
+def _constant_route(build: Callable[[Services], tuple[list[tuple[bytes, bytes]], bytes]]) -> FastRoute:
     async def route(scope: Scope, _receive: Receive, send: Send) -> int:
         headers, body = build(scope["app"].state.services)
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -15,12 +15,12 @@ from authyard_operator.reconcile.outcome import Outcome
 from authyard_operator.status import write
 
 
-def post_events(body: dict[str, Any], outcome: Outcome) -> None:
+def post_events(body: kopf.Body, outcome: Outcome) -> None:
     for event in outcome.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-def finish(body: dict[str, Any], patch: kopf.Patch, outcome: Outcome, *, retry: bool = True) -> None:
+def finish(body: kopf.Body, patch: kopf.Patch, outcome: Outcome, *, retry: bool = True) -> None:
     """Write the status, post the events, and ask kopf to come back when the outcome wants it."""
     write.stage(patch, outcome.status)
     post_events(body, outcome)

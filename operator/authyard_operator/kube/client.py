@@ -48,7 +48,7 @@ def _error(exception: ApiException) -> KubeError:
         reason, message = body.get("reason", reason), body.get("message", "")
     except (TypeError, ValueError):
         pass
-    headers = exception.headers or {}
+    headers: Any = exception.headers or {}  # aiohttp's headers, untyped in the generated client
     return KubeError(
         int(exception.status or 0), reason, message, parse_retry_after(headers.get("Retry-After"))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -154,11 +155,11 @@ def api_failure(error: KubeError, body: dict[str, Any], now: datetime) -> Outcom
     )
 
 
-def server_deployment_owner(deployment: dict[str, Any]) -> dict[str, Any] | None:
+def server_deployment_owner(deployment: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ownerReference of the AuthServer whose server Deployment this is; None for PgBouncer's Deployment
     or one that is not ours."""
     meta = deployment["metadata"]
-    owner = next((ref for ref in meta.get("ownerReferences", [])
+    owner: dict[str, Any] | None = next((ref for ref in meta.get("ownerReferences", [])
                   if ref.get("kind") == "AuthServer" and ref.get("controller")), None)  # fmt: skip
     if owner is None or meta["name"] != owner["name"]:
         return None

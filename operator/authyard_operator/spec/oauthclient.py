@@ -61,7 +61,7 @@ class OAuthClientSpec(SpecModel):
         "keep a secret (single-page and native apps); uses PKCE and no secret.",
     )
     grant_types: list[GrantType] = Field(
-        default_factory=lambda: ["client_credentials"],
+        default_factory=lambda: list[GrantType](["client_credentials"]),
         min_length=1,
         max_length=3,
         json_schema_extra={"x-kubernetes-list-type": "set"},
