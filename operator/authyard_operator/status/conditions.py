@@ -26,14 +26,14 @@ def condition(
     """A metav1.Condition, keeping the previous lastTransitionTime while its status is unchanged."""
     value = "True" if status else "False"
     before = find(previous, kind)
-    transitioned = before is None or before.get("status") != value or "lastTransitionTime" not in before
+    unchanged = before is not None and before.get("status") == value and "lastTransitionTime" in before
     return {
         "type": kind,
         "status": value,
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": rfc3339(now) if transitioned else before["lastTransitionTime"],  # type: ignore[index]
+        "lastTransitionTime": before["lastTransitionTime"] if before is not None and unchanged else rfc3339(now),
     }
 
 
