@@ -27,13 +27,14 @@ def condition(
     value = "True" if status else "False"
     before = find(previous, kind)
     unchanged = before is not None and before.get("status") == value and "lastTransitionTime" in before
+    since = before["lastTransitionTime"] if before is not None and unchanged else rfc3339(now)
     return {
         "type": kind,
         "status": value,
         "reason": reason,
         "message": message,
         "observedGeneration": generation,
-        "lastTransitionTime": before["lastTransitionTime"] if before is not None and unchanged else rfc3339(now),
+        "lastTransitionTime": since,
     }
 
 
