@@ -34,6 +34,7 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.storage import pg_direct, sqlite_atomic
+from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.pg_token_writes import CodeRedemption, Rotation, TokenWrites
 from authserver.storage.tables import (
     AuthorizationCodeRow,
@@ -203,103 +204,127 @@ class SqlStore:
             self.write_batches = WriteBatcher(1, wait_timeout, observe=_observe_batch)
 
     async def ping(self) -> None:
-        async with self._reader.connect() as connection:
-            await connection.execute(select(1))
+        try:
+            async with self._reader.connect() as connection:
+                await connection.execute(select(1))
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     # Clients and users
     async def get_client(self, client_id: str) -> Client | None:
-        async with self._reader.connect() as connection:
-            row = (await connection.execute(_CLIENT_BY_ID, {"b_client_id": client_id})).first()
-        return client_from_row(row) if row else None
+        try:
+            async with self._reader.connect() as connection:
+                row = (await connection.execute(_CLIENT_BY_ID, {"b_client_id": client_id})).first()
+            return client_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def get_user(self, user_id: str) -> User | None:
-        async with self._reader.connect() as connection:
-            row = (await connection.execute(_USER_BY_ID, {"b_user_id": user_id})).first()
-        return _user_from_row(row) if row else None
+        try:
+            async with self._reader.connect() as connection:
+                row = (await connection.execute(_USER_BY_ID, {"b_user_id": user_id})).first()
+            return _user_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def get_user_by_username(self, username: str) -> User | None:
-        async with self._reader.connect() as connection:
-            row = (await connection.execute(_USER_BY_NAME, {"b_username": username})).first()
-        return _user_from_row(row) if row else None
+        try:
+            async with self._reader.connect() as connection:
+                row = (await connection.execute(_USER_BY_NAME, {"b_username": username})).first()
+            return _user_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def create_user(self, user: User) -> None:
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                insert(users).values(
-                    user_id=user.user_id,
-                    username=user.username,
-                    password_hash=user.password_hash,
-                    email=user.email,
-                    email_verified=user.email_verified,
-                    name=user.name,
-                    created_at=datetime.now(UTC),
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    insert(users).values(
+                        user_id=user.user_id,
+                        username=user.username,
+                        password_hash=user.password_hash,
+                        email=user.email,
+                        email_verified=user.email_verified,
+                        name=user.name,
+                        created_at=datetime.now(UTC),
+                    )
                 )
-            )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def set_password(self, username: str, password_hash: str) -> bool:
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(users).where(users.c.username == username).values(password_hash=password_hash)
-            )
-        return result.rowcount == 1
+        try:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    update(users).where(users.c.username == username).values(password_hash=password_hash)
+                )
+            return result.rowcount == 1
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     # Authorization codes
     async def save_authorization_code(self, code_hash: str, code: AuthorizationCode) -> None:
-        async with self._autocommit.begin() as connection:
-            await connection.execute(
-                insert(codes).values(
-                    code_hash=code_hash,
-                    client_id=code.client_id,
-                    user_id=code.user_id,
-                    redirect_uri=code.redirect_uri,
-                    scope=code.scope,
-                    audience=code.audience,
-                    code_challenge=code.code_challenge,
-                    nonce=code.nonce,
-                    auth_time=code.auth_time,
-                    expires_at=code.expires_at,
+        try:
+            async with self._autocommit.begin() as connection:
+                await connection.execute(
+                    insert(codes).values(
+                        code_hash=code_hash,
+                        client_id=code.client_id,
+                        user_id=code.user_id,
+                        redirect_uri=code.redirect_uri,
+                        scope=code.scope,
+                        audience=code.audience,
+                        code_challenge=code.code_challenge,
+                        nonce=code.nonce,
+                        auth_time=code.auth_time,
+                        expires_at=code.expires_at,
+                    )
                 )
-            )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def redeem_authorization_code(
         self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
     ) -> Redemption[RedeemedCode]:
-        if self._postgres:
-            # One statement (shared with other redemptions waiting for a connection): claim the code,
-            # store the refresh token, read the user.
-            redemption = CodeRedemption(
+        try:
+            if self._postgres:
+                # One statement (shared with other redemptions waiting for a connection): claim the code,
+                # store the refresh token, read the user.
+                redemption = CodeRedemption(
+                    code_hash,
+                    binding.client_id,
+                    binding.redirect_uri,
+                    binding.code_challenge,
+                    refresh.family_id if refresh else None,
+                    refresh.secret_hash if refresh else None,
+                    refresh.expires_at if refresh else None,
+                    now,
+                )
+                record = await self.write_batches.submit(self._token_writes.redeem, code_hash, redemption)
+                if record is None:
+                    async with self._reader.connect() as connection:
+                        return await self._redemption_refused(connection, code_hash)
+                row = SimpleNamespace(**record)
+                return _redeemed(row, now, refresh, issued=bool(row.issued))
+            redemption = sqlite_atomic.redeem_code(
                 code_hash,
+                now,
                 binding.client_id,
                 binding.redirect_uri,
                 binding.code_challenge,
-                refresh.family_id if refresh else None,
-                refresh.secret_hash if refresh else None,
-                refresh.expires_at if refresh else None,
-                now,
+                (refresh.secret_hash, refresh.family_id, refresh.expires_at) if refresh else None,
             )
-            record = await self.write_batches.submit(self._token_writes.redeem, code_hash, redemption)
-            if record is None:
-                async with self._reader.connect() as connection:
-                    return await self._redemption_refused(connection, code_hash)
-            row = SimpleNamespace(**record)
-            return _redeemed(row, now, refresh, issued=bool(row.issued))
-        redemption = sqlite_atomic.redeem_code(
-            code_hash,
-            now,
-            binding.client_id,
-            binding.redirect_uri,
-            binding.code_challenge,
-            (refresh.secret_hash, refresh.family_id, refresh.expires_at) if refresh else None,
-        )
-        outcome, record, user = await self.write_batches.submit(
-            self._sqlite_writes.redeem, code_hash, redemption
-        )
-        if outcome == "unknown":
-            return Redemption(RedemptionOutcome.UNKNOWN)
-        if outcome == "used":
-            return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": record or ""})
-        issued = record.family_id is not None and refresh is not None
-        return _redeemed(record, now, refresh, issued=issued, user=user)
+            outcome, record, user = await self.write_batches.submit(
+                self._sqlite_writes.redeem, code_hash, redemption
+            )
+            if outcome == "unknown":
+                return Redemption(RedemptionOutcome.UNKNOWN)
+            if outcome == "used":
+                return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": record or ""})
+            issued = record.family_id is not None and refresh is not None
+            return _redeemed(record, now, refresh, issued=issued, user=user)
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     @staticmethod
     async def _redemption_refused(connection: AsyncConnection, code_hash: str) -> Redemption[RedeemedCode]:
@@ -310,106 +335,132 @@ class SqlStore:
 
     # Refresh tokens
     async def get_refresh_token(self, family_id: str, secret_hash: str) -> RefreshToken | None:
-        async with self._reader.connect() as connection:
-            row = (await connection.execute(_FAMILY_BY_ID, {"b_family_id": family_id})).first()
-        return _family_as_seen(family_id, row, secret_hash) if row else None
+        try:
+            async with self._reader.connect() as connection:
+                row = (await connection.execute(_FAMILY_BY_ID, {"b_family_id": family_id})).first()
+            return _family_as_seen(family_id, row, secret_hash) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def legacy_refresh_family(self, token_hash: str) -> str | None:
-        async with self._reader.connect() as connection:
-            return (await connection.execute(_LEGACY_FAMILY, {"b_token_hash": token_hash})).scalar()
+        try:
+            async with self._reader.connect() as connection:
+                return (await connection.execute(_LEGACY_FAMILY, {"b_token_hash": token_hash})).scalar()
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def rotate_refresh_token(
         self, family_id: str, secret_hash: str, client_id: str, successor: NewRefreshToken, now: datetime
     ) -> Redemption[RefreshToken]:
-        if self._postgres:
-            # One statement (shared with other rotations waiting for a connection): the conditional
-            # UPDATE is the lock (of two rotations of one token exactly one finds its secret current).
-            rotation = Rotation(
-                family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
-            )
-            record = await self.write_batches.submit(self._token_writes.rotate, family_id, rotation)
-            if record is None:
-                return Redemption(
-                    RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash)
+        try:
+            if self._postgres:
+                # One statement (shared with other rotations waiting for a connection): the conditional
+                # UPDATE is the lock (of two rotations of one token exactly one finds its secret current).
+                rotation = Rotation(
+                    family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
                 )
-            grant = (record["user_id"], record["scope"], record["audience"], record["auth_time"])
-        else:
-            # SQLite: with the other writes waiting for this worker's turn, in one transaction, one hop.
-            rotation_work = sqlite_atomic.rotate_refresh(
-                family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
+                record = await self.write_batches.submit(self._token_writes.rotate, family_id, rotation)
+                if record is None:
+                    return Redemption(
+                        RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash)
+                    )
+                grant = (record["user_id"], record["scope"], record["audience"], record["auth_time"])
+            else:
+                # SQLite: with the other writes waiting for this worker's turn, in one transaction, one hop.
+                rotation_work = sqlite_atomic.rotate_refresh(
+                    family_id, secret_hash, client_id, successor.secret_hash, successor.expires_at, now
+                )
+                rotated, found = await self.write_batches.submit(
+                    self._sqlite_writes.rotate, family_id, rotation_work
+                )
+                if not rotated:
+                    current = _family_as_seen(family_id, found, secret_hash) if found else None
+                    return Redemption(RedemptionOutcome.REFUSED, current)
+                grant = found
+            user_id, scope, audience, auth_time = grant
+            return Redemption(
+                RedemptionOutcome.OK,
+                RefreshToken(
+                    family_id=family_id,
+                    client_id=client_id,
+                    user_id=user_id,
+                    scope=scope,
+                    audience=audience,
+                    auth_time=auth_time,
+                    expires_at=successor.expires_at,
+                ),
             )
-            rotated, found = await self.write_batches.submit(
-                self._sqlite_writes.rotate, family_id, rotation_work
-            )
-            if not rotated:
-                current = _family_as_seen(family_id, found, secret_hash) if found else None
-                return Redemption(RedemptionOutcome.REFUSED, current)
-            grant = found
-        user_id, scope, audience, auth_time = grant
-        return Redemption(
-            RedemptionOutcome.OK,
-            RefreshToken(
-                family_id=family_id,
-                client_id=client_id,
-                user_id=user_id,
-                scope=scope,
-                audience=audience,
-                auth_time=auth_time,
-                expires_at=successor.expires_at,
-            ),
-        )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def revoke_refresh_family(self, family_id: str) -> None:
-        async with self._autocommit.begin() as connection:
-            await connection.execute(
-                update(refresh_families).where(refresh_families.c.family_id == family_id).values(revoked=True)
-            )
+        try:
+            async with self._autocommit.begin() as connection:
+                await connection.execute(
+                    update(refresh_families)
+                    .where(refresh_families.c.family_id == family_id)
+                    .values(revoked=True)
+                )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     # Access-token revocations
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
-        async with self._autocommit.begin() as connection:
-            await connection.execute(
-                self._insert(revoked)
-                .values(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC))
-                .on_conflict_do_nothing(index_elements=["jti"])
-            )
+        try:
+            async with self._autocommit.begin() as connection:
+                await connection.execute(
+                    self._insert(revoked)
+                    .values(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC))
+                    .on_conflict_do_nothing(index_elements=["jti"])
+                )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
-        async with self._reader.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(revoked.c.jti, revoked.c.expires_at, revoked.c.revoked_at).where(
-                        revoked.c.revoked_at > since, revoked.c.expires_at > datetime.now(UTC)
+        try:
+            async with self._reader.connect() as connection:
+                rows = (
+                    await connection.execute(
+                        select(revoked.c.jti, revoked.c.expires_at, revoked.c.revoked_at).where(
+                            revoked.c.revoked_at > since, revoked.c.expires_at > datetime.now(UTC)
+                        )
                     )
-                )
-            ).all()
-        newest = max((aware(row.revoked_at) for row in rows), default=since)  # type: ignore[type-var]
-        return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
+                ).all()
+            newest = max((aware(row.revoked_at) for row in rows), default=since)  # type: ignore[type-var]
+            return [(row.jti, aware(row.expires_at)) for row in rows], newest  # type: ignore[misc]
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def checkpoint(self) -> tuple[int, bytes]:
         """SQLite: copy the write-ahead log into the database, on the connection's thread, outside any write
         transaction; writers wait only when the log must start over (the server runs it in a loop,
         ``Services``). Returns the log's state (its frames and generation): equal to the last pass's
         unless something was written since."""
-        done = await sqlite_atomic.checkpoint(self.engine)
-        return done.log_frames, done.log_generation
+        try:
+            done = await sqlite_atomic.checkpoint(self.engine)
+            return done.log_frames, done.log_generation
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay),
         and so is a family, revoked or not, until its current token expires."""
-        async with self.engine.begin() as connection:
-            await connection.execute(delete(codes).where(codes.c.expires_at < now))
-            await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
-            await connection.execute(
-                delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
-            )
-        after = ""
-        while True:
+        try:
             async with self.engine.begin() as connection:
-                page = (await connection.execute(_FAMILY_PAGE, {"b_after": after})).scalars().all()
-                if not page:
-                    return
+                await connection.execute(delete(codes).where(codes.c.expires_at < now))
+                await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
                 await connection.execute(
-                    _DELETE_EXPIRED_FAMILIES, {"b_after": after, "b_last": page[-1], "b_now": now}
+                    delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
                 )
-            after = page[-1]
+            after = ""
+            while True:
+                async with self.engine.begin() as connection:
+                    page = (await connection.execute(_FAMILY_PAGE, {"b_after": after})).scalars().all()
+                    if not page:
+                        return
+                    await connection.execute(
+                        _DELETE_EXPIRED_FAMILIES, {"b_after": after, "b_last": page[-1], "b_now": now}
+                    )
+                after = page[-1]
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
