@@ -25,8 +25,8 @@ from authserver.crypto.refresh_token_values import new_family_id, new_refresh_to
 from authserver.protocol.models import User
 from authserver.protocol.pkce import s256
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import SqlStore
 from authserver.storage.tables import AuthorizationCodeRow, RefreshFamilyRow
+from authserver.web.services import store_for
 
 SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
@@ -112,10 +112,10 @@ def _settings(database_url: str) -> Settings:
 
 
 async def ensure_user(database_url: str, password: str) -> str:
-    """The login user (argon2id hash, through SqlStore); its user_id."""
+    """The login user (argon2id hash, through the store); its user_id."""
     engine = create_engine(_settings(database_url))
     try:
-        store = SqlStore(engine)
+        store = store_for(engine)
         existing = await store.get_user_by_username(USERNAME)
         if existing is not None:
             return existing.user_id

@@ -1,4 +1,5 @@
-"""Client registrations in the database (``protocol.store.ClientRegistry``): rows in, rows out.
+"""Client registrations in the database (``protocol.store.ClientRegistry``): rows in, rows out. Both
+stores are one (``SqlStore`` builds on this); its statements are the same on both databases.
 
 What a registration or a secret rotation changes is decided in ``protocol.client_registration`` and
 ``protocol.client_secret_rotation``; this module locks the row, hands the client to that decision and
@@ -17,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.protocol.models import RegisteredClient
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
-from authserver.storage.sql_store import aware, client_from_row, clients, refresh_families
+from authserver.storage.rows import aware, client_from_row
+from authserver.storage.tables import clients, refresh_families
 
 
 def registered_from_row(row: Any) -> RegisteredClient:

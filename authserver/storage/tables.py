@@ -105,3 +105,12 @@ class RevokedAccessTokenRow(SQLModel, table=True):
     jti: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = Field(sa_column=_timestamp(index=True))
     revoked_at: datetime = Field(sa_column=_timestamp(index=True))
+
+
+# The tables as SQLAlchemy Core sees them: what every statement of both stores is built from.
+clients = ClientRow.__table__  # type: ignore[attr-defined]
+users = UserRow.__table__  # type: ignore[attr-defined]
+codes = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
+refresh_families = RefreshFamilyRow.__table__  # type: ignore[attr-defined]
+legacy_refresh_tokens = LegacyRefreshTokenRow.__table__  # type: ignore[attr-defined]
+revoked = RevokedAccessTokenRow.__table__  # type: ignore[attr-defined]
