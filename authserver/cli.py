@@ -104,7 +104,7 @@ async def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def cmd_clients_create(args: argparse.Namespace) -> int:
     from authserver.admin.registration import ClientRegistration, ClientView, register
     from authserver.crypto.client_secrets import generate_client_id
-    from authserver.storage.client_registry import SqlClientRegistry
+    from authserver.storage.backends import store_for
 
     registration = ClientRegistration(
         name=args.name,
@@ -115,9 +115,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
         redirect_uris=args.redirect_uri or [],
     )
     client_id = args.client_id or generate_client_id()
-    result = asyncio.run(
-        _with_engine(lambda engine: register(SqlClientRegistry(engine), client_id, registration))
-    )
+    result = asyncio.run(_with_engine(lambda engine: register(store_for(engine), client_id, registration)))
     if not result.created:
         print(f"client {client_id} already exists; its secret is unchanged", file=sys.stderr)
     view = ClientView.of(result.registered, result.generated_secret)
@@ -138,14 +136,14 @@ def _password_from_stdin() -> str | None:
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     from authserver.crypto.passwords import hash_password
-    from authserver.storage.sql_store import SqlStore
+    from authserver.storage.backends import store_for
 
     password = _password_from_stdin()
     if password is None:
         return 2
     password_hash = hash_password(password)
     if not asyncio.run(
-        _with_engine(lambda engine: SqlStore(engine).set_password(args.username, password_hash))
+        _with_engine(lambda engine: store_for(engine).set_password(args.username, password_hash))
     ):
         print(f"no user {args.username}", file=sys.stderr)
         return 1
@@ -156,7 +154,7 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
 def cmd_users_create(args: argparse.Namespace) -> int:
     from authserver.crypto.passwords import hash_password
     from authserver.protocol.models import User
-    from authserver.storage.sql_store import SqlStore
+    from authserver.storage.backends import store_for
 
     password = _password_from_stdin()
     if password is None:
@@ -171,7 +169,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     )
 
     async def create(engine: AsyncEngine) -> bool:
-        store = SqlStore(engine)
+        store = store_for(engine)
         if await store.get_user_by_username(args.username):
             return False
         await store.create_user(user)

@@ -15,9 +15,8 @@ from authserver.admin.registration import ClientRegistration, register
 from authserver.config import Settings
 from authserver.crypto.passwords import hash_password
 from authserver.protocol.models import User
-from authserver.storage.client_registry import SqlClientRegistry
+from authserver.storage.backends import store_for
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import SqlStore
 
 DEMO_CLIENT_ID = "demo-service"
 DEMO_WEB_CLIENT_ID = "demo-web"
@@ -35,7 +34,7 @@ async def ensure_demo(settings: Settings, credentials_file: str) -> Path:
         return path
     engine = create_engine(settings)
     try:
-        registry, store = SqlClientRegistry(engine), SqlStore(engine)
+        registry = store = store_for(engine)
         secret = secrets.token_urlsafe(32)
         await register(
             registry,

@@ -24,8 +24,8 @@ from authserver.crypto.passwords import hash_password
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token
 from authserver.protocol.models import User
 from authserver.protocol.pkce import s256
+from authserver.storage.backends import store_for
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import SqlStore
 from authserver.storage.tables import AuthorizationCodeRow, RefreshFamilyRow
 
 SERVICE_CLIENT_ID = "bench-service"
@@ -112,10 +112,10 @@ def _settings(database_url: str) -> Settings:
 
 
 async def ensure_user(database_url: str, password: str) -> str:
-    """The login user (argon2id hash, through SqlStore); its user_id."""
+    """The login user (argon2id hash, through the store); its user_id."""
     engine = create_engine(_settings(database_url))
     try:
-        store = SqlStore(engine)
+        store = store_for(engine)
         existing = await store.get_user_by_username(USERNAME)
         if existing is not None:
             return existing.user_id

@@ -19,6 +19,12 @@ from authserver.protocol.models import (
 )
 
 
+class StoreUnavailable(Exception):
+    """The database could not be reached or failed the operation: nothing is known to have changed
+    that the caller was not told of, and a retry may succeed. Storage raises this for every database
+    failure (the driver's and its own), so nothing above storage sees a driver's exceptions."""
+
+
 class Store(Protocol):
     async def get_client(self, client_id: str) -> Client | None: ...
 

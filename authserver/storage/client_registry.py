@@ -1,4 +1,5 @@
-"""Client registrations in the database (``protocol.store.ClientRegistry``): rows in, rows out.
+"""Client registrations in the database (``protocol.store.ClientRegistry``): rows in, rows out. Both
+stores are one (``SqlStore`` builds on this); its statements are the same on both databases.
 
 What a registration or a secret rotation changes is decided in ``protocol.client_registration`` and
 ``protocol.client_secret_rotation``; this module locks the row, hands the client to that decision and
@@ -16,7 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.protocol.models import RegisteredClient
-from authserver.storage.sql_store import aware, client_from_row, clients, refresh_families
+from authserver.storage.failures import DATABASE_ERRORS, unavailable
+from authserver.storage.rows import aware, client_from_row
+from authserver.storage.tables import clients, refresh_families
 
 
 def registered_from_row(row: Any) -> RegisteredClient:
@@ -59,25 +62,35 @@ class SqlClientRegistry:
         self.engine = engine
 
     async def get_registered_client(self, client_id: str) -> RegisteredClient | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(clients).where(clients.c.client_id == client_id))).first()
-        return registered_from_row(row) if row else None
+        try:
+            async with self.engine.connect() as connection:
+                query = select(clients).where(clients.c.client_id == client_id)
+                row = (await connection.execute(query)).first()
+            return registered_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def list_registered_clients(self, after: str | None, limit: int) -> list[RegisteredClient]:
-        query = select(clients).order_by(clients.c.client_id).limit(limit)
-        if after:
-            query = query.where(clients.c.client_id > after)
-        async with self.engine.connect() as connection:
-            return [registered_from_row(row) for row in (await connection.execute(query)).all()]
+        try:
+            query = select(clients).order_by(clients.c.client_id).limit(limit)
+            if after:
+                query = query.where(clients.c.client_id > after)
+            async with self.engine.connect() as connection:
+                return [registered_from_row(row) for row in (await connection.execute(query)).all()]
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def change_registered_client(
         self, client_id: str, change: Callable[[RegisteredClient | None], RegisteredClient | None]
     ) -> RegisteredClient | None:
         try:
-            return await self._change(client_id, change)
-        except IntegrityError:
-            # Two callers created the same client at once; the loser now finds it and changes it instead.
-            return await self._change(client_id, change)
+            try:
+                return await self._change(client_id, change)
+            except IntegrityError:
+                # Two callers created the same client at once; the loser now finds it and changes it instead.
+                return await self._change(client_id, change)
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def _change(
         self, client_id: str, change: Callable[[RegisteredClient | None], RegisteredClient | None]
@@ -101,10 +114,15 @@ class SqlClientRegistry:
             return wanted
 
     async def delete_registered_client(self, client_id: str) -> bool:
-        async with self.engine.begin() as connection:
-            result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
-            # Its refresh tokens die with it; its access tokens fail client lookup at introspection.
-            await connection.execute(
-                update(refresh_families).where(refresh_families.c.client_id == client_id).values(revoked=True)
-            )
-        return result.rowcount == 1
+        try:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
+                # Its refresh tokens die with it; its access tokens fail client lookup at introspection.
+                await connection.execute(
+                    update(refresh_families)
+                    .where(refresh_families.c.client_id == client_id)
+                    .values(revoked=True)
+                )
+            return result.rowcount == 1
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, Table
 from sqlmodel import Field, SQLModel
 
 
@@ -105,3 +105,16 @@ class RevokedAccessTokenRow(SQLModel, table=True):
     jti: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = Field(sa_column=_timestamp(index=True))
     revoked_at: datetime = Field(sa_column=_timestamp(index=True))
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined, no-any-return]  # SQLModel sets it without declaring it
+
+
+# The tables as SQLAlchemy Core sees them: what every statement of both stores is built from.
+clients = _table(ClientRow)
+users = _table(UserRow)
+codes = _table(AuthorizationCodeRow)
+refresh_families = _table(RefreshFamilyRow)
+legacy_refresh_tokens = _table(LegacyRefreshTokenRow)
+revoked = _table(RevokedAccessTokenRow)

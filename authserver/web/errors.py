@@ -7,13 +7,12 @@ import logging
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.protocol.errors import OAuthError
+from authserver.protocol.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -60,13 +59,9 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_ERROR_CODES.get(error.status_code, "invalid_request")
         return error_response(error.status_code, code, str(error.detail), dict(error.headers or {}))
 
-    @app.exception_handler(OperationalError)
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(PoolTimeoutError)
-    @app.exception_handler(ConnectionError)
-    @app.exception_handler(OSError)
+    @app.exception_handler(StoreUnavailable)
     async def _database(_request: Request, error: Exception) -> Response:
-        log.warning("database unavailable: %s", type(error).__name__)
+        log.warning("database unavailable: %s", error)
         return database_unavailable()
 
 

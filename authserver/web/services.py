@@ -32,12 +32,13 @@ from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
 from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.ratelimit import RateLimiter
-from authserver.storage import pg_token_writes
+from authserver.storage.backends import store_for
 from authserver.storage.client_cache import ClientCache
-from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.engine import create_engine, database_url
-from authserver.storage.pg_direct import DirectPool, split_pool_budget
-from authserver.storage.sql_store import SqlStore
+from authserver.storage.postgres import token_writes as postgres_token_writes
+from authserver.storage.postgres.direct_pool import DirectPool, split_pool_budget
+from authserver.storage.postgres.store import PostgresStore
+from authserver.storage.sqlite.store import SqliteStore
 
 log = logging.getLogger(__name__)
 # Revocations written by another replica with a clock slightly behind ours are still picked up.
@@ -50,8 +51,8 @@ _CHECKPOINT_IDLE_SECONDS = 1.0
 class Services:
     settings: Settings
     engine: AsyncEngine
-    store: SqlStore
-    registry: SqlClientRegistry
+    store: SqliteStore | PostgresStore
+    registry: SqliteStore | PostgresStore  # the same object: each store is the client registry too
     keys: KeySetSource
     minter: TokenMinter
     token_endpoint: TokenEndpoint
@@ -88,8 +89,8 @@ class Services:
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
         ]
-        if self.engine.dialect.name == "sqlite":  # its commits no longer checkpoint the log themselves
-            self._tasks.append(asyncio.create_task(self._checkpoints()))
+        if isinstance(self.store, SqliteStore):  # its commits no longer checkpoint the log themselves
+            self._tasks.append(asyncio.create_task(self._checkpoints(self.store)))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -112,7 +113,7 @@ class Services:
             except Exception as error:  # a background loop must outlive a database outage
                 log.warning("background task %s failed: %s", action.__name__, type(error).__name__)
 
-    async def _checkpoints(self) -> None:
+    async def _checkpoints(self, store: SqliteStore) -> None:
         """SQLite: a checkpoint pass every 0.2 s while the log grows, every second while it does not.
 
         A pass copies what the log gained since the last one, on a connection's thread, while the token
@@ -124,7 +125,7 @@ class Services:
         while True:
             log_state: tuple[int, bytes] | None
             try:
-                log_state = await self.store.checkpoint()
+                log_state = await store.checkpoint()
             except Exception as error:  # a background loop must outlive a bad moment of the disk
                 log.warning("background task checkpoint failed: %s", type(error).__name__)
                 log_state = last
@@ -168,7 +169,7 @@ def next_checkpoint_in(
 def build_services(settings: Settings, session_secret: bytes) -> Services:
     passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
     engine, direct = _database(settings)
-    store = SqlStore(engine, direct)
+    store = store_for(engine, direct)
     keys = KeySetSource(settings.signing_keys_file)
     policy = TokenPolicy(
         issuer=settings.issuer,
@@ -196,7 +197,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         settings=settings,
         engine=engine,
         store=store,
-        registry=SqlClientRegistry(engine),
+        registry=store,
         keys=keys,
         minter=minter,
         token_endpoint=TokenEndpoint(grants, clients.get),
@@ -217,7 +218,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
 
 
 def _database(settings: Settings) -> tuple[AsyncEngine, DirectPool | None]:
-    """The engine and, on PostgreSQL with room for it, the token path's own pool (``pg_direct``)."""
+    """The engine and, on PostgreSQL with room for it, the token path's own pool
+    (``storage.postgres.direct_pool``)."""
     if database_url(settings).get_backend_name() != "postgresql":
         return create_engine(settings), None
     budget = split_pool_budget(settings.db_pool_max_size, settings.db_write_connections)
@@ -226,5 +228,5 @@ def _database(settings: Settings) -> tuple[AsyncEngine, DirectPool | None]:
         return engine, None
     timeout = settings.db_pool_timeout.total_seconds()
     return engine, DirectPool.for_engine(
-        engine, budget.direct, timeout, settings.db_statement_cache, warm_up=pg_token_writes.WARM_UP
+        engine, budget.direct, timeout, settings.db_statement_cache, warm_up=postgres_token_writes.WARM_UP
     )

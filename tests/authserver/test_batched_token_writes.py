@@ -24,7 +24,8 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.protocol.pkce import s256
-from authserver.storage.sql_store import SqlStore, codes, refresh_families
+from authserver.storage.sql_store import SqlStore
+from authserver.storage.tables import codes, refresh_families
 from authserver.web.app import create_app
 from tests.conftest import BACKENDS, database_url_for, make_settings
 from tests.support.refresh_tokens import insert_refresh_token, presented

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from authserver.storage.pg_direct import DirectPool, split_pool_budget
+from authserver.storage.postgres.direct_pool import DirectPool, split_pool_budget
 from authserver.storage.write_batches import WriteBatcher
 from tests.support.postgres import PG_BIN, PostgresCluster, free_port
 

@@ -21,7 +21,9 @@ from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token, refresh_token_key
 from authserver.migrations.runner import alembic_config
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import PURGE_PAGE_ROWS, SqlStore, legacy_refresh_tokens, refresh_families
+from authserver.storage.sql_store import SqlStore
+from authserver.storage.statements import PURGE_PAGE_ROWS
+from authserver.storage.tables import legacy_refresh_tokens, refresh_families
 from authserver.web.app import create_app
 from tests.conftest import database_url_for, make_settings
 from tests.support.oauth import register

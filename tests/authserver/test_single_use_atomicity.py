@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.protocol.models import CodeBinding, NewRefreshToken, RedemptionOutcome
-from authserver.storage.sql_store import SqlStore, codes
+from authserver.storage.sql_store import SqlStore
+from authserver.storage.tables import codes
 from tests.support.oauth import authorize_code, pkce_pair, register
 from tests.support.refresh_tokens import insert_refresh_token, presented
 

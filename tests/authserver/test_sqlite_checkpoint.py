@@ -17,9 +17,10 @@ from sqlalchemy import insert
 
 from authserver.migrations.runner import upgrade_to_head
 from authserver.observability import metrics
-from authserver.storage import sqlite_atomic
 from authserver.storage.engine import create_engine
-from authserver.storage.sql_store import SqlStore, refresh_families
+from authserver.storage.sqlite import checkpoint, token_writes, transactions
+from authserver.storage.sqlite.store import SqliteStore
+from authserver.storage.tables import refresh_families
 from authserver.web.services import next_checkpoint_in
 from tests.conftest import make_settings
 from tests.support.refresh_tokens import family_row, token_path_insert_values
@@ -37,7 +38,7 @@ async def test_commits_leave_the_checkpoint_to_the_background(tmp_path: Path) ->
     database = tmp_path / "authserver.db"
     engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
     await upgrade_to_head(engine)  # no server, so no background pass: only commits could copy the log in
-    store = SqlStore(engine)
+    store = SqliteStore(engine)
     try:
         async with engine.connect() as connection:
             assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
@@ -61,7 +62,7 @@ async def test_checkpoints_come_often_while_the_log_grows_and_seldom_when_idle(t
     database = tmp_path / "authserver.db"
     engine = create_engine(make_settings(tmp_path, f"sqlite+aiosqlite:///{database}"))
     await upgrade_to_head(engine)
-    store = SqlStore(engine)
+    store = SqliteStore(engine)
     waits: list[float] = []
     last: tuple[int, bytes] | None = None
     try:
@@ -95,11 +96,11 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
 
     def commit(rows: int = 4) -> None:
         nonlocal committed
-        writer.executemany(sqlite_atomic._INSERT_FAMILY, [token_path_insert_values() for _ in range(rows)])
+        writer.executemany(token_writes.INSERT_FAMILY, [token_path_insert_values() for _ in range(rows)])
         writer.execute("COMMIT")
         committed += rows
 
-    passive, write_lock = sqlite_atomic._passive_checkpoint, sqlite_atomic._write_lock
+    passive, write_lock = checkpoint._passive_checkpoint, checkpoint.write_lock
 
     def pass_with_a_writer_inside(connection: sqlite3.Connection) -> tuple[int, int, int]:
         if held:  # writers wait at the lock file
@@ -120,8 +121,8 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
             finally:
                 held = False
 
-    monkeypatch.setattr(sqlite_atomic, "_passive_checkpoint", pass_with_a_writer_inside)
-    monkeypatch.setattr(sqlite_atomic, "_write_lock", recorded_write_lock)
+    monkeypatch.setattr(checkpoint, "_passive_checkpoint", pass_with_a_writer_inside)
+    monkeypatch.setattr(checkpoint, "write_lock", recorded_write_lock)
     try:
         for _ in range(200):
             begin()
@@ -130,7 +131,7 @@ async def test_a_writer_busy_through_every_pass_cannot_keep_the_log_from_startin
         assert before > 256
 
         holds = _writers_held()
-        assert (await sqlite_atomic.checkpoint(engine, restart_log_above_frames=256)).restarted
+        assert (await checkpoint.checkpoint(engine, restart_log_above_frames=256)).restarted
         assert _writers_held() == holds + 1  # the hold is on the metrics, for the disk's worst moments
         begin()
         commit()  # the next writer
@@ -171,13 +172,11 @@ async def test_a_log_restart_keeps_this_process_s_locks_so_no_other_process_dele
     await upgrade_to_head(engine)
     try:
         for _ in range(3):
-            await sqlite_atomic.run(engine, _insert_rows(100))
-        assert (
-            await sqlite_atomic.checkpoint(engine, restart_log_above_frames=1)
-        ).restarted  # restart path ran
+            await transactions.run(engine, _insert_rows(100))
+        assert (await checkpoint.checkpoint(engine, restart_log_above_frames=1)).restarted  # restart path ran
 
         assert await asyncio.to_thread(_another_process_reads_and_closes, database)
-        await sqlite_atomic.run(engine, _insert_rows(1))  # this process's connections still write
+        await transactions.run(engine, _insert_rows(1))  # this process's connections still write
         with sqlite3.connect(database) as reader:
             assert reader.execute("SELECT count(*) FROM refresh_families").fetchone()[0] == 301
     finally:
@@ -197,8 +196,6 @@ def _another_process_reads_and_closes(database: Path) -> bool:
 
 def _insert_rows(count: int) -> Callable[[sqlite3.Connection], None]:
     def work(connection: sqlite3.Connection) -> None:
-        connection.executemany(
-            sqlite_atomic._INSERT_FAMILY, [token_path_insert_values() for _ in range(count)]
-        )
+        connection.executemany(token_writes.INSERT_FAMILY, [token_path_insert_values() for _ in range(count)])
 
     return work

@@ -1,6 +1,6 @@
-"""SQLite's token-path transactions (``sqlite_atomic.run``): on the event loop when nothing holds the write
-lock, on the connection's thread when they must wait for it, never waiting on the event loop; driver errors
-come out as SQLAlchemy's and leave the connection usable."""
+"""SQLite's token-path transactions (``storage.sqlite.transactions.run``): on the event loop when nothing
+holds the write lock, on the connection's thread when they must wait for it, never waiting on the event
+loop; driver errors come out as SQLAlchemy's and leave the connection usable."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.migrations.runner import upgrade_to_head
-from authserver.storage import sqlite_atomic
 from authserver.storage.engine import SQLITE_BUSY_TIMEOUT_MS, create_engine
+from authserver.storage.sqlite import token_writes, transactions
+from authserver.storage.sqlite.write_lock import write_lock_path
 from tests.conftest import make_settings
 from tests.support.refresh_tokens import token_path_insert_values
 
@@ -36,7 +37,7 @@ async def database(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, Path]]:
 def _insert_recording_thread(threads: list[int]) -> Callable[[sqlite3.Connection], int]:
     def work(connection: sqlite3.Connection) -> int:
         threads.append(threading.get_ident())
-        connection.execute(sqlite_atomic._INSERT_FAMILY, token_path_insert_values())
+        connection.execute(token_writes.INSERT_FAMILY, token_path_insert_values())
         # The busy handler is back in place for the transaction's statements and the connection's next user.
         return connection.execute("PRAGMA busy_timeout").fetchone()[0]
 
@@ -53,7 +54,7 @@ async def _start_a_writer_that_waits(
 ) -> asyncio.Task[int]:
     """Starts a token-path writer while something holds a lock, and checks it is still waiting, with nothing
     written, while the event loop goes on running this test."""
-    writer = asyncio.create_task(sqlite_atomic.run(engine, _insert_recording_thread(threads)))
+    writer = asyncio.create_task(transactions.run(engine, _insert_recording_thread(threads)))
     done, _ = await asyncio.wait({writer}, timeout=0.3)
     assert not done, "the writer did not wait for the lock"
     assert _rows(path) == 0
@@ -73,7 +74,7 @@ async def test_with_the_lock_free_the_transaction_commits_right_on_the_event_loo
 ) -> None:
     engine, path = database
     threads: list[int] = []
-    assert await sqlite_atomic.run(engine, _insert_recording_thread(threads)) == SQLITE_BUSY_TIMEOUT_MS
+    assert await transactions.run(engine, _insert_recording_thread(threads)) == SQLITE_BUSY_TIMEOUT_MS
     assert threads == [threading.get_ident()]
     assert _rows(path) == 1
 
@@ -84,7 +85,7 @@ async def test_a_writer_waits_for_the_lock_file_on_the_connection_thread(
     """Writers take an flock beside the database first: a writer waits exactly as long as the writer before
     it (SQLite's busy handler would nap up to 100 ms at a time), and not on the event loop."""
     engine, path = database
-    lock_path = sqlite_atomic.write_lock_path(str(path))
+    lock_path = write_lock_path(str(path))
     assert lock_path is not None
     threads: list[int] = []
     descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -123,12 +124,12 @@ async def test_driver_errors_come_out_as_database_errors_and_roll_back(
     engine, path = database
 
     def fails_after_a_write(connection: sqlite3.Connection) -> None:
-        connection.execute(sqlite_atomic._INSERT_FAMILY, token_path_insert_values())
+        connection.execute(token_writes.INSERT_FAMILY, token_path_insert_values())
         raise sqlite3.OperationalError("disk I/O error")
 
     with pytest.raises(DBAPIError):
-        await sqlite_atomic.run(engine, fails_after_a_write)
+        await transactions.run(engine, fails_after_a_write)
     assert _rows(path) == 0  # rolled back
     # The connection went back to the pool usable: no transaction left open, the lock free again.
-    assert await sqlite_atomic.run(engine, _insert_recording_thread([])) == SQLITE_BUSY_TIMEOUT_MS
+    assert await transactions.run(engine, _insert_recording_thread([])) == SQLITE_BUSY_TIMEOUT_MS
     assert _rows(path) == 1

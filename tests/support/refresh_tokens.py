@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert
 
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token, refresh_token_key
-from authserver.storage import sqlite_atomic
-from authserver.storage.sql_store import SqlStore, refresh_families
+from authserver.storage.sql_store import SqlStore
+from authserver.storage.sqlite import token_writes
+from authserver.storage.tables import refresh_families
 
 
 def family_row(client_id: str, **overrides: object) -> tuple[str, dict[str, object]]:
@@ -49,7 +50,7 @@ async def insert_refresh_token(store: SqlStore, client_id: str, **overrides: obj
 
 
 def token_path_insert_values(client_id: str = "checkpoint-client") -> tuple[object, ...]:
-    """Parameters of SQLite's token-path family INSERT (``sqlite_atomic._INSERT_FAMILY``) for a new live
+    """Parameters of SQLite's token-path family INSERT (``sqlite.token_writes.INSERT_FAMILY``) for a new live
     family with a long scope (rows of some size fill the write-ahead log faster)."""
     _, row = family_row(client_id, scope="read " * 20)
     return (
@@ -60,6 +61,6 @@ def token_path_insert_values(client_id: str = "checkpoint-client") -> tuple[obje
         row["scope"],
         row["audience"],
         row["auth_time"],
-        sqlite_atomic.stored(row["issued_at"]),  # type: ignore[arg-type]
-        sqlite_atomic.stored(row["expires_at"]),  # type: ignore[arg-type]
+        token_writes.stored(row["issued_at"]),  # type: ignore[arg-type]
+        token_writes.stored(row["expires_at"]),  # type: ignore[arg-type]
     )

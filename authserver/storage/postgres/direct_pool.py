@@ -15,7 +15,7 @@ per row and the worker makes fewer round trips, and one connection gave the best
 (docs/performance.md). More connections only pay off when the database is far enough away that a round
 trip, not CPU, bounds the writes.
 
-The statements are ``pg_token_writes``'; a ``WriteBatcher`` decides which run when. What stays
+The statements are ``token_writes``'; a ``WriteBatcher`` decides which run when. What stays
 SQLAlchemy's: the connection parameters (the dialect's own, from the same URL and settings) and the errors:
 a failure comes out as ``DBAPIError`` like every other database error (503 to the client). A failure in
 the asyncpg pool also retires every connection it holds, as SQLAlchemy does with its pool when it sees a

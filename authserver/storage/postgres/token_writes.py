@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from authserver.storage.pg_direct import Connections
+from authserver.storage.postgres.direct_pool import Connections
 
 _ROTATION_COLUMNS = (
     ("family_id", "text"),

@@ -1,0 +1,126 @@
+"""Rows into domain types (``protocol.models``), for both stores: what leaves storage is never a row."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from authserver.protocol.models import (
+    AuthorizationCode,
+    Client,
+    ClientType,
+    NewRefreshToken,
+    RedeemedCode,
+    Redemption,
+    RedemptionOutcome,
+    RefreshToken,
+    TokenEndpointAuthMethod,
+    User,
+)
+
+
+@overload
+def aware(moment: datetime) -> datetime: ...
+@overload
+def aware(moment: None) -> None: ...
+@overload
+def aware(moment: datetime | None) -> datetime | None: ...
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def client_from_row(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        client_type=ClientType(row.client_type),
+        grant_types=tuple(row.grant_types),
+        scopes=tuple(row.scopes),
+        audiences=tuple(row.audiences),
+        redirect_uris=tuple(row.redirect_uris),
+        token_endpoint_auth_method=TokenEndpointAuthMethod(row.token_endpoint_auth_method),
+        secret_hash=row.secret_hash,
+        previous_secret_hash=row.previous_secret_hash,
+        previous_secret_expires_at=aware(row.previous_secret_expires_at),
+        access_token_ttl_seconds=row.access_token_ttl_seconds,
+        refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
+    )
+
+
+def user_from_row(row: Any) -> User:
+    """A row of ``statements.USER_COLUMNS``, in that order."""
+    user_id, username, password_hash, email, email_verified, name = row
+    return User(
+        user_id=user_id,
+        username=username,
+        password_hash=password_hash,
+        email=email,
+        email_verified=bool(email_verified),
+        name=name,
+    )
+
+
+def family_as_seen(family_id: str, row: Any, secret_hash: str) -> RefreshToken:
+    """A row of ``statements.FAMILY_COLUMNS`` as seen by the holder of ``secret_hash``: ``rotated`` unless it
+    is the current one (hashes of high-entropy secrets, compared in constant time all the same)."""
+    current_hash, client_id, user_id, scope, audience, auth_time, expires_at, revoked = row
+    return RefreshToken(
+        family_id=family_id,
+        client_id=client_id,
+        user_id=user_id,
+        scope=scope,
+        audience=audience,
+        auth_time=auth_time,
+        expires_at=aware(expires_at),
+        rotated=not hmac.compare_digest(current_hash, secret_hash),
+        revoked=bool(revoked),
+    )
+
+
+def redeemed(
+    code: AuthorizationCode,
+    owner: User | None,
+    issued_family_id: str | None,
+    refresh: NewRefreshToken | None,
+    now: datetime,
+) -> Redemption[RedeemedCode]:
+    """A code claimed just now: EXPIRED, or OK with its user and the refresh token stored in
+    ``issued_family_id`` (None: none was)."""
+    if code.expires_at <= now:
+        return Redemption(RedemptionOutcome.EXPIRED)
+    stored = None
+    if issued_family_id is not None and refresh is not None:
+        stored = RefreshToken(
+            family_id=issued_family_id,
+            client_id=code.client_id,
+            user_id=code.user_id,
+            scope=code.scope,
+            audience=code.audience,
+            auth_time=code.auth_time,
+            expires_at=refresh.expires_at,
+        )
+    return Redemption(RedemptionOutcome.OK, RedeemedCode(code, owner, stored))
+
+
+def rotated(
+    family_id: str, client_id: str, grant: Any, successor: NewRefreshToken
+) -> Redemption[RefreshToken]:
+    """A rotation that went through: the successor, with the family's grant (user_id, scope, audience,
+    auth_time)."""
+    user_id, scope, audience, auth_time = grant
+    return Redemption(
+        RedemptionOutcome.OK,
+        RefreshToken(
+            family_id=family_id,
+            client_id=client_id,
+            user_id=user_id,
+            scope=scope,
+            audience=audience,
+            auth_time=auth_time,
+            expires_at=successor.expires_at,
+        ),
+    )

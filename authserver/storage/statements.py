@@ -1,0 +1,57 @@
+"""The statements both stores run through SQLAlchemy Core, built once at import, never per call.
+
+SQLite's token-path transaction runs three of them on the sqlite3 connection itself: compiled from these
+(``sqlite.token_writes``), so that each is written once."""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, delete, select
+
+from authserver.storage.tables import clients, codes, legacy_refresh_tokens, refresh_families, users
+
+CLIENT_BY_ID = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
+
+# In ``User``'s field order (``rows.user_from_row``).
+USER_COLUMNS = (
+    users.c.user_id,
+    users.c.username,
+    users.c.password_hash,
+    users.c.email,
+    users.c.email_verified,
+    users.c.name,
+)
+USER_BY_ID = select(*USER_COLUMNS).where(users.c.user_id == bindparam("b_user_id"))
+USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("b_username"))
+
+# What a holder of one of its tokens may learn of a family (``rows.family_as_seen``).
+FAMILY_COLUMNS = (
+    refresh_families.c.secret_hash,
+    refresh_families.c.client_id,
+    refresh_families.c.user_id,
+    refresh_families.c.scope,
+    refresh_families.c.audience,
+    refresh_families.c.auth_time,
+    refresh_families.c.expires_at,
+    refresh_families.c.revoked,
+)
+FAMILY_BY_ID = select(*FAMILY_COLUMNS).where(refresh_families.c.family_id == bindparam("b_family_id"))
+LEGACY_FAMILY = select(legacy_refresh_tokens.c.family_id).where(
+    legacy_refresh_tokens.c.token_hash == bindparam("b_token_hash")
+)
+# A code's use: the family it issued (NULL if none); no row, no such code.
+CODE_FAMILY = select(codes.c.family_id).where(codes.c.code_hash == bindparam("b_code_hash"))
+
+# The purge walks the families' primary key a page at a time, one short transaction each, so that it
+# never holds SQLite's write lock for long and needs no index on expires_at.
+PURGE_PAGE_ROWS = 2_000
+FAMILY_PAGE = (
+    select(refresh_families.c.family_id)
+    .where(refresh_families.c.family_id > bindparam("b_after"))
+    .order_by(refresh_families.c.family_id)
+    .limit(PURGE_PAGE_ROWS)
+)
+DELETE_EXPIRED_FAMILIES = delete(refresh_families).where(
+    refresh_families.c.family_id > bindparam("b_after"),
+    refresh_families.c.family_id <= bindparam("b_last"),
+    refresh_families.c.expires_at < bindparam("b_now"),
+)
