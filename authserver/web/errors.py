@@ -94,7 +94,10 @@ async def handle_exception(request: Request, error: Exception) -> Response:
     """The response the application's handlers give ``error``, found as the framework finds it: a handler
     for an HTTP error's status code first, then the nearest class in the error's MRO (``Exception`` last)."""
     handlers: Mapping[Any, ExceptionHandler] = request.app.exception_handlers
-    handler = handlers.get(error.status_code) if isinstance(error, HTTPException) else None
-    if handler is None:
-        handler = next(handlers[kind] for kind in type(error).__mro__ if kind in handlers)
-    return await handler(request, error)
+    if isinstance(error, HTTPException) and error.status_code in handlers:
+        return await handlers[error.status_code](request, error)
+    for kind in type(error).__mro__:
+        handler = handlers.get(kind)
+        if handler is not None:
+            return await handler(request, error)
+    raise error  # not reached once install_error_handlers has given Exception its handler

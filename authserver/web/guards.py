@@ -13,7 +13,7 @@ from authserver.observability import metrics
 
 MAX_HEADER_BYTES = 16384
 # Liveness, readiness and metrics answer even when the worker is full: a busy worker is not a dead one.
-_NEVER_REFUSED_WHEN_BUSY = frozenset({"/healthz", "/readyz", "/metrics"})
+NEVER_REFUSED_WHEN_BUSY = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class Refused(Exception):
@@ -95,7 +95,7 @@ class InFlightLimit:
         self.count = 0
 
     def enter(self, path: str) -> None:
-        if self.count >= self.limit and path not in _NEVER_REFUSED_WHEN_BUSY:
+        if self.count >= self.limit and path not in NEVER_REFUSED_WHEN_BUSY:
             metrics.OVERLOAD_REJECTED.inc()
             raise ServerBusy
         self.count += 1
