@@ -65,26 +65,27 @@ def fast_routes(app: FastAPI) -> dict[tuple[str, str], FastRoute]:
     contexts = list(iter_route_contexts(app.routes))
     table: dict[tuple[str, str], FastRoute] = {}
     for context in contexts:
-        if not needs_only_the_request(context):
+        endpoint = request_only_endpoint(context)
+        if endpoint is None or context.path is None:
             continue
         for method in sorted(context.methods or ()):
             if _first_full_match(contexts, method, context.path) is context:
-                table[(method, context.path)] = request_endpoint(context.endpoint)
+                table[(method, context.path)] = request_endpoint(endpoint)
     return table
 
 
-def needs_only_the_request(context: RouteContext) -> bool:
-    """Whether FastAPI would do nothing for this route but call its endpoint with the request."""
+def request_only_endpoint(context: RouteContext) -> RequestEndpoint | None:
+    """The route's endpoint, if FastAPI would do nothing for the route but call it with the request."""
     if not isinstance(context.original_route, APIRoute) or context.param_convertors:
-        return False
+        return None
     endpoint = context.endpoint
     dependant = context.dependant
     if not inspect.iscoroutinefunction(endpoint) or dependant.dependencies:
-        return False
+        return None
     if list(inspect.signature(endpoint).parameters) != [dependant.request_param_name]:
-        return False
+        return None
     returns = typing.get_type_hints(endpoint).get("return")
-    return isinstance(returns, type) and issubclass(returns, Response)
+    return endpoint if isinstance(returns, type) and issubclass(returns, Response) else None
 
 
 def _first_full_match(contexts: list[RouteContext], method: str, path: str) -> RouteContext | None:

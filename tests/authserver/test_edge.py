@@ -84,8 +84,11 @@ class Probes:
         app.include_router(broken)
 
 
+Probed = tuple[httpx.AsyncClient, AuthServerApp, Probes]
+
+
 @pytest.fixture
-async def probed(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, AuthServerApp, Probes]]:
+async def probed(tmp_path: Path) -> AsyncIterator[Probed]:
     app = _app(tmp_path, max_body_bytes=4096)
     probes = Probes(app)
     async with app.router.lifespan_context(app):
@@ -105,13 +108,13 @@ def test_the_hot_routes_are_served_by_their_declared_endpoints(tmp_path: Path) -
         for method in context.methods or ()
     }
     for key in HOT_ROUTES:
-        assert table[key].endpoint is declared[key]  # type: ignore[attr-defined]
+        assert table[key].endpoint is declared[key]  # type: ignore[attr-defined]  # set by request_endpoint
     # The admin API declares a dependency (its bearer check) and parameters; the probes take no request.
     assert not any(path.startswith("/admin") for _, path in table)
     assert ("GET", "/healthz") not in table and ("GET", "/metrics") not in table
 
 
-async def test_the_edge_serves_the_table_derived_when_the_application_starts(probed) -> None:  # type: ignore[no-untyped-def]
+async def test_the_edge_serves_the_table_derived_when_the_application_starts(probed: Probed) -> None:
     http, app, _ = probed
     assert app.edge is not None
     assert set(app.edge.fast_routes) == set(fast_routes(app))
@@ -123,7 +126,9 @@ async def test_the_edge_serves_the_table_derived_when_the_application_starts(pro
     assert response.headers["x-frame-options"] == "DENY"
 
 
-async def test_a_route_with_a_dependency_is_served_by_the_framework_and_the_dependency_runs(probed) -> None:  # type: ignore[no-untyped-def]
+async def test_a_route_with_a_dependency_is_served_by_the_framework_and_the_dependency_runs(
+    probed: Probed,
+) -> None:
     http, _, probes = probed
     response = await http.get("/probe/counted")
     assert response.json() == {"served_by": "framework"} and probes.dependency_calls == 1
@@ -138,7 +143,7 @@ async def test_a_route_with_a_dependency_is_served_by_the_framework_and_the_depe
 
 
 async def test_an_unexpected_error_is_the_same_json_500_on_both_paths(
-    probed,  # type: ignore[no-untyped-def]
+    probed: Probed,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     http, app, _ = probed
@@ -170,7 +175,7 @@ async def test_an_unexpected_error_is_the_same_json_500_on_both_paths(
     assert 'route="/token",status="500"' in text and 'route="/broken/plain",status="500"' in text
 
 
-async def test_the_guards_refuse_with_the_applications_error_handler(probed) -> None:  # type: ignore[no-untyped-def]
+async def test_the_guards_refuse_with_the_applications_error_handler(probed: Probed) -> None:
     http, _, _ = probed
     headers = await http.get("/probe/plain", headers={"X-Padding": "x" * 20_000})
     assert headers.status_code == 431 and headers.json()["error"] == "invalid_request"
