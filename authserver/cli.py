@@ -62,7 +62,7 @@ def _run_uvicorn(args: argparse.Namespace, settings: Settings, loop: str) -> Non
     import uvicorn
 
     from authserver.observability.logs import uvicorn_log_config
-    from authserver.web.http_protocol import UVICORN_HTTP
+    from authserver.serving.http_protocol import UVICORN_HTTP
 
     uvicorn.run(
         "authserver.web.app:create_app",

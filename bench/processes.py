@@ -20,7 +20,7 @@ import httpx
 
 from authserver.serving import connection_shares
 from authserver.serving.balanced_loop import UVICORN_LOOP
-from authserver.web.http_protocol import UVICORN_HTTP
+from authserver.serving.http_protocol import UVICORN_HTTP
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,8 +16,10 @@ from authserver import __version__
 from authserver.bootstrap import ensure_signing_keys, session_secret
 from authserver.config import Settings, load_settings
 from authserver.serving import graceful_shutdown
-from authserver.web.errors import install_body_limit_handler, install_error_handlers
-from authserver.web.middleware import Edge, FastRoute, request_endpoint
+from authserver.web.edge import Edge
+from authserver.web.errors import install_error_handlers
+from authserver.web.fast_routes import fast_routes
+from authserver.web.guards import InFlightLimit, SizeLimits
 from authserver.web.openapi import install_openapi
 from authserver.web.routers import admin, authorize, discovery, health, token, userinfo
 from authserver.web.services import build_services
@@ -35,11 +38,11 @@ Every error is RFC 6749 §5.2 JSON: `{"error": ..., "error_description": ...}`.
 
 
 class AuthServerApp(FastAPI):
-    """FastAPI with the edge (``web/middleware.py``) in front of everything, its own stack included.
+    """FastAPI with the edge (``web/edge.py``) in front of everything, its own middleware included.
 
-    Every HTTP request meets the edge first. The fast routes answer there, without FastAPI's per-request
-    outer layers (the native telemetry check, the server-error and telemetry middlewares) that a constant
-    route never needs; the edge catches their unexpected errors itself. The rest goes on to FastAPI.
+    The edge is built when the application starts, from the routes declared by then: it answers the routes
+    that need nothing but their endpoint called, without FastAPI's per-request outer layers, and hands the
+    rest to the framework.
     """
 
     edge: Edge | None = None
@@ -56,13 +59,34 @@ class AuthServerApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def build_edge(app: AuthServerApp, settings: Settings) -> Edge:
+    """The edge for ``app`` as its routes are now: guards, CORS if configured, the derived fast routes."""
+    cors = None
+    if settings.cors_allowed_origins:
+        cors = partial(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    return Edge(
+        app.framework,
+        fast_routes(app),
+        SizeLimits(settings.max_body_bytes),
+        InFlightLimit(settings.max_in_flight),
+        cors,
+    )
+
+
 def create_app(settings: Settings | None = None) -> AuthServerApp:
     settings = settings or load_settings()
     if not settings.issuer:
         settings = settings.model_copy(update={"issuer": "http://127.0.0.1:8080"})
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: AuthServerApp) -> AsyncIterator[None]:
+        app.edge = build_edge(app, settings)
         ensure_signing_keys(settings)
         services = build_services(settings, session_secret(settings))
         if settings.should_auto_migrate:
@@ -97,38 +121,7 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         redoc_url=None,
     )
     install_error_handlers(app)
-    install_body_limit_handler(app)
     for module in (token, authorize, discovery, userinfo, admin, health):
         app.include_router(module.router)
     install_openapi(app)
-    fast_routes: dict[tuple[str, str], FastRoute] = {}
-    if settings.cors_allowed_origins:
-        # CORS sits inside the edge, so the edge's fast routes (which would bypass it) stay off.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allowed_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type"],
-            max_age=600,
-        )
-    else:
-        fast_routes = {
-            **discovery.FAST_ROUTES,
-            ("POST", "/token"): request_endpoint(token.token),
-            ("POST", "/introspect"): request_endpoint(token.introspect),
-            ("POST", "/revoke"): request_endpoint(token.revoke),
-            # The sign-in pages and userinfo too: cheaper here than through the framework's layers
-            # (docs/performance.md).
-            ("GET", "/authorize"): request_endpoint(authorize.authorize),
-            ("POST", "/authorize/login"): request_endpoint(authorize.login),
-            ("POST", "/authorize/consent"): request_endpoint(authorize.consent),
-            ("GET", "/userinfo"): request_endpoint(userinfo.userinfo),
-            ("POST", "/userinfo"): request_endpoint(userinfo.userinfo_post),
-        }
-    app.edge = Edge(
-        app.framework,
-        max_in_flight=settings.max_in_flight,
-        max_body_bytes=settings.max_body_bytes,
-        fast_routes=fast_routes,
-    )
     return app

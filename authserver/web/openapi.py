@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from authserver.web.guards import NEVER_REFUSED_WHEN_BUSY
+
 ERROR_SCHEMA_NAME = "OAuthErrorBody"
 _ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
 DESCRIPTIONS = {
@@ -27,8 +29,6 @@ DESCRIPTIONS = {
     431: "invalid_request: the request headers are too large",
     503: "temporarily_unavailable: overloaded or the database is unavailable; retry after Retry-After",
 }
-# Not refused when the worker is busy (the edge's exempt paths): their 503 is readiness, declared by route.
-_NO_OVERLOAD_503 = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class OAuthErrorBody(BaseModel):
@@ -57,7 +57,7 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
                 responses.setdefault("400", _error_response(400))
             for status in (413, 431):
                 responses.setdefault(str(status), _error_response(status))
-            if path not in _NO_OVERLOAD_503:
+            if path not in NEVER_REFUSED_WHEN_BUSY:  # their 503 is readiness, declared by the route
                 responses.setdefault("503", _error_response(503))
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)

@@ -11,7 +11,7 @@ from typing import Any
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from authserver.web.http_protocol import UVICORN_HTTP, HttpProtocol
+from authserver.serving.http_protocol import UVICORN_HTTP, HttpProtocol
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -126,8 +126,8 @@ async def test_per_client_rate_limit_answers_429_with_retry_after(small_server) 
 
 async def test_overload_is_a_fast_503(small_server) -> None:
     http, _ = small_server
-    guard = http.app.edge  # type: ignore[attr-defined]
-    guard.in_flight = guard.max_in_flight  # as if two slow requests were running
+    in_flight = http.app.edge.in_flight  # type: ignore[attr-defined]
+    in_flight.count = in_flight.limit  # as if two slow requests were running
     try:
         started = time.perf_counter()
         response = await http.get("/.well-known/jwks.json")
@@ -136,7 +136,7 @@ async def test_overload_is_a_fast_503(small_server) -> None:
         assert time.perf_counter() - started < 1
         assert (await http.get("/healthz")).status_code == 200  # liveness is never refused
     finally:
-        guard.in_flight = 0
+        in_flight.count = 0
     assert (await http.get("/.well-known/jwks.json")).status_code == 200
 
 

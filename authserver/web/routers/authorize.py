@@ -35,7 +35,7 @@ from authserver.protocol.authorization_flow import (
 from authserver.protocol.errors import OAuthError
 from authserver.web.dependencies import services
 from authserver.web.forms import query_params, read_form
-from authserver.web.middleware import DEFAULT_CSP
+from authserver.web.security_headers import DEFAULT_CSP
 from authserver.web.services import Services
 
 router = APIRouter(tags=["OAuth 2.1"])

@@ -1,23 +1,19 @@
 """Discovery: RFC 8414 metadata, OpenID Connect discovery, and the JWKS. Constants until keys change.
 
-The documents are serialised once per key set, with their whole header list: the edge serves them
-straight from there (``FAST_ROUTES``); the FastAPI routes below describe them in the OpenAPI document and
-answer when the edge's fast routes are off (CORS configured).
+Each document is serialised once per key set, with its header list; a request only wraps those bytes in a
+response (``CachedDocument``), without rendering anything.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
 
 from authserver.crypto.keyset import KeySet
 from authserver.protocol.metadata import authorization_server_metadata
-from authserver.web.middleware import FastRoute, with_security_headers
+from authserver.web.dependencies import services
 from authserver.web.services import Services
 
 router = APIRouter(tags=["Discovery"])
@@ -27,22 +23,31 @@ _METADATA_CACHE_CONTROL = "public, max-age=300"
 # Short cache: verifiers must see a newly published next key well before it starts signing.
 _JWKS_CACHE_CONTROL = "public, max-age=60"
 
-# id(KeySet) -> (headers, body); only the current key set's entries are kept.
-_metadata_cache: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
-_jwks_cache: dict[int, tuple[list[tuple[bytes, bytes]], bytes]] = {}
+Document = tuple[list[tuple[bytes, bytes]], bytes]  # (headers, body)
+# id(KeySet) -> document; only the current key set's entries are kept.
+_metadata_cache: dict[int, Document] = {}
+_jwks_cache: dict[int, Document] = {}
+
+
+class CachedDocument(Response):
+    """A 200 with a cached document's headers and body as they are: nothing rendered per request."""
+
+    def __init__(self, document: Document) -> None:
+        headers, self.body = document
+        self.raw_headers = list(headers)  # the edge adds to the list it sends; the cached one stays as is
+        self.status_code = 200
+        self.background = None
 
 
 def _raw_headers(body: bytes, media_type: str, cache_control: str) -> list[tuple[bytes, bytes]]:
-    return with_security_headers(
-        [
-            (b"content-type", media_type.encode()),
-            (b"cache-control", cache_control.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ]
-    )
+    return [
+        (b"content-type", media_type.encode()),
+        (b"cache-control", cache_control.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
 
 
-def _metadata(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def _metadata(svc: Services) -> Document:
     keyset: KeySet = svc.keyset()
     cached = _metadata_cache.get(id(keyset))
     if cached is None:
@@ -57,7 +62,7 @@ def _metadata(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return cached
 
 
-def _jwks(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def _jwks(svc: Services) -> Document:
     keyset: KeySet = svc.keyset()
     cached = _jwks_cache.get(id(keyset))
     if cached is None:
@@ -68,39 +73,14 @@ def _jwks(svc: Services) -> tuple[list[tuple[bytes, bytes]], bytes]:
     return cached
 
 
-def _constant_route(build: Callable[[Services], tuple[list[tuple[bytes, bytes]], bytes]]) -> FastRoute:
-    async def route(scope: Scope, _receive: Receive, send: Send) -> int:
-        headers, body = build(scope["app"].state.services)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-        return 200
-
-    return route
-
-
-_metadata_route = _constant_route(_metadata)
-FAST_ROUTES: dict[tuple[str, str], FastRoute] = {
-    ("GET", METADATA_PATHS[0]): _metadata_route,
-    ("GET", METADATA_PATHS[1]): _metadata_route,
-    ("GET", JWKS_PATH): _constant_route(_jwks),
-}
-
-
-def _response(cached: tuple[list[tuple[bytes, bytes]], bytes]) -> Response:
-    headers, body = cached
-    response = Response(body)
-    response.raw_headers = list(headers)
-    return response
-
-
 @router.get(METADATA_PATHS[0], summary="Authorization server metadata (RFC 8414)")
 async def oauth_metadata(request: Request) -> Response:
-    return _response(_metadata(request.app.state.services))
+    return CachedDocument(_metadata(services(request)))
 
 
 @router.get(METADATA_PATHS[1], summary="OpenID Connect discovery")
 async def openid_configuration(request: Request) -> Response:
-    return _response(_metadata(request.app.state.services))
+    return CachedDocument(_metadata(services(request)))
 
 
 class JwkSetResponse(JSONResponse):
@@ -111,4 +91,4 @@ class JwkSetResponse(JSONResponse):
 
 @router.get(JWKS_PATH, summary="Public signing keys (JWKS)", response_class=JwkSetResponse)
 async def jwks(request: Request) -> Response:
-    return _response(_jwks(request.app.state.services))
+    return CachedDocument(_jwks(services(request)))

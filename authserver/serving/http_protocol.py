@@ -21,7 +21,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from authserver.serving import graceful_shutdown
 
 # uvicorn's ``http=`` for ``authserver serve`` (and the benchmark's ceiling app, to stay comparable).
-UVICORN_HTTP = "authserver.web.http_protocol:HttpProtocol"
+UVICORN_HTTP = "authserver.serving.http_protocol:HttpProtocol"
 _HEAD_END = b"\r\n\r\n"
 _INTERIM = b"HTTP/1.1 1"  # 1xx: sent at once
 

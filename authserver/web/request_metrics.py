@@ -1,0 +1,45 @@
+"""Request count and duration per method, route template and status (``authserver_http_requests_total``,
+``authserver_http_request_duration_seconds``). Labels are route templates, never raw paths: an unknown
+path is ``unmatched``, so the label values stay bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authserver.observability import metrics
+from authserver.observability.metrics import LabelCache
+
+UNMATCHED = "unmatched"
+
+
+class RouteMetrics:
+    """One route's children, resolved when the edge is built: recording costs no label lookup."""
+
+    __slots__ = ("_by_status", "_duration", "_method", "_route")
+
+    def __init__(self, method: str, route: str) -> None:
+        self._method = method
+        self._route = route
+        self._duration = metrics.REQUEST_DURATION.labels(method, route)
+        self._by_status: dict[int, Any] = {}
+
+    def record(self, status: int, seconds: float) -> None:
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = metrics.REQUESTS.labels(
+                self._method, self._route, str(status)
+            )
+        counter.inc()
+        self._duration.observe(seconds)
+
+
+class RequestMetrics:
+    """Every other request's children, looked up by label values (and cached) as they come."""
+
+    def __init__(self) -> None:
+        self._requests = LabelCache(metrics.REQUESTS)
+        self._durations = LabelCache(metrics.REQUEST_DURATION)
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._requests.get(method, route, str(status)).inc()
+        self._durations.get(method, route).observe(seconds)
