@@ -87,3 +87,11 @@ def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
             '"d"' not in output.stdout + output.stderr
             and "s3cret-passw0rd" not in output.stdout + output.stderr
         )
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    result = _run(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"authserver {metadata.version('authyard')}"

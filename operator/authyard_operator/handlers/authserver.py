@@ -9,6 +9,7 @@ import kopf
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import FIELD_MANAGER, GROUP, VERSION
 from authyard_operator.handlers.common import finish, guarded_reconcile
+from authyard_operator.kube.client import KubeError
 from authyard_operator.reconcile.authserver import api_failure, reconcile_authserver
 from authyard_operator.reconcile.outcome import Outcome
 from authyard_operator.settings import OperatorSettings
@@ -47,7 +48,7 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) 
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
-async def deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A server Deployment's rollout moved: update its AuthServer's readiness without a full reconcile."""
     owner = next((ref for ref in body["metadata"].get("ownerReferences", [])
                   if ref.get("kind") == KIND and ref.get("controller")), None)  # fmt: skip
@@ -55,12 +56,15 @@ async def deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
         return  # PgBouncer's Deployment, or not ours
     namespace = body["metadata"]["namespace"]
     async with memo.locks.of(KIND, namespace, owner["name"]):
-        authserver = await memo.kube.get(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"])
-        if authserver is None or authserver["metadata"].get("uid") != owner.get("uid"):
-            return
-        generation = int(authserver["metadata"].get("generation") or 1)
-        status = with_deployment_state(
-            authserver.get("status") or {}, generation, DeploymentState.of(dict(body)), utcnow()
-        )
-        if status is not None and status != authserver.get("status"):
-            await memo.kube.patch_status(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"], status)
+        try:
+            authserver = await memo.kube.get(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"])
+            if authserver is None or authserver["metadata"].get("uid") != owner.get("uid"):
+                return
+            generation = int(authserver["metadata"].get("generation") or 1)
+            status = with_deployment_state(
+                authserver.get("status") or {}, generation, DeploymentState.of(dict(body)), utcnow()
+            )
+            if status is not None and status != authserver.get("status"):
+                await memo.kube.patch_status(f"{GROUP}/{VERSION}", KIND, namespace, owner["name"], status)
+        except KubeError as error:  # the next rollout event or the resync reports it instead
+            logger.warning("rollout state of %s/%s not recorded: %s", namespace, owner["name"], error)

@@ -68,8 +68,13 @@ async def unregister(body: kopf.Body, memo: kopf.Memo, runtime: timedelta, **_: 
         return  # never valid, so never registered
     namespace = spec.auth_server_ref.namespace or meta["namespace"]
     name = spec.auth_server_ref.name
-    authserver = await memo.kube.get(f"{GROUP}/{VERSION}", "AuthServer", namespace, name)
-    admin_secret = await memo.kube.get("v1", "Secret", namespace, Names(name).admin) if authserver else None
+    try:
+        authserver = await memo.kube.get(f"{GROUP}/{VERSION}", "AuthServer", namespace, name)
+        admin_name = Names(name).admin
+        admin_secret = await memo.kube.get("v1", "Secret", namespace, admin_name) if authserver else None
+    except KubeError as error:
+        delay = retry_delay(10, error.retry_after)
+        raise kopf.TemporaryError(f"Kubernetes API error: {error}", delay=delay) from None
     if authserver is None or authserver["metadata"].get("deletionTimestamp") or admin_secret is None:
         post_events(
             body,
