@@ -338,6 +338,43 @@ async def test_a_server_certificate_the_client_does_not_trust_is_unreachable(tmp
     assert secret is not None and secret["metadata"]["name"] == "auth-admin"
 
 
+async def test_a_kubeconfig_client_certificate_authenticates_over_mutual_tls(tmp_path: Path) -> None:
+    """kind's kubeconfig: the cluster CA and the user's certificate and key, all inline (base64 PEM)."""
+    (tmp_path / "server").mkdir()
+    (tmp_path / "client").mkdir()
+    server_cert, server_key = self_signed(tmp_path / "server")
+    client_cert, client_key = self_signed(tmp_path / "client")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(server_cert, server_key)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(client_cert)
+
+    def config(with_certificate: bool) -> ClusterConfig:
+        user = {
+            "client-certificate-data": b64(client_cert.read_text()),
+            "client-key-data": b64(client_key.read_text()),
+        }
+        path = kubeconfig(
+            tmp_path / "config", "kind",
+            [{"name": "kind", "context": {"cluster": "kind", "user": "admin"}}],
+            [{"name": "kind", "cluster": {
+                "server": server["url"], "certificate-authority-data": b64(server_cert.read_text()),
+            }}],
+            [{"name": "admin", "user": user if with_certificate else {}}],
+        )  # fmt: skip
+        return cluster_config.from_kubeconfig({"KUBECONFIG": str(path)})
+
+    async with api_server(ok, tls) as server:
+        kube = Kube(config(with_certificate=True))
+        try:
+            secret = await kube.get("v1", "Secret", "platform", "auth-admin")
+        finally:
+            await kube.close()
+        refused = await failure_of(Kube(config(with_certificate=False)))
+    assert secret is not None and secret["metadata"]["name"] == "auth-admin"
+    assert (refused.status, refused.retryable) == (0, True)
+
+
 async def test_plain_http_where_tls_is_expected_is_unreachable() -> None:
     async with api_server(ok) as server:
         error = await failure_of(kube_for(server["url"].replace("http://", "https://")))
