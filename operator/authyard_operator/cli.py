@@ -186,8 +186,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from authyard_operator.kube import config as cluster_config
+
     try:
+        cluster_config.load()  # before anything starts: no configuration is a one-line error, not a crash
         return asyncio.run(run(settings))
+    except cluster_config.ConfigError as error:
+        print(f"authyard-operator: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 0
 

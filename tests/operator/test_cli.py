@@ -1,4 +1,5 @@
-"""``authyard-operator --help`` and ``--version`` answer and exit; they never start the operator."""
+"""``authyard-operator --help`` and ``--version`` answer and exit; they never start the operator. Without any
+cluster configuration the operator does not start either: it says why in one line."""
 
 from __future__ import annotations
 
@@ -41,3 +42,10 @@ def test_an_unknown_argument_is_a_usage_error(tmp_path: Path) -> None:
     result = run("--namespace", "x", tmp_path=tmp_path)
     assert result.returncode == 2
     assert "unrecognized arguments: --namespace x" in result.stderr
+
+
+def test_no_cluster_configuration_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run(tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert "no Kubernetes configuration" in result.stderr and str(tmp_path / "absent") in result.stderr
+    assert "Traceback" not in result.stderr
