@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from importlib import metadata
 from typing import TYPE_CHECKING, TypeVar
 
 from authserver.bootstrap import ConfigurationError, prepare
@@ -210,8 +211,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return cmd_serve(args)
 
 
+def version() -> str:
+    try:
+        return metadata.version("authyard")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="authserver", description="Authyard OAuth 2.1 authorization server")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_serve_options(command: argparse.ArgumentParser) -> None:

@@ -116,3 +116,11 @@ def test_an_unwritable_data_directory_is_a_clear_error_not_a_traceback(tmp_path:
     assert "permission denied" in result.stderr and str(data) in result.stderr
     assert "Traceback" not in result.stderr
     shutil.rmtree(data)
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    from importlib import metadata
+
+    result = _run(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"authserver {metadata.version('authyard')}"

@@ -2,8 +2,8 @@
 
 * ``emulator``   -- the AuthyardEmulator serving on loopback, with every built-in resource the operator and
                     kopf touch, the ``default``/``kube-system`` namespaces and the CRDs from ``crds/``.
-* ``kubeconfig`` -- a kubeconfig pointing at it, installed for kopf and both official clients.
-* ``kube``       -- a raw-path client (``KubeApi``) over kubernetes_asyncio's ApiClient, to act as a user.
+* ``kubeconfig`` -- a kubeconfig pointing at it, in ``KUBECONFIG`` (what the operator and kopf read).
+* ``kube``       -- a raw-path client (``KubeApi``, over httpx), to act as a user.
 * ``operator``   -- a factory: ``run = await operator(target, env=..., ready=...)`` starts an operator
                     in-process (kopf_harness.OperatorRun; ``await run.restart()``); stopped at teardown.
 * ``operator_process`` -- the same in a child process (kopf_harness.OperatorProcess: ``stop()`` is
@@ -18,9 +18,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import kubernetes.config.kube_config
-import kubernetes_asyncio.client
-import kubernetes_asyncio.config.kube_config
 import pytest
 import yaml
 
@@ -79,21 +76,16 @@ def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.M
     }
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    # The official clients read KUBECONFIG at import time: patch their module constants too.
     monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    monkeypatch.setattr(kubernetes_asyncio.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never the in-cluster config
     return path
 
 
 @pytest.fixture
 async def kube(emulator: AuthyardEmulator) -> AsyncIterator[KubeApi]:
-    configuration = kubernetes_asyncio.client.Configuration(host=str(emulator.url).rstrip("/"))
-    configuration.api_key = {"BearerToken": "emulator-token"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    async with kubernetes_asyncio.client.ApiClient(configuration) as api:
-        yield KubeApi(api)
+    api = KubeApi(str(emulator.url).rstrip("/"))
+    yield api
+    await api.close()
 
 
 @pytest.fixture

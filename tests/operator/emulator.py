@@ -40,7 +40,9 @@ endpoints of *declared* resources with the behaviour of a real API server:
 
 Faults: ``fail_next(method, path_regex, status, times=...)`` answers matching requests with a
 Kubernetes ``Status`` error before they touch any state (as a failing API server would), or with
-``lost_response=True`` after the write was committed (a timeout or dropped connection).
+``lost_response=True`` after the write was committed (as a gateway answers 5xx for an upstream it lost).
+``drop_next(method, path_regex, at=...)`` closes the socket mid-response after the request took effect:
+before any answer, after the headers, or after part of the body (a restart, an idle timeout, a reset).
 
 ``history(resource)`` returns every version ever written (what a secrets scan must know about). kmock's
 recorded request log keeps only the latest ``request_log_size`` requests (kmock scans it on every request).
@@ -258,6 +260,39 @@ class Hold(RequestPattern):
 
     def release(self) -> None:
         self.released.set()
+
+
+DROP_POINTS = ("request", "headers", "body")
+
+
+@dataclass
+class Drop(RequestPattern):
+    """The connection of a matching request is closed mid-response, after the request took effect (a server
+    restart, a load balancer's idle timeout, a reset): ``at`` "request" before any answer, "headers" after
+    the status line and headers (with the body's Content-Length), "body" after half the body."""
+
+    at: str = "body"
+    times: int | None = 1
+    hits: int = 0
+
+    def takes(self, method: str, path: str) -> bool:
+        return (self.times is None or self.hits < self.times) and self.matches(method, path)
+
+    async def cut(
+        self, raw_request: aiohttp.web.BaseRequest, response: aiohttp.web.Response
+    ) -> aiohttp.web.StreamResponse:
+        body = response.body if isinstance(response.body, bytes) else (response.text or "").encode()
+        cut = aiohttp.web.StreamResponse(status=response.status, reason=response.reason)
+        cut.content_type = response.content_type
+        cut.content_length = len(body)
+        transport = raw_request.transport
+        assert transport is not None
+        if self.at != "request":
+            await cut.prepare(raw_request)  # a StreamResponse sends its status line and headers here
+            if self.at == "body":
+                await cut.write(body[: len(body) // 2])
+        transport.close()  # what was written is flushed, then the socket closes
+        return cut  # aiohttp's write_eof meets a closed transport: a premature disconnection, logged at debug
 
 
 @dataclass
@@ -497,6 +532,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     _outcomes: dict[Any, tuple[int, Obj]] = attrs.field(factory=dict, init=False)
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _holds: list[Hold] = attrs.field(factory=list, init=False)
+    _drops: list[Drop] = attrs.field(factory=list, init=False)
     _schemas: dict[kmock.resource, Obj] = attrs.field(factory=dict, init=False)
     _schema_validators: dict[kmock.resource, Any] = attrs.field(factory=dict, init=False)
     _custom: set[kmock.resource] = attrs.field(factory=set, init=False)
@@ -587,6 +623,7 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
 
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._drops.clear()
 
     def hold_next(self, method: str | None, path: str | re.Pattern[str], *, times: int | None = 1) -> Hold:
         """Hold the next ``times`` (None: all) requests matching ``method`` (None: any) and the ``path``
@@ -594,6 +631,27 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
         hold = Hold(**RequestPattern.of(method, path), times=times)
         self._holds.append(hold)
         return hold
+
+    def drop_next(
+        self, method: str | None, path: str | re.Pattern[str], *, at: str = "body", times: int | None = 1
+    ) -> Drop:
+        """Close the connection of the next ``times`` (None: all) requests matching ``method`` (None: any)
+        and the ``path`` regex mid-response, at ``at`` (see ``Drop``); the requests take effect first.
+        Watch streams are never dropped. ``drop.hits`` counts the dropped requests."""
+        if at not in DROP_POINTS:
+            raise ValueError(f"at must be one of {DROP_POINTS}")
+        drop = Drop(**RequestPattern.of(method, path), at=at, times=times)
+        self._drops.append(drop)
+        return drop
+
+    def _take_drop(self, raw_request: aiohttp.web.BaseRequest) -> Drop | None:
+        if str(raw_request.query.get("watch", "")).lower() in ("true", "1"):
+            return None
+        for drop in self._drops:
+            if drop.takes(raw_request.method, raw_request.path):
+                drop.hits += 1
+                return drop
+        return None
 
     async def _wait_if_held(self, method: str, path: str) -> None:
         for hold in self._holds:
@@ -792,11 +850,18 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if self.request_log_size is not None and len(self._requests) > 2 * self.request_log_size:
             self._trim_request_log(self.request_log_size)
-        # kubernetes_asyncio sends ?watch=True; a real API server parses the bool leniently.
+        # Some clients send ?watch=True; a real API server parses the bool leniently.
         watch = raw_request.query.get("watch")
         if watch is not None and watch != "true" and watch.lower() in ("true", "1"):
             raw_request = raw_request.clone(rel_url=raw_request.rel_url.update_query(watch="true"))
         await self._wait_if_held(raw_request.method, raw_request.path)
+        drop = self._take_drop(raw_request)
+        response = await self._respond(raw_request)
+        if drop is not None and isinstance(response, aiohttp.web.Response) and not response.prepared:
+            return await drop.cut(raw_request, response)
+        return response
+
+    async def _respond(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         if not NAMESPACE_PATH.fullmatch(raw_request.path):
             return await super().__call__(raw_request)
         # kmock's URL parser reads /api/v1/namespaces[/name] as a namespace prefix (and fails on the

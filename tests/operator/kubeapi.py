@@ -1,4 +1,4 @@
-"""A thin raw-path client over ``kubernetes_asyncio.client.ApiClient.call_api`` (as the operator uses it).
+"""A thin raw-path client over httpx, to act as a user (kubectl, a CI pipeline) against the emulated API.
 
 For tests that talk to the emulated API like a client would: every call is a real HTTP request."""
 
@@ -8,8 +8,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from kubernetes_asyncio.client import ApiClient
-from kubernetes_asyncio.client.exceptions import ApiException
+import httpx
 
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
@@ -17,9 +16,24 @@ JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
 
+class ApiException(Exception):
+    """The API answered with an error: ``status`` and the raw ``body`` (a Kubernetes Status, usually)."""
+
+    def __init__(self, status: int, reason: str, body: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
 class KubeApi:
-    def __init__(self, api: ApiClient) -> None:
-        self.api = api
+    def __init__(self, server: str, token: str = "emulator-token") -> None:
+        self.http = httpx.AsyncClient(
+            base_url=server, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
 
     async def call(
         self,
@@ -31,25 +45,19 @@ class KubeApi:
         content_type: str | None = None,
     ) -> Any:
         """The decoded JSON response; raises ``ApiException`` (``.status``, ``.body``) on errors."""
-        headers = {"Accept": "application/json"}
-        if content_type:
+        headers = {}
+        content = None
+        if body is not None:
+            content = json.dumps(body).encode()
+            headers["Content-Type"] = content_type or "application/json"
+        elif content_type:
             headers["Content-Type"] = content_type
-        response = await self.api.call_api(
-            path,
-            method,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
+        response = await self.http.request(
+            method, path, params=dict(query or {}), content=content, headers=headers
         )
-        async with response:
-            text = await response.text()
-            if response.status >= 400:
-                error = ApiException(status=response.status, reason=response.reason)
-                error.body = text
-                raise error
-            return json.loads(text) if text else None
+        if response.status_code >= 400:
+            raise ApiException(response.status_code, response.reason_phrase, response.text)
+        return response.json() if response.content else None
 
     async def get(self, path: str, **query: Any) -> Any:
         return await self.call("GET", path, query=query)
@@ -84,17 +92,10 @@ class KubeApi:
         return 200
 
     async def watch(self, path: str, **query: Any) -> AsyncIterator[dict[str, Any]]:
-        """Watch events as dicts; ``watch=True`` is sent as kubernetes_asyncio sends it (``True``)."""
-        response = await self.api.call_api(
-            path,
-            "GET",
-            query_params=[("watch", True), *query.items()],
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-        )
-        async with response:
-            async for line in response.content:
+        """Watch events as dicts; ``watch=True`` is sent as some clients send it (``True``, not ``true``)."""
+        params = {"watch": "True", **{key: str(value) for key, value in query.items()}}
+        async with self.http.stream("GET", path, params=params, timeout=None) as response:
+            async for line in response.aiter_lines():
                 if line.strip():
                     yield json.loads(line)
 

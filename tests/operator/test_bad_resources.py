@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
 from tests.operator.emulator import AuthyardEmulator
 from tests.operator.kopf_harness import OperatorProcess, wait_for
-from tests.operator.kubeapi import KubeApi, api_error
+from tests.operator.kubeapi import ApiException, KubeApi, api_error
 from tests.operator.stack import (
     OPERATOR_SCRIPT,
     PLATFORM,

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests.operator.conftest import AUTHSERVERS
 from tests.operator.emulator import DEPLOYMENTS, AuthyardEmulator
 from tests.operator.kopf_harness import OperatorProcess, OperatorRun, kopf_command, run_operator, wait_for
-from tests.operator.kubeapi import APPLY, STRATEGIC, KubeApi, api_error
+from tests.operator.kubeapi import APPLY, STRATEGIC, ApiException, KubeApi, api_error
 
 NS = "default"
 CM = f"/api/v1/namespaces/{NS}/configmaps"
@@ -514,6 +515,63 @@ async def test_fail_next_lost_response(kube: KubeApi, emulator: AuthyardEmulator
     assert emulator.get("v1/configmaps", NS, "lost")["data"] == {"a": "2"}  # type: ignore[index]
 
 
+async def raw_exchange(emulator: AuthyardEmulator, request: bytes) -> bytes:
+    """Send one raw HTTP request and read until the server closes the connection: what went over the wire."""
+    url = emulator.url
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout=10)  # to EOF
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("at", ["request", "headers", "body"])
+async def test_drop_next_closes_the_socket_mid_response_after_the_write(
+    kube: KubeApi, emulator: AuthyardEmulator, at: str
+) -> None:
+    """The write is committed; then the connection closes before the answer, after its headers, or after
+    half its body -- as the bytes on the wire show."""
+    drop = emulator.drop_next("POST", r"/configmaps$", at=at)
+    body = json.dumps(configmap("dropped", {"a": "1"})).encode()
+    request = (
+        f"POST {CM} HTTP/1.1\r\nHost: emulator\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    received = await raw_exchange(emulator, request)
+    assert drop.hits == 1
+    assert emulator.get("v1/configmaps", NS, "dropped")["data"] == {"a": "1"}  # type: ignore[index]
+    if at == "request":
+        assert received == b""
+    else:
+        head, _, partial = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 201")
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+                     .split(b":")[1])  # fmt: skip
+        if at == "headers":
+            assert partial == b"" and length > 0
+        else:
+            assert 0 < len(partial) < length and b'"dropped"' in partial
+
+    # Exhausted: the next request is answered in full (the object exists now: 409).
+    assert await kube.status_of(kube.post(CM, configmap("dropped", {"a": "1"}))) == 409
+
+
+async def test_drop_next_through_an_http_client_and_never_on_watches(
+    kube: KubeApi, emulator: AuthyardEmulator
+) -> None:
+    drop = emulator.drop_next("GET", r"/configmaps", times=None)
+    watch = asyncio.ensure_future(collect(kube.watch(CM), 1))
+    with pytest.raises(httpx.RemoteProtocolError):
+        await kube.get(CM)
+    emulator.create("v1/configmaps", configmap("seen", namespace=NS))
+    assert await asyncio.wait_for(watch, timeout=10) == [("ADDED", "seen")]
+    assert drop.hits == 1
+    emulator.clear_faults()
+    assert await kube.status_of(kube.get(CM)) == 200
+
+
 async def test_mark_deployment_ready(kube: KubeApi, emulator: AuthyardEmulator) -> None:
     created = await kube.apply(
         f"{DEPLOY}/web",
@@ -629,8 +687,9 @@ OPERATOR = textwrap.dedent(
     @kopf.on.create("authyard.dev", "v1alpha1", "authservers")
     @kopf.on.update("authyard.dev", "v1alpha1", "authservers")
     async def reconcile(body, spec, meta, patch, logger, **_):
-        import kubernetes_asyncio.client, kubernetes_asyncio.config
-        await kubernetes_asyncio.config.load_kube_config()
+        import httpx, json
+        from authyard_operator.kube import config
+        cluster = config.load()
         manifest = {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {
@@ -642,14 +701,15 @@ OPERATOR = textwrap.dedent(
             },
             "data": {"workers": str(spec["workers"])},
         }
-        async with kubernetes_asyncio.client.ApiClient() as api:
-            await api.call_api(
-                f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}-config", "PATCH",
-                query_params=[("fieldManager", "smoke-operator"), ("force", "true")],
-                header_params={"Content-Type": "application/apply-patch+yaml"},
-                body=manifest, auth_settings=["BearerToken"],
-                response_types_map={200: "object", 201: "object"},
+        async with httpx.AsyncClient(base_url=cluster.server) as api:
+            response = await api.patch(
+                f"/api/v1/namespaces/{meta['namespace']}/configmaps/{meta['name']}-config",
+                params={"fieldManager": "smoke-operator", "force": "true"},
+                headers={"Content-Type": "application/apply-patch+yaml",
+                         "Authorization": f"Bearer {cluster.token}"},
+                content=json.dumps(manifest),
             )
+            response.raise_for_status()
         patch.status["observedGeneration"] = meta["generation"]
         patch.status["replicas"] = spec["workers"]
         kopf.info(body, reason="Reconciled", message="configmap applied")

@@ -1,5 +1,6 @@
 """Operator faults (issue 7): the operator killed mid-reconcile, the Kubernetes API answering 409, 429 and
-5xx (before and after committing a write), the auth server's admin API down. Whatever happens, every child
+5xx (before and after committing a write) or dropping the connection mid-response, the auth server's admin
+API down. Whatever happens, every child
 exists once, no secret is regenerated or changed, no client is registered twice, and it converges.
 
 Each test that runs the auth server ends with the secrets scan (tests/operator/stack.py): no client secret,
@@ -212,6 +213,65 @@ async def test_authserver_converges_through_conflicts_throttling_and_server_erro
     emulator.clear_faults()
     await run.stop()
     assert not leaks_in(emulator, run.output, expect_client_secrets=False)
+
+
+# --- the Kubernetes API dropping connections mid-response ---------------------------------------------
+
+
+async def test_authserver_converges_through_connections_dropped_mid_response(
+    operator_process, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    """The API server closes the socket before answering, after the headers, or halfway through the body
+    (a restart, a load balancer's idle timeout) -- after the write took effect. Each is an ApiError the
+    AuthServer reports (Ready=False) and retries; once the drops stop it is Ready, every child exists once,
+    no key was regenerated, and nothing escaped as a traceback."""
+    emulator.create_namespace(NS)
+    drops = {
+        "signing keys applied, answer cut mid-body": emulator.drop_next(
+            "PATCH", rf"/namespaces/{NS}/secrets/auth-signing-keys$", at="body", times=2
+        ),
+        "admin Secret applied, no answer": emulator.drop_next(
+            "PATCH", rf"/namespaces/{NS}/secrets/auth-admin$", at="request"
+        ),
+        "a Secret read cut after the headers": emulator.drop_next(
+            "GET", rf"/namespaces/{NS}/secrets/auth-admin$", at="headers", times=2
+        ),
+        "ConfigMap applied, answer cut mid-body": emulator.drop_next(
+            "PATCH", rf"/namespaces/{NS}/configmaps/auth-config$", at="body"
+        ),
+        "Deployment applied, no answer": emulator.drop_next(
+            "PATCH", rf"/namespaces/{NS}/deployments/auth$", at="request", times=2
+        ),
+        "status written, answer cut mid-body": emulator.drop_next(
+            "PATCH", r"/authservers/auth/status$", at="body"
+        ),
+    }
+    process = await operator_process(OPERATOR_SCRIPT, env=operator_process_env("http://127.0.0.1:9"))
+    await kube.post(AUTHSERVERS_PATH, authserver())
+
+    def reported_lost_connection() -> bool:
+        condition = ready_condition(emulator.get(AUTHSERVERS, NS, "auth"))
+        return condition.get("reason") == "ApiError" and "ConnectionLost" in condition.get("message", "")
+
+    await wait_for(reported_lost_connection, timeout=30, message="the dropped connection was not reported")
+    await wait_for(
+        lambda: emulator.get("apps/v1/deployments", NS, "auth"), timeout=40, message="no Deployment"
+    )
+    emulator.mark_deployment_ready(NS, "auth")
+    await wait_for(
+        lambda: authserver_ready(emulator),
+        timeout=40,
+        message=lambda: f"AuthServer not Ready: {ready_condition(emulator.get(AUTHSERVERS, NS, 'auth'))}",
+    )
+    assert {name: drop.hits for name, drop in drops.items() if drop.hits < (drop.times or 1)} == {}
+    assert sorted(children(emulator)) == sorted(CHILDREN)
+    for secret, key in (("auth-signing-keys", "signing-keys.json"), ("auth-admin", "token")):
+        assert len(distinct_versions(emulator, NS, secret, key)) == 1, f"{secret} was regenerated"
+    messages = [event.get("message", "") for event in emulator.events(NS, name="auth")]
+    assert any("ConnectionLost" in message for message in messages), messages
+    assert await process.stop() == 0
+    assert "Traceback" not in process.output, process.output[-4000:]
+    assert not leaks_in(emulator, process.output, expect_client_secrets=False)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from authyard_operator.admin_client import AdminClient
 from authyard_operator.kube.client import Kube
+from authyard_operator.kube.config import ClusterConfig
 from authyard_operator.reconcile.oauthclient import ClientReconciler, UnregisterPending
 from authyard_operator.reconcile.outcome import Event
 
@@ -28,14 +29,9 @@ GONE = Event("Normal", "AuthServerGone", f"AuthServer {PLATFORM}/auth is gone; n
 
 @pytest.fixture
 async def reconciler(emulator: AuthyardEmulator) -> AsyncIterator[ClientReconciler]:
-    import kubernetes_asyncio
-
     for namespace in (PLATFORM, TEAM):
         emulator.create_namespace(namespace)
-    configuration = kubernetes_asyncio.client.Configuration(host=str(emulator.url).rstrip("/"))
-    configuration.api_key = {"BearerToken": "emulator-token"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    kube = Kube(kubernetes_asyncio.client.ApiClient(configuration))
+    kube = Kube(ClusterConfig(server=str(emulator.url).rstrip("/"), token="emulator-token"))
     try:
         async with httpx.AsyncClient(timeout=5.0) as http:
             yield ClientReconciler(kube, AdminClient(http), CLOSED_PORT_URL)

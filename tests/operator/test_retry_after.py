@@ -9,6 +9,7 @@ import pytest
 from authyard_operator import retry_after
 from authyard_operator.admin_client import AdminApiError, AdminClient
 from authyard_operator.kube.client import Kube, KubeError
+from authyard_operator.kube.config import ClusterConfig
 from authyard_operator.reconcile.authserver import api_failure
 
 from tests.operator.emulator import AuthyardEmulator
@@ -43,13 +44,8 @@ def test_the_longer_of_our_delay_and_the_servers() -> None:
 async def test_an_api_server_429_with_retry_after_postpones_the_authserver_retry(
     emulator: AuthyardEmulator,
 ) -> None:
-    import kubernetes_asyncio
-
     emulator.create_namespace("platform")
-    configuration = kubernetes_asyncio.client.Configuration(host=str(emulator.url).rstrip("/"))
-    configuration.api_key = {"BearerToken": "emulator-token"}
-    configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    kube = Kube(kubernetes_asyncio.client.ApiClient(configuration))
+    kube = Kube(ClusterConfig(server=str(emulator.url).rstrip("/"), token="emulator-token"))
     try:
         emulator.fail_next("GET", r"/secrets/auth-admin$", 429, retry_after=120)
         with pytest.raises(KubeError) as caught:

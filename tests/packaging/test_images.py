@@ -104,6 +104,15 @@ def test_authserver_image_environment_runs_and_carries_no_operator_deps(tmp_path
         [str(venv / "bin" / "python"), "-c", "import kopf"], capture_output=True, timeout=60
     )
     assert probe.returncode != 0, "the auth server image must not carry the operator's dependencies"
+    # Its `authyard-operator` answers --version, and says what is missing instead of a traceback.
+    operator = [str(venv / "bin" / "authyard-operator")]
+    version = subprocess.run(
+        [*operator, "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert version.returncode == 0 and version.stdout.startswith("authyard-operator "), version.stderr
+    started = subprocess.run(operator, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert started.returncode == 2 and "'operator' extra" in started.stderr, started.stderr
+    assert "Traceback" not in started.stderr
     templates = list((venv / "lib").glob("python3*/site-packages/authserver/web/templates/login.html"))
     migrations = list((venv / "lib").glob("python3*/site-packages/authserver/migrations/versions/0001_*.py"))
     assert templates and migrations, "templates and migrations must ship in the wheel"

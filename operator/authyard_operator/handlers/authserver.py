@@ -9,6 +9,7 @@ import kopf
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import FIELD_MANAGER, GROUP, VERSION
 from authyard_operator.handlers.common import finish, guarded_reconcile
+from authyard_operator.kube.client import KubeError
 from authyard_operator.reconcile.authserver import (
     api_failure,
     follow_rollout,
@@ -53,13 +54,18 @@ async def resync(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) 
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": FIELD_MANAGER})
-async def deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A server Deployment's rollout moved: update its AuthServer's readiness without a full reconcile."""
     owner = server_deployment_owner(body)
     if owner is None:
         return
     namespace = body["metadata"]["namespace"]
     async with memo.locks.of(KIND, namespace, owner["name"]):
-        change = await follow_rollout(memo.kube, namespace, owner, DeploymentState.of(dict(body)), utcnow())
-        if change is not None:
-            await write.patch_if_changed(memo.kube, change)
+        try:
+            change = await follow_rollout(
+                memo.kube, namespace, owner, DeploymentState.of(dict(body)), utcnow()
+            )
+            if change is not None:
+                await write.patch_if_changed(memo.kube, change)
+        except KubeError as error:  # the next rollout event or the resync reports it instead
+            logger.warning("rollout state of %s/%s not recorded: %s", namespace, owner["name"], error)

@@ -1,33 +1,43 @@
-"""A small async Kubernetes client on kubernetes_asyncio's ApiClient: raw paths, plain dicts.
+"""A small async Kubernetes client on httpx: raw paths, plain dicts.
 
-Only what the operator needs: get, server-side apply, status patch, delete, create, update, list.
-Each call names its verb, and is refused unless the registry allows that verb on that resource.
+httpx rather than lightkube or kubernetes_asyncio: the operator already depends on it, needs no models
+(objects stay plain dicts), and then every failure mode is one library's exceptions, mapped here once.
+
+Only what the operator needs: get, server-side apply, status patch, merge patch, delete, create, update.
+Each call names its verb, and is refused unless the registry allows that verb on that resource. Every
+failure is a ``KubeError``: an HTTP error with the API's status and reason, or -- status 0, retryable --
+a transport failure (refused, reset, dropped mid-response, timed out, TLS), a body that is not a JSON
+object, or credentials that could not be read. Bodies are never logged or put in an error: Secrets pass
+through here.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from importlib import metadata
 from typing import Any
 
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
-from kubernetes_asyncio.client.exceptions import ApiException
+import httpx
+import orjson
 
 from authyard_operator.constants import FIELD_MANAGER
+from authyard_operator.kube import config as cluster_config
+from authyard_operator.kube.config import ClusterConfig, ConfigError
+from authyard_operator.kube.credentials import auth_for
 from authyard_operator.kube.registry import ResourceType, resource_for
 from authyard_operator.retry_after import parse as parse_retry_after
 
-_OBJECT = {code: "object" for code in (200, 201, 202)}
+# Bounded, so that a request the API never answers fails (and is retried) instead of holding a reconcile.
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
-# kubernetes_asyncio logs every response body at DEBUG, the Secrets the operator reads and writes included
-# (admin tokens, client secrets, private signing keys). Whatever the operator's log level, that logger never
-# goes below INFO: a debug log must not hand out credentials.
-logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
+# httpx logs every request at INFO and httpcore traces each at DEBUG (headers included): the operator's
+# log holds its own decisions, not its traffic, at every level.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 class KubeError(Exception):
-    """An API call failed; ``status`` is the HTTP status (0 when the API could not be reached)."""
+    """An API call failed; ``status`` is the HTTP status (0 when no valid answer arrived)."""
 
     def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
@@ -41,35 +51,57 @@ class KubeError(Exception):
         return self.status in (0, 409, 429) or self.status >= 500
 
 
-def _error(exception: ApiException) -> KubeError:
-    reason, message = str(exception.reason or ""), ""
+def _transport_error(method: str, path: str, error: Exception) -> KubeError:
+    """What went wrong on the wire, in the words of the exception (never a body)."""
+    if isinstance(error, httpx.ConnectTimeout | httpx.ConnectError | httpx.UnsupportedProtocol):
+        reason = "Unreachable"
+    elif isinstance(error, httpx.TimeoutException):
+        reason = "Timeout"
+    else:
+        reason = "ConnectionLost"  # reset, or closed before the whole answer arrived
+    detail = str(error) or type(error).__name__
+    return KubeError(0, reason, f"{method} {path}: {detail}")
+
+
+def _http_error(response: httpx.Response) -> KubeError:
+    reason, message = response.reason_phrase, ""
     try:
-        body = json.loads(exception.body or "{}")
-        reason, message = body.get("reason", reason), body.get("message", "")
-    except (TypeError, ValueError):
+        status = orjson.loads(response.content)
+        if isinstance(status, dict):  # a Kubernetes Status object
+            reason, message = str(status.get("reason") or reason), str(status.get("message") or "")
+    except orjson.JSONDecodeError:
         pass
-    headers: Any = exception.headers or {}  # aiohttp's headers, untyped in the generated client
-    return KubeError(
-        int(exception.status or 0), reason, message, parse_retry_after(headers.get("Retry-After"))
-    )
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    return KubeError(response.status_code, reason, message, retry_after)
+
+
+def _user_agent() -> str:
+    try:
+        return f"{FIELD_MANAGER}/{metadata.version('authyard')}"
+    except metadata.PackageNotFoundError:
+        return FIELD_MANAGER
 
 
 class Kube:
-    def __init__(self, api: k8s.ApiClient) -> None:
-        self.api = api
+    def __init__(self, config: ClusterConfig, *, timeout: httpx.Timeout | float = TIMEOUT) -> None:
+        self.server = config.server
+        self._http = httpx.AsyncClient(
+            base_url=config.server,
+            auth=auth_for(config),
+            verify=config.ssl_context(),
+            proxy=config.proxy,
+            timeout=timeout,
+            trust_env=False,  # the cluster's address comes from the configuration alone
+            headers={"User-Agent": _user_agent(), "Accept": "application/json"},
+        )
 
     @classmethod
     async def connect(cls) -> Kube:
         """In a pod: the service account; elsewhere: KUBECONFIG (as kopf itself does)."""
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(client_configuration=configuration)
-        return cls(k8s.ApiClient(configuration))
+        return cls(cluster_config.load())
 
     async def close(self) -> None:
-        await self.api.close()
+        await self._http.aclose()
 
     async def _call(
         self,
@@ -79,27 +111,31 @@ class Kube:
         path: str,
         *,
         body: Any = None,
-        query: list[tuple[str, str]] | None = None,
+        query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         if verb not in resource.verbs:
             raise PermissionError(f"the registry does not allow '{verb}' on {resource.plural}")
+        if self._http.is_closed:  # a handler kopf left running past the operator's shutdown
+            raise KubeError(0, "ClientClosed", f"{method} {path}: the operator is stopping")
+        content = None if body is None else orjson.dumps(body)
+        headers = {"Content-Type": content_type} if content is not None else None
         try:
-            result = await self.api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                response_types_map=_OBJECT,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-            )
-        except ApiException as exception:
-            raise _error(exception) from None
-        except OSError as exception:  # connection refused, DNS, TLS: the API is unreachable
-            raise KubeError(0, "Unreachable", str(exception)) from None
-        return result if isinstance(result, dict) else {}
+            response = await self._http.request(method, path, params=query, content=content, headers=headers)
+        except (httpx.RequestError, OSError) as error:  # OSError: what a TLS or socket layer lets through
+            raise _transport_error(method, path, error) from None
+        except ConfigError as error:  # the token file or exec plugin failed: may pass on a later try
+            raise KubeError(0, "CredentialsUnavailable", str(error)) from None
+        if response.status_code >= 400:
+            raise _http_error(response)
+        try:
+            result = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            result = None
+        if not isinstance(result, dict):
+            # A truncated answer whose end the transport could not tell (no length, no chunking).
+            raise KubeError(0, "InvalidResponse", f"{method} {path}: the answer is not a JSON object")
+        return result
 
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
@@ -122,7 +158,7 @@ class Kube:
             "PATCH",
             resource.path(meta.get("namespace"), meta["name"]),
             body=manifest,
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
             content_type="application/apply-patch+yaml",
         )
 

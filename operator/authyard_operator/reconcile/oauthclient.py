@@ -197,8 +197,12 @@ class ClientReconciler:
             return Outcome({})  # never valid, so never registered
         namespace, name = authserver_ref(spec, meta["namespace"])
         admin = None
-        if await _live_authserver(self.kube, namespace, name) is not None:
-            admin = await _admin_access(self.kube, namespace, name, self.admin_url_template)
+        try:
+            if await _live_authserver(self.kube, namespace, name) is not None:
+                admin = await _admin_access(self.kube, namespace, name, self.admin_url_template)
+        except KubeError as error:  # the API itself: always worth another try
+            delay = retry_delay(10, error.retry_after)
+            raise UnregisterPending(f"Kubernetes API error: {error}", delay) from None
         if admin is None:
             message = f"AuthServer {namespace}/{name} is gone; nothing to unregister"
             return Outcome({}, [Event("Normal", "AuthServerGone", message)])
