@@ -24,6 +24,7 @@ import yaml
 from tests.operator.emulator import AuthyardEmulator
 from tests.operator.kopf_harness import OperatorProcess, OperatorRun
 from tests.operator.kubeapi import KubeApi
+from tests.support.podman import container_images, podman  # noqa: F401 - the images, for test_operator_image
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
 AUTHSERVERS = "authyard.dev/v1alpha1/authservers"

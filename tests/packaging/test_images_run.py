@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -21,39 +22,11 @@ import pytest
 from packaging.markers import Marker
 
 from tests.support.oauth import ADMIN_TOKEN, admin_headers, basic
-from tests.support.podman import ROOT, Podman, podman_missing
+from tests.support.podman import ROOT, Podman
 from tests.support.postgres import free_port
 
-IMAGES = {"authserver": "localhost/authyard/authserver:test", "operator": "localhost/authyard/operator:test"}
 SERVER_UID = 10001
 START_TIMEOUT_SECONDS = 60.0
-
-
-@pytest.fixture(scope="session")
-def podman() -> Podman:
-    reason = podman_missing()
-    if reason:
-        if os.environ.get("AUTHYARD_REQUIRE_PODMAN"):
-            pytest.fail(f"{reason}; AUTHYARD_REQUIRE_PODMAN is set")
-        pytest.skip(reason)
-    return Podman()
-
-
-@pytest.fixture(scope="session")
-def images(podman: Podman, pytestconfig: pytest.Config) -> dict[str, str]:
-    """Both targets built once per session; their build times and sizes printed in the test report."""
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    base_seconds = podman.ensure_base()
-    lines = [f"base image: {'cached' if not base_seconds else f'bootstrapped in {base_seconds:.0f} s'}"]
-    for target, tag in IMAGES.items():
-        seconds = podman.build(target, tag)
-        lines.append(f"{target} image: built in {seconds:.0f} s, {podman.image_size(tag) / 2**20:.0f} MiB")
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None:
-        with capture.global_and_fixture_disabled():
-            for line in lines:
-                reporter.write_line(f"[images] {line}")
-    return IMAGES
 
 
 def _wait_ready(podman: Podman, container: str, url: str) -> None:
@@ -91,7 +64,7 @@ def _process_uid(podman: Podman, container: str) -> int:
 
 
 def test_authserver_image_serves_a_token_as_non_root_on_a_read_only_root_and_a_fresh_volume(
-    podman: Podman, images: dict[str, str], fresh_volume: str
+    podman: Podman, container_images: dict[str, str], fresh_volume: str
 ) -> None:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
@@ -109,7 +82,7 @@ def test_authserver_image_serves_a_token_as_non_root_on_a_read_only_root_and_a_f
         f"AUTHSERVER_ADMIN_TOKEN={ADMIN_TOKEN}",
         "--env",
         f"AUTHSERVER_ISSUER={issuer}",
-        images["authserver"],
+        container_images["authserver"],
     ).stdout.strip()
     try:
         _wait_ready(podman, container, f"{issuer}/readyz")
@@ -146,13 +119,13 @@ def test_authserver_image_serves_a_token_as_non_root_on_a_read_only_root_and_a_f
         podman.run("rm", "--force", "--time", "5", container, check=False)
 
 
-def test_authserver_image_ships_no_operator(podman: Podman, images: dict[str, str]) -> None:
+def test_authserver_image_ships_no_operator(podman: Podman, container_images: dict[str, str]) -> None:
     probe = podman.run(
         "run",
         "--rm",
         "--entrypoint",
         "sh",
-        images["authserver"],
+        container_images["authserver"],
         "-c",
         "command -v authyard-operator; python -c 'import authyard_operator' 2>/dev/null && echo importable;"
         " true",
@@ -193,8 +166,20 @@ def _locked_packages(*extras: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("target", "extras"), [("authserver", ()), ("operator", ("operator",))])
 def test_image_python_packages_equal_the_lock_file(
-    podman: Podman, images: dict[str, str], target: str, extras: tuple[str, ...]
+    podman: Podman, container_images: dict[str, str], target: str, extras: tuple[str, ...]
 ) -> None:
-    installed = _image_packages(podman, images[target])
+    installed = _image_packages(podman, container_images[target])
     assert installed.pop("authyard") is not None  # the project itself
     assert installed == _locked_packages(*extras)
+
+
+@pytest.mark.parametrize(
+    ("target", "command"), [("authserver", "authserver"), ("operator", "authyard-operator")]
+)
+def test_image_commands_answer_help_and_version(
+    podman: Podman, container_images: dict[str, str], target: str, command: str
+) -> None:
+    version = podman.run("run", "--rm", "--read-only", container_images[target], "--version")
+    assert version.stdout.strip() == f"{command} {metadata.version('authyard')}", version.stderr
+    shown = podman.run("run", "--rm", "--read-only", container_images[target], "--help")
+    assert shown.stdout.startswith("usage:"), shown.stdout[:300]

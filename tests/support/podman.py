@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/local/python:3.11-slim-bookworm"
 CACHE_ROOT = Path(os.environ.get("AUTHYARD_PODMAN_ROOT", "/var/tmp/authyard-podman"))
@@ -152,3 +154,40 @@ class Podman:
 
     def image_size(self, name: str) -> int:
         return int(self.run("image", "inspect", "--format", "{{.Size}}", name).stdout.strip())
+
+
+IMAGES = {"authserver": "localhost/authyard/authserver:test", "operator": "localhost/authyard/operator:test"}
+_built: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """podman here, or a skip with the reason (a failure when AUTHYARD_REQUIRE_PODMAN is set)."""
+    reason = podman_missing()
+    if reason:
+        if os.environ.get("AUTHYARD_REQUIRE_PODMAN"):
+            pytest.fail(f"{reason}; AUTHYARD_REQUIRE_PODMAN is set")
+        pytest.skip(reason)
+    return Podman()
+
+
+@pytest.fixture(scope="session")
+def container_images(podman: Podman, pytestconfig: pytest.Config) -> dict[str, str]:
+    """Both targets, built once per test session (whichever module asks first); their build times and
+    sizes printed in the test report."""
+    if _built:
+        return _built
+    lines = []
+    base_seconds = podman.ensure_base()
+    lines.append(f"base image: {'cached' if not base_seconds else f'bootstrapped in {base_seconds:.0f} s'}")
+    for target, tag in IMAGES.items():
+        seconds = podman.build(target, tag)
+        lines.append(f"{target} image: built in {seconds:.0f} s, {podman.image_size(tag) / 2**20:.0f} MiB")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            for line in lines:
+                reporter.write_line(f"[images] {line}")
+    _built.update(IMAGES)
+    return _built
