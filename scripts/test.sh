@@ -7,8 +7,8 @@ bash scripts/setup.sh --test
 bash scripts/get-helm.sh          # real Helm 3 and Helm 4 binaries for the chart tests (into tools/)
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# Browser, Helm, Lua (Argo CD health check), PgBouncer and podman (image) tests must run here, never skip
-# quietly.
+# Browser, Helm, Lua (Argo CD health check), PgBouncer, podman (image) and Prometheus (promtool, scrape)
+# tests must run here, never skip quietly.
 export AUTHYARD_REQUIRE_BROWSER=1 AUTHYARD_REQUIRE_HELM=1 AUTHYARD_REQUIRE_LUA=1 AUTHYARD_REQUIRE_PGBOUNCER=1
-export AUTHYARD_REQUIRE_PODMAN=1
+export AUTHYARD_REQUIRE_PODMAN=1 AUTHYARD_REQUIRE_PROMETHEUS=1
 exec .venv/bin/pytest "$@"

@@ -15,7 +15,7 @@ from authserver import __version__
 from authserver.bootstrap import ensure_signing_keys, session_secret
 from authserver.config import Settings, load_settings
 from authserver.web.errors import install_body_limit_handler, install_error_handlers
-from authserver.web.middleware import Edge, FastRoute, request_endpoint
+from authserver.web.middleware import Edge, FastRoute, request_endpoint, route_templates
 from authserver.web.openapi import install_openapi
 from authserver.web.routers import admin, authorize, discovery, health, token, userinfo
 from authserver.web.services import build_services
@@ -128,5 +128,6 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         max_in_flight=settings.max_in_flight,
         max_body_bytes=settings.max_body_bytes,
         fast_routes=fast_routes,
+        route_templates=route_templates(app.routes),
     )
     return app

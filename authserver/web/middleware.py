@@ -11,12 +11,14 @@ wrapper. Header bytes are built once, at import or per key set.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.observability import metrics
@@ -86,7 +88,8 @@ class Edge:
     Refusals: headers over ``max_header_bytes`` (431), a Content-Length over ``max_body_bytes`` (413
     before reading it; chunked bodies are counted as they arrive), more than ``max_in_flight`` requests
     in this worker (a fast 503 instead of a queue that ends in timeouts). Metrics are labelled by route
-    template, never by raw path (bounded label values).
+    template, never by raw path (bounded label values); a refused request is counted under the route it was
+    for.
     """
 
     def __init__(
@@ -96,12 +99,14 @@ class Edge:
         max_body_bytes: int,
         max_header_bytes: int = 16384,
         fast_routes: Mapping[tuple[str, str], FastRoute] | None = None,
+        route_templates: Sequence[tuple[re.Pattern[str], str]] = (),
     ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.fast_routes = dict(fast_routes or {})
+        self.route_templates = tuple(route_templates)
         self.in_flight = 0
         self._requests = LabelCache(metrics.REQUESTS)
         self._durations = LabelCache(metrics.REQUEST_DURATION)
@@ -119,14 +124,17 @@ class Edge:
                 declared = value
         if header_bytes > self.max_header_bytes:
             await _send_error(send, 431, "invalid_request", "request headers are too large")
+            self._count_refusal(scope, 431, started)
             return
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             await _send_error(send, 413, "invalid_request", "request body is too large")
+            self._count_refusal(scope, 413, started)
             return
         path = scope["path"]
         if self.in_flight >= self.max_in_flight and path not in _EXEMPT_PATHS:
             metrics.OVERLOAD_REJECTED.inc()
             await _send_error(send, 503, "temporarily_unavailable", "server is busy; retry shortly", 1)
+            self._count_refusal(scope, 503, started)
             return
         if declared is None:
             # No Content-Length: chunked, or no body. The server never delivers more than a declared
@@ -163,6 +171,24 @@ class Edge:
             self._requests.get(method, template, str(status)).inc()
             self._durations.get(method, template).observe(time.perf_counter() - started)
 
+    def _count_refusal(self, scope: Scope, status: int, started: float) -> None:
+        """A refused request is counted and timed like any other answer, under the route it was for: the
+        token endpoint's 5xx ratio must include the 503s of an overload."""
+        method = scope["method"]
+        route = self._route_template(scope)
+        self._requests.get(method, route, str(status)).inc()
+        self._durations.get(method, route).observe(time.perf_counter() - started)
+
+    def _route_template(self, scope: Scope) -> str:
+        """The route template of the request without routing it (it was refused before routing)."""
+        path = scope["path"]
+        if (scope["method"], path) in self.fast_routes:
+            return str(path)
+        for pattern, template in self.route_templates:
+            if pattern.match(path):
+                return template
+        return "unmatched"
+
     def _limited(self, receive: Receive) -> Receive:
         received = 0
 
@@ -176,6 +202,23 @@ class Edge:
             return message
 
         return limited_receive
+
+
+def route_templates(routes: Iterable[Any]) -> list[tuple[re.Pattern[str], str]]:
+    """Every path template among ``routes`` (an application's, with the routers it includes, which add no
+    prefix here), each with the pattern of the paths it serves: how a refused request finds its route."""
+    found: dict[str, re.Pattern[str]] = {}
+
+    def walk(routes: Iterable[Any]) -> None:
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                found.setdefault(path, compile_path(path)[0])
+            else:  # an included router
+                walk(getattr(getattr(route, "original_router", route), "routes", ()))
+
+    walk(routes)
+    return [(pattern, template) for template, pattern in found.items()]
 
 
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
