@@ -46,6 +46,7 @@ def poll(predicate: Callable[[], T], timeout: float, message: Callable[[], str],
 class PrometheusServer:
     directory: Path
     scrape_configs: list[dict[str, Any]]
+    rule_file: dict[str, Any] | None = None  # a plain ``groups:`` document, evaluated every second
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -64,16 +65,14 @@ class PrometheusServer:
     def start(self) -> None:
         binary = require_program("prometheus", REQUIRED_BY)
         self.directory.mkdir(parents=True, exist_ok=True)
+        document: dict[str, Any] = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}}
+        if self.rule_file is not None:
+            rules = self.directory / "rules.yaml"
+            rules.write_text(yaml.safe_dump(self.rule_file, sort_keys=False))
+            document["rule_files"] = [str(rules)]
+        document["scrape_configs"] = self.scrape_configs
         config = self.directory / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": self.scrape_configs,
-                },
-                sort_keys=False,
-            )
-        )
+        config.write_text(yaml.safe_dump(document, sort_keys=False))
         self.port = free_port()
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

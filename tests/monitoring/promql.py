@@ -36,16 +36,28 @@ class Aggregation:
 
 
 def _balanced(text: str, start: int) -> int:
-    """The index just past the parenthesis that closes the one at ``start``."""
+    """The index just past the parenthesis that closes the one at ``start`` (parentheses inside quoted
+    strings, such as a regular expression in a label matcher, do not count)."""
     assert text[start] == "(", text[start:]
     depth = 0
-    for index in range(start, len(text)):
-        if text[index] == "(":
+    quote: str | None = None
+    index = start
+    while index < len(text):
+        character = text[index]
+        if quote:
+            if character == "\\":
+                index += 1
+            elif character == quote:
+                quote = None
+        elif character in "\"'`":
+            quote = character
+        elif character == "(":
             depth += 1
-        elif text[index] == ")":
+        elif character == ")":
             depth -= 1
             if depth == 0:
                 return index + 1
+        index += 1
     raise ValueError(f"unbalanced parentheses in {text!r}")
 
 
