@@ -161,6 +161,9 @@ async def _drive_traffic(stack: Stack, kube: Any, prometheus: PrometheusServer) 
     await wait_for(lambda: stack.ready("orphan").get("status") == "False", timeout=60)
     credentials = stack.secret("orders-oauth")
     await user
+    # Prometheus samples the counters before the requests below increment them: rate() counts the increments
+    # between two samples, so a series first sampled after its increments would show a rate of 0.
+    await asyncio.to_thread(prometheus.wait_for_scrapes_after, time.time())
 
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         for _ in range(3):
@@ -173,8 +176,8 @@ async def _drive_traffic(stack: Stack, kube: Any, prometheus: PrometheusServer) 
             statuses[status] += 1
             if status == 429:
                 break
-    # Refusals: then again once Prometheus has scraped them, so that their counter grows between two scrapes
-    # (rate() counts nothing of a series' first sample).
+    # Refusals, and again once Prometheus has sampled the first ones: a series born with the first refusals
+    # must grow between two samples too.
     await _burst_until_refused(server.base_url, credentials, statuses)
     await asyncio.to_thread(prometheus.wait_for_scrapes_after, time.time())
     await _burst_until_refused(server.base_url, credentials, statuses)
@@ -212,8 +215,8 @@ async def scraped(
             prometheus = PrometheusServer(
                 directory / "prometheus", jobs, rule_file(rendered_rule("defaults"))
             )
-            await asyncio.to_thread(prometheus.start)
             try:
+                await asyncio.to_thread(prometheus.start)
                 statuses = await _drive_traffic(stack, kube, prometheus)
                 done = time.time()
                 await asyncio.to_thread(prometheus.wait_for_scrapes_after, done)
