@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Authyard needs on a bare Debian machine, idempotently.
 #   scripts/setup.sh          Python environment only (.venv from uv.lock)
-#   scripts/setup.sh --test   plus the system packages the test suite uses (PostgreSQL 15, Chromium)
+#   scripts/setup.sh --test   plus the system packages the test suite uses (PostgreSQL 15, Chromium, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,17 @@ if $want_test_deps; then
   command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
   [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
   [[ -x /usr/sbin/haproxy ]] || apt_install haproxy
+  # promtool checks the chart's alerts; a Prometheus scrapes the server and the operator in the tests, each
+  # run with its own configuration on loopback. The package's system service is not wanted: stop it where
+  # systemd started it.
+  if ! [[ -x /usr/bin/promtool && -x /usr/bin/prometheus ]]; then
+    apt_install prometheus
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+      sudo=""
+      [[ $(id -u) -ne 0 ]] && sudo="sudo"
+      $sudo systemctl disable --now prometheus
+    fi
+  fi
   # The images are built and run with podman on a locally bootstrapped Debian base (no registry needed).
   command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 ||
     apt_install podman mmdebstrap runc uidmap

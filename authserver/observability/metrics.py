@@ -80,6 +80,20 @@ SIGNING_KEY_INFO = Gauge(
 )
 
 
+# Label values known in advance. A series is exported from the worker's start (at 0) rather than from its
+# first increment, which rate() could not count (it has no earlier sample), and a quiet panel shows 0 rather
+# than no data.
+RATE_LIMITS = ("ip", "client")
+BATCHED_WRITES = ("refresh_rotation", "code_redemption")
+
+
+def export_known_label_sets() -> None:
+    for limit in RATE_LIMITS:
+        RATE_LIMITED.labels(limit)
+    for write in BATCHED_WRITES:
+        DB_WRITE_BATCH_SIZE.labels(write)
+
+
 def render_latest() -> bytes:
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:

@@ -21,6 +21,7 @@ from authserver.web.errors import install_error_handlers
 from authserver.web.fast_routes import fast_routes
 from authserver.web.guards import InFlightLimit, SizeLimits
 from authserver.web.openapi import install_openapi
+from authserver.web.request_metrics import route_templates
 from authserver.web.routers import admin, authorize, discovery, health, token, userinfo
 from authserver.web.services import build_services
 
@@ -76,6 +77,7 @@ def build_edge(app: AuthServerApp, settings: Settings) -> Edge:
         SizeLimits(settings.max_body_bytes),
         InFlightLimit(settings.max_in_flight),
         cors,
+        route_templates(app.routes),
     )
 
 

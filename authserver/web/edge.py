@@ -13,8 +13,9 @@ headers and notes the status.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,12 +35,14 @@ class Edge:
         sizes: SizeLimits,
         in_flight: InFlightLimit,
         cors: Callable[[ASGIApp], ASGIApp] | None = None,
+        route_templates: Sequence[tuple[re.Pattern[str], str]] = (),
     ) -> None:
         self.framework = framework
         self.fast_routes = dict(fast_routes)
         self.sizes = sizes
         self.in_flight = in_flight
         self.metrics = RequestMetrics()
+        self.route_templates = tuple(route_templates)
         self._routes = {key: (route, RouteMetrics(*key)) for key, route in self.fast_routes.items()}
         # With CORS, every request passes through it on the way to its route; the fast routes stay.
         self._cors = cors(self._route) if cors is not None else None
@@ -56,6 +59,7 @@ class Edge:
             self.in_flight.enter(path)
         except Refused as refusal:
             await _refuse(refusal, scope, receive, send)
+            self._count_refusal(scope, refusal.status_code, started)
             return
 
         method = scope["method"]
@@ -90,6 +94,18 @@ class Edge:
             else:
                 template = getattr(scope.get("route"), "path", None) or UNMATCHED
                 self.metrics.record(method, template, status, seconds)
+
+    def _count_refusal(self, scope: Scope, status: int, started: float) -> None:
+        """A refused request is counted and timed like any answer, under the route it was for: the token
+        endpoint's 5xx ratio (dashboard, alert) must include an overload's 503s."""
+        method, path = scope["method"], scope["path"]
+        seconds = time.perf_counter() - started
+        fast = self._routes.get((method, path))
+        if fast is not None:
+            fast[1].record(status, seconds)
+            return
+        template = next((template for pattern, template in self.route_templates if pattern.match(path)), None)
+        self.metrics.record(method, template or UNMATCHED, status, seconds)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Behind CORS: the fast route for (method, path), or the framework."""

@@ -4,7 +4,11 @@ path is ``unmatched``, so the label values stay bounded."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
+
+from starlette.routing import compile_path
 
 from authserver.observability import metrics
 from authserver.observability.metrics import LabelCache
@@ -43,3 +47,20 @@ class RequestMetrics:
     def record(self, method: str, route: str, status: int, seconds: float) -> None:
         self._requests.get(method, route, str(status)).inc()
         self._durations.get(method, route).observe(seconds)
+
+
+def route_templates(routes: Iterable[Any]) -> list[tuple[re.Pattern[str], str]]:
+    """Every path template among an application's routes (and the routers it includes), each with the
+    pattern of the paths it serves: how a request refused before routing is counted under its route."""
+    found: dict[str, re.Pattern[str]] = {}
+
+    def walk(routes: Iterable[Any]) -> None:
+        for route in routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                found.setdefault(path, compile_path(path)[0])
+            else:  # an included router
+                walk(getattr(getattr(route, "original_router", route), "routes", ()))
+
+    walk(routes)
+    return [(pattern, template) for template, pattern in found.items()]

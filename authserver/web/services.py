@@ -190,6 +190,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     if direct is not None:
         metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
     metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
+    metrics.export_known_label_sets()
     inspector = TokenInspector(
         lambda: keys.current, store, revocations, settings.issuer, settings.verified_token_cache
     )

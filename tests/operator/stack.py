@@ -16,7 +16,7 @@ import base64
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,10 +180,13 @@ async def running_stack(
     start_operator: Callable[[str], Awaitable[Operator]],
     *,
     scan_for_secrets: bool = True,
+    workers: int = 1,
+    server_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
     """Yield a Stack whose AuthServer ``platform/auth`` is Ready and served for real.
 
-    ``start_operator(issuer)`` starts the operator with the admin API at ``issuer``. On exit the server
+    ``start_operator(issuer)`` starts the operator with the admin API at ``issuer``. The server runs
+    ``workers`` worker processes; ``server_env`` adds to or overrides its configuration. On exit the server
     stops, the operator stops (so that its whole log is in ``output``), and -- unless the test failed
     already -- the secrets scan runs: nothing secret may appear in any CR, Event or log."""
     for namespace in (PLATFORM, TEAM, "team-b"):
@@ -205,15 +208,18 @@ async def running_stack(
     admin_token = base64.b64decode(admin_secret["data"]["token"]).decode()
 
     database = postgres_cluster.create_database(f"oc_{port}")
-    server = ServerProcess(directory / "server", port, {})
+    server = ServerProcess(directory / "server", port, {}, workers=workers)
     server.directory.mkdir(parents=True)
     server.env = server_environment(
         server.directory,
         database,
         issuer,
-        AUTHSERVER_ADMIN_TOKEN=admin_token,
-        AUTHSERVER_TOKEN_RATE_PER_CLIENT="0",
-        AUTHSERVER_CLIENT_CACHE_TTL="0s",
+        **{
+            "AUTHSERVER_ADMIN_TOKEN": admin_token,
+            "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0",
+            "AUTHSERVER_CLIENT_CACHE_TTL": "0s",
+            **(server_env or {}),
+        },
     )
     await asyncio.to_thread(server.cli, "migrate")
     stack = Stack(emulator, kube, operator, server, admin_token)
