@@ -1,5 +1,6 @@
 """Everything a run starts, stopped whatever happens: the servers (SIGTERM, then SIGKILL of their process
-groups, each wait bounded: ``bench.processes.Server.stop``), the PostgreSQL cluster, the work directory."""
+groups, each wait bounded: ``harness.processes.ServerProcess.stop``), the PostgreSQL cluster, the work
+directory."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bench.processes import Server
-from tests.support.postgres import PostgresCluster
+from harness.postgres import PostgresCluster
+from harness.processes import ServerProcess
 
 
 def log(message: str) -> None:
@@ -22,7 +23,7 @@ def log(message: str) -> None:
 class Fleet:
     keep: bool = False
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="authyard-bench-peer-")))
-    servers: list[Server] = field(default_factory=list)
+    servers: list[ServerProcess] = field(default_factory=list)
     cluster: PostgresCluster | None = None
 
     def postgres(self) -> PostgresCluster:
@@ -34,7 +35,7 @@ class Fleet:
             cluster.wait_until_accepting()
         return self.cluster
 
-    def launch(self, server: Server) -> Server:
+    def launch(self, server: ServerProcess) -> ServerProcess:
         """Starts ``server`` (waiting for its readiness path, bounded); it is stopped by :meth:`close`."""
         self.servers.append(server)
         log(f"starting {server.name} on {server.base_url}")

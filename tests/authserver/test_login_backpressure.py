@@ -10,9 +10,7 @@ import threading
 import pytest
 
 from authserver.crypto import passwords
-from tests.support.oauth import hidden_fields, pkce_pair, register
-
-REDIRECT = "http://127.0.0.1:9999/callback"
+from tests.support.oauth import CALLBACK, hidden_fields, pkce_pair, register
 
 
 @pytest.mark.parametrize(
@@ -43,7 +41,7 @@ async def test_logins_beyond_the_kdf_queue_are_refused_fast_with_the_page(app_cl
         type="public",
         grant_types=["authorization_code"],
         scopes=["read"],
-        redirect_uris=[REDIRECT],
+        redirect_uris=[CALLBACK],
     )
     _, challenge = pkce_pair()
     page = await app_client.get(
@@ -51,7 +49,7 @@ async def test_logins_beyond_the_kdf_queue_are_refused_fast_with_the_page(app_cl
         params={
             "response_type": "code",
             "client_id": client_id,
-            "redirect_uri": REDIRECT,
+            "redirect_uri": CALLBACK,
             "scope": "read",
             "state": "s",
             "code_challenge": challenge,

@@ -23,8 +23,8 @@ from urllib.parse import urlencode
 import httpx
 
 from authserver.observability.logs import redact_query
+from harness.authserver import AuthServer, running_server
 from tests.support.oauth import ADMIN_TOKEN, admin_headers, basic, hidden_fields, pkce_pair, query_of
-from tests.support.server_process import ServerProcess, running_server
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 SESSION_SECRET = "session-" + secrets.token_urlsafe(32)
@@ -58,7 +58,7 @@ class Recorder:
         return chosen
 
 
-def private_key_members(server: ServerProcess) -> set[str]:
+def private_key_members(server: AuthServer) -> set[str]:
     document = json.loads(server.keys_file.read_text())
     return {
         str(value)

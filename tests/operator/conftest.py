@@ -6,14 +6,12 @@
 * ``kube``       -- a raw-path client (``KubeApi``) over kubernetes_asyncio's ApiClient, to act as a user.
 * ``operator``   -- a factory: ``run = await operator(target, env=..., ready=...)`` starts an operator
                     in-process (kopf_harness.OperatorRun; ``await run.restart()``); stopped at teardown.
-* ``operator_process`` -- the same in a child process (kopf_harness.OperatorProcess: ``stop()`` is
+* ``operator_process`` -- the same in a child process (harness.operator.OperatorProcess: ``stop()`` is
                     SIGTERM, ``kill()`` SIGKILL, separate env per replica); stopped at teardown.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,12 @@ import kubernetes.config.kube_config
 import kubernetes_asyncio.client
 import kubernetes_asyncio.config.kube_config
 import pytest
-import yaml
 
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, OperatorRun
+from harness.kube import AUTHSERVERS, TOKEN, declare_authyard_api, write_kubeconfig
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import OperatorProcess
+from tests.operator.kopf_harness import OperatorRun
 from tests.operator.kubeapi import KubeApi
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
-AUTHSERVERS = "authyard.dev/v1alpha1/authservers"
-OAUTHCLIENTS = "authyard.dev/v1alpha1/oauthclients"
-
-
-@functools.cache
-def _parsed_crds() -> tuple[dict[str, Any], ...]:
-    return tuple(yaml.safe_load(path.read_text()) for path in sorted(CRD_DIR.glob("*.yaml")))
-
-
-def load_crds() -> list[dict[str, Any]]:
-    """The repository's CRDs (parsed once; fresh copies each call)."""
-    return copy.deepcopy(list(_parsed_crds()))
 
 
 @pytest.fixture(autouse=True)
@@ -59,26 +44,14 @@ def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 async def emulator(kmock: AuthyardEmulator) -> AsyncIterator[AuthyardEmulator]:
     assert isinstance(kmock, AuthyardEmulator)
-    kmock.declare_builtins()
-    for crd in load_crds():
-        kmock.declare_crd(crd)
+    declare_authyard_api(kmock)
     yield kmock
     kmock.close_watches()  # let the HTTP server stop without waiting for open watch streams
 
 
 @pytest.fixture
 def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    server = str(emulator.url).rstrip("/")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-        "current-context": "emulator",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path = write_kubeconfig(tmp_path / "kubeconfig", str(emulator.url).rstrip("/"))
     # The official clients read KUBECONFIG at import time: patch their module constants too.
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
@@ -90,7 +63,7 @@ def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.M
 @pytest.fixture
 async def kube(emulator: AuthyardEmulator) -> AsyncIterator[KubeApi]:
     configuration = kubernetes_asyncio.client.Configuration(host=str(emulator.url).rstrip("/"))
-    configuration.api_key = {"BearerToken": "emulator-token"}
+    configuration.api_key = {"BearerToken": TOKEN}
     configuration.api_key_prefix = {"BearerToken": "Bearer"}
     async with kubernetes_asyncio.client.ApiClient(configuration) as api:
         yield KubeApi(api)

@@ -19,23 +19,19 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, wait_for
-from tests.operator.kubeapi import KubeApi, api_error
-from tests.operator.stack import (
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import (
     OPERATOR_SCRIPT,
-    PLATFORM,
-    TEAM,
-    Stack,
-    clients_path,
+    OperatorProcess,
     operator_process_env,
     ready_condition,
-    running_stack,
     scrape_reconciles,
-    token,
 )
-from tests.support.postgres import PostgresCluster
+from harness.polling import wait_for
+from harness.postgres import PostgresCluster
+from tests.operator.kubeapi import KubeApi, api_error
+from tests.operator.stack import PLATFORM, TEAM, Stack, clients_path, running_stack, token
 
 SLOW_TIMERS = {"AUTHYARD_RESYNC_INTERVAL": "60s", "AUTHYARD_CLIENT_RESYNC_INTERVAL": "5m"}
 DB = {"urlSecretRef": {"name": "auth-db", "key": "url"}, "maxConnections": 100}

@@ -14,9 +14,11 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import DEPLOYMENTS, AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, OperatorRun, kopf_command, run_operator, wait_for
+from harness.kube import AUTHSERVERS
+from harness.kube_emulator import DEPLOYMENTS, AuthyardEmulator
+from harness.operator import OperatorProcess
+from harness.polling import wait_for
+from tests.operator.kopf_harness import OperatorRun, kopf_command, run_operator
 from tests.operator.kubeapi import APPLY, STRATEGIC, KubeApi, api_error
 
 NS = "default"

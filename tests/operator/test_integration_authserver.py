@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from authyard_operator import metrics
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
+from harness.kube import AUTHSERVERS
+from harness.kube_emulator import AuthyardEmulator
+from harness.polling import wait_for
 from tests.operator.kubeapi import KubeApi
 
 NS = "platform"
@@ -242,7 +242,7 @@ async def test_pgbouncer_example_and_service_monitor(
     """The production example: PgBouncer in front of PostgreSQL, and a ServiceMonitor once its CRD exists."""
     import yaml
 
-    from tests.operator.conftest import CRD_DIR
+    from harness.kube import CRD_DIR
 
     emulator.declare_crd(
         {

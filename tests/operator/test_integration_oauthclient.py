@@ -12,12 +12,12 @@ import jwt
 import pytest
 from authyard_operator import metrics
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.kube_emulator import AuthyardEmulator
+from harness.polling import wait_for
+from harness.postgres import PostgresCluster
 from tests.operator.kubeapi import KubeApi
 from tests.operator.stack import PLATFORM, TEAM, Stack, oauthclient, running_stack, token
-from tests.support.postgres import PostgresCluster
 
 pytestmark = pytest.mark.postgres
 
