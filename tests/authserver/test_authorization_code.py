@@ -12,6 +12,7 @@ import pytest
 from authserver.protocol.models import User
 from tests.support.oauth import (
     CALLBACK,
+    authorization_request,
     authorize_code,
     hidden_fields,
     pkce_pair,
@@ -105,13 +106,8 @@ async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 async def test_authorize_never_redirects_to_unregistered_uris(app_client, web_client) -> None:
-    _, challenge = pkce_pair()
-    base = {
-        "response_type": "code",
-        "client_id": web_client,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    base, _ = authorization_request(web_client)
+    del base["redirect_uri"]
     for uri in (
         "https://evil.example.com/callback",
         CALLBACK + "/extra",
@@ -138,16 +134,7 @@ async def test_authorize_never_redirects_to_unregistered_uris(app_client, web_cl
     ],
 )
 async def test_authorize_errors_go_back_to_the_client(app_client, web_client, change, error) -> None:
-    _, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": web_client,
-        "redirect_uri": CALLBACK,
-        "state": "s1",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **change,
-    }
+    params, _ = authorization_request(web_client, state="s1", **change)
     response = await _authorize(app_client, **{k: v for k, v in params.items() if v is not None})
     assert response.status_code == 302
     query = query_of(response.headers["location"])
@@ -156,16 +143,8 @@ async def test_authorize_errors_go_back_to_the_client(app_client, web_client, ch
 
 
 async def test_wrong_password_and_denied_consent(app_client, web_client, user) -> None:
-    _, challenge = pkce_pair()
-    page = await _authorize(
-        app_client,
-        response_type="code",
-        client_id=web_client,
-        redirect_uri=CALLBACK,
-        state="s2",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    params, _ = authorization_request(web_client, state="s2")
+    page = await _authorize(app_client, **params)
     wrong = await app_client.post(
         "/authorize/login", data={**hidden_fields(page.text), "username": user.username, "password": "wrong"}
     )
@@ -187,15 +166,8 @@ async def test_wrong_password_and_denied_consent(app_client, web_client, user) -
 
 
 async def test_login_form_requires_csrf_binding(app_client, web_client, user) -> None:
-    _, challenge = pkce_pair()
-    page = await _authorize(
-        app_client,
-        response_type="code",
-        client_id=web_client,
-        redirect_uri=CALLBACK,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    params, _ = authorization_request(web_client)
+    page = await _authorize(app_client, **params)
     fields = hidden_fields(page.text)
     forged = await app_client.post(
         "/authorize/login",

@@ -36,10 +36,10 @@ from tests.support.app import store_of
 from tests.support.oauth import (
     PASSWORD,
     admin_headers,
+    authorization_request,
     authorize_code,
     basic,
     hidden_fields,
-    pkce_pair,
     query_of,
     redeem_code,
     register,
@@ -80,16 +80,7 @@ async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 def _authorize_params(client_id: str, **extra: str) -> dict[str, str]:
-    _, challenge = pkce_pair()
-    return {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "state": "st",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    return authorization_request(client_id, **{"redirect_uri": REDIRECT, "state": "st", **extra})[0]
 
 
 async def _tokens(http: httpx.AsyncClient, web: tuple[str, str], user: User, **extra: str) -> dict[str, Any]:

@@ -50,6 +50,23 @@ async def register(
     return client_id, response.json()
 
 
+def authorization_request(
+    client_id: str, redirect_uri: str = CALLBACK, **extra: str
+) -> tuple[dict[str, str], str]:
+    """The parameters of an authorization code request with PKCE (RFC 6749 §4.1.1, RFC 7636 §4.3; ``extra``
+    adds or overrides any), and the code_verifier of its challenge."""
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return params, verifier
+
+
 async def authorize_code(
     http: httpx.AsyncClient,
     client_id: str,
@@ -61,17 +78,7 @@ async def authorize_code(
     **extra: str,
 ) -> tuple[str, str]:
     """Walk the real login and consent pages; returns (code, verifier)."""
-    verifier, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": scope,
-        "state": "xyz",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    params, verifier = authorization_request(client_id, redirect_uri, scope=scope, state="xyz", **extra)
     if nonce:
         params["nonce"] = nonce
     page = await http.get(f"/authorize?{urlencode(params)}")
