@@ -12,7 +12,6 @@ import asyncio
 import math
 import os
 import shlex
-import shutil
 import signal
 import sys
 import tempfile
@@ -27,9 +26,9 @@ from urllib.parse import quote
 
 from bench import held, processes, profile, report, samples, seed, wal, wrk
 from bench import login as login_bench
+from bench.fleet import Fleet, logger
 from harness.authserver import run_cli
 from harness.ports import free_port
-from harness.postgres import PostgresCluster
 from harness.processes import ServerProcess
 
 DATABASES = ("sqlite", "postgresql")
@@ -48,8 +47,7 @@ MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
 
 
-def log(message: str) -> None:
-    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 @dataclass
@@ -76,39 +74,17 @@ class Bench:
     rss: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    _servers: list[ServerProcess] = field(default_factory=list)
-    _cluster: Any = None
     _databases: dict[str, Database] = field(default_factory=dict)
+    fleet: Fleet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fleet = Fleet(self.workdir, log, keep=self.args.keep)
 
     # Lifecycle --------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stops every process and the PostgreSQL cluster; removes the working directory."""
-        for server in reversed(self._servers):
-            try:
-                server.stop()
-            except Exception as error:  # keep cleaning up the rest
-                log(f"stopping {server.name} failed: {error!r}")
-        self._servers.clear()
-        if self._cluster is not None:
-            try:
-                self._cluster.destroy()
-            except Exception as error:
-                log(f"stopping PostgreSQL failed: {error!r}")
-            self._cluster = None
-        if not self.args.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        else:
-            log(f"kept {self.workdir}")
-
-    def _start(self, server: ServerProcess) -> ServerProcess:
-        self._servers.append(server)
-        server.start()
-        return server
-
-    def _stop(self, server: ServerProcess) -> None:
-        server.stop()
-        self._servers.remove(server)
+        self.fleet.close()
 
     def database(self, kind: str) -> Database:
         if kind in self._databases:
@@ -118,11 +94,7 @@ class Bench:
         if kind == "sqlite":
             database = Database(kind, directory, f"sqlite+aiosqlite:///{directory}/authserver.db")
         else:
-            log("starting a throwaway PostgreSQL 15 cluster")
-            self._cluster = PostgresCluster(durable=True)  # every commit flushed, as users run it
-            self._cluster.start()
-            self._cluster.wait_until_accepting()
-            database = Database(kind, directory, self._cluster.create_database("authyard_bench"))
+            database = Database(kind, directory, self.fleet.postgres().create_database("authyard_bench"))
             run_cli(["migrate"], self.server_env(database), directory)
         self._databases[kind] = database
         return database
@@ -139,7 +111,7 @@ class Bench:
     def start_authserver(self, kind: str, workers: int) -> tuple[ServerProcess, Database]:
         database = self.database(kind)
         log(f"starting authserver serve --workers {workers} on {kind}")
-        server = self._start(
+        server = self.fleet.launch(
             processes.authserver(database.directory, free_port(), workers, self.server_env(database))
         )
         seed.register_clients(server.base_url, database.credentials)
@@ -248,7 +220,7 @@ class Bench:
     def run_ceiling(self, workers: int, slot: int, when: str) -> None:
         """The ceiling's ``slot``-th measurement for ``workers``: slot k is taken right before the k-th
         database section, slot k + 1 right after it."""
-        server = self._start(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
+        server = self.fleet.launch(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
         try:
             self.warm_up("get.lua", server.base_url + "/")
             for concurrency in self.concurrencies:
@@ -258,7 +230,7 @@ class Bench:
                 row = self.record("ceiling", "—", workers, concurrency, result)
                 row["when"], row["slot"] = when, slot
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def run_database_scenarios(self, kind: str, workers: int, with_constants: bool) -> None:
         server, database = self.start_authserver(kind, workers)
@@ -323,7 +295,7 @@ class Bench:
             if workers == max(self.worker_counts) and login:
                 self.run_logins(server, database, workers)
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def seed_consumable(
         self, scenario: str, server: ServerProcess, database: Database, count: int
@@ -493,7 +465,7 @@ class Bench:
                 if "BENCH_TOKEN_FILE" in env:
                     Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def profile_one(
         self, pyspy: str, server: ServerProcess, scenario: str, env: dict[str, str], seconds: int, label: str

@@ -39,6 +39,50 @@ def declare_authyard_api(emulator: AuthyardEmulator) -> None:
         emulator.declare_crd(crd)
 
 
+def custom_resource(
+    kind: str, name: str, namespace: str, spec: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An ``authyard.dev/v1alpha1`` object of ``kind`` as a user applies it (without ``spec`` when None)."""
+    body: dict[str, Any] = {
+        "apiVersion": "authyard.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace},
+    }
+    if spec is not None:
+        body["spec"] = spec
+    return body
+
+
+def service_monitor_crd() -> dict[str, Any]:
+    """The Prometheus Operator's ServiceMonitor CRD, without its schema: the operator renders a
+    ServiceMonitor only once this CRD exists in the cluster."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {
+                "kind": "ServiceMonitor",
+                "plural": "servicemonitors",
+                "singular": "servicemonitor",
+                "listKind": "ServiceMonitorList",
+            },
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    },
+                }
+            ],
+        },
+    }
+
+
 @contextlib.asynccontextmanager
 async def serving_emulator(namespaces: Iterable[str] = ()) -> AsyncIterator[AuthyardEmulator]:
     """The emulator on a loopback port outside pytest, served as kmock's pytest plugin serves it, with

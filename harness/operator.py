@@ -20,7 +20,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.authserver import AuthServer, server_environment
-from harness.kube import AUTHSERVERS
+from harness.kube import AUTHSERVERS, custom_resource
 from harness.kube_emulator import AuthyardEmulator
 from harness.polling import wait_for
 from harness.ports import free_port
@@ -63,18 +63,13 @@ async def scrape_reconciles(metrics_port: int) -> dict[tuple[str, str], float]:
 def oauthclient(name: str, namespace: str = TEAM, **spec: Any) -> dict[str, Any]:
     """An OAuthClient of ``platform/auth``: client_credentials, scope ``orders.read``, its credentials in
     the Secret ``<name>-oauth``; ``spec`` adds or overrides fields."""
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "authServerRef": {"name": "auth", "namespace": PLATFORM},
-            "grantTypes": ["client_credentials"],
-            "scopes": ["orders.read"],
-            "secret": {"name": f"{name}-oauth"},
-            **spec,
-        },
+    defaults = {
+        "authServerRef": {"name": "auth", "namespace": PLATFORM},
+        "grantTypes": ["client_credentials"],
+        "scopes": ["orders.read"],
+        "secret": {"name": f"{name}-oauth"},
     }
+    return custom_resource("OAuthClient", name, namespace, {**defaults, **spec})
 
 
 def ready_condition(obj: dict[str, Any] | None) -> dict[str, Any]:
@@ -226,12 +221,12 @@ async def served_authserver(
     async with httpx.AsyncClient(base_url=str(emulator.url), timeout=30) as http:
         response = await http.post(
             f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers",
-            json={
-                "apiVersion": "authyard.dev/v1alpha1",
-                "kind": "AuthServer",
-                "metadata": {"name": "auth", "namespace": PLATFORM},
-                "spec": {"issuer": issuer, "clientPolicy": {"allowedNamespaces": [PLATFORM, TEAM]}},
-            },
+            json=custom_resource(
+                "AuthServer",
+                "auth",
+                PLATFORM,
+                {"issuer": issuer, "clientPolicy": {"allowedNamespaces": [PLATFORM, TEAM]}},
+            ),
         )
         response.raise_for_status()
     admin_secret = await wait_for(

@@ -41,7 +41,7 @@ import jwt
 
 from authserver.protocol.pkce import s256
 from bench import processes, seed
-from bench.peers.fleet import log
+from bench.peers import log
 from bench.peers.workload import Workload, bench_script, peer_script
 from harness.ports import free_port
 from harness.postgres import PostgresCluster

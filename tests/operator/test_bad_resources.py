@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS, custom_resource
 from harness.kube_emulator import AuthyardEmulator
 from harness.operator import (
     OPERATOR_SCRIPT,
@@ -39,12 +39,7 @@ REDIRECT = "https://app.example.com/callback"
 
 
 def authserver(name: str, spec: dict[str, Any], namespace: str = PLATFORM) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    return custom_resource("AuthServer", name, namespace, spec)
 
 
 def client_spec(**changes: Any) -> dict[str, Any]:
@@ -60,12 +55,7 @@ def client_spec(**changes: Any) -> dict[str, Any]:
 
 
 def oauthclient(name: str, spec: dict[str, Any], namespace: str = TEAM) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    return custom_resource("OAuthClient", name, namespace, spec)
 
 
 # --- refused by the CRD schema ----------------------------------------------------------------------------

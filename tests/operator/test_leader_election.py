@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from harness.kube import AUTHSERVERS
+from harness.kube import AUTHSERVERS, custom_resource
 from harness.kube_emulator import AuthyardEmulator
 from harness.polling import wait_for
 from harness.ports import free_port
@@ -38,11 +38,7 @@ def holder(emulator: AuthyardEmulator) -> str | None:
 
 
 def authserver(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": "default"},
-    }
+    return custom_resource("AuthServer", name, "default")
 
 
 async def test_standby_takes_over_when_the_leader_dies(
