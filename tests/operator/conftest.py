@@ -8,6 +8,8 @@
                     in-process (kopf_harness.OperatorRun; ``await run.restart()``); stopped at teardown.
 * ``operator_process`` -- the same in a child process (harness.operator.OperatorProcess: ``stop()`` is
                     SIGTERM, ``kill()`` SIGKILL, separate env per replica); stopped at teardown.
+* ``stack``      -- the in-process operator, an AuthServer it reconciled served by a real ``authserver
+                    serve`` on PostgreSQL (tests/operator/stack.py); the secrets scan at teardown.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from harness.kube_emulator import AuthyardEmulator
 from harness.operator import OperatorProcess
 from tests.operator.kopf_harness import OperatorRun
 from tests.operator.kubeapi import KubeApi
+from tests.operator.stack import Stack, running_stack
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +111,12 @@ async def operator_process(
     yield start
     for process in reversed(processes):
         await process.stop()
+
+
+@pytest.fixture
+async def stack(operator, emulator, kube, postgres_cluster, tmp_path) -> AsyncIterator[Stack]:
+    async def start_operator(issuer: str) -> OperatorRun:
+        return await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
+
+    async with running_stack(emulator, kube, postgres_cluster, tmp_path, start_operator) as running:
+        yield running
