@@ -8,10 +8,12 @@
                     repository's CRDs, and a kubeconfig pointing at it;
 * ``operator``   -- ``authyard-operator`` as a child process, and an AuthServer it reconciles served by a
                     real ``authserver serve`` (``operator.served_authserver``);
-* ``polling``    -- waiting for observed state with a bounded deadline (never a fixed sleep).
+* ``polling``    -- waiting for observed state with a bounded deadline (never a fixed sleep);
+* ``accounts``   -- users put straight into a store; ``ports`` -- a free loopback port.
 
-Why a top-level package of its own: ``tests/`` and ``bench/`` both start these programs, and neither may
-import the other (a benchmark must not depend on the test suite's fixtures, and the tests check the
-benchmark's code). Nothing under ``authserver/`` or ``operator/`` imports it: it is not in the wheel, the
-container images do not carry it, and it may use the development dependencies (kmock, psycopg).
+Why a top-level package of its own: ``tests/`` and ``bench/`` both start these programs. A benchmark must
+not depend on the test suite, and the tests import ``bench`` to check it, so what both use cannot live in
+either. Nothing under ``authserver/`` or ``operator/`` imports it (tests/packaging/
+test_import_boundaries.py checks): it is not in the wheel, the container images do not carry it, and it
+may use the development dependencies (kmock).
 """
