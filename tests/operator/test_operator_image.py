@@ -10,12 +10,12 @@ import re
 import time
 from pathlib import Path
 
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
+from harness.kube_emulator import AuthyardEmulator
+from harness.polling import wait_for
+from harness.ports import free_port
 from tests.operator.kubeapi import KubeApi
 from tests.operator.test_shutdown import LEASE_PATH, STOP_WITHIN, holder
 from tests.support.podman import Podman
-from tests.support.postgres import free_port
 
 SERVER_UID = 10001
 
