@@ -12,7 +12,6 @@ import asyncio
 import math
 import os
 import shlex
-import shutil
 import signal
 import sys
 import tempfile
@@ -27,8 +26,10 @@ from urllib.parse import quote
 
 from bench import held, processes, profile, report, samples, seed, wal, wrk
 from bench import login as login_bench
-from bench.processes import Server, clean_environment
-from tests.support.postgres import free_port
+from bench.fleet import Fleet, logger
+from harness.authserver import run_cli
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 DATABASES = ("sqlite", "postgresql")
 SCENARIOS = (
@@ -46,8 +47,7 @@ MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
 
 
-def log(message: str) -> None:
-    print(f"[bench {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("bench")
 
 
 @dataclass
@@ -74,39 +74,17 @@ class Bench:
     rss: list[dict[str, Any]] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    _servers: list[Server] = field(default_factory=list)
-    _cluster: Any = None
     _databases: dict[str, Database] = field(default_factory=dict)
+    fleet: Fleet = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fleet = Fleet(self.workdir, log, keep=self.args.keep)
 
     # Lifecycle --------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stops every process and the PostgreSQL cluster; removes the working directory."""
-        for server in reversed(self._servers):
-            try:
-                server.stop()
-            except Exception as error:  # keep cleaning up the rest
-                log(f"stopping {server.name} failed: {error!r}")
-        self._servers.clear()
-        if self._cluster is not None:
-            try:
-                self._cluster.destroy()
-            except Exception as error:
-                log(f"stopping PostgreSQL failed: {error!r}")
-            self._cluster = None
-        if not self.args.keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-        else:
-            log(f"kept {self.workdir}")
-
-    def _start(self, server: Server) -> Server:
-        self._servers.append(server)
-        server.start()
-        return server
-
-    def _stop(self, server: Server) -> None:
-        server.stop()
-        self._servers.remove(server)
+        self.fleet.close()
 
     def database(self, kind: str) -> Database:
         if kind in self._databases:
@@ -116,39 +94,24 @@ class Bench:
         if kind == "sqlite":
             database = Database(kind, directory, f"sqlite+aiosqlite:///{directory}/authserver.db")
         else:
-            from tests.support.postgres import PostgresCluster
-
-            log("starting a throwaway PostgreSQL 15 cluster")
-            self._cluster = PostgresCluster(durable=True)  # every commit flushed, as users run it
-            self._cluster.start()
-            self._cluster.wait_until_accepting()
-            database = Database(kind, directory, self._cluster.create_database("authyard_bench"))
-            processes.run_cli(["migrate"], self.server_env(database), directory)
+            database = Database(kind, directory, self.fleet.postgres().create_database("authyard_bench"))
+            run_cli(["migrate"], self.server_env(database), directory)
         self._databases[kind] = database
         return database
 
     def server_env(self, database: Database) -> dict[str, str]:
-        settings = {
-            "AUTHSERVER_DATABASE_URL": database.url,
-            "AUTHSERVER_ADMIN_TOKEN": database.credentials.admin_token,
-            # Rate limits off, and room for c=50 without the overload 503.
-            "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0",
-            "AUTHSERVER_TOKEN_RATE_PER_IP": "0",
-            "AUTHSERVER_MAX_IN_FLIGHT": "1024",
-            # min = max: SQLAlchemy closes connections above the minimum when they are returned.
-            "AUTHSERVER_DB_POOL_MIN_SIZE": str(self.args.db_pool),
-            "AUTHSERVER_DB_POOL_MAX_SIZE": str(self.args.db_pool),
-            "AUTHSERVER_LOG_LEVEL": "warning",
-        }
+        overrides: dict[str, str] = {}
         for assignment in self.args.server_env or ():
             name, _, value = assignment.partition("=")
-            settings[name] = value
-        return clean_environment(**settings)
+            overrides[name] = value
+        return processes.authserver_environment(
+            database.url, database.credentials.admin_token, self.args.db_pool, **overrides
+        )
 
-    def start_authserver(self, kind: str, workers: int) -> tuple[Server, Database]:
+    def start_authserver(self, kind: str, workers: int) -> tuple[ServerProcess, Database]:
         database = self.database(kind)
         log(f"starting authserver serve --workers {workers} on {kind}")
-        server = self._start(
+        server = self.fleet.launch(
             processes.authserver(database.directory, free_port(), workers, self.server_env(database))
         )
         seed.register_clients(server.base_url, database.credentials)
@@ -214,7 +177,7 @@ class Bench:
 
     def measured(
         self,
-        server: Server,
+        server: ServerProcess,
         script: str,
         url: str,
         concurrency: int,
@@ -222,7 +185,7 @@ class Bench:
     ) -> dict[str, Any]:
         """wrk, plus the CPU time the server's workers spent per response: a figure that, unlike
         requests/s, hardly moves with whatever else the shared machine runs."""
-        pids = server.worker_pids()
+        pids = processes.worker_pids(server)
         before, machine_before = processes.cpu_seconds(pids), processes.machine_busy_seconds()
         waited_before, started = processes.run_queue_seconds(pids), time.monotonic()
         result: dict[str, Any] = dict(wrk.run(script, url, concurrency, self.duration, env))
@@ -257,7 +220,7 @@ class Bench:
     def run_ceiling(self, workers: int, slot: int, when: str) -> None:
         """The ceiling's ``slot``-th measurement for ``workers``: slot k is taken right before the k-th
         database section, slot k + 1 right after it."""
-        server = self._start(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
+        server = self.fleet.launch(processes.ceiling(self.workdir / "ceiling", free_port(), workers))
         try:
             self.warm_up("get.lua", server.base_url + "/")
             for concurrency in self.concurrencies:
@@ -267,7 +230,7 @@ class Bench:
                 row = self.record("ceiling", "—", workers, concurrency, result)
                 row["when"], row["slot"] = when, slot
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def run_database_scenarios(self, kind: str, workers: int, with_constants: bool) -> None:
         server, database = self.start_authserver(kind, workers)
@@ -332,10 +295,10 @@ class Bench:
             if workers == max(self.worker_counts) and login:
                 self.run_logins(server, database, workers)
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def seed_consumable(
-        self, scenario: str, server: Server, database: Database, count: int
+        self, scenario: str, server: ServerProcess, database: Database, count: int
     ) -> dict[str, str]:
         """``count`` single-use credentials for ``scenario`` in a token file; the wrk environment for it."""
         assert database.user_id is not None
@@ -353,7 +316,7 @@ class Bench:
     def run_consuming(
         self,
         scenario: str,
-        server: Server,
+        server: ServerProcess,
         database: Database,
         workers: int,
         concurrency: int,
@@ -386,8 +349,8 @@ class Bench:
             scenario, database.kind, workers, concurrency, self.sampled(workers, concurrency, measure)
         )
 
-    def measure_rss(self, server: Server, kind: str, workers: int, after: str) -> None:
-        pids = server.worker_pids()
+    def measure_rss(self, server: ServerProcess, kind: str, workers: int, after: str) -> None:
+        pids = processes.worker_pids(server)
         memory = [processes.memory_kib(pid) for pid in pids]
         self.rss.append(
             {
@@ -403,7 +366,7 @@ class Bench:
             f"worker VmRSS after {after}: " + ", ".join(f"{m.get('VmRSS', 0) / 1024:.1f} MiB" for m in memory)
         )
 
-    def run_logins(self, server: Server, database: Database, workers: int) -> None:
+    def run_logins(self, server: ServerProcess, database: Database, workers: int) -> None:
         """Logins at full speed, and wrk on client_credentials at the same time: does the KDF starve it?"""
         concurrency = self.args.login_concurrency
         seconds = max(self.duration, 3.0)
@@ -413,13 +376,15 @@ class Bench:
         )
         # CPU per login: the server's (workers and their KDF threads) and this process's (the httpx
         # browsers, which share the machine's cores with the server).
-        workers_before = processes.cpu_seconds(server.worker_pids())
+        workers_before = processes.cpu_seconds(processes.worker_pids(server))
         client_before = processes.own_cpu_seconds()
         alone = asyncio.run(
             login_bench.measure(server.base_url, database.credentials.password, concurrency, seconds)
         )
         logins_done = max(alone["logins"], 1)
-        server_ms = (processes.cpu_seconds(server.worker_pids()) - workers_before) * 1000 / logins_done
+        server_ms = (
+            (processes.cpu_seconds(processes.worker_pids(server)) - workers_before) * 1000 / logins_done
+        )
         client_ms = (processes.own_cpu_seconds() - client_before) * 1000 / logins_done
         log(
             f"logins alone: {alone['logins_per_s']:.1f}/s ({alone['failures']} failed); "
@@ -500,10 +465,10 @@ class Bench:
                 if "BENCH_TOKEN_FILE" in env:
                     Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
         finally:
-            self._stop(server)
+            self.fleet.stop(server)
 
     def profile_one(
-        self, pyspy: str, server: Server, scenario: str, env: dict[str, str], seconds: int, label: str
+        self, pyspy: str, server: ServerProcess, scenario: str, env: dict[str, str], seconds: int, label: str
     ) -> None:
         folded = report.RESULTS_DIR / f"profile-{label}-{scenario}.folded"
         text = report.RESULTS_DIR / f"profile-{label}-{scenario}.txt"

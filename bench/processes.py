@@ -1,183 +1,48 @@
-"""Server processes on loopback: ``authserver serve`` as users run it, and the ceiling app on uvicorn.
+"""The servers a benchmark starts (``authserver serve`` as users run it, and the ceiling app on uvicorn)
+and what it reads of their processes: CPU time, time spent waiting for a CPU, memory.
 
-Each runs in its own session (process group) in a working directory of its own, with its output in
-``server.log`` there. Readiness is a poll with a deadline; shutdown is SIGTERM, then SIGKILL of the group.
+Starting and stopping them is the harness's (``harness.processes``, ``harness.authserver``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
-import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from authserver.serving import connection_shares
 from authserver.serving.balanced_loop import UVICORN_LOOP
 from authserver.serving.http_protocol import UVICORN_HTTP
+from harness.authserver import AuthServer
+from harness.processes import ServerProcess, clean_environment, listen_args
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-START_TIMEOUT_SECONDS = 60.0
-STOP_TIMEOUT_SECONDS = 15.0
-CLI_TIMEOUT_SECONDS = 120.0
 
 
-def authserver_command() -> list[str]:
-    script = VENV_BIN / "authserver"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "authserver"]
-
-
-def clean_environment(**extra: str) -> dict[str, str]:
-    """This process's environment without any AUTHSERVER_* setting leaking in, plus ``extra``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AUTHSERVER_") and key != "PROMETHEUS_MULTIPROC_DIR"
+def authserver_environment(
+    database_url: str, admin_token: str, db_pool: int, **overrides: str
+) -> dict[str, str]:
+    """The settings a benchmark gives ``authserver serve``: rate limits off, room for c=50 without the
+    overload 503, a fixed pool, warning logs; ``overrides`` change any of them."""
+    settings = {
+        "AUTHSERVER_DATABASE_URL": database_url,
+        "AUTHSERVER_ADMIN_TOKEN": admin_token,
+        "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0",
+        "AUTHSERVER_TOKEN_RATE_PER_IP": "0",
+        "AUTHSERVER_MAX_IN_FLIGHT": "1024",
+        # min = max: SQLAlchemy closes connections above the minimum when they are returned.
+        "AUTHSERVER_DB_POOL_MIN_SIZE": str(db_pool),
+        "AUTHSERVER_DB_POOL_MAX_SIZE": str(db_pool),
+        "AUTHSERVER_LOG_LEVEL": "warning",
     }
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+    return clean_environment(**{**settings, **overrides})
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    """``authserver <args>`` against the server's configuration; its stdout, or an error with its output."""
-    result = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
-        [*authserver_command(), *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"authserver {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
-    return result.stdout
-
-
-@dataclass
-class Server:
-    """A server process on 127.0.0.1:``port``, started by :meth:`start`, always stopped by :meth:`stop`."""
-
-    name: str
-    command: list[str]
-    directory: Path
-    port: int
-    env: dict[str, str]
-    ready_path: str
-    process: subprocess.Popen[bytes] | None = None
-    _log: object = field(default=None, repr=False)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / f"{self.name}.log"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def start(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self._log = log
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv built by the harness
-            self.command,
-            cwd=self.directory,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        last = "no answer"
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(
-                        f"{self.name} exited with {self.process.returncode} before it was ready:\n"
-                        f"{self.log_tail()}"
-                    )
-                try:
-                    response = client.get(self.base_url + self.ready_path)
-                    if response.status_code == 200:
-                        return
-                    last = f"{response.status_code} {response.text[:200]}"
-                except httpx.TransportError as error:
-                    last = type(error).__name__
-                time.sleep(0.1)
-        raise RuntimeError(
-            f"{self.name} not ready within {START_TIMEOUT_SECONDS:.0f} s ({last}):\n{self.log_tail()}"
-        )
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        if process is not None:
-            # Workers left behind by a supervisor that died (they share its process group).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-        if self._log is not None:
-            self._log.close()  # type: ignore[attr-defined]
-            self._log = None
-
-    def worker_pids(self) -> list[int]:
-        """The uvicorn worker processes: the serve process itself with one worker, else its spawned
-        children (multiprocessing ``spawn_main``; the resource tracker is not a worker)."""
-        children = [pid for pid in _children(self.pid) if b"spawn_main" in _cmdline(pid)]
-        return children or [self.pid]
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid ...: comm may contain spaces, so split after the last ')'.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return sorted(found)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+def worker_pids(server: ServerProcess) -> list[int]:
+    """The processes that serve requests: the spawned workers, or the server process itself when it is
+    its only worker."""
+    return server.worker_pids() or [server.pid]
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -233,21 +98,12 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
-def authserver(directory: Path, port: int, workers: int, env: dict[str, str]) -> Server:
-    command = [
-        *authserver_command(),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    return Server(f"authserver-w{workers}", command, directory, port, env, "/readyz")
+def authserver(directory: Path, port: int, workers: int, env: dict[str, str]) -> AuthServer:
+    """``authserver serve`` as a benchmark runs it: without an access log."""
+    return AuthServer(directory, port, env, workers=workers, access_log=False, name=f"authserver-w{workers}")
 
 
-def ceiling(directory: Path, port: int, workers: int) -> Server:
+def ceiling(directory: Path, port: int, workers: int) -> ServerProcess:
     """The constant-JSON app with the settings ``authserver serve`` gives uvicorn."""
     env, loop = clean_environment(), "uvloop"
     if workers > 1:  # connections spread over the workers as ``authserver serve`` spreads them
@@ -261,12 +117,7 @@ def ceiling(directory: Path, port: int, workers: int) -> Server:
         "bench.ceiling_app:app",
         "--app-dir",
         str(REPO),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
+        *listen_args(port, workers),
         "--loop",
         loop,
         "--http",
@@ -279,4 +130,4 @@ def ceiling(directory: Path, port: int, workers: int) -> Server:
         "--timeout-graceful-shutdown",
         "10",
     ]
-    return Server(f"ceiling-w{workers}", command, directory, port, env, "/")
+    return ServerProcess(f"ceiling-w{workers}", command, directory, port, env, "/")

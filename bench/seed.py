@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +19,12 @@ from sqlalchemy import insert
 
 from authserver.config import Settings
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
-from authserver.crypto.passwords import hash_password
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token
-from authserver.protocol.models import User
 from authserver.protocol.pkce import s256
 from authserver.storage.backends import store_for
 from authserver.storage.engine import create_engine
 from authserver.storage.tables import AuthorizationCodeRow, RefreshFamilyRow
+from harness.accounts import new_user
 
 SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
@@ -119,14 +117,7 @@ async def ensure_user(database_url: str, password: str) -> str:
         existing = await store.get_user_by_username(USERNAME)
         if existing is not None:
             return existing.user_id
-        user = User(
-            user_id=str(uuid.uuid4()),
-            username=USERNAME,
-            password_hash=hash_password(password),
-            email="bench@example.org",
-            email_verified=True,
-            name="Bench User",
-        )
+        user = new_user(USERNAME, password, email="bench@example.org", name="Bench User")
         await store.create_user(user)
         return user.user_id
     finally:

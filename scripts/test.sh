@@ -8,6 +8,7 @@ bash scripts/get-helm.sh          # real Helm 3 and Helm 4 binaries for the char
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy                    # authserver/ and operator/authyard_operator, configured in pyproject.toml
+.venv/bin/lint-imports            # the layering of ARCHITECTURE.md: contracts in pyproject.toml
 # Browser, Helm, Lua (Argo CD health check), PgBouncer, HAProxy, podman (image), Prometheus (promtool,
 # scrape) and actionlint tests must run here, never skip quietly.
 export AUTHYARD_REQUIRE_BROWSER=1 AUTHYARD_REQUIRE_HELM=1 AUTHYARD_REQUIRE_LUA=1 AUTHYARD_REQUIRE_PGBOUNCER=1

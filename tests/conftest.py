@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from authserver.config import Settings
-from authserver.crypto.passwords import hash_password
 from authserver.protocol.models import User
-from authserver.storage.sql_store import SqlStore
 from authserver.web.app import create_app
-from tests.support.oauth import ADMIN_TOKEN, PASSWORD
-from tests.support.postgres import PostgresCluster
+from harness.accounts import new_user
+from harness.postgres import PostgresCluster
+from tests.support.app import store_of
+from tests.support.oauth import ADMIN_TOKEN, CALLBACK, PASSWORD, register
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -74,14 +74,22 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="module")
 async def user(app_client: httpx.AsyncClient) -> User:
-    store: SqlStore = app_client.app.state.services.store  # type: ignore[attr-defined]
-    created = User(
-        user_id=str(uuid.uuid4()),
-        username=f"alice-{uuid.uuid4().hex[:6]}",
-        password_hash=hash_password(PASSWORD),
-        email="alice@example.com",
-        email_verified=True,
-        name="Alice Example",
+    created = new_user(
+        f"alice-{uuid.uuid4().hex[:6]}", PASSWORD, email="alice@example.com", name="Alice Example"
     )
-    await store.create_user(created)
+    await store_of(app_client).create_user(created)
     return created
+
+
+@pytest.fixture(scope="module")
+async def web_client(app_client: httpx.AsyncClient) -> str:
+    """A public client of the code flow with refresh tokens, redirecting to ``CALLBACK``; its client_id."""
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile", "email", "read"],
+        redirect_uris=[CALLBACK],
+        audiences=["https://api.example.com"],
+    )
+    return client_id

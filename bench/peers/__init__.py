@@ -3,3 +3,7 @@
 Peers: Authly (Python, FastAPI + PostgreSQL, pinned from PyPI) for the endpoints it shares with Authyard,
 and oidc-provider (Node.js, pinned from npm) for client_credentials and introspection, which Authly lacks.
 """
+
+from bench.fleet import logger
+
+log = logger("bench-peer")

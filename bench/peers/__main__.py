@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -28,11 +29,11 @@ from typing import Any
 import httpx
 
 from bench import report, wrk
-from bench.peers import checks, install, measure, table
+from bench.fleet import Fleet
+from bench.peers import checks, install, log, measure, table
 from bench.peers.authly import Authly, create_database
 from bench.peers.authyard import Authyard
 from bench.peers.ceiling import Ceiling
-from bench.peers.fleet import Fleet, log
 from bench.peers.oidc_provider import OidcProvider
 from bench.peers.workload import CONSUMING, SCENARIOS, Target
 from bench.processes import REPO
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "bash scripts/bench-peer.sh " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     notes: list[str] = []
-    fleet = Fleet(keep=args.keep)
+    fleet = Fleet(Path(tempfile.mkdtemp(prefix="authyard-bench-peer-")), log, keep=args.keep)
     try:
         targets = start_targets(fleet, args, notes)
         rows = run_matrix(targets, args, notes)

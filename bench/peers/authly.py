@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -42,10 +41,11 @@ import jwt
 
 from authserver.protocol.pkce import s256
 from bench import processes, seed
-from bench.peers.fleet import log
+from bench.peers import log
 from bench.peers.workload import Workload, bench_script, peer_script
-from bench.processes import Server
-from tests.support.postgres import PG_BIN, PostgresCluster, free_port
+from harness.ports import free_port
+from harness.postgres import PostgresCluster
+from harness.processes import ServerProcess, listen_args
 
 API_PREFIX = "/api/v1"
 TOKEN_PATH = API_PREFIX + "/oauth/token"
@@ -65,46 +65,17 @@ REFRESH_SCOPE = "profile"
 def create_database(cluster: PostgresCluster, schema: Path) -> str:
     """Authly's database, with its schema; the libpq URL Authly takes (it uses psycopg 3)."""
     cluster.create_database(DATABASE)
-    result = subprocess.run(  # noqa: S603 - psql of the cluster's own binaries
-        [
-            str(PG_BIN / "psql"),
-            "--no-psqlrc",
-            "--quiet",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(cluster.port),
-            "-U",
-            "postgres",
-            "-d",
-            DATABASE,
-            "-f",
-            str(schema),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SQL_TIMEOUT_SECONDS,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"Authly's schema failed to load:\n{result.stderr[-2000:]}")
-    return f"postgresql://postgres@127.0.0.1:{cluster.port}/{DATABASE}"
+    cluster.run_sql_file(DATABASE, schema, timeout=SQL_TIMEOUT_SECONDS)
+    return cluster.dsn(DATABASE)
 
 
-def server(python: Path, directory: Path, port: int, workers: int, env: dict[str, str]) -> Server:
+def server(python: Path, directory: Path, port: int, workers: int, env: dict[str, str]) -> ServerProcess:
     command = [
         str(python),
         "-m",
         "uvicorn",
         "authly.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
+        *listen_args(port, workers),
         "--loop",
         "uvloop",
         "--http",
@@ -119,7 +90,7 @@ def server(python: Path, directory: Path, port: int, workers: int, env: dict[str
         "info",
         "--no-access-log",
     ]
-    return Server(f"authly-w{workers}", command, directory, port, env, "/health")
+    return ServerProcess(f"authly-w{workers}", command, directory, port, env, "/health")
 
 
 def environment(database_url: str, directory: Path, base_url: str, admin_password: str) -> dict[str, str]:
@@ -139,7 +110,7 @@ def environment(database_url: str, directory: Path, base_url: str, admin_passwor
     )
 
 
-def _wait_for_workers(running: Server, workers: int, log_offset: int) -> None:
+def _wait_for_workers(running: ServerProcess, workers: int, log_offset: int) -> None:
     """Until every worker has logged uvicorn's "Application startup complete." (its lifespan, with Authly's
     configuration, pool and bootstrap, is done), or the server died (bounded)."""
     deadline = time.monotonic() + WORKERS_READY_SECONDS
@@ -159,8 +130,8 @@ def _wait_for_workers(running: Server, workers: int, log_offset: int) -> None:
 
 
 def _launch(
-    launch: Callable[[Server], Server], make: Callable[[], Server], workers: int
-) -> tuple[Server, int]:
+    launch: Callable[[ServerProcess], ServerProcess], make: Callable[[], ServerProcess], workers: int
+) -> tuple[ServerProcess, int]:
     """A running Authly with all its workers up, and the number of attempts it took."""
     problem = ""
     for attempt in range(1, START_ATTEMPTS + 1):
@@ -255,7 +226,7 @@ async def _execute_many(database_url: str, query: str, rows: list[tuple[object, 
 
 @dataclass
 class Authly:
-    server: Server
+    server: ServerProcess
     database_url: str
     refresh_secret: str
     registration: Registration
@@ -266,7 +237,7 @@ class Authly:
 
     @staticmethod
     def start(
-        launch: Callable[[Server], Server],
+        launch: Callable[[ServerProcess], ServerProcess],
         python: Path,
         directory: Path,
         database_url: str,

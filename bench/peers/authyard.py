@@ -13,29 +13,16 @@ from urllib.parse import quote
 
 from bench import processes, seed
 from bench.peers.workload import Workload, bench_script
-from bench.processes import Server
-from tests.support.postgres import free_port
+from harness.authserver import run_cli
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 TOKEN_PATH = "/token"  # noqa: S105 - a URL path
 
 
-def environment(database_url: str, credentials: seed.Credentials, db_pool: int) -> dict[str, str]:
-    """The settings ``python -m bench`` gives the server (rate limits off, room for c=50, warning logs)."""
-    return processes.clean_environment(
-        AUTHSERVER_DATABASE_URL=database_url,
-        AUTHSERVER_ADMIN_TOKEN=credentials.admin_token,
-        AUTHSERVER_TOKEN_RATE_PER_CLIENT="0",  # noqa: S106 - a rate, not a secret
-        AUTHSERVER_TOKEN_RATE_PER_IP="0",  # noqa: S106
-        AUTHSERVER_MAX_IN_FLIGHT="1024",
-        AUTHSERVER_DB_POOL_MIN_SIZE=str(db_pool),
-        AUTHSERVER_DB_POOL_MAX_SIZE=str(db_pool),
-        AUTHSERVER_LOG_LEVEL="warning",
-    )
-
-
 @dataclass
 class Authyard:
-    server: Server
+    server: ServerProcess
     database_url: str
     credentials: seed.Credentials
     user_id: str
@@ -45,12 +32,16 @@ class Authyard:
 
     @staticmethod
     def start(
-        launch: Callable[[Server], Server], directory: Path, database_url: str, workers: int, db_pool: int
+        launch: Callable[[ServerProcess], ServerProcess],
+        directory: Path,
+        database_url: str,
+        workers: int,
+        db_pool: int,
     ) -> Authyard:
         directory.mkdir(parents=True, exist_ok=True)
         credentials = seed.Credentials.generate()
-        env = environment(database_url, credentials, db_pool)
-        processes.run_cli(["migrate"], env, directory)
+        env = processes.authserver_environment(database_url, credentials.admin_token, db_pool)
+        run_cli(["migrate"], env, directory)
         server = launch(processes.authserver(directory, free_port(), workers, env))
         seed.register_clients(server.base_url, credentials)
         user_id = asyncio.run(seed.ensure_user(database_url, credentials.password))

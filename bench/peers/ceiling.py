@@ -9,17 +9,17 @@ from pathlib import Path
 
 from bench import processes
 from bench.peers.workload import Workload, bench_script
-from bench.processes import Server
-from tests.support.postgres import free_port
+from harness.ports import free_port
+from harness.processes import ServerProcess
 
 
 @dataclass
 class Ceiling:
-    server: Server
+    server: ServerProcess
     label: str = "ceiling (constant JSON)"
 
     @staticmethod
-    def start(launch: Callable[[Server], Server], directory: Path, workers: int) -> Ceiling:
+    def start(launch: Callable[[ServerProcess], ServerProcess], directory: Path, workers: int) -> Ceiling:
         return Ceiling(launch(processes.ceiling(directory, free_port(), workers)))
 
     def scenarios(self) -> frozenset[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import wrk
 from bench.peers.workload import Workload
-from bench.processes import Server
+from harness.processes import ServerProcess
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 IDLE_POLL_SECONDS = 0.2
@@ -52,7 +52,7 @@ def wait_idle(pgid: int) -> float:
     return time.monotonic() - started
 
 
-def run(server: Server, workload: Workload, concurrency: int, duration: float) -> dict[str, Any]:
+def run(server: ServerProcess, workload: Workload, concurrency: int, duration: float) -> dict[str, Any]:
     before = group_cpu_seconds(server.pid)
     result: dict[str, Any] = dict(wrk.run(workload.script, workload.url, concurrency, duration, workload.env))
     result["drain_seconds"] = wait_idle(server.pid)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from bench import processes, seed
 from bench.peers.workload import Workload, bench_script
-from bench.processes import Server
-from tests.support.postgres import PostgresCluster, free_port
+from harness.ports import free_port
+from harness.postgres import PostgresCluster
+from harness.processes import ServerProcess
 
 DATABASE = "oidc_provider"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -25,14 +26,14 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 @dataclass
 class OidcProvider:
-    server: Server
+    server: ServerProcess
     credentials: seed.Credentials
     label: str = "oidc-provider"
     _token: str | None = None
 
     @staticmethod
     def start(
-        launch: Callable[[Server], Server],
+        launch: Callable[[ServerProcess], ServerProcess],
         installed: Path,
         cluster: PostgresCluster,
         directory: Path,
@@ -50,14 +51,16 @@ class OidcProvider:
             NODE_ENV="production",
             PORT=str(port),
             WORKERS=str(workers),
-            DATABASE_URL=f"postgresql://postgres@127.0.0.1:{cluster.port}/{DATABASE}",
+            DATABASE_URL=cluster.dsn(DATABASE),
             DB_POOL=str(db_pool),
             CLIENT_ID=seed.SERVICE_CLIENT_ID,
             CLIENT_SECRET=credentials.service_secret,
             SCOPE=seed.SERVICE_SCOPE,
         )
         command = [node, str(installed / "server.mjs")]
-        server = launch(Server(f"oidc-provider-w{workers}", command, directory, port, env, DISCOVERY_PATH))
+        server = launch(
+            ServerProcess(f"oidc-provider-w{workers}", command, directory, port, env, DISCOVERY_PATH)
+        )
         return OidcProvider(server, credentials)
 
     def scenarios(self) -> frozenset[str]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bench.processes import Server
 from bench.wrk import LUA_DIR
+from harness.processes import ServerProcess
 
 PEER_LUA_DIR = Path(__file__).resolve().parent / "lua"
 
@@ -47,7 +47,7 @@ class Target(Protocol):
     """A running server in the comparison."""
 
     label: str
-    server: Server
+    server: ServerProcess
 
     def scenarios(self) -> frozenset[str]: ...
 

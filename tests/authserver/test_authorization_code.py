@@ -10,44 +10,26 @@ import httpx
 import pytest
 
 from authserver.protocol.models import User
-from tests.support.oauth import authorize_code, hidden_fields, pkce_pair, query_of, register
-
-REDIRECT = "http://127.0.0.1:9999/callback"
-
-
-@pytest.fixture(scope="module")
-async def web_client(app_client: httpx.AsyncClient) -> str:
-    client_id, _ = await register(
-        app_client,
-        type="public",
-        grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid", "profile", "email", "read"],
-        redirect_uris=[REDIRECT],
-        audiences=["https://api.example.com"],
-    )
-    return client_id
+from tests.support.oauth import (
+    CALLBACK,
+    authorization_request,
+    authorize_code,
+    hidden_fields,
+    pkce_pair,
+    query_of,
+    redeem_code,
+    refresh,
+    register,
+)
 
 
 def _verify(http: httpx.AsyncClient, token: str) -> dict:
     return http.app.state.services.keyset().verify(token, options={"verify_aud": False})  # type: ignore[attr-defined]
 
 
-async def _redeem(http: httpx.AsyncClient, client_id: str, code: str, verifier: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-    )
-
-
 async def test_code_flow_issues_access_refresh_and_id_token(app_client, web_client, user: User) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    response = await _redeem(app_client, web_client, code, verifier)
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    response = await redeem_code(app_client, code, verifier, client_id=web_client)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["scope"] == "openid profile email read" and body["refresh_token"]
@@ -74,9 +56,9 @@ async def test_code_flow_issues_access_refresh_and_id_token(app_client, web_clie
 
 async def test_userinfo_releases_only_what_the_scope_allows(app_client, web_client, user: User) -> None:
     code, verifier = await authorize_code(
-        app_client, web_client, REDIRECT, user.username, scope="openid read"
+        app_client, web_client, CALLBACK, user.username, scope="openid read"
     )
-    token = (await _redeem(app_client, web_client, code, verifier)).json()["access_token"]
+    token = (await redeem_code(app_client, code, verifier, client_id=web_client)).json()["access_token"]
     info = await app_client.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
     assert info.json() == {"sub": user.user_id}
     missing = await app_client.get("/userinfo")
@@ -84,37 +66,22 @@ async def test_userinfo_releases_only_what_the_scope_allows(app_client, web_clie
 
 
 async def test_code_is_single_use_and_replay_revokes_its_refresh_family(app_client, web_client, user) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    first = await _redeem(app_client, web_client, code, verifier)
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    first = await redeem_code(app_client, code, verifier, client_id=web_client)
     assert first.status_code == 200
-    replay = await _redeem(app_client, web_client, code, verifier)
+    replay = await redeem_code(app_client, code, verifier, client_id=web_client)
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    refresh = await app_client.post(
-        "/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": web_client,
-            "refresh_token": first.json()["refresh_token"],
-        },
-    )
-    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
+    refreshed = await refresh(app_client, first.json()["refresh_token"], client_id=web_client)
+    assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
 
 
 async def test_pkce_verifier_must_match(app_client, web_client, user) -> None:
-    code, _ = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    code, _ = await authorize_code(app_client, web_client, CALLBACK, user.username)
     wrong, _ = pkce_pair()
-    response = await _redeem(app_client, web_client, code, wrong)
+    response = await redeem_code(app_client, code, wrong, client_id=web_client)
     assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
-    code, _ = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    missing = await app_client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": web_client,
-            "redirect_uri": REDIRECT,
-        },
-    )
+    code, _ = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    missing = await redeem_code(app_client, code, None, client_id=web_client)
     assert missing.status_code == 400 and missing.json()["error"] == "invalid_request"
 
 
@@ -124,22 +91,13 @@ async def test_code_bound_to_client_and_redirect_uri(app_client, web_client, use
         type="public",
         grant_types=["authorization_code"],
         scopes=["read"],
-        redirect_uris=[REDIRECT],
+        redirect_uris=[CALLBACK],
     )
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    stolen = await _redeem(app_client, other, code, verifier)
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    stolen = await redeem_code(app_client, code, verifier, client_id=other)
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    moved = await app_client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": web_client,
-            "code_verifier": verifier,
-            "redirect_uri": "http://127.0.0.1:9999/other",
-        },
-    )
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    moved = await redeem_code(app_client, code, verifier, "http://127.0.0.1:9999/other", client_id=web_client)
     assert moved.status_code == 400 and moved.json()["error"] == "invalid_grant"
 
 
@@ -148,25 +106,20 @@ async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 async def test_authorize_never_redirects_to_unregistered_uris(app_client, web_client) -> None:
-    _, challenge = pkce_pair()
-    base = {
-        "response_type": "code",
-        "client_id": web_client,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    base, _ = authorization_request(web_client)
+    del base["redirect_uri"]
     for uri in (
         "https://evil.example.com/callback",
-        REDIRECT + "/extra",
-        REDIRECT + "#frag",
+        CALLBACK + "/extra",
+        CALLBACK + "#frag",
         "http://attacker@127.0.0.1:9999/callback",
-        REDIRECT.upper(),
+        CALLBACK.upper(),
     ):
         response = await _authorize(app_client, **base, redirect_uri=uri)
         assert response.status_code == 400, uri
         assert "location" not in response.headers
         assert "not registered" in response.text
-    unknown = await _authorize(app_client, **{**base, "client_id": "nope"}, redirect_uri=REDIRECT)
+    unknown = await _authorize(app_client, **{**base, "client_id": "nope"}, redirect_uri=CALLBACK)
     assert unknown.status_code == 400 and "location" not in unknown.headers
 
 
@@ -181,34 +134,17 @@ async def test_authorize_never_redirects_to_unregistered_uris(app_client, web_cl
     ],
 )
 async def test_authorize_errors_go_back_to_the_client(app_client, web_client, change, error) -> None:
-    _, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": web_client,
-        "redirect_uri": REDIRECT,
-        "state": "s1",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **change,
-    }
+    params, _ = authorization_request(web_client, state="s1", **change)
     response = await _authorize(app_client, **{k: v for k, v in params.items() if v is not None})
     assert response.status_code == 302
     query = query_of(response.headers["location"])
-    assert response.headers["location"].startswith(REDIRECT + "?")
+    assert response.headers["location"].startswith(CALLBACK + "?")
     assert query["error"] == error and query["state"] == "s1" and query["iss"] == "http://testserver"
 
 
 async def test_wrong_password_and_denied_consent(app_client, web_client, user) -> None:
-    _, challenge = pkce_pair()
-    page = await _authorize(
-        app_client,
-        response_type="code",
-        client_id=web_client,
-        redirect_uri=REDIRECT,
-        state="s2",
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    params, _ = authorization_request(web_client, state="s2")
+    page = await _authorize(app_client, **params)
     wrong = await app_client.post(
         "/authorize/login", data={**hidden_fields(page.text), "username": user.username, "password": "wrong"}
     )
@@ -230,15 +166,8 @@ async def test_wrong_password_and_denied_consent(app_client, web_client, user) -
 
 
 async def test_login_form_requires_csrf_binding(app_client, web_client, user) -> None:
-    _, challenge = pkce_pair()
-    page = await _authorize(
-        app_client,
-        response_type="code",
-        client_id=web_client,
-        redirect_uri=REDIRECT,
-        code_challenge=challenge,
-        code_challenge_method="S256",
-    )
+    params, _ = authorization_request(web_client)
+    page = await _authorize(app_client, **params)
     fields = hidden_fields(page.text)
     forged = await app_client.post(
         "/authorize/login",
@@ -257,40 +186,29 @@ async def test_login_form_requires_csrf_binding(app_client, web_client, user) ->
 
 
 async def test_refresh_rotation_and_reuse_detection(app_client, web_client, user) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    first = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    first = (await redeem_code(app_client, code, verifier, client_id=web_client)).json()["refresh_token"]
 
-    async def refresh(token: str, **extra: str) -> httpx.Response:
-        return await app_client.post(
-            "/token",
-            data={"grant_type": "refresh_token", "client_id": web_client, "refresh_token": token, **extra},
-        )
+    async def rotate(token: str, **extra: str) -> httpx.Response:
+        return await refresh(app_client, token, client_id=web_client, **extra)
 
-    second = await refresh(first, scope="read")
+    second = await rotate(first, scope="read")
     assert second.status_code == 200, second.text
     assert second.json()["scope"] == "read" and second.json()["refresh_token"] != first
-    third = await refresh(second.json()["refresh_token"])
+    third = await rotate(second.json()["refresh_token"])
     assert third.status_code == 200 and third.json()["scope"] == "openid profile email read"
 
-    reused = await refresh(first)
+    reused = await rotate(first)
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
     # The legitimate holder's newest token died with the family.
-    latest = await refresh(third.json()["refresh_token"])
+    latest = await rotate(third.json()["refresh_token"])
     assert latest.status_code == 400 and latest.json()["error"] == "invalid_grant"
 
 
 async def test_refresh_cannot_widen_scope(app_client, web_client, user) -> None:
     code, verifier = await authorize_code(
-        app_client, web_client, REDIRECT, user.username, scope="openid read"
+        app_client, web_client, CALLBACK, user.username, scope="openid read"
     )
-    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
-    widened = await app_client.post(
-        "/token",
-        data={
-            "grant_type": "refresh_token",
-            "client_id": web_client,
-            "refresh_token": token,
-            "scope": "openid email",
-        },
-    )
+    token = (await redeem_code(app_client, code, verifier, client_id=web_client)).json()["refresh_token"]
+    widened = await refresh(app_client, token, client_id=web_client, scope="openid email")
     assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"

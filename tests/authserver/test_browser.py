@@ -22,9 +22,9 @@ import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from harness.authserver import AuthServer, running_server
+from harness.ports import free_port
 from tests.support.oauth import basic, hidden_fields, pkce_pair
-from tests.support.postgres import free_port
-from tests.support.server_process import ServerProcess, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -74,13 +74,13 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     with running_server(tmp_path_factory.mktemp("browser-server")) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
-def metadata(server: ServerProcess) -> dict[str, Any]:
+def metadata(server: AuthServer) -> dict[str, Any]:
     return httpx.get(server.base_url + "/.well-known/oauth-authorization-server", timeout=5).json()
 
 
@@ -90,7 +90,7 @@ def redirect_uri() -> str:
 
 
 @pytest.fixture(scope="module")
-def client(server: ServerProcess, redirect_uri: str) -> dict[str, Any]:
+def client(server: AuthServer, redirect_uri: str) -> dict[str, Any]:
     return server.create_client(
         "Browser Test App",
         ["authorization_code", "refresh_token"],
@@ -100,7 +100,7 @@ def client(server: ServerProcess, redirect_uri: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def account(server: ServerProcess) -> dict[str, str]:
+def account(server: AuthServer) -> dict[str, str]:
     username, password = f"bob-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
     server.create_user(username, password, email=f"{username}@example.com", name="Bob")
     return {"username": username, "password": password}
@@ -195,7 +195,7 @@ def framing_site(html: str) -> Iterator[str]:
 
 def test_login_and_allow_lands_on_redirect_uri_with_code_and_state(
     page: Any,
-    server: ServerProcess,
+    server: AuthServer,
     metadata: dict[str, Any],
     client: dict[str, Any],
     account: dict[str, str],

@@ -26,8 +26,7 @@ def _run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
 
 
 def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
-    created = _run(
-        tmp_path,
+    create_orders = (
         "clients",
         "create",
         "--name",
@@ -39,23 +38,12 @@ def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
         "--scope",
         "orders.read",
     )
+    created = _run(tmp_path, *create_orders)
     assert created.returncode == 0, created.stderr
     client = json.loads(created.stdout)
     assert client["client_id"] == "orders" and len(client["client_secret"]) >= 43
     assert client["client_secret"] not in created.stderr
-    again = _run(
-        tmp_path,
-        "clients",
-        "create",
-        "--name",
-        "Orders",
-        "--client-id",
-        "orders",
-        "--grant-type",
-        "client_credentials",
-        "--scope",
-        "orders.read",
-    )
+    again = _run(tmp_path, *create_orders)
     assert "client_secret" not in json.loads(again.stdout) and "already exists" in again.stderr
 
     user = _run(

@@ -16,7 +16,7 @@ import pytest
 
 from authserver.serving import connection_shares
 from authserver.serving.connection_shares import ConnectionShares, NoFreeSlot
-from tests.support.server_process import ServerProcess, running_server
+from harness.authserver import AuthServer, running_server
 
 ROUTE = "/.well-known/openid-configuration"
 DEADLINE_SECONDS = 20
@@ -139,36 +139,23 @@ def test_leaving_frees_the_slot(table: str, other_pid: int) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def server(tmp_path: Path) -> Iterator[AuthServer]:
     with running_server(tmp_path / "server", workers=2) as started:
         _wait_for_workers(started, 2)
         yield started
 
 
-def _workers(server: ServerProcess) -> list[int]:
-    assert server.process is not None
-    pids: list[int] = []
-    for children in Path(f"/proc/{server.process.pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            try:
-                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    pids.append(int(child))
-            except OSError:  # gone meanwhile
-                continue
-    return sorted(pids)
-
-
-def _wait_for_workers(server: ServerProcess, count: int, besides: set[int] = frozenset()) -> list[int]:
+def _wait_for_workers(server: AuthServer, count: int, besides: set[int] = frozenset()) -> list[int]:
     """The worker pids once ``count`` of them (none in ``besides``) answer on the shared socket."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while True:
-        workers = _workers(server)
+        workers = server.worker_pids()
         if len(workers) == count and not besides & set(workers) and _served_by_all(server, workers):
             return workers
         assert time.monotonic() < deadline, f"workers {workers}:\n{server.log_tail()}"
 
 
-def _served_by_all(server: ServerProcess, workers: list[int]) -> bool:
+def _served_by_all(server: AuthServer, workers: list[int]) -> bool:
     """Whether every worker has started serving (each has counted a request of its own)."""
     for connection in _open(server, 8):
         with connection:
@@ -177,7 +164,7 @@ def _served_by_all(server: ServerProcess, workers: list[int]) -> bool:
     return all(after.get(pid, 0) for pid in workers)
 
 
-def _open(server: ServerProcess, count: int) -> list[socket.socket]:
+def _open(server: AuthServer, count: int) -> list[socket.socket]:
     return [
         socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE_SECONDS) for _ in range(count)
     ]
@@ -233,7 +220,7 @@ def _closing(port: int) -> int:
     )
 
 
-def _served_per_worker(server: ServerProcess, connections: list[socket.socket]) -> dict[int, float]:
+def _served_per_worker(server: AuthServer, connections: list[socket.socket]) -> dict[int, float]:
     """One request on each connection; the requests each worker counted for them (a worker counts a request
     as its response goes out, so the count may trail the response by a moment)."""
     before = server.requests_by_worker(ROUTE)
@@ -247,7 +234,7 @@ def _served_per_worker(server: ServerProcess, connections: list[socket.socket]) 
             return served
 
 
-def _burst_while_stopped(server: ServerProcess, stopped: int, count: int) -> list[socket.socket]:
+def _burst_while_stopped(server: AuthServer, stopped: int, count: int) -> list[socket.socket]:
     """``count`` connections opened while worker ``stopped`` cannot run, so that the other accepts them all
     (as a race often leaves a burst: 4 of 50 on one worker, measured); ``stopped`` runs again after."""
     os.kill(stopped, signal.SIGSTOP)
@@ -261,7 +248,7 @@ def _burst_while_stopped(server: ServerProcess, stopped: int, count: int) -> lis
     return connections
 
 
-def _assert_an_even_burst(server: ServerProcess, *, stopped: int, other: int) -> None:
+def _assert_an_even_burst(server: AuthServer, *, stopped: int, other: int) -> None:
     """20 connections opened while ``stopped`` cannot accept: each worker serves half, give or take 2."""
     connections = _burst_while_stopped(server, stopped, 20)
     try:
@@ -271,7 +258,7 @@ def _assert_an_even_burst(server: ServerProcess, *, stopped: int, other: int) ->
         _close_all(server, connections)
 
 
-def _close_all(server: ServerProcess, connections: list[socket.socket]) -> None:
+def _close_all(server: AuthServer, connections: list[socket.socket]) -> None:
     """Closes the connections, and waits until the workers have closed their side too."""
     for connection in connections:
         connection.close()
@@ -280,7 +267,7 @@ def _close_all(server: ServerProcess, connections: list[socket.socket]) -> None:
         assert time.monotonic() < deadline, "the workers never closed"
 
 
-def test_connections_accepted_by_one_worker_are_shared_with_the_other(server: ServerProcess) -> None:
+def test_connections_accepted_by_one_worker_are_shared_with_the_other(server: AuthServer) -> None:
     """The running worker accepts every connection of the burst and hands half of them to the stopped one,
     which serves them once it runs again. Without the hand-over, the stopped worker would serve none."""
     accepting, stopped = _wait_for_workers(server, 2)
@@ -297,7 +284,7 @@ def test_connections_accepted_by_one_worker_are_shared_with_the_other(server: Se
 
 
 def test_a_worker_that_dies_loses_no_connection_and_its_successor_takes_its_share(
-    server: ServerProcess,
+    server: AuthServer,
 ) -> None:
     survivor, killed = _wait_for_workers(server, 2)
     os.kill(killed, signal.SIGKILL)

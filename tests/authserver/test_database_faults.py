@@ -28,10 +28,11 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support.oauth import admin_headers, authorize_code, basic
-from tests.support.postgres import PostgresCluster, postgres_available
+from harness.authserver import AuthServer, running_server
+from harness.postgres import PostgresCluster, postgres_available
+from tests.support.oauth import admin_headers, authorize_code, basic, redeem_code
+from tests.support.oauth import refresh as refresh_grant
 from tests.support.refresh_tokens import presented
-from tests.support.server_process import ServerProcess, running_server
 
 pytestmark = [
     pytest.mark.postgres,
@@ -48,7 +49,7 @@ LOAD_WORKERS = 6
 @dataclass
 class Stack:
     cluster: PostgresCluster
-    server: ServerProcess
+    server: AuthServer
     web_client: tuple[str, str]
     username: str
     password: str
@@ -135,24 +136,11 @@ async def client_credentials(http: httpx.AsyncClient, client_id: str, secret: st
 
 
 async def refresh(http: httpx.AsyncClient, stack: Stack, token: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={"grant_type": "refresh_token", "refresh_token": token},
-        headers=basic(*stack.web_client),
-    )
+    return await refresh_grant(http, token, headers=basic(*stack.web_client))
 
 
 async def exchange(http: httpx.AsyncClient, stack: Stack, code: str, verifier: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": verifier,
-        },
-        headers=basic(*stack.web_client),
-    )
+    return await redeem_code(http, code, verifier, REDIRECT_URI, headers=basic(*stack.web_client))
 
 
 async def new_refresh_token(stack: Stack) -> str:

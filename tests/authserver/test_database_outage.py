@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from authserver.web.app import create_app
+from harness.postgres import PostgresCluster
 from tests.conftest import make_settings
 from tests.support.oauth import admin_headers, basic, register
-from tests.support.postgres import PostgresCluster
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import OAuth2Client
 
+from harness.authserver import AuthServer, running_server
 from tests.support.oauth import ADMIN_TOKEN, hidden_fields
-from tests.support.server_process import ServerProcess, running_server
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 API_AUDIENCE = "https://api.example.com"
@@ -48,7 +48,7 @@ def _database_url(backend: str, request: pytest.FixtureRequest) -> str | None:
 
 def _server(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, workers: int
-) -> Iterator[ServerProcess]:
+) -> Iterator[AuthServer]:
     directory = tmp_path_factory.mktemp(f"e2e-{backend}-{workers}w")
     with running_server(directory, _database_url(backend, request), workers=workers) as server:
         server.seen_secrets.add(ADMIN_TOKEN)
@@ -58,18 +58,18 @@ def _server(
 @pytest.fixture(scope="module")
 def server(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
+) -> Iterator[AuthServer]:
     yield from _server(backend, request, tmp_path_factory, workers=1)
 
 
 @pytest.fixture(scope="module")
 def two_worker_server(
     backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
+) -> Iterator[AuthServer]:
     yield from _server(backend, request, tmp_path_factory, workers=2)
 
 
-def discover(server: ServerProcess) -> dict[str, Any]:
+def discover(server: AuthServer) -> dict[str, Any]:
     response = httpx.get(server.base_url + METADATA_PATH, timeout=5)
     assert response.status_code == 200, response.text
     metadata = response.json()
@@ -78,12 +78,12 @@ def discover(server: ServerProcess) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def metadata(server: ServerProcess) -> dict[str, Any]:
+def metadata(server: AuthServer) -> dict[str, Any]:
     return discover(server)
 
 
 class Person:
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: AuthServer) -> None:
         self.username = f"alice-{uuid.uuid4().hex[:8]}"
         self.password = f"pw-{secrets.token_urlsafe(18)}"
         self.email = f"{self.username}@example.com"
@@ -94,12 +94,12 @@ class Person:
 
 
 @pytest.fixture(scope="module")
-def person(server: ServerProcess) -> Person:
+def person(server: AuthServer) -> Person:
     return Person(server)
 
 
 @pytest.fixture(scope="module")
-def code_client(server: ServerProcess) -> dict[str, Any]:
+def code_client(server: AuthServer) -> dict[str, Any]:
     return server.create_client(
         "E2E web app",
         ["authorization_code", "refresh_token"],
@@ -109,7 +109,7 @@ def code_client(server: ServerProcess) -> dict[str, Any]:
     )
 
 
-def service_client(server: ServerProcess) -> dict[str, Any]:
+def service_client(server: AuthServer) -> dict[str, Any]:
     created = server.create_client(
         f"svc-{uuid.uuid4().hex[:6]}",
         ["client_credentials"],
@@ -185,7 +185,7 @@ def _submit(browser: httpx.Client, page: httpx.Response, fields: dict[str, str])
 class CodeFlow:
     """authorization_code + PKCE S256 through the real login and consent pages, driven by Authlib."""
 
-    def __init__(self, server: ServerProcess, metadata: dict[str, Any], client: dict[str, Any]) -> None:
+    def __init__(self, server: AuthServer, metadata: dict[str, Any], client: dict[str, Any]) -> None:
         self.server = server
         self.metadata = metadata
         self.client = client
@@ -234,7 +234,7 @@ def at_hash(access_token: str) -> str:
 # The grants ------------------------------------------------------------------------------------------------
 
 
-def test_metadata_lists_every_endpoint(server: ServerProcess, metadata: dict[str, Any]) -> None:
+def test_metadata_lists_every_endpoint(server: AuthServer, metadata: dict[str, Any]) -> None:
     for name in (
         "authorization_endpoint",
         "token_endpoint",
@@ -251,7 +251,7 @@ def test_metadata_lists_every_endpoint(server: ServerProcess, metadata: dict[str
     assert "password" not in metadata["grant_types_supported"]
 
 
-def test_client_credentials(server: ServerProcess, metadata: dict[str, Any]) -> None:
+def test_client_credentials(server: AuthServer, metadata: dict[str, Any]) -> None:
     client = service_client(server)
     token = fetch_client_credentials(metadata, client, scope="read")
     assert token["token_type"].lower() == "bearer"
@@ -272,7 +272,7 @@ def test_client_credentials(server: ServerProcess, metadata: dict[str, Any]) -> 
 
 
 def test_authorization_code_with_pkce_id_token_and_userinfo(
-    server: ServerProcess, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
+    server: AuthServer, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
 ) -> None:
     flow = CodeFlow(server, metadata, code_client)
     nonce = generate_token(24)
@@ -300,7 +300,7 @@ def test_authorization_code_with_pkce_id_token_and_userinfo(
 
 
 def test_code_is_single_use_and_pkce_is_checked(
-    server: ServerProcess, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
+    server: AuthServer, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
 ) -> None:
     oauth = oauth_client(code_client, scope="read", redirect_uri=REDIRECT_URI, code_challenge_method="S256")
     verifier = generate_token(64)
@@ -321,7 +321,7 @@ def test_code_is_single_use_and_pkce_is_checked(
 
 
 def test_refresh_rotation_and_reuse_detection(
-    server: ServerProcess, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
+    server: AuthServer, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
 ) -> None:
     oauth, token = CodeFlow(server, metadata, code_client).run(person, "openid read")
     chain = [token["refresh_token"]]
@@ -351,7 +351,7 @@ def test_refresh_rotation_and_reuse_detection(
 
 
 def test_revoked_refresh_token_is_inactive(
-    server: ServerProcess, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
+    server: AuthServer, metadata: dict[str, Any], code_client: dict[str, Any], person: Person
 ) -> None:
     oauth, token = CodeFlow(server, metadata, code_client).run(person, "read")
     response = oauth.revoke_token(
@@ -365,7 +365,7 @@ def test_revoked_refresh_token_is_inactive(
 
 
 def test_token_signed_by_a_pruned_key_is_inactive_not_an_error(
-    server: ServerProcess, metadata: dict[str, Any]
+    server: AuthServer, metadata: dict[str, Any]
 ) -> None:
     """Once a retired key is pruned (its retention is over), its tokens are simply invalid: introspection
     says inactive, userinfo says invalid_token. Never a 500."""
@@ -413,7 +413,7 @@ def _introspect_burst(
         return list(pool.map(lambda _: introspect(metadata, client, token)["active"], range(size)))
 
 
-def test_revocation_is_seen_by_every_worker_within_a_second(two_worker_server: ServerProcess) -> None:
+def test_revocation_is_seen_by_every_worker_within_a_second(two_worker_server: AuthServer) -> None:
     server = two_worker_server
     metadata = discover(server)
     route = _route(metadata["introspection_endpoint"])
@@ -457,7 +457,7 @@ def test_revocation_is_seen_by_every_worker_within_a_second(two_worker_server: S
         )
 
 
-def test_key_rotation_while_tokens_are_live(two_worker_server: ServerProcess) -> None:
+def test_key_rotation_while_tokens_are_live(two_worker_server: AuthServer) -> None:
     server = two_worker_server
     metadata = discover(server)
     client = service_client(server)
@@ -504,7 +504,7 @@ def test_key_rotation_while_tokens_are_live(two_worker_server: ServerProcess) ->
     assert httpx.get(server.base_url + "/readyz", timeout=5).json()["active_kid"] == new_kid
 
 
-def test_client_credentials_on_two_workers(two_worker_server: ServerProcess) -> None:
+def test_client_credentials_on_two_workers(two_worker_server: AuthServer) -> None:
     metadata = discover(two_worker_server)
     client = service_client(two_worker_server)
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -518,7 +518,7 @@ def test_client_credentials_on_two_workers(two_worker_server: ServerProcess) -> 
 # Last in each backend's group: nothing secret reached the logs ---------------------------------------------
 
 
-def test_logs_hold_no_secrets(server: ServerProcess, two_worker_server: ServerProcess) -> None:
+def test_logs_hold_no_secrets(server: AuthServer, two_worker_server: AuthServer) -> None:
     for process in (server, two_worker_server):
         process.remember_private_keys()
         assert process.stop() is not None

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from authserver.config import Settings
 from authserver.web.app import create_app
 from tests.support.oauth import admin_headers, pkce_pair
+from tests.support.oauth_errors import AUTHORIZE_ERRORS, TOKEN_ERRORS
 
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 
@@ -41,39 +42,6 @@ HYPOTHESIS = settings(
 REQUEST_TIMEOUT_SECONDS = 30
 REDIRECT_URI = "https://app.example.com/cb"
 MAX_QUERY_CHARS = 12_000
-
-# RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 8707 §2 (invalid_target), RFC 6750 §3.1 (invalid_token), and the codes
-# the server documents for overload (temporarily_unavailable) and rate limits (slow_down).
-TOKEN_ERRORS = {
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_target",
-    "unsupported_token_type",
-    "slow_down",
-    "temporarily_unavailable",
-}
-# RFC 6749 §4.1.2.1 and OIDC Core §3.1.2.6: errors returned on the redirect URI.
-AUTHORIZE_ERRORS = {
-    "invalid_request",
-    "unauthorized_client",
-    "access_denied",
-    "unsupported_response_type",
-    "invalid_scope",
-    "server_error",
-    "temporarily_unavailable",
-    "invalid_target",
-    "login_required",
-    "consent_required",
-    "interaction_required",
-    "invalid_request_uri",
-    "invalid_request_object",
-    "request_not_supported",
-    "request_uri_not_supported",
-}
 
 
 class InProcessServer:

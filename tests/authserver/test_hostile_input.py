@@ -30,16 +30,18 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from markupsafe import escape
 
-from authserver.crypto.passwords import hash_password
 from authserver.protocol.models import User
+from harness.accounts import new_user
+from tests.support.app import store_of
 from tests.support.oauth import (
     PASSWORD,
     admin_headers,
+    authorization_request,
     authorize_code,
     basic,
     hidden_fields,
-    pkce_pair,
     query_of,
+    redeem_code,
     register,
 )
 
@@ -78,30 +80,12 @@ async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 def _authorize_params(client_id: str, **extra: str) -> dict[str, str]:
-    _, challenge = pkce_pair()
-    return {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT,
-        "state": "st",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    return authorization_request(client_id, **{"redirect_uri": REDIRECT, "state": "st", **extra})[0]
 
 
 async def _tokens(http: httpx.AsyncClient, web: tuple[str, str], user: User, **extra: str) -> dict[str, Any]:
     code, verifier = await authorize_code(http, web[0], REDIRECT, user.username, **extra)
-    response = await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-        headers=basic(*web),
-    )
+    response = await redeem_code(http, code, verifier, REDIRECT, headers=basic(*web))
     assert response.status_code == 200, response.text
     return dict(response.json())
 
@@ -416,18 +400,11 @@ async def test_login_form_injection_is_a_wrong_password_with_the_username_escape
 async def test_a_hostile_username_is_escaped_on_the_consent_page(
     app_client: httpx.AsyncClient, web: tuple[str, str]
 ) -> None:
-    store = app_client.app.state.services.store  # type: ignore[attr-defined]
     username = f"<img src=x onerror=alert(1)>'--{uuid.uuid4().hex[:6]}"
-    await store.create_user(
-        User(
-            user_id=str(uuid.uuid4()),
-            username=username,
-            password_hash=hash_password(PASSWORD),
-            email="m@example.com",
-            email_verified=False,
-            name="<script>alert(2)</script>",
-        )
+    hostile = new_user(
+        username, PASSWORD, email="m@example.com", name="<script>alert(2)</script>", email_verified=False
     )
+    await store_of(app_client).create_user(hostile)
     page = await _authorize(app_client, **_authorize_params(web[0]))
     consent = await app_client.post(
         "/authorize/login", data={**hidden_fields(page.text), "username": username, "password": PASSWORD}
@@ -458,16 +435,7 @@ async def test_state_and_nonce_travel_intact_and_are_never_rendered(
     assert query_of(location)["state"] == payload and query_of(location)["error"] == "access_denied"
     # Allowed: the nonce comes back in the ID token byte for byte.
     code, verifier = await authorize_code(app_client, web[0], REDIRECT, user.username, nonce=payload)
-    tokens = await app_client.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-        headers=basic(*web),
-    )
+    tokens = await redeem_code(app_client, code, verifier, REDIRECT, headers=basic(*web))
     id_token = jwt.decode(tokens.json()["id_token"], options={"verify_signature": False})
     assert id_token["nonce"] == payload
 

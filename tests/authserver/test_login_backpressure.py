@@ -10,9 +10,7 @@ import threading
 import pytest
 
 from authserver.crypto import passwords
-from tests.support.oauth import hidden_fields, pkce_pair, register
-
-REDIRECT = "http://127.0.0.1:9999/callback"
+from tests.support.oauth import CALLBACK, authorization_request, hidden_fields, register
 
 
 @pytest.mark.parametrize(
@@ -43,21 +41,10 @@ async def test_logins_beyond_the_kdf_queue_are_refused_fast_with_the_page(app_cl
         type="public",
         grant_types=["authorization_code"],
         scopes=["read"],
-        redirect_uris=[REDIRECT],
+        redirect_uris=[CALLBACK],
     )
-    _, challenge = pkce_pair()
-    page = await app_client.get(
-        "/authorize",
-        params={
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "scope": "read",
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        },
-    )
+    params, _ = authorization_request(client_id, scope="read", state="s")
+    page = await app_client.get("/authorize", params=params)
     form = {**hidden_fields(page.text), "username": user.username, "password": "correct horse battery staple"}
     pending, limit = passwords.kdf_load()
     assert limit >= 1

@@ -33,35 +33,18 @@ from schemathesis.specs.openapi.checks import (
 
 from authserver.config import Settings
 from authserver.web.app import create_app
-from tests.support.oauth import ADMIN_TOKEN, PASSWORD, admin_headers, authorize_code, basic
-from tests.support.server_process import ServerProcess, running_server
+from harness.authserver import AuthServer, running_server
+from tests.support.oauth import ADMIN_TOKEN, PASSWORD, admin_headers, authorize_code, basic, redeem_code
+from tests.support.oauth_errors import JSON_ERRORS
 
 MAX_EXAMPLES = 100
 REQUEST_TIMEOUT_SECONDS = 10
 FUZZ_CLIENT = "fuzz-confidential"
 REDIRECT_URI = "https://app.example.com/cb"
-# Every documented error code the server may answer (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009, RFC 8707, and
-# the admin API's not_found); an error body naming anything else is a bug.
-ERROR_CODES = {
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_target",
-    "unsupported_token_type",
-    "invalid_token",
-    "insufficient_scope",
-    "access_denied",
-    "not_found",
-    "slow_down",
-    "temporarily_unavailable",
-}
 
 
 @pytest.fixture(scope="module")
-def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
     with running_server(
         tmp_path_factory.mktemp("openapi-fuzz"),
         AUTHSERVER_TOKEN_RATE_PER_IP="0",
@@ -73,7 +56,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
 
 
 @pytest.fixture(scope="module")
-def credentials(api_server: ServerProcess) -> dict[str, str]:
+def credentials(api_server: AuthServer) -> dict[str, str]:
     """A confidential client's secret, and a user's access token with openid (walks the real pages)."""
     response = httpx.put(
         f"{api_server.base_url}/admin/clients/{FUZZ_CLIENT}",
@@ -94,16 +77,7 @@ def credentials(api_server: ServerProcess) -> dict[str, str]:
     async def user_token() -> str:
         async with httpx.AsyncClient(base_url=api_server.base_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             code, verifier = await authorize_code(http, FUZZ_CLIENT, REDIRECT_URI, username)
-            token = await http.post(
-                "/token",
-                data={
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": REDIRECT_URI,
-                    "code_verifier": verifier,
-                },
-                headers=basic(FUZZ_CLIENT, secret),
-            )
+            token = await redeem_code(http, code, verifier, REDIRECT_URI, headers=basic(FUZZ_CLIENT, secret))
         assert token.status_code == 200, token.text
         return str(token.json()["access_token"])
 
@@ -111,7 +85,7 @@ def credentials(api_server: ServerProcess) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def api_schema(api_server: ServerProcess) -> Any:
+def api_schema(api_server: AuthServer) -> Any:
     return schemathesis.openapi.from_url(f"{api_server.base_url}/openapi.json")
 
 
@@ -145,7 +119,7 @@ def rfc_error_body(response: Any, case: Any) -> None:
         return  # the authorization endpoint shows its errors on a page (never redirected)
     assert content_type.startswith("application/json"), f"{response.status_code} as {content_type}"
     body = json.loads(response.content)
-    assert isinstance(body, dict) and body.get("error") in ERROR_CODES, body
+    assert isinstance(body, dict) and body.get("error") in JSON_ERRORS, body
     assert isinstance(body.get("error_description", ""), str), body
 
 
@@ -160,7 +134,7 @@ def test_the_document_lists_every_route(api_schema: Any) -> None:
 
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_every_operation_conforms_and_never_fails(
-    label: str, api_schema: Any, api_server: ServerProcess, credentials: dict[str, str]
+    label: str, api_schema: Any, api_server: AuthServer, credentials: dict[str, str]
 ) -> None:
     operation = api_schema.find_operation_by_label(label)
     assert operation is not None, f"{label} is not in the served document"

@@ -29,8 +29,8 @@ from urllib.parse import urlencode
 
 import httpx
 
+from harness.authserver import running_server
 from tests.support.oauth import admin_headers, basic
-from tests.support.server_process import running_server
 
 CONCURRENCY = 200
 LOAD_SECONDS = 4.0

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from authserver.storage.postgres.direct_pool import DirectPool, split_pool_budget
 from authserver.storage.write_batches import WriteBatcher
-from tests.support.postgres import PG_BIN, PostgresCluster, free_port
+from harness.ports import free_port
+from harness.postgres import PG_BIN, PostgresCluster
 
 LOCK_KEY = 4242
 # Waits for the test's advisory lock: the statement holds its connection for as long as the test decides.

@@ -26,14 +26,9 @@ from authserver.storage.statements import PURGE_PAGE_ROWS
 from authserver.storage.tables import legacy_refresh_tokens, refresh_families
 from authserver.web.app import create_app
 from tests.conftest import database_url_for, make_settings
-from tests.support.oauth import register
+from tests.support.app import store_of
+from tests.support.oauth import CALLBACK, refresh, register
 from tests.support.refresh_tokens import family_row, insert_refresh_token, presented
-
-REDIRECT = "http://127.0.0.1:9999/callback"
-
-
-def _store(http: httpx.AsyncClient) -> SqlStore:
-    return http.app.state.services.store  # type: ignore[attr-defined,no-any-return]
 
 
 async def _public_client(http: httpx.AsyncClient, client_id: str | None = None) -> str:
@@ -43,15 +38,13 @@ async def _public_client(http: httpx.AsyncClient, client_id: str | None = None) 
         type="public",
         grant_types=["authorization_code", "refresh_token"],
         scopes=["openid", "read"],
-        redirect_uris=[REDIRECT],
+        redirect_uris=[CALLBACK],
     )
     return client_id
 
 
 async def _refresh(http: httpx.AsyncClient, client_id: str, token: str) -> httpx.Response:
-    return await http.post(
-        "/token", data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": token}
-    )
+    return await refresh(http, token, client_id=client_id)
 
 
 async def _family_rows(store: SqlStore, family_id: str) -> list[sa.Row]:  # type: ignore[type-arg]
@@ -80,7 +73,7 @@ def test_values_carry_their_family_and_older_values_are_told_apart() -> None:
 
 async def test_a_family_is_one_row_through_its_rotations(app_client: httpx.AsyncClient) -> None:
     client_id = await _public_client(app_client)
-    store = _store(app_client)
+    store = store_of(app_client)
     token = await insert_refresh_token(store, client_id)
     family_id = presented(token)[0]
     for _ in range(3):
@@ -97,7 +90,7 @@ async def test_any_other_secret_for_a_live_family_is_reuse_and_revokes_it(
     app_client: httpx.AsyncClient,
 ) -> None:
     client_id = await _public_client(app_client)
-    store = _store(app_client)
+    store = store_of(app_client)
     token = await insert_refresh_token(store, client_id)
     family_id = presented(token)[0]
 
@@ -120,7 +113,7 @@ async def test_the_purge_walks_every_page_and_keeps_what_can_still_be_used(
     app_client: httpx.AsyncClient,
 ) -> None:
     client_id = await _public_client(app_client)
-    store = _store(app_client)
+    store = store_of(app_client)
     now = datetime.now(UTC)
     rows = []
     for index in range(PURGE_PAGE_ROWS * 2 + 7):  # three pages
@@ -239,7 +232,7 @@ async def test_tokens_issued_before_families_rotate_once_after_the_migration(
     migrated_from_0001: tuple[httpx.AsyncClient, dict[str, str]],
 ) -> None:
     http, values = migrated_from_0001
-    store = _store(http)
+    store = store_of(http)
     (family,) = await _family_rows(store, "fam-a")
     assert family.secret_hash == token_hash(values["current"]) and family.user_id == "u-legacy"
     assert family.rotated_at is not None and family.issued_at < family.rotated_at  # began with the first

@@ -24,10 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.authserver import AuthServer, running_server, server_environment
+from harness.ports import free_port
+from harness.postgres import PostgresCluster, postgres_available
 from tests.support.oauth import admin_headers, basic
-from tests.support.postgres import PostgresCluster, free_port, postgres_available
 from tests.support.programs import require_program
-from tests.support.server_process import ServerProcess, running_server, server_environment
 
 pytestmark = [
     pytest.mark.postgres,
@@ -194,12 +195,12 @@ def test_replacing_every_backend_under_load_fails_no_request(
     old_ports = [free_port() for _ in range(BACKENDS)]
     new_ports = [free_port() for _ in range(BACKENDS)]
 
-    def backend(index: int, port: int) -> ServerProcess:
+    def backend(index: int, port: int) -> AuthServer:
         directory = tmp_path / f"backend-{index}-{port}"
         directory.mkdir()
         issuer = "http://auth.example.test"  # what clients see: the load balancer's name, not a backend's
-        server = ServerProcess(
-            directory, port, server_environment(directory, database, issuer, **settings), 2
+        server = AuthServer(
+            directory, port, server_environment(directory, database, issuer, **settings), workers=2
         )
         server.start()
         return server
@@ -207,7 +208,7 @@ def test_replacing_every_backend_under_load_fails_no_request(
     with running_server(tmp_path / "migrate", database, **settings) as first:
         first.stop()  # it migrated the database and made the shared keys; the backends start from there
     old = [backend(index, port) for index, port in enumerate(old_ports)]
-    new: list[ServerProcess] = []
+    new: list[AuthServer] = []
     try:
         with running_haproxy(haproxy_binary, tmp_path / "haproxy", old_ports + new_ports) as haproxy:
             for index in range(BACKENDS):

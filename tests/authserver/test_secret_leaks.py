@@ -23,8 +23,15 @@ from urllib.parse import urlencode
 import httpx
 
 from authserver.observability.logs import redact_query
-from tests.support.oauth import ADMIN_TOKEN, admin_headers, basic, hidden_fields, pkce_pair, query_of
-from tests.support.server_process import ServerProcess, running_server
+from harness.authserver import AuthServer, running_server
+from tests.support.oauth import (
+    ADMIN_TOKEN,
+    admin_headers,
+    authorization_request,
+    basic,
+    hidden_fields,
+    query_of,
+)
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 SESSION_SECRET = "session-" + secrets.token_urlsafe(32)
@@ -58,7 +65,7 @@ class Recorder:
         return chosen
 
 
-def private_key_members(server: ServerProcess) -> set[str]:
+def private_key_members(server: AuthServer) -> set[str]:
     document = json.loads(server.keys_file.read_text())
     return {
         str(value)
@@ -81,16 +88,7 @@ def put_client(http: httpx.Client, client_id: str, **fields: Any) -> httpx.Respo
 def login_for_code(
     http: httpx.Client, client_id: str, username: str, password: str, wrong_password: str
 ) -> tuple[str, str]:
-    verifier, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "scope": "openid read",
-        "state": "s",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    query, verifier = authorization_request(client_id, REDIRECT_URI, scope="openid read", state="s")
     page = http.get(f"/authorize?{urlencode(query)}")
     assert page.status_code == 200, page.text
     failed = http.post(

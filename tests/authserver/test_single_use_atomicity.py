@@ -12,52 +12,18 @@ from sqlalchemy import select
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.protocol.models import CodeBinding, NewRefreshToken, RedemptionOutcome
-from authserver.storage.sql_store import SqlStore
 from authserver.storage.tables import codes
-from tests.support.oauth import authorize_code, pkce_pair, register
+from tests.support.app import store_of
+from tests.support.oauth import CALLBACK, authorize_code, pkce_pair, redeem_code, refresh, register
 from tests.support.refresh_tokens import insert_refresh_token, presented
-
-REDIRECT = "http://127.0.0.1:9999/callback"
-
-
-@pytest.fixture(scope="module")
-async def web_client(app_client: httpx.AsyncClient) -> str:
-    client_id, _ = await register(
-        app_client,
-        type="public",
-        grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid", "profile", "email", "read"],
-        redirect_uris=[REDIRECT],
-    )
-    return client_id
-
-
-def _store(http: httpx.AsyncClient) -> SqlStore:
-    return http.app.state.services.store  # type: ignore[attr-defined,no-any-return]
-
-
-async def _redeem(http: httpx.AsyncClient, client_id: str, code: str, verifier: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-    )
 
 
 async def _refresh(http: httpx.AsyncClient, client_id: str, token: str, **extra: str) -> httpx.Response:
-    return await http.post(
-        "/token",
-        data={"grant_type": "refresh_token", "client_id": client_id, "refresh_token": token, **extra},
-    )
+    return await refresh(http, token, client_id=client_id, **extra)
 
 
 async def _code_family(http: httpx.AsyncClient, code: str) -> str | None:
-    async with _store(http).engine.connect() as connection:
+    async with store_of(http).engine.connect() as connection:
         row = (await connection.execute(select(codes).where(codes.c.code_hash == token_hash(code)))).first()
     assert row is not None and row.consumed_at is not None
     return row.family_id  # type: ignore[no-any-return]
@@ -66,9 +32,10 @@ async def _code_family(http: httpx.AsyncClient, code: str) -> str | None:
 async def test_concurrent_redemptions_one_wins_and_the_replay_revokes_its_family(
     app_client, web_client, user
 ) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
     first, second = await asyncio.gather(
-        _redeem(app_client, web_client, code, verifier), _redeem(app_client, web_client, code, verifier)
+        redeem_code(app_client, code, verifier, client_id=web_client),
+        redeem_code(app_client, code, verifier, client_id=web_client),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 400]
     winner = first if first.status_code == 200 else second
@@ -82,11 +49,11 @@ async def test_concurrent_redemptions_one_wins_and_the_replay_revokes_its_family
 async def test_a_failed_redemption_uses_the_code_up_and_issues_no_refresh_token(
     app_client, web_client, user
 ) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
     wrong, _ = pkce_pair()
-    assert (await _redeem(app_client, web_client, code, wrong)).status_code == 400
+    assert (await redeem_code(app_client, code, wrong, client_id=web_client)).status_code == 400
     assert await _code_family(app_client, code) is None  # no refresh family was created
-    again = await _redeem(app_client, web_client, code, verifier)
+    again = await redeem_code(app_client, code, verifier, client_id=web_client)
     assert (
         again.status_code == 400
         and again.json()["error_description"] == "authorization code was already used"
@@ -96,8 +63,8 @@ async def test_a_failed_redemption_uses_the_code_up_and_issues_no_refresh_token(
 async def test_concurrent_rotations_of_one_token_one_wins_and_the_family_dies(
     app_client, web_client, user
 ) -> None:
-    code, verifier = await authorize_code(app_client, web_client, REDIRECT, user.username)
-    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    code, verifier = await authorize_code(app_client, web_client, CALLBACK, user.username)
+    token = (await redeem_code(app_client, code, verifier, client_id=web_client)).json()["refresh_token"]
     first, second = await asyncio.gather(
         _refresh(app_client, web_client, token), _refresh(app_client, web_client, token)
     )
@@ -114,12 +81,12 @@ async def test_refused_requests_do_not_consume_the_refresh_token(app_client, web
         type="public",
         grant_types=["authorization_code", "refresh_token"],
         scopes=["read"],
-        redirect_uris=[REDIRECT],
+        redirect_uris=[CALLBACK],
     )
     code, verifier = await authorize_code(
-        app_client, web_client, REDIRECT, user.username, scope="openid read"
+        app_client, web_client, CALLBACK, user.username, scope="openid read"
     )
-    token = (await _redeem(app_client, web_client, code, verifier)).json()["refresh_token"]
+    token = (await redeem_code(app_client, code, verifier, client_id=web_client)).json()["refresh_token"]
     widened = await _refresh(app_client, web_client, token, scope="openid profile")
     assert widened.status_code == 400 and widened.json()["error"] == "invalid_scope"
     stolen = await _refresh(app_client, other, token)
@@ -139,7 +106,7 @@ async def test_refused_requests_do_not_consume_the_refresh_token(app_client, web
 async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
     app_client, web_client, overrides, message
 ) -> None:
-    store = _store(app_client)
+    store = store_of(app_client)
     value = await insert_refresh_token(store, web_client, **overrides)
     response = await _refresh(app_client, web_client, value)
     assert response.status_code == 400 and response.json()["error_description"] == message
@@ -150,7 +117,7 @@ async def test_expired_or_revoked_refresh_tokens_are_refused_untouched(
 async def test_store_refresh_token_rotation_copies_the_grant_and_refuses_a_second_use(
     app_client, web_client
 ) -> None:
-    store = _store(app_client)
+    store = store_of(app_client)
     value = await insert_refresh_token(store, web_client, user_id="u-1", auth_time=1234)
     family_id, secret_hash = presented(value)
     successor = NewRefreshToken(
@@ -172,7 +139,7 @@ async def test_store_refresh_token_rotation_copies_the_grant_and_refuses_a_secon
 
 
 async def test_store_redemption_reports_unknown_and_replayed_codes(app_client) -> None:
-    store = _store(app_client)
-    binding = CodeBinding("nobody", REDIRECT, None)
+    store = store_of(app_client)
+    binding = CodeBinding("nobody", CALLBACK, None)
     unknown = await store.redeem_authorization_code("0" * 64, datetime.now(UTC), binding, None)
     assert unknown.outcome is RedemptionOutcome.UNKNOWN

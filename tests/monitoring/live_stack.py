@@ -21,14 +21,13 @@ from typing import Any
 import kmock
 import yaml
 
+from harness.kube import AUTHSERVERS, load_crds
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import OPERATOR_SCRIPT, OperatorProcess
+from harness.ports import free_port
 from tests.monitoring.service_monitor import Pod
-from tests.operator.conftest import AUTHSERVERS, load_crds
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess
 from tests.operator.kubeapi import KubeApi
-from tests.operator.stack import OPERATOR_SCRIPT
 from tests.packaging.helm_support import NAMESPACE, by_kind, render
-from tests.support.postgres import free_port
 
 SERVICE_MONITORS = "monitoring.coreos.com/v1/servicemonitors"
 SERVICE_MONITOR_CRD = Path(__file__).with_name("servicemonitor-crd.yaml")

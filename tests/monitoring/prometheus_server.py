@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
+from harness.ports import free_port
 from tests.monitoring.rule_files import REQUIRED_BY
-from tests.support.postgres import free_port
 from tests.support.programs import require_program
 
 START_TIMEOUT_SECONDS = 30.0

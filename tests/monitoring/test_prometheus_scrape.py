@@ -32,6 +32,10 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.operator import PLATFORM, TEAM
+from harness.polling import wait_for
+from harness.ports import free_port
+from harness.postgres import PostgresCluster, postgres_available
 from tests.monitoring import dashboard
 from tests.monitoring.live_stack import (
     SERVICE_MONITORS,
@@ -53,11 +57,9 @@ from tests.monitoring.promql import (
 )
 from tests.monitoring.rule_files import REQUIRED_BY, alerts, rendered_rule, rule_file
 from tests.monitoring.service_monitor import Pod, scrape_configs
-from tests.operator.kopf_harness import wait_for
-from tests.operator.stack import PLATFORM, TEAM, Stack, clients_path, oauthclient, running_stack
+from tests.operator.stack import Stack, clients_path, oauthclient, running_stack
 from tests.packaging.helm_support import NAMESPACE
 from tests.support.oauth import PASSWORD, authorize_code, basic
-from tests.support.postgres import PostgresCluster, free_port, postgres_available
 from tests.support.programs import require_program
 
 pytestmark = [

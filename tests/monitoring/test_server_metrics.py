@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from authserver.observability import metrics
 from authserver.storage import sql_store
 from authserver.web.app import create_app
+from harness.authserver import running_server
 from tests.conftest import make_settings
-from tests.support.server_process import running_server
 
 
 @pytest.fixture

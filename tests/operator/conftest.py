@@ -6,39 +6,27 @@
 * ``kube``       -- a raw-path client (``KubeApi``, over httpx), to act as a user.
 * ``operator``   -- a factory: ``run = await operator(target, env=..., ready=...)`` starts an operator
                     in-process (kopf_harness.OperatorRun; ``await run.restart()``); stopped at teardown.
-* ``operator_process`` -- the same in a child process (kopf_harness.OperatorProcess: ``stop()`` is
+* ``operator_process`` -- the same in a child process (harness.operator.OperatorProcess: ``stop()`` is
                     SIGTERM, ``kill()`` SIGKILL, separate env per replica); stopped at teardown.
+* ``stack``      -- the in-process operator, an AuthServer it reconciled served by a real ``authserver
+                    serve`` on PostgreSQL (tests/operator/stack.py); the secrets scan at teardown.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, OperatorRun
+from harness.kube import AUTHSERVERS, TOKEN, declare_authyard_api, write_kubeconfig
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import OperatorProcess
+from tests.operator.kopf_harness import OperatorRun
 from tests.operator.kubeapi import KubeApi
+from tests.operator.stack import Stack, running_stack
 from tests.support.podman import container_images, podman  # noqa: F401 - the images, for test_operator_image
-
-CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
-AUTHSERVERS = "authyard.dev/v1alpha1/authservers"
-OAUTHCLIENTS = "authyard.dev/v1alpha1/oauthclients"
-
-
-@functools.cache
-def _parsed_crds() -> tuple[dict[str, Any], ...]:
-    return tuple(yaml.safe_load(path.read_text()) for path in sorted(CRD_DIR.glob("*.yaml")))
-
-
-def load_crds() -> list[dict[str, Any]]:
-    """The repository's CRDs (parsed once; fresh copies each call)."""
-    return copy.deepcopy(list(_parsed_crds()))
 
 
 @pytest.fixture(autouse=True)
@@ -57,26 +45,14 @@ def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 async def emulator(kmock: AuthyardEmulator) -> AsyncIterator[AuthyardEmulator]:
     assert isinstance(kmock, AuthyardEmulator)
-    kmock.declare_builtins()
-    for crd in load_crds():
-        kmock.declare_crd(crd)
+    declare_authyard_api(kmock)
     yield kmock
     kmock.close_watches()  # let the HTTP server stop without waiting for open watch streams
 
 
 @pytest.fixture
 def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    server = str(emulator.url).rstrip("/")
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "emulator", "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": "emulator-token"}}],
-        "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-        "current-context": "emulator",
-    }
-    path = tmp_path / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
+    path = write_kubeconfig(tmp_path / "kubeconfig", str(emulator.url).rstrip("/"))
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # never the in-cluster config
     return path
@@ -84,7 +60,7 @@ def kubeconfig(emulator: AuthyardEmulator, tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.fixture
 async def kube(emulator: AuthyardEmulator) -> AsyncIterator[KubeApi]:
-    api = KubeApi(str(emulator.url).rstrip("/"))
+    api = KubeApi(str(emulator.url).rstrip("/"), TOKEN)
     yield api
     await api.close()
 
@@ -128,3 +104,12 @@ async def operator_process(
     yield start
     for process in reversed(processes):
         await process.stop()
+
+
+@pytest.fixture
+async def stack(operator, emulator, kube, postgres_cluster, tmp_path) -> AsyncIterator[Stack]:
+    async def start_operator(issuer: str) -> OperatorRun:
+        return await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
+
+    async with running_stack(emulator, kube, postgres_cluster, tmp_path, start_operator) as running:
+        yield running

@@ -1,4 +1,4 @@
-"""Run a kopf operator inside the test process, against the emulated API, and wait for observed state.
+"""Run a kopf operator inside the test process, against the emulated API.
 
 The operator runs with ``kopf.testing.KopfRunner`` in its own thread and event loop (entered through
 ``asyncio.to_thread``): running ``kopf.operator()`` in pytest's loop cancels foreign tasks on exit, and
@@ -18,53 +18,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import inspect
 import itertools
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 from kopf.testing import KopfRunner
 
-T = TypeVar("T")
+from harness.polling import wait_for
 
 DEFAULT_ARGS = ("run", "--all-namespaces", "--standalone", "--verbose")
 _loaded = itertools.count()
-
-
-async def wait_for(
-    predicate: Callable[[], T | Awaitable[T]],
-    timeout: float = 10.0,  # noqa: ASYNC109 -- a deadline for polling, not for one awaited call
-    *,
-    interval: float = 0.05,
-    message: str | Callable[[], str] = "",
-) -> T:
-    """Poll ``predicate`` (sync or async) until it returns something truthy, and return that.
-
-    This synchronises on observed state with a bounded deadline (it is not a sleep): it returns as soon
-    as the state is there, and fails with the last value (or exception) seen when the deadline passes.
-    Exceptions from the predicate (KeyError, AssertionError...) count as "not yet"."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        try:
-            result = predicate()
-            if inspect.isawaitable(result):
-                result = await result
-            last = result
-            if result:
-                return result  # type: ignore[return-value]
-        except Exception as error:
-            last = error
-        if loop.time() >= deadline:
-            text = message() if callable(message) else message
-            raise TimeoutError(f"not true within {timeout}s: {text or predicate!r}; last value: {last!r}")
-        await asyncio.sleep(interval)
 
 
 def _load_handler_files(paths: Sequence[str]) -> kopf.OperatorRegistry:
@@ -263,87 +230,3 @@ def kopf_command(target: str | Path | Sequence[str]) -> list[str]:
         args, files = operator_args(target)
         return [sys.executable, "-m", "kopf", *args, *files]
     return [sys.executable, "-m", "kopf", *target]
-
-
-class OperatorProcess:
-    """An operator in a child process: real SIGTERM (``stop``) and SIGKILL (``kill``), its own
-    environment (e.g. a distinct identity per replica), and its output in ``log_path``.
-
-    ``command`` is the full command line (``kopf_command(...)``, or the console script). The child gets
-    ``os.environ`` (including the test's KUBECONFIG) plus ``env``."""
-
-    def __init__(
-        self,
-        command: Sequence[str],
-        *,
-        log_path: Path,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        self.command = list(command)
-        self.env = dict(env or {})
-        self.log_path = log_path
-        self.timeout = timeout
-        self.starts = 0
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    @property
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    async def start(
-        self, *, ready: Callable[[], Any] | None = None, ready_timeout: float | None = None
-    ) -> OperatorProcess:
-        if self.running:
-            raise RuntimeError("the operator is already running")
-        with self.log_path.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )
-        self.starts += 1
-        if ready is not None:
-            process = self.process
-            try:
-                await wait_for(
-                    lambda: process.returncode is not None or ready(),
-                    ready_timeout or self.timeout,
-                    message=lambda: f"the operator did not become ready:\n{self.output[-3000:]}",
-                )
-            except BaseException:
-                await self.kill()
-                raise
-            if process.returncode is not None:
-                raise RuntimeError(
-                    f"the operator exited ({process.returncode}) during start-up:\n{self.output}"
-                )
-        return self
-
-    async def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        """Signal the process (SIGTERM: graceful) and wait; SIGKILL if it outlives the timeout."""
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.returncode is None:
-            process.send_signal(sig)
-            try:
-                await asyncio.wait_for(process.wait(), self.timeout)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        return process.returncode
-
-    async def kill(self) -> int | None:
-        """SIGKILL: no shutdown handlers run (a crashed or evicted pod)."""
-        return await self.stop(signal.SIGKILL)
-
-    async def restart(self, **start_kwargs: Any) -> OperatorProcess:
-        await self.stop()
-        return await self.start(**start_kwargs)

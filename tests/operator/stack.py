@@ -1,12 +1,11 @@
 """The whole OAuthClient path, for the integration and fault tests: the operator (in-process or a child
 process) against the emulated API, an AuthServer it reconciled, and the auth server that AuthServer
-describes run for real (`authserver serve` on loopback, real PostgreSQL) with the admin token the operator
-generated.
+describes run for real (``harness.operator.served_authserver``).
 
-Also the secrets scan of issue 7: ``leaked_secrets(stack)`` collects every client secret, admin token,
-session secret and private signing key that ever existed (every stored version of every Secret, what the
-tests handled, the server's own key file) and looks for each of them in every version of every custom
-resource (status included), every Event, the operator's log and the auth server's log.
+Also the secrets scan: ``leaked_secrets(stack)`` collects every client secret, admin token, session secret
+and private signing key that ever existed (every stored version of every Secret, what the tests handled,
+the server's own key file) and looks for each of them in every version of every custom resource (status
+included), every Event, the operator's log and the auth server's log.
 """
 
 from __future__ import annotations
@@ -15,24 +14,29 @@ import asyncio
 import base64
 import contextlib
 import json
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, OperatorRun, wait_for
+import harness.operator
+from harness.authserver import AuthServer
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import (
+    PLATFORM,
+    TEAM,
+    OperatorProcess,
+    ready_condition,
+    registered_client_ids,
+    served_authserver,
+)
+from harness.postgres import PostgresCluster
+from tests.operator.kopf_harness import OperatorRun
 from tests.operator.kubeapi import KubeApi
-from tests.support.postgres import PostgresCluster, free_port
-from tests.support.server_process import ServerProcess, server_environment
 
-PLATFORM, TEAM = "platform", "team-a"
-OPERATOR_SCRIPT = [str(Path(sys.executable).parent / "authyard-operator")]
 # Data keys of the Secrets the operator writes whose values are secrets (the signing keys are JSON).
 SECRET_KEYS = ("client_secret", "next_client_secret", "OAUTH_CLIENT_SECRET", "token", "session-secret")
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
@@ -46,20 +50,10 @@ def clients_path(namespace: str = TEAM) -> str:
 
 
 def oauthclient(name: str, namespace: str = TEAM, **spec: Any) -> dict[str, Any]:
-    body = {
-        "authServerRef": {"name": "auth", "namespace": PLATFORM},
-        "grantTypes": ["client_credentials"],
-        "scopes": ["orders.read"],
-        "audiences": ["https://orders.example.com"],
-        "secret": {"name": f"{name}-oauth"},
-        **spec,
-    }
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
+    """A client_credentials OAuthClient of ``platform/auth`` with an audience; ``spec`` overrides."""
+    return harness.operator.oauthclient(
+        name, namespace, **{"audiences": ["https://orders.example.com"], **spec}
+    )
 
 
 async def token(credentials: dict[str, str], secret: str | None = None) -> httpx.Response:
@@ -71,11 +65,6 @@ async def token(credentials: dict[str, str], secret: str | None = None) -> httpx
         )
 
 
-def ready_condition(obj: dict[str, Any] | None) -> dict[str, Any]:
-    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c.get("type") == "Ready"), {})
-
-
 def decoded(secret: dict[str, Any] | None) -> dict[str, str]:
     return {
         key: base64.b64decode(value).decode(errors="replace")
@@ -83,37 +72,12 @@ def decoded(secret: dict[str, Any] | None) -> dict[str, str]:
     }
 
 
-def operator_process_env(issuer: str, **extra: str) -> dict[str, str]:
-    """``authyard-operator`` as one replica without leader election, reaching the admin API at ``issuer``."""
-    return {
-        "AUTHYARD_LEADER_ELECTION": "false",
-        "AUTHYARD_ADMIN_URL_TEMPLATE": issuer,
-        "AUTHYARD_HEALTH_PORT": str(free_port()),
-        "AUTHYARD_METRICS_PORT": str(free_port()),
-        "AUTHYARD_LOG_LEVEL": "debug",  # the most output for the secrets scan to read
-        **extra,
-    }
-
-
-async def scrape_reconciles(metrics_port: int) -> dict[tuple[str, str], float]:
-    """``authyard_operator_reconciles_total`` of an operator process, by (kind, result)."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-    counts: dict[tuple[str, str], float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == "authyard_operator_reconciles":
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    counts[(sample.labels["kind"], sample.labels["result"])] = sample.value
-    return counts
-
-
 @dataclass
 class Stack:
     emulator: AuthyardEmulator
     kube: KubeApi
     operator: Operator
-    server: ServerProcess
+    server: AuthServer
     admin_token: str
     # Secrets the test handled (e.g. read before a rotation replaced them); the scan looks for these too.
     seen_secrets: set[str] = field(default_factory=set)
@@ -146,18 +110,7 @@ class Stack:
 
     async def registered_ids(self) -> list[str]:
         """Every client_id the auth server has (all pages of the admin API's list)."""
-        ids: list[str] = []
-        after: str | None = None
-        for _ in range(1000):  # bounded: 1000 pages of 1000
-            params: dict[str, Any] = {"limit": 1000, **({"after": after} if after else {})}
-            response = await self.admin("GET", "/admin/clients", params=params)
-            assert response.status_code == 200, response.text
-            page = [client["client_id"] for client in response.json()]
-            ids += page
-            if len(page) < 1000:
-                return ids
-            after = page[-1]
-        raise AssertionError("the admin API's client list did not end")
+        return await registered_client_ids(self.server.base_url, self.admin_token)
 
     async def start_server(self) -> None:
         """(Re)start the auth server process on its port and database; waits until it is ready."""
@@ -165,10 +118,6 @@ class Stack:
 
     async def stop_server(self) -> None:
         await asyncio.to_thread(self.server.stop)
-
-
-async def _authserver_ready(emulator: AuthyardEmulator) -> bool:
-    return ready_condition(emulator.get(AUTHSERVERS, PLATFORM, "auth")).get("status") == "True"
 
 
 @contextlib.asynccontextmanager
@@ -179,7 +128,6 @@ async def running_stack(
     directory: Path,
     start_operator: Callable[[str], Awaitable[Operator]],
     *,
-    scan_for_secrets: bool = True,
     workers: int = 1,
     server_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
@@ -191,49 +139,19 @@ async def running_stack(
     already -- the secrets scan runs: nothing secret may appear in any CR, Event or log."""
     for namespace in (PLATFORM, TEAM, "team-b"):
         emulator.create_namespace(namespace)
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    operator = await start_operator(issuer)
-    spec = {"issuer": issuer, "clientPolicy": {"allowedNamespaces": [PLATFORM, TEAM]}}
-    await kube.post(
-        f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers",
-        {
-            "apiVersion": "authyard.dev/v1alpha1",
-            "kind": "AuthServer",
-            "metadata": {"name": "auth", "namespace": PLATFORM},
-            "spec": spec,
-        },
+    settings = {"AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0", "AUTHSERVER_CLIENT_CACHE_TTL": "0s"}
+    settings.update(server_env or {})
+    served = served_authserver(
+        emulator, postgres_cluster, directory, start_operator, workers=workers, **settings
     )
-    admin_secret = await wait_for(lambda: emulator.get("v1/secrets", PLATFORM, "auth-admin"), timeout=20)
-    admin_token = base64.b64decode(admin_secret["data"]["token"]).decode()
-
-    database = postgres_cluster.create_database(f"oc_{port}")
-    server = ServerProcess(directory / "server", port, {}, workers=workers)
-    server.directory.mkdir(parents=True)
-    server.env = server_environment(
-        server.directory,
-        database,
-        issuer,
-        **{
-            "AUTHSERVER_ADMIN_TOKEN": admin_token,
-            "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "0",
-            "AUTHSERVER_CLIENT_CACHE_TTL": "0s",
-            **(server_env or {}),
-        },
-    )
-    await asyncio.to_thread(server.cli, "migrate")
-    stack = Stack(emulator, kube, operator, server, admin_token)
-    await stack.start_server()
-    try:
-        await wait_for(lambda: emulator.get("apps/v1/deployments", PLATFORM, "auth"), timeout=20)
-        emulator.mark_deployment_ready(PLATFORM, "auth")
-        await wait_for(lambda: _authserver_ready(emulator), timeout=20, message="AuthServer not Ready")
-        yield stack
-    finally:
-        await stack.stop_server()
-        await stack.operator.stop()
-    if scan_for_secrets:
-        leaks = leaked_secrets(stack)
+    async with served as running:
+        stack = Stack(emulator, kube, running.operator, running.server, running.admin_token)
+        try:
+            yield stack
+        finally:
+            await stack.stop_server()
+            await stack.operator.stop()
+    leaks = leaked_secrets(stack)
     assert not leaks, "secrets leaked:\n" + "\n".join(leaks)
 
 

@@ -18,23 +18,21 @@ from typing import Any
 
 import pytest
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, wait_for
-from tests.operator.kubeapi import ApiException, KubeApi, api_error
-from tests.operator.stack import (
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS, custom_resource
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import (
     OPERATOR_SCRIPT,
     PLATFORM,
     TEAM,
-    Stack,
-    clients_path,
+    OperatorProcess,
     operator_process_env,
     ready_condition,
-    running_stack,
     scrape_reconciles,
-    token,
 )
-from tests.support.postgres import PostgresCluster
+from harness.polling import wait_for
+from harness.postgres import PostgresCluster
+from tests.operator.kubeapi import ApiException, KubeApi, api_error
+from tests.operator.stack import Stack, clients_path, running_stack, token
 
 SLOW_TIMERS = {"AUTHYARD_RESYNC_INTERVAL": "60s", "AUTHYARD_CLIENT_RESYNC_INTERVAL": "5m"}
 DB = {"urlSecretRef": {"name": "auth-db", "key": "url"}, "maxConnections": 100}
@@ -42,12 +40,7 @@ REDIRECT = "https://app.example.com/callback"
 
 
 def authserver(name: str, spec: dict[str, Any], namespace: str = PLATFORM) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    return custom_resource("AuthServer", name, namespace, spec)
 
 
 def client_spec(**changes: Any) -> dict[str, Any]:
@@ -63,12 +56,7 @@ def client_spec(**changes: Any) -> dict[str, Any]:
 
 
 def oauthclient(name: str, spec: dict[str, Any], namespace: str = TEAM) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "OAuthClient",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
+    return custom_resource("OAuthClient", name, namespace, spec)
 
 
 # --- refused by the CRD schema ----------------------------------------------------------------------------

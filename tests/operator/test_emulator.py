@@ -15,9 +15,11 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import DEPLOYMENTS, AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, OperatorRun, kopf_command, run_operator, wait_for
+from harness.kube import AUTHSERVERS, custom_resource, service_monitor_crd
+from harness.kube_emulator import DEPLOYMENTS, AuthyardEmulator
+from harness.operator import OperatorProcess
+from harness.polling import wait_for
+from tests.operator.kopf_harness import OperatorRun, kopf_command, run_operator
 from tests.operator.kubeapi import APPLY, STRATEGIC, ApiException, KubeApi, api_error
 
 NS = "default"
@@ -36,12 +38,7 @@ def configmap(name: str, data: dict[str, str] | None = None, **metadata: Any) ->
 
 
 def authserver(name: str, spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": spec or {},
-    }
+    return custom_resource("AuthServer", name, NS, spec or {})
 
 
 def owner_ref(owner: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
@@ -608,27 +605,7 @@ async def test_crds_are_objects_and_define_resources(kube: KubeApi, emulator: Au
     sm_path = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors"
     assert await kube.status_of(kube.get(sm_path)) == 404
 
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {"plural": "servicemonitors", "singular": "servicemonitor", "kind": "ServiceMonitor"},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                    },
-                }
-            ],
-        },
-    }
-    await kube.post(crds, crd)
+    await kube.post(crds, service_monitor_crd())
     discovery = await kube.get("/apis/monitoring.coreos.com/v1")
     assert [r["name"] for r in discovery["resources"]] == ["servicemonitors"]
     sm = {

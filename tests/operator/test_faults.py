@@ -19,26 +19,21 @@ import httpx
 import pytest
 from authyard_operator import metrics
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, wait_for
-from tests.operator.kubeapi import KubeApi
-from tests.operator.stack import (
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import (
     OPERATOR_SCRIPT,
     PLATFORM,
     TEAM,
-    Stack,
-    clients_path,
-    decoded,
-    leaks_in,
-    oauthclient,
+    OperatorProcess,
     operator_process_env,
     ready_condition,
-    running_stack,
-    token,
 )
+from harness.polling import wait_for
+from harness.postgres import PostgresCluster
+from tests.operator.kubeapi import KubeApi
+from tests.operator.stack import Stack, clients_path, decoded, leaks_in, oauthclient, running_stack, token
 from tests.operator.test_integration_authserver import CHILDREN
-from tests.support.postgres import PostgresCluster
 
 NS = PLATFORM
 AUTHSERVERS_PATH = f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers"

@@ -10,21 +10,16 @@ from typing import Any
 import pytest
 from authyard_operator import metrics
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
+from harness.kube import AUTHSERVERS, CRD_DIR, custom_resource, service_monitor_crd
+from harness.kube_emulator import AuthyardEmulator
+from harness.polling import wait_for
 from tests.operator.kubeapi import KubeApi
 
 NS = "platform"
 
 
 def authserver(name: str = "auth", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": spec,
-    }
+    return custom_resource("AuthServer", name, NS, spec)
 
 
 def _reconciles() -> float:
@@ -242,38 +237,7 @@ async def test_pgbouncer_example_and_service_monitor(
     """The production example: PgBouncer in front of PostgreSQL, and a ServiceMonitor once its CRD exists."""
     import yaml
 
-    from tests.operator.conftest import CRD_DIR
-
-    emulator.declare_crd(
-        {
-            "apiVersion": "apiextensions.k8s.io/v1",
-            "kind": "CustomResourceDefinition",
-            "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-            "spec": {
-                "group": "monitoring.coreos.com",
-                "scope": "Namespaced",
-                "names": {
-                    "kind": "ServiceMonitor",
-                    "plural": "servicemonitors",
-                    "singular": "servicemonitor",
-                    "listKind": "ServiceMonitorList",
-                },
-                "versions": [
-                    {
-                        "name": "v1",
-                        "served": True,
-                        "storage": True,
-                        "schema": {
-                            "openAPIV3Schema": {
-                                "type": "object",
-                                "x-kubernetes-preserve-unknown-fields": True,
-                            }
-                        },
-                    }
-                ],
-            },
-        }
-    )
+    emulator.declare_crd(service_monitor_crd())
     url = base64.b64encode(
         b"postgresql+asyncpg://authyard:s3cret@pg.db.svc:5432/authyard?ssl=require"
     ).decode()

@@ -5,34 +5,17 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import jwt
 import pytest
 from authyard_operator import metrics
 
-from tests.operator.conftest import AUTHSERVERS, OAUTHCLIENTS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
-from tests.operator.kubeapi import KubeApi
-from tests.operator.stack import PLATFORM, TEAM, Stack, oauthclient, running_stack, token
-from tests.support.postgres import PostgresCluster
+from harness.kube import AUTHSERVERS, OAUTHCLIENTS
+from harness.operator import PLATFORM, TEAM
+from harness.polling import wait_for
+from tests.operator.stack import Stack, oauthclient, token
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-async def stack(
-    operator, emulator: AuthyardEmulator, kube: KubeApi, postgres_cluster: PostgresCluster, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    """The in-process operator; at teardown, the secrets scan (tests/operator/stack.py)."""
-
-    async def start_operator(issuer: str):  # type: ignore[no-untyped-def]
-        return await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
-
-    async with running_stack(emulator, kube, postgres_cluster, tmp_path, start_operator) as running:
-        yield running
 
 
 async def test_credentials_from_the_secret_get_verifiable_tokens(stack: Stack) -> None:

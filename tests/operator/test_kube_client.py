@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.support.postgres import free_port
+from harness.ports import free_port
 
 # Stands for Secret data in a response: it must never reach an error message.
 SECRET_MARKER = "c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw=="

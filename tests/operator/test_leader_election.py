@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import wait_for
+from harness.kube import AUTHSERVERS, custom_resource
+from harness.kube_emulator import AuthyardEmulator
+from harness.polling import wait_for
+from harness.ports import free_port
 from tests.operator.kubeapi import KubeApi
-from tests.support.postgres import free_port
 
 LEASE = "coordination.k8s.io/v1/leases"
 OPERATOR = [str(Path(sys.executable).parent / "authyard-operator")]
@@ -38,11 +38,7 @@ def holder(emulator: AuthyardEmulator) -> str | None:
 
 
 def authserver(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "authyard.dev/v1alpha1",
-        "kind": "AuthServer",
-        "metadata": {"name": name, "namespace": "default"},
-    }
+    return custom_resource("AuthServer", name, "default")
 
 
 async def test_standby_takes_over_when_the_leader_dies(

@@ -17,9 +17,10 @@ from authyard_operator.kube.config import ClusterConfig
 from authyard_operator.reconcile.oauthclient import ClientReconciler, UnregisterPending
 from authyard_operator.reconcile.outcome import Event
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.stack import PLATFORM, TEAM, oauthclient
+from harness.kube import AUTHSERVERS
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import PLATFORM, TEAM
+from tests.operator.stack import oauthclient
 
 CLOSED_PORT_URL = "http://127.0.0.1:1"  # nothing listens on port 1: the admin API is unreachable
 GIVE_UP_AFTER = timedelta(minutes=5)

@@ -30,11 +30,12 @@ from authyard_operator.resources.bundle import Observed
 from authyard_operator.resources.pgbouncer import CONFIG_DIR, DATABASES_KEY, INI_KEY, SECRET_DIR, USERLIST_KEY
 from psycopg import sql
 
+from harness.authserver import authserver_command, running_server, server_environment
+from harness.ports import free_port
+from harness.postgres import PostgresCluster, postgres_available
 from tests.operator.support import by_kind, render
 from tests.support.oauth import admin_headers, basic
-from tests.support.postgres import PostgresCluster, free_port, postgres_available
 from tests.support.programs import require_program
-from tests.support.server_process import authserver_command, running_server, server_environment
 
 pytestmark = [
     pytest.mark.postgres,

@@ -12,7 +12,7 @@ from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.kube.config import ClusterConfig
 from authyard_operator.reconcile.authserver import api_failure
 
-from tests.operator.emulator import AuthyardEmulator
+from harness.kube_emulator import AuthyardEmulator
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
@@ -62,8 +62,8 @@ async def test_the_auth_servers_503_retry_after_reaches_the_admin_client(tmp_pat
     Retry-After; the operator's admin client carries the delay (and never the admin token) in its error."""
     from authserver.config import Settings
     from authserver.web.app import create_app
+    from harness.ports import free_port
     from tests.support.oauth import ADMIN_TOKEN
-    from tests.support.postgres import free_port
 
     settings = Settings(
         issuer="http://testserver",

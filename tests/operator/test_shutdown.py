@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator.conftest import AUTHSERVERS
-from tests.operator.emulator import AuthyardEmulator
-from tests.operator.kopf_harness import OperatorProcess, wait_for
+from harness.kube import AUTHSERVERS
+from harness.kube_emulator import AuthyardEmulator
+from harness.operator import OPERATOR_SCRIPT, PLATFORM, OperatorProcess, operator_process_env, ready_condition
+from harness.polling import wait_for
 from tests.operator.kubeapi import KubeApi
-from tests.operator.stack import OPERATOR_SCRIPT, PLATFORM, operator_process_env, ready_condition
 
 LEASES = "coordination.k8s.io/v1/leases"
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/default/leases"

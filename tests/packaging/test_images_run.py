@@ -21,9 +21,9 @@ import jwt
 import pytest
 from packaging.markers import Marker
 
+from harness.ports import free_port
 from tests.support.oauth import ADMIN_TOKEN, admin_headers, basic
 from tests.support.podman import ROOT, Podman
-from tests.support.postgres import free_port
 
 SERVER_UID = 10001
 START_TIMEOUT_SECONDS = 60.0

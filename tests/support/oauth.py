@@ -1,4 +1,5 @@
-"""Small helpers the tests share: PKCE pairs, Basic headers, the login/consent walk over HTTP."""
+"""Small helpers the tests share: PKCE pairs, Basic headers, client registration, the login/consent walk
+and the token requests over HTTP."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-ADMIN_TOKEN = "test-admin-token-with-enough-entropy-0123456789"
+from harness.authserver import ADMIN_TOKEN
+
 PASSWORD = "correct horse battery staple"
+CALLBACK = "http://127.0.0.1:9999/callback"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -47,6 +50,23 @@ async def register(
     return client_id, response.json()
 
 
+def authorization_request(
+    client_id: str, redirect_uri: str = CALLBACK, **extra: str
+) -> tuple[dict[str, str], str]:
+    """The parameters of an authorization code request with PKCE (RFC 6749 §4.1.1, RFC 7636 §4.3; ``extra``
+    adds or overrides any), and the code_verifier of its challenge."""
+    verifier, challenge = pkce_pair()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    return params, verifier
+
+
 async def authorize_code(
     http: httpx.AsyncClient,
     client_id: str,
@@ -58,17 +78,7 @@ async def authorize_code(
     **extra: str,
 ) -> tuple[str, str]:
     """Walk the real login and consent pages; returns (code, verifier)."""
-    verifier, challenge = pkce_pair()
-    params = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": scope,
-        "state": "xyz",
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }
+    params, verifier = authorization_request(client_id, redirect_uri, scope=scope, state="xyz", **extra)
     if nonce:
         params["nonce"] = nonce
     page = await http.get(f"/authorize?{urlencode(params)}")
@@ -82,3 +92,39 @@ async def authorize_code(
     query = query_of(consent.headers["location"])
     assert query["state"] == "xyz"
     return query["code"], verifier
+
+
+async def redeem_code(
+    http: httpx.AsyncClient,
+    code: str,
+    verifier: str | None,
+    redirect_uri: str = CALLBACK,
+    *,
+    client_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: str,
+) -> httpx.Response:
+    """The token request for an authorization code (RFC 6749 §4.1.3) with its PKCE verifier (RFC 7636
+    §4.5; none when ``verifier`` is None). A public client names itself with ``client_id``; a confidential
+    one authenticates with ``headers``."""
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, **extra}
+    if verifier is not None:
+        data["code_verifier"] = verifier
+    if client_id is not None:
+        data["client_id"] = client_id
+    return await http.post("/token", data=data, headers=headers)
+
+
+async def refresh(
+    http: httpx.AsyncClient,
+    token: str,
+    *,
+    client_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: str,
+) -> httpx.Response:
+    """The refresh request (RFC 6749 §6); ``extra`` adds e.g. a narrower ``scope``."""
+    data = {"grant_type": "refresh_token", "refresh_token": token, **extra}
+    if client_id is not None:
+        data["client_id"] = client_id
+    return await http.post("/token", data=data, headers=headers)

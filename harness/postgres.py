@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from harness.ports import free_port
 
 PG_BIN = Path(os.environ.get("AUTHYARD_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 def postgres_available() -> bool:
     return (PG_BIN / "postgres").exists() and (os.geteuid() != 0 or shutil.which("runuser") is not None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PostgresCluster:
@@ -75,7 +70,40 @@ class PostgresCluster:
         return self.url(name)
 
     def url(self, database: str) -> str:
+        """The SQLAlchemy URL the auth server takes."""
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def dsn(self, database: str) -> str:
+        """The libpq URL other clients take (psycopg, node-postgres)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def run_sql_file(self, database: str, path: Path, timeout: float = 120) -> None:
+        """``psql -f path`` against ``database``, stopping at the first error (raised with psql's stderr)."""
+        result = subprocess.run(
+            [
+                str(PG_BIN / "psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-f",
+                str(path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{path.name} failed to load into {database}:\n{result.stderr[-2000:]}")
 
     def wait_until_accepting(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
