@@ -38,13 +38,11 @@ async def checkpoint(
 
     A writer starts the log over from its first byte only if, as it begins, every frame is already in the
     database. Under a steady stream of writes that never happens: each checkpoint (PASSIVE, so writers go
-    on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on (some
-    70 MB/s here at full speed). So once it is past ``restart_log_above_frames``, passes catch up on what
+    on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on. So once it is past ``restart_log_above_frames``, passes catch up on what
     the first left and a last one copies the few frames written since with the writers queued on the lock
     file. That last pass syncs the log and the database while it holds the writers, so each catch-up round
     syncs both too, outside the lock, until a round is quick (few frames came in meanwhile; at most
-    ``_CATCH_UP_ROUNDS``). In a slow-disk hour one round's database sync took 100-123 ms, and the hold
-    after it, copying and syncing what came in meanwhile, 31-47 ms.
+    ``_CATCH_UP_ROUNDS``), which keeps the hold short even when a sync is slow (docs/performance.md).
     """
     return await on_connection_thread(engine, _checkpoint, engine.url.database, restart_log_above_frames)
 

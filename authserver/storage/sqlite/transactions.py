@@ -11,13 +11,12 @@ event loop itself. It is then CPU work, tens of microseconds a write, like signi
 ``synchronous=NORMAL`` and no checkpoint in a commit means no sync, except in the one commit that starts the
 log over after a checkpoint copied all of it (SQLite syncs the log's header with its first frame), which
 then syncs on the loop. Only a writer that would have to wait goes to the connection's thread to wait there.
-(Sending that one commit to the thread as well, decided from the WAL index, stalled writes for 1.6-2.3 s
-in 5 of 28 samples here, against none in 16 without; not understood yet, so not done.)
+(Sending that one commit to the thread as well, decided from the WAL index, stalled writes for seconds in
+some samples, for a reason not understood yet: not done; docs/performance.md.)
 
 Why the loop: on the thread, the transaction's Python steps between statements each wait for the event loop
-to let go of the interpreter lock, so it held the write lock (and the other worker) for longer. Run on the
-loop, the same saturated runs (2 workers, c=50) served refresh_token 20% and authorization_code 13% faster
-(medians of 7 interleaved rounds).
+to let go of the interpreter lock, so it held the write lock (and the other worker) for longer; run on the
+loop, saturated runs served both writes measurably faster (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The lock file writers queue on beside the database (``flock``), before SQLite's own write lock.
 
-Left to SQLite, a writer that finds the database locked sleeps in its busy handler's back-off (up to
-100 ms a nap) however soon the lock is free: at 10-50 concurrent refreshes that back-off was the p99
-(hundreds of milliseconds). A writer waiting on ``flock`` wakes the moment the previous one commits. One
+Left to SQLite, a writer that finds the database locked sleeps in its busy handler's back-off (naps of
+up to 100 ms) however soon the lock is free, and under concurrent refreshes that back-off became the p99. A writer waiting on ``flock`` wakes the moment the previous one commits. One
 open file per transaction, so pooled connections of one worker queue as well as workers do.
 """
 
