@@ -37,12 +37,13 @@ async def checkpoint(
     """Copy the write-ahead log into the database.
 
     A writer starts the log over from its first byte only if, as it begins, every frame is already in the
-    database. Under a steady stream of writes that never happens: each checkpoint (PASSIVE, so writers go
-    on) ends behind the frames written meanwhile, and the log grows for as long as the writes go on. So once it is past ``restart_log_above_frames``, passes catch up on what
-    the first left and a last one copies the few frames written since with the writers queued on the lock
-    file. That last pass syncs the log and the database while it holds the writers, so each catch-up round
-    syncs both too, outside the lock, until a round is quick (few frames came in meanwhile; at most
-    ``_CATCH_UP_ROUNDS``), which keeps the hold short even when a sync is slow (docs/performance.md).
+    database. Under a steady stream of writes that never happens: each checkpoint (PASSIVE, so writers go on)
+    ends behind the frames written meanwhile, and the log grows for as long as the writes go on. So once it is
+    past ``restart_log_above_frames``, passes catch up on what the first left and a last one copies the few
+    frames written since with the writers queued on the lock file. That last pass syncs the log and the
+    database while it holds the writers, so each catch-up round syncs both too, outside the lock, until a
+    round is quick (few frames came in meanwhile; at most ``_CATCH_UP_ROUNDS``), which keeps the hold short
+    even when a sync is slow (docs/performance.md).
     """
     return await on_connection_thread(engine, _checkpoint, engine.url.database, restart_log_above_frames)
 

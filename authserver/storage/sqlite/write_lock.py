@@ -1,8 +1,9 @@
 """The lock file writers queue on beside the database (``flock``), before SQLite's own write lock.
 
-Left to SQLite, a writer that finds the database locked sleeps in its busy handler's back-off (naps of
-up to 100 ms) however soon the lock is free, and under concurrent refreshes that back-off became the p99. A writer waiting on ``flock`` wakes the moment the previous one commits. One
-open file per transaction, so pooled connections of one worker queue as well as workers do.
+Left to SQLite, a writer that finds the database locked sleeps in its busy handler's back-off (naps of up to
+100 ms) however soon the lock is free, and under concurrent refreshes that back-off became the p99. A writer
+waiting on ``flock`` wakes the moment the previous one commits. One open file per transaction, so pooled
+connections of one worker queue as well as workers do.
 """
 
 from __future__ import annotations
