@@ -269,19 +269,6 @@ async def test_authserver_converges_through_connections_dropped_mid_response(
     assert not leaks_in(emulator, process.output, expect_client_secrets=False)
 
 
-@pytest.fixture
-async def stack(
-    operator, emulator: AuthyardEmulator, kube: KubeApi, postgres_cluster: PostgresCluster, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    """The in-process operator against a real auth server; the secrets scan at teardown."""
-
-    async def start_operator(issuer: str):  # type: ignore[no-untyped-def]
-        return await operator("authyard_operator.main", env={"AUTHYARD_ADMIN_URL_TEMPLATE": issuer})
-
-    async with running_stack(emulator, kube, postgres_cluster, tmp_path, start_operator) as running:
-        yield running
-
-
 @pytest.mark.postgres
 async def test_oauthclient_converges_through_api_faults_without_a_second_secret(stack: Stack) -> None:
     emulator = stack.emulator

@@ -20,12 +20,11 @@ from authserver.protocol.models import (
     Redemption,
     RedemptionOutcome,
     RefreshToken,
-    User,
 )
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.postgres.direct_pool import Connections, EngineConnections
 from authserver.storage.postgres.token_writes import CodeRedemption, RefreshRotation, TokenWrites
-from authserver.storage.rows import redeemed, rotated
+from authserver.storage.rows import redeemed, rotated, user_from_row
 from authserver.storage.sql_store import SqlStore, observe_batch
 from authserver.storage.statements import CODE_FAMILY
 from authserver.storage.write_batches import WriteBatcher
@@ -80,13 +79,15 @@ class PostgresStore(SqlStore):
         )
         owner = None
         if row["user_username"] is not None:  # the code's row carries its user's columns
-            owner = User(
-                user_id=row["user_id"],
-                username=row["user_username"],
-                password_hash=row["user_password_hash"],
-                email=row["user_email"],
-                email_verified=row["user_email_verified"],
-                name=row["user_name"],
+            owner = user_from_row(
+                (
+                    row["user_id"],
+                    row["user_username"],
+                    row["user_password_hash"],
+                    row["user_email"],
+                    row["user_email_verified"],
+                    row["user_name"],
+                )
             )
         return redeemed(code, owner, row["family_id"] if row["issued"] else None, refresh, now)
 
