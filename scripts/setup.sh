@@ -39,6 +39,16 @@ if $want_test_deps; then
       $sudo systemctl disable --now prometheus
     fi
   fi
+  # Relying parties nobody here wrote: Apache httpd with mod_auth_openidc (driven by Chromium), each test
+  # running its own apache2 on loopback; the package's system service is not wanted.
+  if ! [[ -x /usr/sbin/apache2 && -f /usr/lib/apache2/modules/mod_auth_openidc.so ]]; then
+    apt_install apache2 libapache2-mod-auth-openidc
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet apache2 2>/dev/null; then
+      sudo=""
+      [[ $(id -u) -ne 0 ]] && sudo="sudo"
+      $sudo systemctl disable --now apache2
+    fi
+  fi
   # The images are built and run with podman on a locally bootstrapped Debian base (no registry needed).
   command -v podman >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 ||
     apt_install podman mmdebstrap runc uidmap

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
 import secrets
 import threading
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -24,43 +22,19 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from harness.authserver import AuthServer, running_server
 from harness.ports import free_port
+from tests.support.browser import launched_chromium
 from tests.support.oauth import basic, hidden_fields, pkce_pair
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("AUTHYARD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ATTACKER_ORIGIN = "http://attacker.test"  # never resolved: Playwright fulfils it
 TIMEOUT_MS = 15_000
 
 
-def _browser_required() -> bool:
-    return bool(os.environ.get("CI")) or bool(os.environ.get("AUTHYARD_REQUIRE_BROWSER"))
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`"
-        if _browser_required():
-            pytest.fail(f"browser tests are required here (CI / AUTHYARD_REQUIRE_BROWSER): {message}")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture
