@@ -21,12 +21,20 @@ def with_new_secret(
     registered: RegisteredClient, secret: str, grace: timedelta | None, now: datetime
 ) -> RegisteredClient:
     """``registered`` with ``secret`` as its secret. With a grace period the current secret stays valid
-    until ``now + grace``; without one it stops working at once (an earlier previous secret keeps its own
-    expiry)."""
-    client = replace(registered.client, secret_hash=hash_secret(secret))
+    until ``now + grace``; without one only ``secret`` works from now on: the current secret and one still
+    in an earlier rotation's grace period both stop (a replacement without grace is what an administrator
+    does after a leak, and the older secret may have leaked too)."""
     current_hash = registered.client.secret_hash
     if grace is not None and current_hash:
-        client = replace(client, previous_secret_hash=current_hash, previous_secret_expires_at=now + grace)
+        previous_hash, previous_expiry = current_hash, now + grace
+    else:
+        previous_hash, previous_expiry = None, None
+    client = replace(
+        registered.client,
+        secret_hash=hash_secret(secret),
+        previous_secret_hash=previous_hash,
+        previous_secret_expires_at=previous_expiry,
+    )
     return replace(registered, client=client, secret_rotated_at=now)
 
 

@@ -84,6 +84,17 @@ async def test_a_new_secret_without_a_grace_period_replaces_the_current_one_at_o
     assert await _accepts(server, "orders", NEW) and not await _accepts(server, "orders", OLD)
 
 
+async def test_a_replacement_without_grace_also_ends_an_earlier_rotations_grace(
+    server: ProtocolServer,
+) -> None:
+    await register_client(server.store, _desired(), OLD, None)
+    await register_client(server.store, _desired(), NEW, timedelta(hours=1))  # OLD in its grace period
+    replaced = await register_client(server.store, _desired(), NEWEST, None)
+    assert replaced.registered.client.previous_secret_hash is None
+    assert await _accepts(server, "orders", NEWEST)
+    assert not await _accepts(server, "orders", NEW) and not await _accepts(server, "orders", OLD)
+
+
 async def test_public_clients_have_no_secret_and_get_one_when_made_confidential(
     server: ProtocolServer,
 ) -> None:
