@@ -9,12 +9,19 @@ comes in.
 Family ids start with the time in milliseconds so that new families are appended to the primary key's
 last page instead of a random one (they tell a holder when the sign-in began, which it knows anyway).
 
+A grant (one sign-in: a code redemption and every refresh-token rotation after it) is named in its access
+tokens by a grant id, a hash of the family id (``grant_id_of_family``): resource servers read it, and it
+cannot be turned back into the family id, which would let anyone holding an access token present a wrong
+secret for the family and so revoke it as reused. A code redeemed without a refresh token is a grant of
+its own, named from the code's hash (``grant_id_of_code``).
+
 Tokens issued before families (a plain random value, no dot) are still accepted: their hash maps to the
 family they were migrated into (``LegacyRefreshTokenRow``) until they expire.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -50,3 +57,14 @@ def refresh_token_key(value: str) -> RefreshTokenKey:
     if dot and secret and _FAMILY_ID.fullmatch(family_id):
         return RefreshTokenKey(family_id, token_hash(secret))
     return RefreshTokenKey(None, token_hash(value))
+
+
+def grant_id_of_family(family_id: str) -> str:
+    """The grant id of a refresh family's access tokens: 128 bits of SHA-256 over the family id (80 random
+    bits of which no one can search), so it does not reveal the family id."""
+    return hashlib.sha256(b"authyard grant of family " + family_id.encode()).hexdigest()[:32]
+
+
+def grant_id_of_code(code_hash: str) -> str:
+    """The grant id of the access token of a code redeemed without a refresh token."""
+    return hashlib.sha256(b"authyard grant of code " + code_hash.encode()).hexdigest()[:32]

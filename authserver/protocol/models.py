@@ -141,6 +141,15 @@ class RedeemedCode:
     refresh: RefreshToken | None  # the refresh token stored with the redemption, if one was asked for
 
 
+@dataclass(frozen=True)
+class RevokedSince:
+    """Revocations recorded after a moment (the revocation list's incremental sync)."""
+
+    access_tokens: list[tuple[str, datetime]]  # (jti, the token's expiry)
+    grants: list[tuple[str, datetime]]  # (grant id, when the last access token of the grant expires)
+    newest: datetime  # the newest revocation time seen
+
+
 @dataclass
 class Redemption(Generic[T]):
     outcome: RedemptionOutcome

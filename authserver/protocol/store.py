@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from authserver.protocol.models import (
@@ -15,6 +15,7 @@ from authserver.protocol.models import (
     Redemption,
     RefreshToken,
     RegisteredClient,
+    RevokedSince,
     User,
 )
 
@@ -42,7 +43,8 @@ class Store(Protocol):
 
         OK: the code, its user and the refresh token stored (the caller still checks the binding: the
         store only refuses to issue on a mismatch). EXPIRED: used up, expired. REPLAYED: it was used
-        before; ``extra["family_id"]`` is the family it issued (empty if none). UNKNOWN: no such code.
+        before; ``extra["family_id"]`` is the family it issued (empty if none), ``extra["client_id"]`` the
+        code's client. UNKNOWN: no such code.
         """
         ...
 
@@ -64,12 +66,18 @@ class Store(Protocol):
         """The family a token issued before families (by its hash) was migrated into."""
         ...
 
-    async def revoke_refresh_family(self, family_id: str) -> None: ...
+    async def revoke_grant(
+        self, family_id: str | None, grant_id: str, access_tokens_expire: datetime
+    ) -> None:
+        """In one transaction: revoke refresh family ``family_id`` (None: no family; unknown: nothing to do)
+        and record grant ``grant_id`` as revoked until ``access_tokens_expire`` (a later revocation of the
+        same grant may only extend that)."""
+        ...
 
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None: ...
 
-    async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
-        """(jti, expiry) revoked after ``since``, and the newest revocation time seen (incremental sync)."""
+    async def revoked_since(self, since: datetime) -> RevokedSince:
+        """Access tokens and grants revoked after ``since`` and not yet expired (incremental sync)."""
         ...
 
 
@@ -90,6 +98,8 @@ class ClientRegistry(Protocol):
         as stored afterwards. ``change`` may run more than once (a retry after a concurrent create)."""
         ...
 
-    async def delete_registered_client(self, client_id: str) -> bool:
-        """Remove the client and revoke its refresh tokens; False if there was no such client."""
+    async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
+        """Remove the client and revoke its grants: every refresh family, and the access tokens of each
+        family whose latest one may still be live (the client's access-token TTL, or
+        ``default_access_token_ttl`` when it has none). False if there was no such client."""
         ...

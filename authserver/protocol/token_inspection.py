@@ -21,16 +21,17 @@ import jwt
 
 from authserver.crypto.keyset import KeySet
 from authserver.protocol.errors import UnauthorizedClient
+from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, RefreshToken
 from authserver.protocol.refresh_token_lookup import presented_refresh_token
-from authserver.protocol.revocation_list import RevocationList
+from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS, RevocationList
 from authserver.protocol.store import Store
-from authserver.protocol.tokens import ACCESS_TOKEN_TYP
+from authserver.protocol.tokens import ACCESS_TOKEN_TYP, GRANT_ID_CLAIM
 
 INACTIVE: dict[str, Any] = {"active": False}
 _MAX_TOKEN_LENGTH = 8192
 _REQUIRED_CLAIMS = ("exp", "iat", "jti", "sub")
-_LEEWAY_SECONDS = 5
+_LEEWAY_SECONDS = CLOCK_LEEWAY_SECONDS
 _VERIFY_OPTIONS = {"verify_aud": False, "verify_exp": False, "require": _REQUIRED_CLAIMS}
 
 
@@ -41,11 +42,13 @@ class TokenInspector:
         store: Store,
         revocations: RevocationList,
         issuer: str,
+        grants: GrantRevoker,
         verified_cache_size: int = 0,
     ) -> None:
         self._keys = keys
         self.store = store
         self.revocations = revocations
+        self.grants = grants
         self.issuer = issuer
         self.verified_cache_size = verified_cache_size
         # token -> (the key set that verified it, its claims); insertion order = age.
@@ -82,7 +85,7 @@ class TokenInspector:
 
     def active_access_token(self, token: str) -> dict[str, Any] | None:
         claims = self.decode_access_token(token)
-        if claims is None or self.revocations.is_revoked(claims["jti"]):
+        if claims is None or self.revocations.is_revoked(claims["jti"], claims.get(GRANT_ID_CLAIM)):
             return None
         return claims
 
@@ -126,7 +129,11 @@ class TokenInspector:
         return body
 
     async def revoke(self, token: str, hint: str | None, client: Client) -> None:
-        """Revoke a token issued to ``client``; unknown or expired tokens need nothing (RFC 7009 §2.2)."""
+        """Revoke a token issued to ``client``; unknown or expired tokens need nothing (RFC 7009 §2.2).
+
+        An access token revokes only itself (RFC 7009 §2.1 allows more; a resource server's token must not
+        end the user's sign-in). A refresh token revokes its grant: the family and every access token
+        issued in it (RFC 7009 §2.1: the server SHOULD also invalidate the access tokens of the grant)."""
         if hint != "refresh_token":
             claims = self.decode_access_token(token, verify_exp=False)
             if claims is not None:
@@ -142,4 +149,4 @@ class TokenInspector:
         if record is not None:
             if record.client_id != client.client_id:
                 raise UnauthorizedClient("this token was not issued to the requesting client")
-            await self.store.revoke_refresh_family(record.family_id)
+            await self.grants.revoke_family(record.family_id, client)

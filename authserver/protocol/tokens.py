@@ -16,6 +16,9 @@ from authserver.crypto.refresh_token_values import new_refresh_token
 from authserver.protocol.models import Client, NewRefreshToken
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
+# A private claim (RFC 9068 §2.2.3 allows more claims): the user grant an access token was issued in, so
+# that revoking the grant revokes all of its access tokens (``refresh_token_values.grant_id_of_family``).
+GRANT_ID_CLAIM = "grant_id"
 # A JWT signature hash algorithm per JWS alg, for at_hash (OIDC Core §3.1.3.6).
 _HASH_FOR_ALG = {"ES256": hashlib.sha256, "RS256": hashlib.sha256, "EdDSA": hashlib.sha512}
 
@@ -45,6 +48,7 @@ class TokenMinter:
         scope: str,
         audience: str | list[str],
         auth_time: int | None = None,
+        grant_id: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -61,6 +65,8 @@ class TokenMinter:
             claims["scope"] = scope
         if auth_time is not None:
             claims["auth_time"] = auth_time
+        if grant_id is not None:
+            claims[GRANT_ID_CLAIM] = grant_id
         return self._keys().sign(claims, ACCESS_TOKEN_TYP), claims
 
     def id_token(

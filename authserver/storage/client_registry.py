@@ -9,17 +9,22 @@ writes what comes back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from authserver.crypto.refresh_token_values import grant_id_of_family
 from authserver.protocol.models import RegisteredClient
+from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row
+from authserver.storage.statements import grant_revocation
 from authserver.storage.tables import clients, refresh_families
+
+_REVOCATIONS_PER_STATEMENT = 1_000
 
 
 def registered_from_row(row: Any) -> RegisteredClient:
@@ -58,6 +63,9 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
 
 
 class SqlClientRegistry:
+    # The dialect's INSERT, for ON CONFLICT.
+    _insert: ClassVar[Callable[..., Any]]
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
@@ -113,16 +121,41 @@ class SqlClientRegistry:
                 )
             return wanted
 
-    async def delete_registered_client(self, client_id: str) -> bool:
+    async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
+        now = datetime.now(UTC)
         try:
             async with self.engine.begin() as connection:
+                ttl = (
+                    await connection.execute(
+                        select(clients.c.access_token_ttl_seconds).where(clients.c.client_id == client_id)
+                    )
+                ).scalar()
                 result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
-                # Its refresh tokens die with it; its access tokens fail client lookup at introspection.
+                # Its grants die with it: every refresh family, and the access tokens of each family whose
+                # latest one (minted at its last rotation) may still be live.
+                lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + timedelta(
+                    seconds=CLOCK_LEEWAY_SECONDS
+                )
+                families = await connection.execute(
+                    select(
+                        refresh_families.c.family_id,
+                        refresh_families.c.issued_at,
+                        refresh_families.c.rotated_at,
+                    ).where(refresh_families.c.client_id == client_id)
+                )
+                live = [
+                    grant_id_of_family(family.family_id)
+                    for family in families
+                    if aware(family.rotated_at or family.issued_at) + lifetime > now
+                ]
                 await connection.execute(
                     update(refresh_families)
                     .where(refresh_families.c.client_id == client_id)
                     .values(revoked=True)
                 )
+                for start in range(0, len(live), _REVOCATIONS_PER_STATEMENT):
+                    chunk = live[start : start + _REVOCATIONS_PER_STATEMENT]
+                    await connection.execute(grant_revocation(self._insert, chunk, now + lifetime))
             return result.rowcount == 1
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error

@@ -10,15 +10,14 @@ so there it is the engine as is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Column, Table, delete, insert, literal_column, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.observability import metrics
-from authserver.protocol.models import AuthorizationCode, Client, RefreshToken, User
+from authserver.protocol.models import AuthorizationCode, Client, RefreshToken, RevokedSince, User
 from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, family_as_seen, user_from_row
@@ -30,8 +29,16 @@ from authserver.storage.statements import (
     LEGACY_FAMILY,
     USER_BY_ID,
     USER_BY_NAME,
+    grant_revocation,
 )
-from authserver.storage.tables import codes, legacy_refresh_tokens, refresh_families, revoked, users
+from authserver.storage.tables import (
+    codes,
+    legacy_refresh_tokens,
+    refresh_families,
+    revoked,
+    revoked_grants,
+    users,
+)
 from authserver.storage.write_batches import Execute
 
 _WRITE_NAMES = {"rotate_refresh": "refresh_rotation", "redeem": "code_redemption"}
@@ -42,9 +49,6 @@ def observe_batch(execute: Execute, size: int) -> None:
 
 
 class SqlStore(SqlClientRegistry):
-    # The dialect's INSERT, for ON CONFLICT DO NOTHING.
-    _insert: ClassVar[Callable[..., Any]]
-
     def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine) -> None:
         super().__init__(engine)
         self._autocommit = autocommit
@@ -146,18 +150,22 @@ class SqlStore(SqlClientRegistry):
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
-    async def revoke_refresh_family(self, family_id: str) -> None:
+    # Grant and access-token revocations
+    async def revoke_grant(
+        self, family_id: str | None, grant_id: str, access_tokens_expire: datetime
+    ) -> None:
         try:
-            async with self._autocommit.begin() as connection:
-                await connection.execute(
-                    update(refresh_families)
-                    .where(refresh_families.c.family_id == family_id)
-                    .values(revoked=True)
-                )
+            async with self.engine.begin() as connection:
+                if family_id is not None:
+                    await connection.execute(
+                        update(refresh_families)
+                        .where(refresh_families.c.family_id == family_id)
+                        .values(revoked=True)
+                    )
+                await connection.execute(grant_revocation(self._insert, [grant_id], access_tokens_expire))
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
-    # Access-token revocations
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
         try:
             async with self._autocommit.begin() as connection:
@@ -169,20 +177,23 @@ class SqlStore(SqlClientRegistry):
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
-    async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
+    async def revoked_since(self, since: datetime) -> RevokedSince:
+        now = datetime.now(UTC)
+        # One round trip for both kinds: kind 0 is a jti, kind 1 a grant id.
+        statement = union_all(
+            _revoked_after(0, revoked, revoked.c.jti, since, now),
+            _revoked_after(1, revoked_grants, revoked_grants.c.grant_id, since, now),
+        )
         try:
             async with self._reader.connect() as connection:
-                rows = (
-                    await connection.execute(
-                        select(revoked.c.jti, revoked.c.expires_at, revoked.c.revoked_at).where(
-                            revoked.c.revoked_at > since, revoked.c.expires_at > datetime.now(UTC)
-                        )
-                    )
-                ).all()
+                rows = (await connection.execute(statement)).all()
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
-        newest = max((aware(row.revoked_at) for row in rows), default=since)
-        return [(row.jti, aware(row.expires_at)) for row in rows], newest
+        return RevokedSince(
+            access_tokens=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 0],
+            grants=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 1],
+            newest=max((aware(row.revoked_at) for row in rows), default=since),
+        )
 
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay),
@@ -191,6 +202,7 @@ class SqlStore(SqlClientRegistry):
             async with self.engine.begin() as connection:
                 await connection.execute(delete(codes).where(codes.c.expires_at < now))
                 await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
+                await connection.execute(delete(revoked_grants).where(revoked_grants.c.expires_at < now))
                 await connection.execute(
                     delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
                 )
@@ -206,3 +218,10 @@ class SqlStore(SqlClientRegistry):
                 after = page[-1]
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
+
+
+def _revoked_after(kind: int, table: Table, key: Column[str], since: datetime, now: datetime) -> Any:
+    """(kind, id, expires_at, revoked_at) of the unexpired revocations in ``table`` after ``since``."""
+    return select(
+        literal_column(str(kind)).label("kind"), key.label("id"), table.c.expires_at, table.c.revoked_at
+    ).where(table.c.revoked_at > since, table.c.expires_at > now)

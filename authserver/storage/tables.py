@@ -107,6 +107,17 @@ class RevokedAccessTokenRow(SQLModel, table=True):
     revoked_at: datetime = Field(sa_column=_timestamp(index=True))
 
 
+class RevokedGrantRow(SQLModel, table=True):
+    """A revoked user grant: every access token carrying its grant id is refused until ``expires_at``, when
+    the last of them has expired. Read with ``revoked_access_tokens`` by the same revocation sync."""
+
+    __tablename__ = "revoked_grants"
+
+    grant_id: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))
+    revoked_at: datetime = Field(sa_column=_timestamp(index=True))
+
+
 def _table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]  # SQLModel sets it without declaring it
 
@@ -118,3 +129,4 @@ codes = _table(AuthorizationCodeRow)
 refresh_families = _table(RefreshFamilyRow)
 legacy_refresh_tokens = _table(LegacyRefreshTokenRow)
 revoked = _table(RevokedAccessTokenRow)
+revoked_grants = _table(RevokedGrantRow)

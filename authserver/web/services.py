@@ -20,6 +20,7 @@ from authserver.observability import metrics
 from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
+from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.base import Grant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
@@ -138,10 +139,12 @@ class Services:
 
     async def sync_revocations(self) -> None:
         since = self.revocations.synced_until - _SYNC_OVERLAP
-        entries, newest = await self.store.revoked_since(since)
-        for jti, expires_at in entries:
+        revoked = await self.store.revoked_since(since)
+        for jti, expires_at in revoked.access_tokens:
             self.revocations.add(jti, expires_at.timestamp())
-        self.revocations.synced_until = max(newest, self.revocations.synced_until)
+        for grant_id, expires_at in revoked.grants:
+            self.revocations.add_grant(grant_id, expires_at.timestamp())
+        self.revocations.synced_until = max(revoked.newest, self.revocations.synced_until)
         self.revocations.prune()
 
     async def _sample_pool(self) -> None:
@@ -180,11 +183,12 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     )
     minter = TokenMinter(policy, lambda: keys.current)
     revocations = RevocationList()
+    grant_revoker = GrantRevoker(store, minter, revocations)
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
     grants: list[Grant] = [
         ClientCredentialsGrant(minter),
-        AuthorizationCodeGrant(minter, store),
-        RefreshTokenGrant(minter, store),
+        AuthorizationCodeGrant(minter, store, grant_revoker),
+        RefreshTokenGrant(minter, store, grant_revoker),
     ]
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
     if direct is not None:
@@ -192,7 +196,12 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
     metrics.export_known_label_sets()
     inspector = TokenInspector(
-        lambda: keys.current, store, revocations, settings.issuer, settings.verified_token_cache
+        lambda: keys.current,
+        store,
+        revocations,
+        settings.issuer,
+        grant_revoker,
+        settings.verified_token_cache,
     )
     return Services(
         settings=settings,

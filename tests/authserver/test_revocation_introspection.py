@@ -58,8 +58,8 @@ async def test_revocation_is_seen_by_a_worker_that_learns_it_from_the_database(a
     from authserver.protocol.revocation_list import RevocationList
 
     fresh = RevocationList()
-    entries, _ = await services.store.revoked_since(fresh.synced_until)
-    for entry_jti, expiry in entries:
+    revoked = await services.store.revoked_since(fresh.synced_until)
+    for entry_jti, expiry in revoked.access_tokens:
         fresh.add(entry_jti, expiry.timestamp())
     assert fresh.is_revoked(jti)
 

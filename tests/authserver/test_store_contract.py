@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
-from authserver.crypto.refresh_token_values import new_family_id
+from authserver.crypto.refresh_token_values import grant_id_of_family, new_family_id
 from authserver.protocol.client_registration import register_client
 from authserver.protocol.models import (
     AuthorizationCode,
@@ -112,6 +112,7 @@ async def test_a_code_redeems_once_and_its_replay_names_the_family_it_issued(sto
     replay = await store.redeem_authorization_code(code_hash, datetime.now(UTC), binding, _refresh())
     assert replay.outcome is RedemptionOutcome.REPLAYED
     assert replay.extra["family_id"] == refresh.family_id
+    assert replay.extra["client_id"] == client_id  # whose access-token TTL bounds the revocation
     stored = await store.get_refresh_token(refresh.family_id, refresh.secret_hash)
     assert stored is not None and not stored.rotated and not stored.revoked
 
@@ -153,7 +154,8 @@ async def test_expired_unknown_and_refresh_less_redemptions(store: Store) -> Non
     assert without.outcome is RedemptionOutcome.OK and without.record is not None
     assert without.record.refresh is None
     assert (await store.redeem_authorization_code(plain, datetime.now(UTC), binding, None)).extra == {
-        "family_id": ""
+        "family_id": "",
+        "client_id": client_id,
     }
 
 
@@ -214,7 +216,7 @@ async def test_a_refresh_token_rotates_once(store: Store) -> None:
 
 async def test_a_revoked_family_refuses_its_current_token(store: Store) -> None:
     client_id, first = await _family(store)
-    await store.revoke_refresh_family(first.family_id)
+    await store.revoke_grant(first.family_id, _grant_id(), datetime.now(UTC) + timedelta(minutes=5))
     seen = await store.get_refresh_token(first.family_id, first.secret_hash)
     assert seen is not None and seen.revoked and not seen.rotated
     refused = await store.rotate_refresh_token(
@@ -222,7 +224,34 @@ async def test_a_revoked_family_refuses_its_current_token(store: Store) -> None:
     )
     assert refused.outcome is RedemptionOutcome.REFUSED and refused.record is not None
     assert refused.record.revoked
-    await store.revoke_refresh_family(new_family_id())  # unknown: nothing to do, no error
+    # An unknown family, or none: only the grant's access tokens are recorded; no error.
+    await store.revoke_grant(new_family_id(), _grant_id(), datetime.now(UTC) + timedelta(minutes=5))
+    await store.revoke_grant(None, _grant_id(), datetime.now(UTC) + timedelta(minutes=5))
+
+
+def _grant_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def test_grant_revocations_are_listed_until_their_access_tokens_expire(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    live, gone = _grant_id(), _grant_id()
+    expiry = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    await store.revoke_grant(None, live, expiry)
+    await store.revoke_grant(None, gone, datetime.now(UTC) - timedelta(seconds=1))
+    revoked = await store.revoked_since(before)
+    assert (live, expiry) in revoked.grants and all(grant != gone for grant, _ in revoked.grants)
+    assert all(jti != live for jti, _ in revoked.access_tokens)  # a grant is not a jti
+    assert before < revoked.newest <= datetime.now(UTC)
+    assert all(grant != live for grant, _ in (await store.revoked_since(revoked.newest)).grants)
+
+    # Revoked again with a later expiry (a longer TTL since): extended, and listed again for the sync;
+    # with an earlier one: unchanged.
+    await store.revoke_grant(None, live, expiry + timedelta(minutes=5))
+    await store.revoke_grant(None, live, expiry - timedelta(minutes=1))
+    again = await store.revoked_since(revoked.newest)
+    extended = expiry + timedelta(minutes=5)
+    assert [(grant, at) for grant, at in again.grants if grant == live] == [(live, extended)]
 
 
 async def test_unknown_legacy_tokens_have_no_family(store: Store) -> None:
@@ -236,10 +265,11 @@ async def test_access_token_revocations_are_listed_once_and_until_they_expire(st
     await store.revoke_access_token(live, expiry)
     await store.revoke_access_token(live, expiry + timedelta(minutes=5))  # again: no change, no error
     await store.revoke_access_token(gone, datetime.now(UTC) - timedelta(seconds=1))
-    entries, newest = await store.revoked_since(before)
+    revoked = await store.revoked_since(before)
+    entries, newest = revoked.access_tokens, revoked.newest
     assert (live, expiry) in entries and all(jti != gone for jti, _ in entries)
     assert before < newest <= datetime.now(UTC)
-    later, _ = await store.revoked_since(newest)
+    later = (await store.revoked_since(newest)).access_tokens
     assert all(jti != live for jti, _ in later)
 
 
@@ -287,8 +317,13 @@ async def test_the_registry_lists_in_pages_and_deletes_with_the_clients_families
 
     client_id, family = await _family(store)
     await register_client(registry, _desired(client_id), None, None)
-    assert await registry.delete_registered_client(client_id)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    assert await registry.delete_registered_client(client_id, timedelta(minutes=15))
     assert await store.get_client(client_id) is None
     seen = await store.get_refresh_token(family.family_id, family.secret_hash)
     assert seen is not None and seen.revoked
-    assert not await registry.delete_registered_client(client_id)
+    # The family's access tokens too, until the last one it may have issued (just now) has expired.
+    grants = dict((await store.revoked_since(before)).grants)
+    expiry = grants[grant_id_of_family(family.family_id)]
+    assert datetime.now(UTC) + timedelta(minutes=14) < expiry < datetime.now(UTC) + timedelta(minutes=16)
+    assert not await registry.delete_registered_client(client_id, timedelta(minutes=15))

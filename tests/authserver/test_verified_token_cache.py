@@ -26,7 +26,8 @@ class _NoStore:
 
 
 def _inspector(keys: list[KeySet], size: int = 8) -> TokenInspector:
-    return TokenInspector(lambda: keys[0], _NoStore(), RevocationList(), ISSUER, size)  # type: ignore[arg-type]
+    grants = None  # revoking refresh tokens is not what these tests do
+    return TokenInspector(lambda: keys[0], _NoStore(), RevocationList(), ISSUER, grants, size)  # type: ignore[arg-type]
 
 
 def _access_token(keyset: KeySet, lifetime: int = 60, jti: str = "j-1") -> str:

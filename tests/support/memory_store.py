@@ -3,7 +3,8 @@ of the protocol without a database.
 
 Faithful to the SQL stores where the protocol can tell: a code is used up by any attempt to redeem it and
 issues its refresh family only when it matches its binding and has not expired; a family keeps only its
-current secret's hash, so a rotation is accepted once; revocation is by family; every change is atomic
+current secret's hash, so a rotation is accepted once; revocation is by family, and of a grant's access
+tokens by grant id; every change is atomic
 (no await between reading and writing). ``tests/authserver/test_store_contract.py`` runs the same checks
 against this store and the real ones on SQLite and PostgreSQL.
 """
@@ -13,8 +14,9 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from authserver.crypto.refresh_token_values import grant_id_of_family
 from authserver.protocol.models import (
     AuthorizationCode,
     Client,
@@ -25,8 +27,16 @@ from authserver.protocol.models import (
     RedemptionOutcome,
     RefreshToken,
     RegisteredClient,
+    RevokedSince,
     User,
 )
+from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
+
+
+@dataclass
+class _Revocation:
+    expires_at: datetime
+    revoked_at: datetime
 
 
 @dataclass
@@ -40,6 +50,7 @@ class _StoredCode:
 class _Family:
     secret_hash: str
     grant: RefreshToken  # client, user, scope, audience, auth_time, expiry; rotated is always False here
+    last_access_token_at: datetime  # issued or last rotated
     revoked: bool = False
 
 
@@ -50,7 +61,8 @@ class MemoryStore:
         self.codes: dict[str, _StoredCode] = {}
         self.families: dict[str, _Family] = {}
         self.legacy_tokens: dict[str, str] = {}  # token hash -> family, for tokens issued before families
-        self.revoked_access_tokens: dict[str, tuple[datetime, datetime]] = {}  # jti -> (expiry, revoked at)
+        self.revoked_access_tokens: dict[str, _Revocation] = {}  # by jti
+        self.revoked_grants: dict[str, _Revocation] = {}  # by grant id
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -87,7 +99,10 @@ class MemoryStore:
         if stored is None:
             return Redemption(RedemptionOutcome.UNKNOWN)
         if stored.consumed:
-            return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": stored.family_id or ""})
+            return Redemption(
+                RedemptionOutcome.REPLAYED,
+                extra={"family_id": stored.family_id or "", "client_id": stored.code.client_id},
+            )
         code = stored.code
         stored.consumed = True  # any attempt uses the code up
         if code.expires_at <= now:
@@ -109,7 +124,7 @@ class MemoryStore:
                 auth_time=code.auth_time,
                 expires_at=refresh.expires_at,
             )
-            self.families[refresh.family_id] = _Family(refresh.secret_hash, issued)
+            self.families[refresh.family_id] = _Family(refresh.secret_hash, issued, now)
         return Redemption(RedemptionOutcome.OK, RedeemedCode(code, self.users.get(code.user_id), issued))
 
     # Store: refresh tokens
@@ -136,26 +151,42 @@ class MemoryStore:
             )
         family.secret_hash = successor.secret_hash
         family.grant = replace(family.grant, expires_at=successor.expires_at)
+        family.last_access_token_at = now
         return Redemption(RedemptionOutcome.OK, family.grant)
 
-    async def revoke_refresh_family(self, family_id: str) -> None:
-        family = self.families.get(family_id)
+    # Store: grant and access-token revocations
+    async def revoke_grant(
+        self, family_id: str | None, grant_id: str, access_tokens_expire: datetime
+    ) -> None:
+        family = self.families.get(family_id) if family_id is not None else None
         if family is not None:
             family.revoked = True
+        self._revoke_grant(grant_id, access_tokens_expire)
 
-    # Store: access-token revocations
+    def _revoke_grant(self, grant_id: str, expires_at: datetime) -> None:
+        known = self.revoked_grants.get(grant_id)
+        if known is None or known.expires_at < expires_at:  # only ever extended
+            self.revoked_grants[grant_id] = _Revocation(expires_at, datetime.now(UTC))
+
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
-        self.revoked_access_tokens.setdefault(jti, (expires_at, datetime.now(UTC)))
+        self.revoked_access_tokens.setdefault(jti, _Revocation(expires_at, datetime.now(UTC)))
 
-    async def revoked_since(self, since: datetime) -> tuple[list[tuple[str, datetime]], datetime]:
+    async def revoked_since(self, since: datetime) -> RevokedSince:
         now = datetime.now(UTC)
-        entries = [
-            (jti, expires_at, revoked_at)
-            for jti, (expires_at, revoked_at) in self.revoked_access_tokens.items()
-            if revoked_at > since and expires_at > now
-        ]
-        newest = max((revoked_at for _, _, revoked_at in entries), default=since)
-        return [(jti, expires_at) for jti, expires_at, _ in entries], newest
+
+        def fresh(entries: dict[str, _Revocation]) -> dict[str, _Revocation]:
+            return {
+                key: entry
+                for key, entry in entries.items()
+                if entry.revoked_at > since and entry.expires_at > now
+            }
+
+        tokens, grants = fresh(self.revoked_access_tokens), fresh(self.revoked_grants)
+        return RevokedSince(
+            access_tokens=[(jti, entry.expires_at) for jti, entry in tokens.items()],
+            grants=[(grant_id, entry.expires_at) for grant_id, entry in grants.items()],
+            newest=max((entry.revoked_at for entry in [*tokens.values(), *grants.values()]), default=since),
+        )
 
     # ClientRegistry
     async def get_registered_client(self, client_id: str) -> RegisteredClient | None:
@@ -175,11 +206,19 @@ class MemoryStore:
         self.clients[client_id] = wanted
         return wanted
 
-    async def delete_registered_client(self, client_id: str) -> bool:
-        for family in self.families.values():
+    async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
+        now = datetime.now(UTC)
+        registered = self.clients.pop(client_id, None)
+        ttl = registered.client.access_token_ttl_seconds if registered else None
+        lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + timedelta(
+            seconds=CLOCK_LEEWAY_SECONDS
+        )
+        for family_id, family in self.families.items():
             if family.grant.client_id == client_id:
                 family.revoked = True
-        return self.clients.pop(client_id, None) is not None
+                if family.last_access_token_at + lifetime > now:
+                    self._revoke_grant(grant_id_of_family(family_id), now + lifetime)
+        return registered is not None
 
 
 def _as_seen(family: _Family, secret_hash: str) -> RefreshToken:

@@ -22,6 +22,7 @@ from authserver.crypto.passwords import hash_password
 from authserver.protocol.authorization import AuthorizationRequest, validate_authorization_request
 from authserver.protocol.authorization_flow import AuthorizationFlow, LoginSession, ReturnToClient
 from authserver.protocol.code_issuance import CodeIssuer
+from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
@@ -93,16 +94,17 @@ class ProtocolServer:
         )
         self.minter = TokenMinter(self.policy, lambda: self.keys)
         lookup = self.store.get_client
+        self.revocations = RevocationList()
+        self.grants = GrantRevoker(self.store, self.minter, self.revocations)
         self.token_endpoint = TokenEndpoint(
             [
                 ClientCredentialsGrant(self.minter),
-                AuthorizationCodeGrant(self.minter, self.store),
-                RefreshTokenGrant(self.minter, self.store),
+                AuthorizationCodeGrant(self.minter, self.store, self.grants),
+                RefreshTokenGrant(self.minter, self.store, self.grants),
             ],
             lookup,
         )
-        self.revocations = RevocationList()
-        self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER)
+        self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
         self.introspection = IntrospectionEndpoint(self.inspector, lookup)
         self.revocation = RevocationEndpoint(self.inspector, lookup)
         self.userinfo = UserinfoEndpoint(self.inspector, self.store)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authserver.crypto.opaque_tokens import token_hash
-from authserver.crypto.refresh_token_values import new_family_id
+from authserver.crypto.refresh_token_values import grant_id_of_code, grant_id_of_family, new_family_id
 from authserver.protocol.errors import InvalidGrant
+from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, CodeBinding, GrantType, RedemptionOutcome
 from authserver.protocol.params import Params, required, single
 from authserver.protocol.pkce import check_verifier, verifier_challenge
@@ -19,9 +20,10 @@ from authserver.protocol.userinfo import claims_for_scope
 class AuthorizationCodeGrant:
     grant_type = GrantType.AUTHORIZATION_CODE
 
-    def __init__(self, minter: TokenMinter, store: Store) -> None:
+    def __init__(self, minter: TokenMinter, store: Store, grants: GrantRevoker) -> None:
         self.minter = minter
         self.store = store
+        self.grants = grants
 
     async def issue(self, params: Params, client: Client) -> dict[str, Any]:
         code_value = required(params, "code")
@@ -34,15 +36,21 @@ class AuthorizationCodeGrant:
         if GrantType.REFRESH_TOKEN in client.grant_types:
             refresh, refresh_value = self.minter.next_refresh_token(client, new_family_id())
         binding = CodeBinding(client.client_id, redirect_uri, verifier_challenge(verifier))
+        code_hash = token_hash(code_value)
         redemption = await self.store.redeem_authorization_code(
-            token_hash(code_value), datetime.now(UTC), binding, refresh
+            code_hash, datetime.now(UTC), binding, refresh
         )
         redeemed = redemption.record
         if redemption.outcome is RedemptionOutcome.REPLAYED:
-            # RFC 6749 §4.1.2: a replayed code revokes what it issued; someone else may hold it.
-            family = redemption.extra.get("family_id")
-            if family:
-                await self.store.revoke_refresh_family(family)
+            # RFC 6749 §4.1.2: a replayed code revokes (when possible) all tokens issued based on it: its
+            # refresh family and its grant's access tokens. Someone else may hold the code.
+            family = redemption.extra.get("family_id") or None
+            owner_id = redemption.extra.get("client_id")
+            owner = client if owner_id == client.client_id else None
+            if owner is None and owner_id:
+                owner = await self.store.get_client(owner_id)
+            grant = grant_id_of_family(family) if family else grant_id_of_code(code_hash)
+            await self.grants.revoke(family, grant, owner)
             raise InvalidGrant("authorization code was already used")
         if redemption.outcome is not RedemptionOutcome.OK or redeemed is None:
             raise InvalidGrant("authorization code is invalid or expired")
@@ -56,8 +64,18 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("authorization code is invalid or expired")  # the store saw a mismatch
 
         audience = audience_value(code.audience)
+        grant_id = (
+            grant_id_of_family(redeemed.refresh.family_id)
+            if redeemed.refresh
+            else grant_id_of_code(code_hash)
+        )
         access_token, _ = self.minter.access_token(
-            client, subject=code.user_id, scope=code.scope, audience=audience, auth_time=code.auth_time
+            client,
+            subject=code.user_id,
+            scope=code.scope,
+            audience=audience,
+            auth_time=code.auth_time,
+            grant_id=grant_id,
         )
         id_token = None
         if "openid" in code.scope.split():

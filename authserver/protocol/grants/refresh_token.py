@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from authserver.crypto.refresh_token_values import grant_id_of_family
 from authserver.protocol.errors import InvalidGrant
+from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, GrantType, RedemptionOutcome, RefreshToken
 from authserver.protocol.params import Params, required, single
 from authserver.protocol.refresh_token_lookup import presented_refresh_token
@@ -22,9 +24,10 @@ from authserver.protocol.tokens import TokenMinter, audience_value, token_respon
 class RefreshTokenGrant:
     grant_type = GrantType.REFRESH_TOKEN
 
-    def __init__(self, minter: TokenMinter, store: Store) -> None:
+    def __init__(self, minter: TokenMinter, store: Store, grants: GrantRevoker) -> None:
         self.minter = minter
         self.store = store
+        self.grants = grants
 
     async def issue(self, params: Params, client: Client) -> dict[str, Any]:
         presented = await presented_refresh_token(self.store, required(params, "refresh_token"))
@@ -57,6 +60,7 @@ class RefreshTokenGrant:
             scope=scope,
             audience=audience_value(rotated.audience),
             auth_time=rotated.auth_time,
+            grant_id=grant_id_of_family(family_id),
         )
         return token_response(access_token, self.minter.access_token_ttl(client), scope, value)
 
@@ -66,7 +70,8 @@ class RefreshTokenGrant:
         if current.revoked:
             raise InvalidGrant("refresh token was revoked")
         if current.rotated:
-            await self.store.revoke_refresh_family(current.family_id)
+            # Reuse revokes the grant: its family and the access tokens issued in it (RFC 9700 §4.14.2).
+            await self.grants.revoke_family(current.family_id, client)
             raise InvalidGrant("refresh token was already used; its family has been revoked")
         if _expires_at(current) <= now:
             raise InvalidGrant("refresh token has expired")

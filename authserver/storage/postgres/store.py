@@ -63,7 +63,10 @@ class PostgresStore(SqlStore):
                     used = (await connection.execute(CODE_FAMILY, {"b_code_hash": code_hash})).first()
                 if used is None:
                     return Redemption(RedemptionOutcome.UNKNOWN)
-                return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": used.family_id or ""})
+                return Redemption(
+                    RedemptionOutcome.REPLAYED,
+                    extra={"family_id": used.family_id or "", "client_id": used.client_id},
+                )
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
         code = AuthorizationCode(

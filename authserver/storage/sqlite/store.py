@@ -60,7 +60,10 @@ class SqliteStore(SqlStore):
         if outcome == "unknown":
             return Redemption(RedemptionOutcome.UNKNOWN)
         if outcome == "used":
-            return Redemption(RedemptionOutcome.REPLAYED, extra={"family_id": row or ""})
+            family_id, client_id = row
+            return Redemption(
+                RedemptionOutcome.REPLAYED, extra={"family_id": family_id or "", "client_id": client_id}
+            )
         code = AuthorizationCode(
             client_id=row.client_id,
             user_id=row.user_id,

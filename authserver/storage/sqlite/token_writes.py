@@ -114,7 +114,7 @@ def redeem_code(
     refresh: tuple[str, str, datetime] | None,  # (secret hash, family id, expiry)
 ) -> Callable[[sqlite3.Connection], tuple[str, Any, Any]]:
     """("claimed", the code's ``CodeRow``, its user's row of ``statements.USER_COLUMNS`` or None) with the
-    refresh token stored when the code matched; ("used", family_id, None) for a code used before;
+    refresh token stored when the code matched; ("used", (family_id, client_id), None) for a code used before;
     ("unknown", None, None)."""
     at = stored(now)
     family = refresh[1] if refresh else None
@@ -125,7 +125,7 @@ def redeem_code(
         ).fetchone()
         if claimed is None:
             used = connection.execute(_CODE_FAMILY, (code_hash,)).fetchone()
-            return ("unknown", None, None) if used is None else ("used", used[0], None)
+            return ("unknown", None, None) if used is None else ("used", tuple(used), None)
         code = CodeRow(*claimed)
         if code.family_id is not None and refresh is not None:
             connection.execute(

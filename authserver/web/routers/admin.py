@@ -111,13 +111,15 @@ async def rotate_secret(request: Request, client_id: str, rotation: SecretRotati
 
 @router.delete(
     "/clients/{client_id}",
-    summary="Delete a client and revoke its refresh tokens",
+    summary="Delete a client and revoke its grants (refresh tokens and their access tokens)",
     status_code=204,
     responses=errors(404),
 )
 async def delete_client(request: Request, client_id: str) -> Response:
     svc = services(request)
-    deleted = await svc.registry.delete_registered_client(_check_client_id(client_id))
+    deleted = await svc.registry.delete_registered_client(
+        _check_client_id(client_id), svc.settings.access_token_ttl
+    )
     svc.clients.invalidate(client_id)
     if not deleted:
         raise NotFound(f"no client {client_id}")

@@ -169,6 +169,6 @@ async def test_deleting_a_client_revokes_its_refresh_tokens(server: ProtocolServ
     client, user = server.web_client(), await server.user()
     code, verifier = await server.authorize(client, user)
     refresh = (await server.redeem(client, code, verifier))["refresh_token"]
-    assert await server.store.delete_registered_client(client.client_id)
+    assert await server.store.delete_registered_client(client.client_id, timedelta(minutes=15))
     assert server.store.families[refresh.split(".")[0]].revoked
     assert await server.store.get_client(client.client_id) is None

@@ -29,8 +29,9 @@ async def test_an_access_token_is_active_until_revoked(server: ProtocolServer) -
     assert await server.introspect(resource_server, token=token) == {"active": False}
     # Another worker learns it from the store (RFC 7009 §2: revocation takes effect everywhere).
     elsewhere = RevocationList()
-    entries, _ = await server.store.revoked_since(elsewhere.synced_until)
-    assert [jti for jti, _ in entries] == [server.keys.verify(token, audience=API)["jti"]]
+    revoked = await server.store.revoked_since(elsewhere.synced_until)
+    assert [jti for jti, _ in revoked.access_tokens] == [server.keys.verify(token, audience=API)["jti"]]
+    assert revoked.grants == []  # an access token revokes only itself
 
 
 async def test_public_and_unauthenticated_callers_may_not_introspect(server: ProtocolServer) -> None:
