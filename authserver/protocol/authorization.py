@@ -7,6 +7,8 @@ the client as ``error`` parameters on it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -66,6 +68,29 @@ def redirect_with(redirect_uri: str, params: dict[str, str | None]) -> str:
     return f"{redirect_uri}{'&' if urlsplit(redirect_uri).query else '?'}{query}"
 
 
+def redirect_uri_is_registered(requested: str, registered: Sequence[str]) -> bool:
+    """Exact string comparison (OAuth 2.1 §4.1.1.2; RFC 9700 §4.1.3): no prefix, wildcard or normalisation;
+    except that a registered loopback IP URI matches the same URI on any port (RFC 8252 §7.3: a native app
+    listens on a port the OS picks at run time). The code is bound to the URI as requested, port included,
+    so the token request must repeat that one."""
+    if requested in registered:
+        return True
+    portless = _loopback_without_port(requested)
+    return portless is not None and any(_loopback_without_port(uri) == portless for uri in registered)
+
+
+# http, the loopback IP literal (RFC 8252 §7.3 names 127.0.0.1 and [::1]; not "localhost", §8.3), a port
+# or none, nothing else in the authority (no user information).
+_LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|\[::1\])(?::([0-9]{1,5}))?(?=[/?]|$)")
+
+
+def _loopback_without_port(uri: str) -> str | None:
+    match = _LOOPBACK.match(uri)
+    if match is None or int(match[2] or 0) > 65535:
+        return None
+    return f"http://{match[1]}{uri[match.end() :]}"
+
+
 async def validate_authorization_request(
     params: Params, lookup: ClientLookup, issuer: str, default_audience: str
 ) -> AuthorizationRequest:
@@ -82,8 +107,7 @@ async def validate_authorization_request(
         raise AuthorizationPageError("The application that sent you here is not registered.")
     if redirect_uri is None and len(client.redirect_uris) == 1:
         redirect_uri = client.redirect_uris[0]
-    # Exact string comparison (OAuth 2.1 §4.1.1.2; RFC 9700 §4.1.3): no prefix, wildcard or normalisation.
-    if redirect_uri is None or redirect_uri not in client.redirect_uris:
+    if redirect_uri is None or not redirect_uri_is_registered(redirect_uri, client.redirect_uris):
         raise AuthorizationPageError("The redirect_uri is not registered for this application.")
 
     state = single(params, "state")
