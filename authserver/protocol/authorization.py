@@ -16,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from authserver.protocol.audience import choose_audience
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.errors import InvalidRequest, OAuthError, UnauthorizedClient
-from authserver.protocol.models import GrantType
+from authserver.protocol.models import Client, GrantType
 from authserver.protocol.params import Params, check_no_duplicates, single
 from authserver.protocol.pkce import check_challenge
 from authserver.protocol.scopes import grant_scope
@@ -38,7 +38,7 @@ class AuthorizationRequest:
     redirect_uri: str
     scope: str
     audience: str
-    code_challenge: str
+    code_challenge: str | None
     state: str | None = None
     nonce: str | None = None
     prompt: str | None = None
@@ -91,6 +91,18 @@ def _loopback_without_port(uri: str) -> str | None:
     return f"http://{match[1]}{uri[match.end() :]}"
 
 
+def _pkce_challenge(params: Params, client: Client) -> str | None:
+    """The request's S256 challenge. Only a confidential client registered without require_pkce may leave it
+    out, and only when the request carries a nonce, which then binds the code to the session (RFC 9700
+    §2.1.1); a challenge that is sent is always checked and enforced at redemption."""
+    challenge, method = single(params, "code_challenge"), single(params, "code_challenge_method")
+    if challenge is None and method is None and not client.require_pkce and not client.is_public:
+        scope = single(params, "scope") or ""
+        if single(params, "nonce") and "openid" in scope.split():  # the nonce reaches the ID token
+            return None
+    return check_challenge(challenge, method)
+
+
 async def validate_authorization_request(
     params: Params, lookup: ClientLookup, issuer: str, default_audience: str
 ) -> AuthorizationRequest:
@@ -116,7 +128,7 @@ async def validate_authorization_request(
             raise InvalidRequest("response_type must be 'code'")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
             raise UnauthorizedClient("this client may not use the authorization_code grant")
-        challenge = check_challenge(single(params, "code_challenge"), single(params, "code_challenge_method"))
+        challenge = _pkce_challenge(params, client)
         scope = grant_scope(single(params, "scope"), client.scopes)
         audience = choose_audience(params.get("resource") or (), client, default_audience)
         prompt = single(params, "prompt")
