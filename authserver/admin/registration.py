@@ -61,7 +61,14 @@ class ClientRegistration(BaseModel):
         default_factory=list, description="Exact redirect URIs for authorization_code."
     )
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = Field(
-        None, description="Default: client_secret_basic for confidential clients, none for public ones."
+        None,
+        description="Pins how the client authenticates (RFC 6749 §2.3). Absent: a confidential client may "
+        "use client_secret_basic or client_secret_post; a public client uses none.",
+    )
+    require_pkce: bool = Field(
+        True,
+        description="False lets a confidential client leave PKCE out of an authorization request that "
+        "carries an OpenID Connect nonce (RFC 9700 §2.1.1). Public clients always use PKCE.",
     )
     access_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 5m.")
     refresh_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 720h.")
@@ -118,6 +125,8 @@ class ClientRegistration(BaseModel):
                 raise ValueError("public clients have no secret")
             if "client_credentials" in self.grant_types:
                 raise ValueError("public clients cannot use client_credentials")
+            if not self.require_pkce:
+                raise ValueError("public clients always use PKCE (OAuth 2.1 §7.5.1)")
         elif method == "none":
             raise ValueError(
                 "confidential clients must authenticate: use client_secret_basic or client_secret_post"
@@ -129,8 +138,12 @@ class ClientRegistration(BaseModel):
         return self
 
     @property
-    def auth_method(self) -> str:
-        return self.token_endpoint_auth_method or ("none" if self.type == "public" else "client_secret_basic")
+    def auth_method(self) -> TokenEndpointAuthMethod | None:
+        """The pinned method; None: a confidential client's choice of secret method."""
+        if self.type == "public":
+            return TokenEndpointAuthMethod.NONE
+        method = self.token_endpoint_auth_method
+        return TokenEndpointAuthMethod(method) if method else None
 
     def ttl_seconds(self, value: str | None) -> int | None:
         return int(parse_duration(value).total_seconds()) if value else None
@@ -145,9 +158,10 @@ class ClientRegistration(BaseModel):
             scopes=tuple(dict.fromkeys(self.scopes)),
             audiences=tuple(dict.fromkeys(self.audiences)),
             redirect_uris=tuple(dict.fromkeys(self.redirect_uris)),
-            token_endpoint_auth_method=TokenEndpointAuthMethod(self.auth_method),
+            token_endpoint_auth_method=self.auth_method,
             access_token_ttl_seconds=self.ttl_seconds(self.access_token_ttl),
             refresh_token_ttl_seconds=self.ttl_seconds(self.refresh_token_ttl),
+            require_pkce=self.require_pkce,
         )
 
     @property
@@ -196,7 +210,8 @@ class ClientView(BaseModel):
     scopes: list[str]
     audiences: list[str]
     redirect_uris: list[str]
-    token_endpoint_auth_method: str
+    token_endpoint_auth_method: str | None = Field(description="null: either secret method")
+    require_pkce: bool
     access_token_ttl_seconds: int | None
     refresh_token_ttl_seconds: int | None
     has_secret: bool
@@ -217,7 +232,8 @@ class ClientView(BaseModel):
             scopes=list(client.scopes),
             audiences=list(client.audiences),
             redirect_uris=list(client.redirect_uris),
-            token_endpoint_auth_method=client.token_endpoint_auth_method.value,
+            token_endpoint_auth_method=client.token_endpoint_auth_method,
+            require_pkce=client.require_pkce,
             access_token_ttl_seconds=client.access_token_ttl_seconds,
             refresh_token_ttl_seconds=client.refresh_token_ttl_seconds,
             has_secret=client.secret_hash is not None,

@@ -7,6 +7,8 @@ the client as ``error`` parameters on it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -14,7 +16,7 @@ from urllib.parse import urlencode, urlsplit
 from authserver.protocol.audience import choose_audience
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.errors import InvalidRequest, OAuthError, UnauthorizedClient
-from authserver.protocol.models import GrantType
+from authserver.protocol.models import Client, GrantType
 from authserver.protocol.params import Params, check_no_duplicates, single
 from authserver.protocol.pkce import check_challenge
 from authserver.protocol.scopes import grant_scope
@@ -36,7 +38,7 @@ class AuthorizationRequest:
     redirect_uri: str
     scope: str
     audience: str
-    code_challenge: str
+    code_challenge: str | None
     state: str | None = None
     nonce: str | None = None
     prompt: str | None = None
@@ -66,6 +68,41 @@ def redirect_with(redirect_uri: str, params: dict[str, str | None]) -> str:
     return f"{redirect_uri}{'&' if urlsplit(redirect_uri).query else '?'}{query}"
 
 
+def redirect_uri_is_registered(requested: str, registered: Sequence[str]) -> bool:
+    """Exact string comparison (OAuth 2.1 §4.1.1.2; RFC 9700 §4.1.3): no prefix, wildcard or normalisation;
+    except that a registered loopback IP URI matches the same URI on any port (RFC 8252 §7.3: a native app
+    listens on a port the OS picks at run time). The code is bound to the URI as requested, port included,
+    so the token request must repeat that one."""
+    if requested in registered:
+        return True
+    portless = _loopback_without_port(requested)
+    return portless is not None and any(_loopback_without_port(uri) == portless for uri in registered)
+
+
+# http, the loopback IP literal (RFC 8252 §7.3 names 127.0.0.1 and [::1]; not "localhost", §8.3), a port
+# or none, nothing else in the authority (no user information).
+_LOOPBACK = re.compile(r"^http://(127\.0\.0\.1|\[::1\])(?::([0-9]{1,5}))?(?=[/?]|$)")
+
+
+def _loopback_without_port(uri: str) -> str | None:
+    match = _LOOPBACK.match(uri)
+    if match is None or int(match[2] or 0) > 65535:
+        return None
+    return f"http://{match[1]}{uri[match.end() :]}"
+
+
+def _pkce_challenge(params: Params, client: Client) -> str | None:
+    """The request's S256 challenge. Only a confidential client registered without require_pkce may leave it
+    out, and only when the request carries a nonce, which then binds the code to the session (RFC 9700
+    §2.1.1); a challenge that is sent is always checked and enforced at redemption."""
+    challenge, method = single(params, "code_challenge"), single(params, "code_challenge_method")
+    if challenge is None and method is None and not client.require_pkce and not client.is_public:
+        scope = single(params, "scope") or ""
+        if single(params, "nonce") and "openid" in scope.split():  # the nonce reaches the ID token
+            return None
+    return check_challenge(challenge, method)
+
+
 async def validate_authorization_request(
     params: Params, lookup: ClientLookup, issuer: str, default_audience: str
 ) -> AuthorizationRequest:
@@ -82,8 +119,7 @@ async def validate_authorization_request(
         raise AuthorizationPageError("The application that sent you here is not registered.")
     if redirect_uri is None and len(client.redirect_uris) == 1:
         redirect_uri = client.redirect_uris[0]
-    # Exact string comparison (OAuth 2.1 §4.1.1.2; RFC 9700 §4.1.3): no prefix, wildcard or normalisation.
-    if redirect_uri is None or redirect_uri not in client.redirect_uris:
+    if redirect_uri is None or not redirect_uri_is_registered(redirect_uri, client.redirect_uris):
         raise AuthorizationPageError("The redirect_uri is not registered for this application.")
 
     state = single(params, "state")
@@ -92,7 +128,7 @@ async def validate_authorization_request(
             raise InvalidRequest("response_type must be 'code'")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
             raise UnauthorizedClient("this client may not use the authorization_code grant")
-        challenge = check_challenge(single(params, "code_challenge"), single(params, "code_challenge_method"))
+        challenge = _pkce_challenge(params, client)
         scope = grant_scope(single(params, "scope"), client.scopes)
         audience = choose_audience(params.get("resource") or (), client, default_audience)
         prompt = single(params, "prompt")

@@ -81,8 +81,10 @@ async def authenticate_client(
         return client
     if method is TokenEndpointAuthMethod.NONE or secret is None:
         raise InvalidClient("this client must authenticate with its secret")
-    if method is not client.token_endpoint_auth_method:
-        raise InvalidClient(f"this client is registered for {client.token_endpoint_auth_method.value}")
+    # Either secret method unless the registration pins one; one method per request (checked above).
+    pinned = client.token_endpoint_auth_method
+    if pinned is not None and method is not pinned:
+        raise InvalidClient(f"this client is registered for {pinned.value}")
     if not _secret_is_valid(client, secret, now):
         raise InvalidClient()
     return client

@@ -68,10 +68,26 @@ class InvalidToken(OAuthError):
     status_code = 401
 
     def __init__(self, description: str = "the access token is invalid") -> None:
-        super().__init__(
-            description,
-            headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{description}"'},
-        )
+        super().__init__(description, headers=_bearer_challenge(self.error, description))
+
+
+class MissingBearerToken(InvalidToken):
+    """RFC 6750 §3.1: a request with no authentication at all gets a bare challenge, no error code."""
+
+    def __init__(self, description: str = "a bearer access token is required") -> None:
+        super().__init__(description)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="authyard"'}
+
+
+class InvalidBearerRequest(InvalidRequest):
+    """RFC 6750 §3.1 invalid_request at a protected resource: 400 with the Bearer challenge naming it."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers=_bearer_challenge(self.error, description))
+
+
+def _bearer_challenge(error: str, description: str) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Bearer error="{error}", error_description="{description}"'}
 
 
 class InsufficientScope(OAuthError):

@@ -36,12 +36,15 @@ class Client:
     scopes: tuple[str, ...]
     audiences: tuple[str, ...] = ()
     redirect_uris: tuple[str, ...] = ()
-    token_endpoint_auth_method: TokenEndpointAuthMethod = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
+    # None: a confidential client may use either secret method (pinned only when its registration says so).
+    token_endpoint_auth_method: TokenEndpointAuthMethod | None = TokenEndpointAuthMethod.CLIENT_SECRET_BASIC
     secret_hash: str | None = None
     previous_secret_hash: str | None = None
     previous_secret_expires_at: datetime | None = None
     access_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
+    # False: a confidential client may leave PKCE out of a request that carries a nonce (RFC 9700 §2.1.1).
+    require_pkce: bool = True
 
     @property
     def is_public(self) -> bool:
@@ -87,7 +90,7 @@ class AuthorizationCode:
     redirect_uri: str
     scope: str
     audience: str
-    code_challenge: str
+    code_challenge: str | None  # None: issued without PKCE, redeemed without a verifier
     auth_time: int
     expires_at: datetime
     nonce: str | None = None

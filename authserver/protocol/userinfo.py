@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from authserver.protocol.errors import InsufficientScope, InvalidToken
+from authserver.protocol.errors import (
+    InsufficientScope,
+    InvalidBearerRequest,
+    InvalidToken,
+    MissingBearerToken,
+)
 from authserver.protocol.models import User
+from authserver.protocol.params import Params
 from authserver.protocol.store import Store
 from authserver.protocol.token_inspection import TokenInspector
 
@@ -23,15 +29,34 @@ def claims_for_scope(user: User, scope: str) -> dict[str, Any]:
     return claims
 
 
+def presented_token(authorization: str | None, body: Params | None, query: Params) -> str:
+    """The one bearer token of a userinfo request (OIDC Core §5.3.1): in the Authorization header (RFC 6750
+    §2.1) or, for a POST, as ``access_token`` in its form-encoded body (§2.2). Never in the query (OAuth 2.1
+    §5.2.1), and in one place only (RFC 6750 §2: the client MUST NOT use more than one method)."""
+    if "access_token" in query:
+        raise InvalidBearerRequest("send the access token in the Authorization header, not the query")
+    in_body = (body or {}).get("access_token")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("the Authorization header must be Bearer and a token")
+        if in_body is not None:
+            raise InvalidBearerRequest("send the access token once: in the header or in the body, not both")
+        return token.strip()
+    if in_body is None:
+        raise MissingBearerToken()
+    if len(in_body) != 1 or not in_body[0]:
+        raise InvalidBearerRequest("send access_token once")
+    return in_body[0]
+
+
 class UserinfoEndpoint:
     def __init__(self, inspector: TokenInspector, store: Store) -> None:
         self.inspector = inspector
         self.store = store
 
-    async def handle(self, access_token: str | None) -> dict[str, Any]:
-        """The claims of the user ``access_token`` (the bearer token, RFC 6750 §2) was issued for."""
-        if access_token is None:
-            raise InvalidToken("a bearer access token is required")
+    async def handle(self, access_token: str) -> dict[str, Any]:
+        """The claims of the user ``access_token`` (``presented_token``) was issued for."""
         claims = self.inspector.active_access_token(access_token)
         if claims is None:
             raise InvalidToken("the access token is invalid, expired or revoked")

@@ -46,7 +46,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
     return {
         "name": client.name,
         "client_type": client.client_type.value,
-        "token_endpoint_auth_method": client.token_endpoint_auth_method.value,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "audiences": list(client.audiences),
@@ -57,6 +57,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "secret_rotated_at": registered.secret_rotated_at,
         "access_token_ttl_seconds": client.access_token_ttl_seconds,
         "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
+        "require_pkce": client.require_pkce,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -42,13 +42,19 @@ def client_from_row(row: Any) -> Client:
         scopes=tuple(row.scopes),
         audiences=tuple(row.audiences),
         redirect_uris=tuple(row.redirect_uris),
-        token_endpoint_auth_method=TokenEndpointAuthMethod(row.token_endpoint_auth_method),
+        token_endpoint_auth_method=_auth_method(row.token_endpoint_auth_method),
         secret_hash=row.secret_hash,
         previous_secret_hash=row.previous_secret_hash,
         previous_secret_expires_at=aware(row.previous_secret_expires_at),
         access_token_ttl_seconds=row.access_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
+        require_pkce=bool(row.require_pkce),
     )
+
+
+def _auth_method(value: str | None) -> TokenEndpointAuthMethod | None:
+    """NULL: a confidential client that may use either secret method (no pin)."""
+    return TokenEndpointAuthMethod(value) if value else None
 
 
 def user_from_row(row: Any) -> User:

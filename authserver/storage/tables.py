@@ -18,7 +18,7 @@ class ClientRow(SQLModel, table=True):
     client_id: str = Field(primary_key=True, max_length=255)
     name: str = Field(max_length=255)
     client_type: str = Field(max_length=32)
-    token_endpoint_auth_method: str = Field(max_length=64)
+    token_endpoint_auth_method: str | None = Field(default=None, max_length=64)  # NULL: either secret method
     grant_types: list[str] = Field(sa_column=Column(JSON, nullable=False))
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     audiences: list[str] = Field(sa_column=Column(JSON, nullable=False))
@@ -31,6 +31,7 @@ class ClientRow(SQLModel, table=True):
     secret_rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     access_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
+    require_pkce: bool = True
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -56,7 +57,7 @@ class AuthorizationCodeRow(SQLModel, table=True):
     redirect_uri: str
     scope: str
     audience: str
-    code_challenge: str = Field(max_length=128)
+    code_challenge: str | None = Field(default=None, max_length=128)  # NULL: issued without PKCE
     nonce: str | None = None
     auth_time: int
     expires_at: datetime = Field(sa_column=_timestamp(index=True))

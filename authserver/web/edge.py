@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authserver.web.errors import handle_exception
-from authserver.web.fast_routes import FastRoute
+from authserver.web.fast_routes import FastRoute, without_content
 from authserver.web.guards import InFlightLimit, Refused, SizeLimits
 from authserver.web.request_metrics import UNMATCHED, RequestMetrics, RouteMetrics
 from authserver.web.security_headers import with_security_headers
@@ -75,6 +75,10 @@ class Edge:
             return
 
         status = 500
+        if method == "HEAD" and (method, path) not in self._routes:
+            # HEAD is GET without the content (RFC 9110 §9.3.2), for every GET route the framework serves.
+            scope = {**scope, "method": "GET"}
+            send = without_content(send)
 
         async def edge_send(message: Message) -> None:
             nonlocal status
@@ -108,7 +112,7 @@ class Edge:
         self.metrics.record(method, template or UNMATCHED, status, seconds)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Behind CORS: the fast route for (method, path), or the framework."""
+        """Behind CORS: the fast route for (method, path), or the framework (HEAD already made GET)."""
         fast = self._routes.get((scope["method"], scope["path"]))
         if fast is not None:
             await fast[0](scope, receive, send)

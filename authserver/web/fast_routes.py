@@ -15,6 +15,9 @@ document (``iter_route_contexts``) when the application starts. A route enters i
 - it has no dependencies: its own, its router's or the application's;
 - FastAPI's router would pick it for that method and path (no route before it matches them).
 
+A GET route also answers HEAD (RFC 9110 §9.3.2: the same status and headers, no content), unless some
+route declares HEAD for that path itself.
+
 Anything else is the framework's: a route that gains a dependency or a parameter leaves the table, so
 nothing a declaration asks for is ever skipped. Errors meet the same handlers on both paths
 (``errors.handle_exception``).
@@ -31,7 +34,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Host, Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from authserver.web.errors import handle_exception
 from authserver.web.security_headers import with_security_headers
@@ -60,6 +63,29 @@ def request_endpoint(endpoint: RequestEndpoint) -> FastRoute:
     return route
 
 
+def head_of(route: FastRoute) -> FastRoute:
+    """A GET route answering HEAD: what it would send for GET, without the content."""
+
+    async def head(scope: Scope, receive: Receive, send: Send) -> int:
+        return await route(scope, receive, without_content(send))
+
+    head.endpoint = route.endpoint  # type: ignore[attr-defined]  # as request_endpoint sets it
+    return head
+
+
+def without_content(send: Send) -> Send:
+    """``send`` for a HEAD request: the response's head as it is (Content-Length included, RFC 9110
+    §8.6), its content dropped."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b""})
+
+    return send_head
+
+
 def fast_routes(app: FastAPI) -> dict[tuple[str, str], FastRoute]:
     """Every (method, path) whose route only needs its endpoint called, to that endpoint as a fast route."""
     contexts = list(iter_route_contexts(app.routes))
@@ -71,6 +97,9 @@ def fast_routes(app: FastAPI) -> dict[tuple[str, str], FastRoute]:
         for method in sorted(context.methods or ()):
             if _first_full_match(contexts, method, context.path) is context:
                 table[(method, context.path)] = request_endpoint(endpoint)
+    for (method, path), route in list(table.items()):
+        if method == "GET" and _first_full_match(contexts, "HEAD", path) is None:
+            table.setdefault(("HEAD", path), head_of(route))
     return table
 
 

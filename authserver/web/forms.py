@@ -13,9 +13,13 @@ _MAX_FIELDS = 64
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-async def read_form(request: Request) -> dict[str, list[str]]:
+def is_form(request: Request) -> bool:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    return content_type == "application/x-www-form-urlencoded"
+
+
+async def read_form(request: Request) -> dict[str, list[str]]:
+    if not is_form(request):
         raise InvalidRequest("the body must be application/x-www-form-urlencoded")
     return parse_form(await request.body())
 
@@ -76,8 +80,3 @@ def query_params(request: Request) -> dict[str, list[str]]:
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
     return _without_control_characters(params)
-
-
-def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None

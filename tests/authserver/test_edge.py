@@ -109,6 +109,10 @@ def test_the_hot_routes_are_served_by_their_declared_endpoints(tmp_path: Path) -
     }
     for key in HOT_ROUTES:
         assert table[key].endpoint is declared[key]  # type: ignore[attr-defined]  # set by request_endpoint
+    # Every GET fast route answers HEAD too (RFC 9110 §9.3.2), with the same declared endpoint.
+    for method, path in HOT_ROUTES:
+        if method == "GET":
+            assert table[("HEAD", path)].endpoint is declared[(method, path)]  # type: ignore[attr-defined]
     # The admin API declares a dependency (its bearer check) and parameters; the probes take no request.
     assert not any(path.startswith("/admin") for _, path in table)
     assert ("GET", "/healthz") not in table and ("GET", "/metrics") not in table

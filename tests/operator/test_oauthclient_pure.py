@@ -100,4 +100,10 @@ def test_registration_body_follows_the_spec() -> None:
         "token_endpoint_auth_method": "none",
     }
     assert registration(_client(accessTokenTTL="5m"), "m2m", "a")["access_token_ttl"] == "5m"
+    # A confidential client without a pin may use either secret method: no method is sent.
+    assert "token_endpoint_auth_method" not in registration(_client(), "m2m", "a")
+    pinned = registration(_client(tokenEndpointAuthMethod="client_secret_post"), "m2m", "a")
+    assert pinned["token_endpoint_auth_method"] == "client_secret_post"
+    assert "require_pkce" not in registration(_client(), "m2m", "a")
+    assert registration(_client(pkce="OptionalWithNonce"), "m2m", "a")["require_pkce"] is False
     assert client_id_for("team-a", "orders") == "team-a.orders"

@@ -281,7 +281,7 @@ def test_valid_client_specs_have_no_problems(spec: dict[str, Any]) -> None:
 
 def test_effective_client_defaults() -> None:
     confidential = OAuthClientSpec.model_validate(CLIENT)
-    assert confidential.effective_auth_method == "client_secret_basic"
+    assert confidential.effective_auth_method is None  # either secret method
     assert confidential.effective_secret("orders").name == "orders-oauth-client"
     public = OAuthClientSpec.model_validate(SPA)
     assert public.effective_auth_method == "none" and public.effective_secret("spa") is None

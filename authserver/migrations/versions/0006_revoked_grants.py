@@ -5,7 +5,7 @@ its grant id. The revocation sync reads this table with revoked_access_tokens. D
 revoked until then are no longer refused by grant (their refresh families stay revoked).
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0005
 Create Date: 2026-12-02 10:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0006"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -35,7 +35,9 @@ class AuthorizationCodeGrant:
         refresh, refresh_value = (None, None)
         if GrantType.REFRESH_TOKEN in client.grant_types:
             refresh, refresh_value = self.minter.next_refresh_token(client, new_family_id())
-        binding = CodeBinding(client.client_id, redirect_uri, verifier_challenge(verifier))
+        # A malformed verifier binds to "", which no code's challenge (nor its absence) matches.
+        presented = None if verifier is None else verifier_challenge(verifier) or ""
+        binding = CodeBinding(client.client_id, redirect_uri, presented)
         code_hash = token_hash(code_value)
         redemption = await self.store.redeem_authorization_code(
             code_hash, datetime.now(UTC), binding, refresh
@@ -59,7 +61,11 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("authorization code was issued to another client")
         if redirect_uri != code.redirect_uri:
             raise InvalidGrant("redirect_uri does not match the authorization request")
-        check_verifier(verifier, code.code_challenge)
+        if code.code_challenge is not None:
+            check_verifier(verifier, code.code_challenge)
+        elif verifier is not None:
+            # PKCE downgrade protection (RFC 9700 §2.1.1, OAuth 2.1 §4.1.3): no challenge, no verifier.
+            raise InvalidGrant("code_verifier sent for a code issued without code_challenge")
         if refresh is not None and redeemed.refresh is None:
             raise InvalidGrant("authorization code is invalid or expired")  # the store saw a mismatch
 

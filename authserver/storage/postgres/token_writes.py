@@ -61,12 +61,13 @@ RETURNING family.family_id, family.user_id, family.scope, family.audience, famil
 """
 
 # Any attempt uses the code up; the family is set (and the refresh token stored) only when the code
-# matches the binding and has not expired. The user's columns come back with the code's.
+# matches the binding and has not expired (a NULL challenge, a code issued without PKCE, only matches a
+# redemption without a verifier). The user's columns come back with the code's.
 _REDEEM = """
 WITH input AS ({input}), claimed AS (
     UPDATE authorization_codes AS code SET consumed_at = input.now,
         family_id = CASE WHEN code.client_id = input.client_id AND code.redirect_uri = input.redirect_uri
-            AND code.code_challenge = input.code_challenge AND code.expires_at > input.now
+            AND code.code_challenge IS NOT DISTINCT FROM input.code_challenge AND code.expires_at > input.now
             THEN input.new_family_id END
     FROM input
     WHERE code.code_hash = input.code_hash AND code.consumed_at IS NULL

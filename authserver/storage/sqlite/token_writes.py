@@ -51,9 +51,10 @@ INSERT_FAMILY = (
     "INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time, "
     "issued_at, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
 )
+# A code issued without PKCE has a NULL challenge, matched only by a redemption presenting no verifier.
 CLAIM_CODE = (
     "UPDATE authorization_codes SET consumed_at = ?, family_id = CASE WHEN client_id = ? "
-    "AND redirect_uri = ? AND code_challenge = ? AND expires_at > ? THEN ? END "
+    "AND redirect_uri = ? AND code_challenge IS ? AND expires_at > ? THEN ? END "
     "WHERE code_hash = ? AND consumed_at IS NULL RETURNING client_id, user_id, redirect_uri, scope, "
     "audience, code_challenge, nonce, auth_time, expires_at, family_id"
 )

@@ -6,6 +6,9 @@ response (``CachedDocument``), without rendering anything.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import orjson
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -19,30 +22,50 @@ from authserver.web.services import Services
 router = APIRouter(tags=["Discovery"])
 METADATA_PATHS = ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
 JWKS_PATH = "/.well-known/jwks.json"
-_METADATA_CACHE_CONTROL = "public, max-age=300"
-# Short cache: verifiers must see a newly published next key well before it starts signing.
-_JWKS_CACHE_CONTROL = "public, max-age=60"
+# The signing-key rotation publishes the next key one rotation interval (at least 1h, the operator's
+# rule) before it signs: a JWKS cached for 5 minutes, plus the kubelet's Secret refresh (a minute or two),
+# still shows that key long before its first token. The metadata lists the keys' algorithms: the same.
+_CACHE_CONTROL = "public, max-age=300"
+_METADATA_CACHE_CONTROL = _CACHE_CONTROL
+_JWKS_CACHE_CONTROL = _CACHE_CONTROL
 
-Document = tuple[list[tuple[bytes, bytes]], bytes]  # (headers, body)
+Document = tuple[list[tuple[bytes, bytes]], bytes]  # (headers, body); the headers carry the ETag
+_REVALIDATION_HEADERS = (b"etag", b"cache-control")
 # id(KeySet) -> document; only the current key set's entries are kept.
 _metadata_cache: dict[int, Document] = {}
 _jwks_cache: dict[int, Document] = {}
 
 
 class CachedDocument(Response):
-    """A 200 with a cached document's headers and body as they are: nothing rendered per request."""
+    """A 200 with a cached document's headers and body as they are: nothing rendered per request; a 304
+    without body when the request's If-None-Match names its ETag."""
 
-    def __init__(self, document: Document) -> None:
-        headers, self.body = document
+    def __init__(self, document: Document, if_none_match: str | None = None) -> None:
+        headers, body = document
+        self.background = None
+        if if_none_match is not None and _matches(if_none_match, headers):
+            # RFC 9110 §15.4.5: a 304 carries the ETag and Cache-Control a 200 would have, and no content.
+            self.status_code, self.body = 304, b""
+            self.raw_headers = [(name, value) for name, value in headers if name in _REVALIDATION_HEADERS]
+            return
+        self.body = body
         self.raw_headers = list(headers)  # the edge adds to the list it sends; the cached one stays as is
         self.status_code = 200
-        self.background = None
+
+
+def _matches(if_none_match: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 §13.1.2): ``*`` or any listed tag, W/ or not."""
+    etag = next(value for name, value in headers if name == b"etag").decode()
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _raw_headers(body: bytes, media_type: str, cache_control: str) -> list[tuple[bytes, bytes]]:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()[:18]).decode()
     return [
         (b"content-type", media_type.encode()),
         (b"cache-control", cache_control.encode()),
+        (b"etag", f'"{digest}"'.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
 
@@ -75,12 +98,12 @@ def _jwks(svc: Services) -> Document:
 
 @router.get(METADATA_PATHS[0], summary="Authorization server metadata (RFC 8414)")
 async def oauth_metadata(request: Request) -> Response:
-    return CachedDocument(_metadata(services(request)))
+    return CachedDocument(_metadata(services(request)), request.headers.get("if-none-match"))
 
 
 @router.get(METADATA_PATHS[1], summary="OpenID Connect discovery")
 async def openid_configuration(request: Request) -> Response:
-    return CachedDocument(_metadata(services(request)))
+    return CachedDocument(_metadata(services(request)), request.headers.get("if-none-match"))
 
 
 class JwkSetResponse(JSONResponse):
@@ -91,4 +114,4 @@ class JwkSetResponse(JSONResponse):
 
 @router.get(JWKS_PATH, summary="Public signing keys (JWKS)", response_class=JwkSetResponse)
 async def jwks(request: Request) -> Response:
-    return CachedDocument(_jwks(services(request)))
+    return CachedDocument(_jwks(services(request)), request.headers.get("if-none-match"))

@@ -137,8 +137,11 @@ def registration(spec: OAuthClientSpec, name: str, namespace: str) -> dict[str, 
         "scopes": list(spec.scopes),
         "audiences": list(spec.audiences),
         "redirect_uris": list(spec.redirect_uris),
-        "token_endpoint_auth_method": spec.effective_auth_method,
     }
+    if spec.effective_auth_method is not None:
+        body["token_endpoint_auth_method"] = spec.effective_auth_method
+    if spec.pkce == "OptionalWithNonce":
+        body["require_pkce"] = False
     if spec.access_token_ttl:
         body["access_token_ttl"] = spec.access_token_ttl
     return body

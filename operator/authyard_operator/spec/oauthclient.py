@@ -20,6 +20,9 @@ from authyard_operator.spec.common import (
 ClientType = Literal["confidential", "public"]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 SecretPolicy = Literal["Generate", "RequireExisting"]
+# Required: every authorization request carries PKCE (OAuth 2.1). OptionalWithNonce: a confidential client
+# may leave it out of an OpenID Connect request that carries a nonce (RFC 9700 §2.1.1).
+PkcePolicy = Literal["Required", "OptionalWithNonce"]
 
 # OAuth 2.1 redirect URIs: absolute (any scheme, so native apps' private schemes work), never a fragment.
 RedirectUri = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s#]+$", max_length=2048)]
@@ -87,8 +90,15 @@ class OAuthClientSpec(SpecModel):
     )
     token_endpoint_auth_method: AuthMethod | None = Field(
         None,
-        description="How the client authenticates at the token endpoint. Absent: client_secret_basic for "
-        "confidential clients, none for public clients.",
+        description="Pins how the client authenticates at the token, introspection and revocation "
+        "endpoints. Absent: a confidential client may use client_secret_basic or client_secret_post; a "
+        "public client uses none.",
+    )
+    pkce: PkcePolicy = Field(
+        "Required",
+        description="Required: every authorization request carries PKCE. OptionalWithNonce (confidential "
+        "clients only): a request with an OpenID Connect nonce may leave PKCE out; one that sends a "
+        "code_challenge is still held to it.",
     )
     access_token_ttl: Duration | None = Field(
         None,
@@ -102,10 +112,11 @@ class OAuthClientSpec(SpecModel):
     )
 
     @property
-    def effective_auth_method(self) -> AuthMethod:
+    def effective_auth_method(self) -> AuthMethod | None:
+        """The pinned method; None: a confidential client's choice of secret method."""
         if self.token_endpoint_auth_method is not None:
             return self.token_endpoint_auth_method
-        return "none" if self.type == "public" else "client_secret_basic"
+        return "none" if self.type == "public" else None
 
     def effective_secret(self, client_name: str) -> ClientSecretSpec | None:
         if self.type == "public":

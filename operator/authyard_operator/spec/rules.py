@@ -140,6 +140,12 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         " || self.tokenEndpointAuthMethod == 'none'",
     ),
     Rule(
+        field="pkce",
+        message="public clients always use PKCE: remove spec.pkce or set it to Required",
+        holds=lambda s: s.type != "public" or s.pkce == "Required",
+        cel="self.type != 'public' || !has(self.pkce) || self.pkce == 'Required'",
+    ),
+    Rule(
         field="tokenEndpointAuthMethod",
         message="confidential clients authenticate with client_secret_basic or client_secret_post, not none",
         holds=lambda s: s.type != "confidential" or s.token_endpoint_auth_method != "none",  # noqa: S105
