@@ -93,12 +93,14 @@ def _loopback_without_port(uri: str) -> str | None:
 
 def _pkce_challenge(params: Params, client: Client) -> str | None:
     """The request's S256 challenge. Only a confidential client registered without require_pkce may leave it
-    out, and only when the request carries a nonce, which then binds the code to the session (RFC 9700
-    §2.1.1); a challenge that is sent is always checked and enforced at redemption."""
+    out, and only from an OpenID Connect request (``openid`` scope): such a client protects its codes with the
+    ``nonce`` instead, which it checks in the ID token (RFC 9700 §2.1.1). The server does not demand the
+    nonce: whether the client checks one is its own to know, and a request without one is legal OIDC
+    (Core §3.1.2.1; conformance module oidcc-ensure-request-without-nonce-succeeds-for-code-flow). A
+    challenge that is sent is always checked and enforced at redemption."""
     challenge, method = single(params, "code_challenge"), single(params, "code_challenge_method")
     if challenge is None and method is None and not client.require_pkce and not client.is_public:
-        scope = single(params, "scope") or ""
-        if single(params, "nonce") and "openid" in scope.split():  # the nonce reaches the ID token
+        if "openid" in (single(params, "scope") or "").split():
             return None
     return check_challenge(challenge, method)
 

@@ -1,7 +1,8 @@
 """What relying parties trip on at the token endpoint: a confidential client may use either secret method
 unless its registration pins one (RFC 6749 §2.3.1; openid-client's default is client_secret_post), and a
-confidential client registered with ``require_pkce: false`` may leave PKCE out when it sends a nonce
-(RFC 9700 §2.1.1), while a challenge that was sent is always enforced (PKCE downgrade protection)."""
+confidential client registered with ``require_pkce: false`` may leave PKCE out of an OpenID Connect request
+(RFC 9700 §2.1.1: its nonce protects the code), while a challenge that was sent is always enforced (PKCE
+downgrade protection)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
 
@@ -131,17 +133,34 @@ async def test_oidcc_server_pkce_less_confidential_code_flow_with_nonce(
     assert token.json()["id_token"] and token.json()["refresh_token"]
 
 
-async def test_a_pkce_less_request_needs_a_nonce_and_openid(
+async def test_oidcc_ensure_request_without_nonce_succeeds_for_code_flow(
     app_client: httpx.AsyncClient, pkce_optional: tuple[str, dict[str, str]], user: User
 ) -> None:
+    """The module's request exactly: no nonce, and (a confidential client) no PKCE; a code is issued."""
+    client_id, auth = pkce_optional
+    redirect = await _code(app_client, user, _request(client_id))
+    assert redirect.status_code == 303, redirect.text
+    query = query_of(redirect.headers["location"])
+    assert "code" in query and "error" not in query
+    token = await redeem_code(app_client, query["code"], None, headers=auth)
+    assert token.status_code == 200 and "nonce" not in jwt.decode(
+        token.json()["id_token"], options={"verify_signature": False}
+    )
+
+
+async def test_a_pkce_less_request_must_be_openid(
+    app_client: httpx.AsyncClient, pkce_optional: tuple[str, dict[str, str]], user: User
+) -> None:
+    """Without ``openid`` there is no ID token, so no nonce could protect the code: PKCE stays required."""
     client_id, _ = pkce_optional
-    for params in (_request(client_id), _request(client_id, nonce=NONCE, scope="profile")):
-        refused = await app_client.get(f"/authorize?{urlencode(params)}")
-        assert refused.status_code == 302
-        assert query_of(refused.headers["location"])["error"] == "invalid_request"
+    refused = await app_client.get(
+        f"/authorize?{urlencode(_request(client_id, nonce=NONCE, scope='profile'))}"
+    )
+    assert refused.status_code == 302
+    assert query_of(refused.headers["location"])["error"] == "invalid_request"
 
 
-async def test_oidcc_ensure_request_without_nonce_succeeds_for_code_flow_with_pkce(
+async def test_a_sent_challenge_is_enforced_for_a_pkce_optional_client(
     app_client: httpx.AsyncClient, pkce_optional: tuple[str, dict[str, str]], user: User
 ) -> None:
     client_id, auth = pkce_optional

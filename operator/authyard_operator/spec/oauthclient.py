@@ -21,7 +21,8 @@ ClientType = Literal["confidential", "public"]
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 SecretPolicy = Literal["Generate", "RequireExisting"]
 # Required: every authorization request carries PKCE (OAuth 2.1). OptionalWithNonce: a confidential client
-# may leave it out of an OpenID Connect request that carries a nonce (RFC 9700 §2.1.1).
+# that protects its codes with the OpenID Connect nonce may leave PKCE out of OpenID requests
+# (RFC 9700 §2.1.1).
 PkcePolicy = Literal["Required", "OptionalWithNonce"]
 
 # OAuth 2.1 redirect URIs: absolute (any scheme, so native apps' private schemes work), never a fragment.
@@ -97,8 +98,9 @@ class OAuthClientSpec(SpecModel):
     pkce: PkcePolicy = Field(
         "Required",
         description="Required: every authorization request carries PKCE. OptionalWithNonce (confidential "
-        "clients only): a request with an OpenID Connect nonce may leave PKCE out; one that sends a "
-        "code_challenge is still held to it.",
+        "clients only): the client protects its codes with the OpenID Connect nonce, checked in the ID "
+        "token, and may leave PKCE out of requests with the openid scope; one that sends a code_challenge "
+        "is still held to it.",
     )
     access_token_ttl: Duration | None = Field(
         None,
