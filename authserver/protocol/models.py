@@ -42,6 +42,8 @@ class Client:
     previous_secret_expires_at: datetime | None = None
     access_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
+    # OIDC Dynamic Client Registration §2; None: the server's default ID-token algorithm.
+    id_token_signed_response_alg: str | None = None
 
     @property
     def is_public(self) -> bool:

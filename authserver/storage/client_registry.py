@@ -52,6 +52,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "secret_rotated_at": registered.secret_rotated_at,
         "access_token_ttl_seconds": client.access_token_ttl_seconds,
         "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -48,6 +48,7 @@ def client_from_row(row: Any) -> Client:
         previous_secret_expires_at=aware(row.previous_secret_expires_at),
         access_token_ttl_seconds=row.access_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
+        id_token_signed_response_alg=row.id_token_signed_response_alg,
     )
 
 

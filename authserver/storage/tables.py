@@ -31,6 +31,7 @@ class ClientRow(SQLModel, table=True):
     secret_rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     access_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
+    id_token_signed_response_alg: str | None = Field(default=None, max_length=16)  # NULL: server default
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 

@@ -45,7 +45,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0002"
+    assert version == "0004"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
