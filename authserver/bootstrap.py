@@ -6,6 +6,7 @@ Kubernetes the operator provides keys and secrets and runs ``migrate`` itself; n
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -13,7 +14,13 @@ from pathlib import Path
 
 from authserver.config import Settings
 from authserver.crypto.keyset import write_document_atomically
-from authserver.crypto.keyset_document import new_document
+from authserver.crypto.keyset_document import (
+    add_algorithms,
+    algorithms_in_use,
+    missing_algorithms,
+    new_document,
+    validate_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +30,34 @@ class ConfigurationError(Exception):
 
 
 def ensure_signing_keys(settings: Settings) -> None:
+    """The key file, generated when missing; a file this server generates and manages (not one mounted
+    from a Secret) also gains keys of an algorithm it lacks, e.g. RS256 in a file from before ID tokens
+    had their own algorithm."""
     path = settings.signing_keys_file
+    algorithms = algorithms_in_use(settings.signing_algorithm, settings.id_token_signing_algorithm)
     if path.exists():
+        if settings.generate_signing_keys:
+            _add_missing_algorithms(path, algorithms)
         return
     if not settings.generate_signing_keys:
         raise ConfigurationError(
             f"signing key file {path} does not exist; mount it or set AUTHSERVER_GENERATE_SIGNING_KEYS=true"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_document_atomically(path, new_document(settings.signing_algorithm))
-    log.info("generated %s signing keys in %s", settings.signing_algorithm, path)
+    write_document_atomically(path, new_document(algorithms[0], algorithms[1:]))
+    log.info("generated %s signing keys in %s", ", ".join(algorithms), path)
+
+
+def _add_missing_algorithms(path: Path, algorithms: list[str]) -> None:
+    try:
+        document = json.loads(path.read_text())
+        validate_document(document)
+    except ValueError:
+        return  # the server reports an unusable file when it loads it
+    missing = missing_algorithms(document, algorithms)
+    if missing:
+        write_document_atomically(path, add_algorithms(document, missing))
+        log.info("added %s signing keys to %s", ", ".join(missing), path)
 
 
 def session_secret(settings: Settings) -> bytes:

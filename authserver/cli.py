@@ -185,15 +185,25 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from authserver.crypto.keyset import write_document_atomically
-    from authserver.crypto.keyset_document import rotate
+    from authserver.crypto.keyset_document import algorithms_in_use, rotate
 
     settings = _settings()
     path = settings.signing_keys_file
     document = json.loads(path.read_text())
     retention = settings.access_token_ttl.total_seconds() + 300 if args.retention is None else args.retention
-    rotated = rotate(document, settings.signing_algorithm, time.time(), retention)
+    primary, *others = algorithms_in_use(settings.signing_algorithm, settings.id_token_signing_algorithm)
+    rotated = rotate(document, primary, time.time(), retention, others)
     write_document_atomically(path, rotated)
-    print(json.dumps({"active_kid": rotated["active_kid"], "published": [k["kid"] for k in rotated["keys"]]}))
+    published = [key["kid"] for key in rotated["keys"]]
+    print(
+        json.dumps(
+            {
+                "active_kid": rotated["active_kid"],
+                "active_kids": rotated["active_kids"],
+                "published": published,
+            }
+        )
+    )
     return 0
 
 

@@ -62,7 +62,16 @@ class Settings(BaseSettings):
         Path("authserver-keys.json"), description="Private JWK set: {'active_kid': ..., 'keys': [...]}."
     )
     generate_signing_keys: bool = Field(True, description="Create the key file when it is missing.")
-    signing_algorithm: SigningAlgorithm = Field("ES256", description="Algorithm of generated keys.")
+    signing_algorithm: SigningAlgorithm = Field(
+        "ES256", description="Algorithm of access tokens: the primary key of generated key sets."
+    )
+    # RS256 by default: OIDC Dynamic Client Registration §2 names it the default, and see
+    # protocol.tokens.DEFAULT_ID_TOKEN_ALGORITHM. Generated key sets hold keys of it, of RS256 and of
+    # signing_algorithm.
+    id_token_signing_algorithm: SigningAlgorithm = Field(
+        "RS256",
+        description="Algorithm of ID tokens for clients that registered no id_token_signed_response_alg.",
+    )
     keys_reload_interval: Duration = Field(
         timedelta(seconds=2), description="How often the key file is checked."
     )

@@ -3,6 +3,7 @@ how a client is shown back (never its secret's hash)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
 from authserver.protocol.client_registration import register_client
+from authserver.protocol.errors import InvalidRequest
 from authserver.protocol.models import (
     Client,
     ClientType,
@@ -23,6 +25,7 @@ from authyard_values.durations import parse_duration
 
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
 GrantTypeName = Literal["client_credentials", "authorization_code", "refresh_token"]
+IdTokenAlgorithm = Literal["ES256", "RS256", "EdDSA"]
 _LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "::1", "localhost"}
 
 
@@ -72,6 +75,12 @@ class ClientRegistration(BaseModel):
     )
     access_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 5m.")
     refresh_token_ttl: str | None = Field(None, description="Overrides the server default, e.g. 720h.")
+    id_token_signed_response_alg: IdTokenAlgorithm | None = Field(
+        None,
+        description="JWS algorithm of this client's ID tokens (OpenID Connect Dynamic Client Registration "
+        "§2); one of the server's id_token_signing_alg_values_supported. Absent: the server's default "
+        "(AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM, RS256 unless set).",
+    )
     client_secret: str | None = Field(
         None,
         min_length=MIN_SUPPLIED_SECRET_LENGTH,
@@ -162,6 +171,7 @@ class ClientRegistration(BaseModel):
             access_token_ttl_seconds=self.ttl_seconds(self.access_token_ttl),
             refresh_token_ttl_seconds=self.ttl_seconds(self.refresh_token_ttl),
             require_pkce=self.require_pkce,
+            id_token_signed_response_alg=self.id_token_signed_response_alg,
         )
 
     @property
@@ -170,9 +180,22 @@ class ClientRegistration(BaseModel):
 
 
 async def register(
-    registry: ClientRegistry, client_id: str, registration: ClientRegistration
+    registry: ClientRegistry,
+    client_id: str,
+    registration: ClientRegistration,
+    id_token_algorithms: Collection[str] | None = None,
 ) -> RegistrationChange:
-    """Apply ``registration`` to client ``client_id`` (the admin API's, the CLI's and the demo's way in)."""
+    """Apply ``registration`` to client ``client_id`` (the admin API's, the CLI's and the demo's way in).
+
+    ``id_token_algorithms``: what the key set can sign ID tokens with; a client asking for another
+    algorithm is refused rather than given ID tokens its relying party would reject.
+    """
+    wanted = registration.id_token_signed_response_alg
+    if wanted is not None and id_token_algorithms is not None and wanted not in id_token_algorithms:
+        raise InvalidRequest(
+            f"id_token_signed_response_alg {wanted} is not offered by this server's signing keys; "
+            f"use one of {', '.join(sorted(id_token_algorithms))}"
+        )
     desired = registration.desired_client(client_id)
     return await register_client(registry, desired, registration.client_secret, registration.grace)
 
@@ -214,6 +237,9 @@ class ClientView(BaseModel):
     require_pkce: bool
     access_token_ttl_seconds: int | None
     refresh_token_ttl_seconds: int | None
+    id_token_signed_response_alg: str | None = Field(
+        None, description="Absent (null): the server's default ID-token algorithm."
+    )
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -236,6 +262,7 @@ class ClientView(BaseModel):
             require_pkce=client.require_pkce,
             access_token_ttl_seconds=client.access_token_ttl_seconds,
             refresh_token_ttl_seconds=client.refresh_token_ttl_seconds,
+            id_token_signed_response_alg=client.id_token_signed_response_alg,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

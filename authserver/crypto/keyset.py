@@ -17,7 +17,7 @@ import jwt
 import orjson
 
 from authserver.crypto import jws
-from authserver.crypto.keyset_document import validate_document
+from authserver.crypto.keyset_document import active_kids, validate_document
 
 log = logging.getLogger(__name__)
 
@@ -26,27 +26,53 @@ _PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e", "kid", "alg", "use")
 
 @dataclass(frozen=True)
 class KeySet:
-    active_kid: str
+    active_kid: str  # signs access tokens (the primary algorithm)
     signing_keys: dict[str, jwt.PyJWK]  # kid -> private key (signs only when active)
     jwks_json: bytes  # the public JWK set, serialised once per load
     jws_keys: dict[str, jws.JwsKey]  # the same keys, for the lean sign and verify path
+    active_kids: dict[str, str]  # algorithm -> kid of its active key (each can sign ID tokens)
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> KeySet:
         validate_document(document)
         keys = {jwk["kid"]: jwt.PyJWK(jwk) for jwk in document["keys"]}
         public = [{m: jwk[m] for m in _PUBLIC_MEMBERS if m in jwk} for jwk in document["keys"]]
-        # The active key first: naive verifiers that take keys[0] get the one that signs now.
-        public.sort(key=lambda jwk: jwk["kid"] != document["active_kid"])
+        active = active_kids(document)
+        # Active keys first, the primary's first of all: naive verifiers that take keys[0] get the one that
+        # signs access tokens now.
+        public.sort(key=lambda jwk: (jwk["kid"] != document["active_kid"], jwk["kid"] not in active.values()))
         lean = {kid: jws.JwsKey(kid, key.algorithm_name, key.key) for kid, key in keys.items()}
-        return cls(document["active_kid"], keys, orjson.dumps({"keys": public}), lean)
+        return cls(document["active_kid"], keys, orjson.dumps({"keys": public}), lean, active)
 
     @property
     def active(self) -> jwt.PyJWK:
         return self.signing_keys[self.active_kid]
 
+    @property
+    def primary_algorithm(self) -> str:
+        return self.jws_keys[self.active_kid].alg
+
+    @property
+    def id_token_algorithms(self) -> list[str]:
+        """The algorithms this set can sign ID tokens with: those with an active key."""
+        return sorted(self.active_kids)
+
+    def published_per_algorithm(self) -> dict[str, int]:
+        """Published keys of each algorithm that has an active key (a healthy set: two or more each)."""
+        counts = dict.fromkeys(self.active_kids, 0)
+        for key in self.jws_keys.values():
+            if key.alg in counts:
+                counts[key.alg] += 1
+        return counts
+
     def sign(self, claims: dict[str, Any], typ: str) -> str:
         return self.jws_keys[self.active_kid].sign(claims, typ)
+
+    def id_token_key(self, algorithm: str) -> jws.JwsKey:
+        """The active key of ``algorithm``; the primary active key when this set has none of it (a key set
+        written before it held several algorithms): the caller sees ``key.alg`` differ and reports it."""
+        kid = self.active_kids.get(algorithm, self.active_kid)
+        return self.jws_keys[kid]
 
     def verify(
         self,

@@ -75,8 +75,17 @@ SQLITE_WRITERS_HELD = Histogram(
     "Time SQLite's token-path writers waited for a checkpoint so that the write-ahead log starts over",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# Per algorithm: 0 for one the key set does not sign with; 1 for one whose next key is missing.
 SIGNING_KEY_INFO = Gauge(
-    "authserver_signing_keys_published", "Signing keys published in JWKS", multiprocess_mode="liveall"
+    "authserver_signing_keys_published",
+    "Signing keys published in JWKS, per algorithm the key set signs with",
+    ["alg"],
+    multiprocess_mode="liveall",
+)
+ID_TOKEN_ALGORITHM_FALLBACKS = Counter(
+    "authserver_id_token_algorithm_fallbacks_total",
+    "ID tokens signed with the primary algorithm because the key set has no key of the one asked for",
+    ["asked", "used"],
 )
 
 

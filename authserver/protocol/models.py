@@ -43,8 +43,10 @@ class Client:
     previous_secret_expires_at: datetime | None = None
     access_token_ttl_seconds: int | None = None
     refresh_token_ttl_seconds: int | None = None
-    # False: a confidential client may leave PKCE out of a request that carries a nonce (RFC 9700 §2.1.1).
+    # False: a confidential client may leave PKCE out of OpenID requests (its nonce instead, RFC 9700 §2.1.1).
     require_pkce: bool = True
+    # OIDC Dynamic Client Registration §2; None: the server's default ID-token algorithm.
+    id_token_signed_response_alg: str | None = None
 
     @property
     def is_public(self) -> bool:

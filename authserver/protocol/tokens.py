@@ -19,8 +19,17 @@ ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
 # A private claim (RFC 9068 §2.2.3 allows more claims): the user grant an access token was issued in, so
 # that revoking the grant revokes all of its access tokens (``refresh_token_values.grant_id_of_family``).
 GRANT_ID_CLAIM = "grant_id"
-# A JWT signature hash algorithm per JWS alg, for at_hash (OIDC Core §3.1.3.6).
+# A JWT signature hash algorithm per JWS alg, for at_hash (OIDC Core §3.1.3.6). c_hash belongs to the
+# hybrid flow (an ID token from the authorization endpoint), which this server does not offer.
 _HASH_FOR_ALG = {"ES256": hashlib.sha256, "RS256": hashlib.sha256, "EdDSA": hashlib.sha512}
+# Clients that registered no id_token_signed_response_alg get RS256 unless the operator of the server says
+# otherwise: OIDC Dynamic Client Registration §2 names RS256 the default, every relying-party library
+# verifies it (OIDC Core §15.1 makes it the one algorithm every OP must offer), and it is what widely used
+# OPs sign with. A deployment whose relying parties pinned ES256 keeps it with one setting.
+DEFAULT_ID_TOKEN_ALGORITHM = "RS256"  # noqa: S105 - an algorithm name
+
+# Called with (asked, used) when an ID token could not be signed with the algorithm its client asked for.
+FallbackReport = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -30,12 +39,23 @@ class TokenPolicy:
     refresh_token_ttl: timedelta
     authorization_code_ttl: timedelta
     default_audience: str
+    id_token_algorithm: str = DEFAULT_ID_TOKEN_ALGORITHM  # for clients that chose none
+
+
+def _ignore_fallback(asked: str, used: str) -> None:
+    return None
 
 
 class TokenMinter:
-    def __init__(self, policy: TokenPolicy, keys: Callable[[], KeySet]) -> None:
+    def __init__(
+        self, policy: TokenPolicy, keys: Callable[[], KeySet], on_fallback: FallbackReport = _ignore_fallback
+    ) -> None:
         self.policy = policy
         self._keys = keys  # a getter: the key set can be swapped by a reload at any time
+        self._on_fallback = on_fallback
+
+    def id_token_algorithm(self, client: Client) -> str:
+        return client.id_token_signed_response_alg or self.policy.id_token_algorithm
 
     def access_token_ttl(self, client: Client) -> int:
         return client.access_token_ttl_seconds or int(self.policy.access_token_ttl.total_seconds())
@@ -79,8 +99,14 @@ class TokenMinter:
         nonce: str | None,
         extra_claims: dict[str, Any],
     ) -> str:
-        keys = self._keys()
-        digest = _HASH_FOR_ALG[keys.active.algorithm_name](access_token.encode()).digest()
+        # Signed with a key of the client's algorithm (OIDC Registration §2); a key set without one (written
+        # before it held several algorithms) signs with its primary key and the caller is told.
+        asked = self.id_token_algorithm(client)
+        key = self._keys().id_token_key(asked)
+        if key.alg != asked:
+            self._on_fallback(asked, key.alg)
+        # at_hash: the left half of the hash that goes with the ID token's own alg (OIDC Core §3.1.3.6).
+        digest = _HASH_FOR_ALG[key.alg](access_token.encode()).digest()
         now = int(time.time())
         claims = {
             "iss": self.policy.issuer,
@@ -95,7 +121,7 @@ class TokenMinter:
         }
         if nonce is not None:
             claims["nonce"] = nonce
-        return keys.sign(claims, "JWT")
+        return key.sign(claims, "JWT")
 
     def next_refresh_token(self, client: Client, family_id: str) -> tuple[NewRefreshToken, str]:
         """The next refresh token of ``family_id`` for ``client``: what the store keeps (the secret's hash

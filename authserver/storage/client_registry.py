@@ -58,6 +58,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "access_token_ttl_seconds": client.access_token_ttl_seconds,
         "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
         "require_pkce": client.require_pkce,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

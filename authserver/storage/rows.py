@@ -49,6 +49,7 @@ def client_from_row(row: Any) -> Client:
         access_token_ttl_seconds=row.access_token_ttl_seconds,
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
         require_pkce=bool(row.require_pkce),
+        id_token_signed_response_alg=row.id_token_signed_response_alg,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authserver.config import Settings
 from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
+from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
 from authserver.observability import metrics
 from authserver.protocol.authorization_flow import AuthorizationFlow
@@ -135,7 +136,7 @@ class Services:
 
     async def _reload_keys(self) -> None:
         if self.keys.refresh():
-            metrics.SIGNING_KEY_INFO.set(len(self.keys.current.signing_keys))
+            report_key_set(self.keys.current, self.settings.id_token_signing_algorithm)
 
     async def sync_revocations(self) -> None:
         since = self.revocations.synced_until - _SYNC_OVERLAP
@@ -169,6 +170,36 @@ def next_checkpoint_in(
     return _CHECKPOINT_GROWING_SECONDS if log_state != last_log_state else _CHECKPOINT_IDLE_SECONDS
 
 
+def report_key_set(keyset: KeySet, id_token_algorithm: str) -> None:
+    """Export what a newly loaded key set publishes, and say so when it cannot sign the default ID-token
+    algorithm (a key set written before it held several algorithms)."""
+    published = keyset.published_per_algorithm()
+    for algorithm in SUPPORTED_ALGORITHMS:
+        metrics.SIGNING_KEY_INFO.labels(algorithm).set(published.get(algorithm, 0))
+    if id_token_algorithm not in published:
+        log.warning(
+            "the signing key set has no %s key: ID tokens of clients using %s are signed with %s until it "
+            "has one (the operator adds it on its next reconcile; `authserver keys rotate` adds one)",
+            id_token_algorithm,
+            id_token_algorithm,
+            keyset.primary_algorithm,
+        )
+
+
+class IdTokenFallbacks:
+    """Counts ID tokens signed with another algorithm than their client's, and logs each (asked, used) pair
+    once per worker (the counter shows how often)."""
+
+    def __init__(self) -> None:
+        self._logged: set[tuple[str, str]] = set()
+
+    def __call__(self, asked: str, used: str) -> None:
+        metrics.ID_TOKEN_ALGORITHM_FALLBACKS.labels(asked, used).inc()
+        if (asked, used) not in self._logged:
+            self._logged.add((asked, used))
+            log.warning("an ID token asked for %s was signed with %s: the key set has none", asked, used)
+
+
 def build_services(settings: Settings, session_secret: bytes) -> Services:
     passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
     engine, direct = _database(settings)
@@ -180,8 +211,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         refresh_token_ttl=settings.refresh_token_ttl,
         authorization_code_ttl=settings.authorization_code_ttl,
         default_audience=settings.default_audience or settings.issuer,
+        id_token_algorithm=settings.id_token_signing_algorithm,
     )
-    minter = TokenMinter(policy, lambda: keys.current)
+    minter = TokenMinter(policy, lambda: keys.current, IdTokenFallbacks())
     revocations = RevocationList()
     grant_revoker = GrantRevoker(store, minter, revocations)
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
@@ -193,7 +225,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
     if direct is not None:
         metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
-    metrics.SIGNING_KEY_INFO.set(len(keys.current.signing_keys))
+    report_key_set(keys.current, settings.id_token_signing_algorithm)
     metrics.export_known_label_sets()
     inspector = TokenInspector(
         lambda: keys.current,

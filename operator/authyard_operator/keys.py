@@ -22,7 +22,7 @@ from authyard_operator.spec.common import seconds_of, timedelta_of
 # server and verifiers, plus verifiers' JWKS caches.
 RETENTION_LEEWAY = timedelta(minutes=5)
 
-Action = Literal["kept", "generated", "regenerated", "rotated", "pruned"]
+Action = Literal["kept", "generated", "regenerated", "rotated", "extended", "pruned"]
 
 
 def retention_seconds(tokens: Tokens) -> float:
@@ -56,29 +56,44 @@ def active_algorithm(document: dict[str, Any]) -> str | None:
     return next((key.get("alg") for key in document["keys"] if key["kid"] == document["active_kid"]), None)
 
 
+def algorithms(tokens: Tokens) -> list[str]:
+    """Every algorithm the key set needs: access tokens' first, then RS256 (OIDC Core §15.1) and the
+    default ID-token algorithm. Each gets its own active, next and retiring keys on one schedule."""
+    return keyset_document.algorithms_in_use(tokens.signing_algorithm, tokens.id_token_signing_algorithm)
+
+
 def plan_keys(
     existing: dict[str, Any] | None, last_rotation: datetime | None, tokens: Tokens, now: datetime
 ) -> KeyPlan:
-    """Keep, rotate, prune or (only when there is none, or it is unusable) generate the key set."""
-    algorithm = tokens.signing_algorithm
+    """Keep, rotate, extend, prune or (only when there is none, or it is unusable) generate the key set."""
+    algorithm, *others = algorithms(tokens)
     if existing is None:
-        return KeyPlan(keyset_document.new_document(algorithm), now, "generated")
+        return KeyPlan(keyset_document.new_document(algorithm, others), now, "generated")
     try:
         keyset_document.validate_document(existing)
     except ValueError as error:
         # The keys cannot be recovered; a fresh set at least lets the server start. Tokens signed by the old
         # set stop verifying, so this is reported loudly (an Event and the plan's note).
         return KeyPlan(
-            keyset_document.new_document(algorithm), now, "regenerated", f"unusable key set: {error}"
+            keyset_document.new_document(algorithm, others),
+            now,
+            "regenerated",
+            f"unusable key set: {error}",
         )
     retention = retention_seconds(tokens)
     if active_algorithm(existing) != algorithm:
-        rotated = keyset_document.rotate(existing, algorithm, now.timestamp(), retention)
+        rotated = keyset_document.rotate(existing, algorithm, now.timestamp(), retention, others)
         return KeyPlan(rotated, now, "rotated", f"signing algorithm changed to {algorithm}")
     last = last_rotation or now  # no record: count from now rather than rotate on sight
     if rotation_due(last, tokens, now):
-        rotated = keyset_document.rotate(existing, algorithm, now.timestamp(), retention)
+        rotated = keyset_document.rotate(existing, algorithm, now.timestamp(), retention, others)
         return KeyPlan(rotated, now, "rotated", f"scheduled rotation (every {tokens.key_rotation_interval})")
+    missing = keyset_document.missing_algorithms(existing, others)
+    if missing:
+        # A key set from before several algorithms (or a new idTokenSigningAlgorithm): its keys keep their
+        # roles and the schedule stays; the missing kinds get their active and next keys now.
+        extended = keyset_document.add_algorithms(existing, missing)
+        return KeyPlan(extended, last, "extended", f"added {', '.join(missing)} signing keys")
     pruned = keyset_document.prune(existing, now.timestamp(), retention)
     if pruned != existing:
         return KeyPlan(pruned, last, "pruned", "retired keys whose tokens have expired were removed")
@@ -96,4 +111,12 @@ def keys_status(plan: KeyPlan, tokens: Tokens) -> dict[str, Any]:
     upcoming = keyset_document.next_kid(plan.document)
     if upcoming:
         status["nextKid"] = upcoming
+    kinds = []
+    for algorithm, kid in keyset_document.active_kids(plan.document).items():
+        kind = {"algorithm": algorithm, "activeKid": kid}
+        next_of_kind = keyset_document.next_kid(plan.document, algorithm)
+        if next_of_kind:
+            kind["nextKid"] = next_of_kind
+        kinds.append(kind)
+    status["algorithms"] = kinds
     return status

@@ -74,7 +74,10 @@ def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
     after = json.loads(rotated.stdout)
     published_before = [key["kid"] for key in document["keys"]]
     assert after["active_kid"] != document["active_kid"] and after["active_kid"] in published_before
-    assert document["active_kid"] in after["published"] and len(after["published"]) == 3
+    # ES256 (access tokens) and RS256 (ID tokens): each rotated to active, next and retiring.
+    assert sorted(after["active_kids"]) == ["ES256", "RS256"]
+    assert set(after["active_kids"].values()) <= set(published_before)
+    assert document["active_kid"] in after["published"] and len(after["published"]) == 6
     for output in (created, user, changed, rotated):
         assert (
             '"d"' not in output.stdout + output.stderr

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 
 from authserver.protocol.models import User
 from authserver.storage.engine import create_engine
-from tests.authserver.test_refresh_families import _fresh_settings, _migrate
+from tests.authserver.test_refresh_families import _fresh_settings
+from tests.support.migrations import migrate_to
 from tests.support.oauth import (
     CALLBACK,
     PASSWORD,
@@ -238,7 +239,7 @@ async def test_migration_0005_widens_default_basic_clients_and_downgrades_back(
         return dict(found)  # type: ignore[arg-type]
 
     try:
-        await _migrate(engine, "0002")
+        await migrate_to(engine, "0002")
         async with engine.begin() as connection:
             await connection.execute(
                 sa.text(
@@ -249,7 +250,7 @@ async def test_migration_0005_widens_default_basic_clients_and_downgrades_back(
                 ),
                 rows,
             )
-        await _migrate(engine, "0005")
+        await migrate_to(engine, "0005")
         assert await methods() == {"basic": None, "post": "client_secret_post", "spa": "none"}
         async with engine.begin() as connection:
             pkce = (await connection.execute(sa.select(clients.c.require_pkce))).scalars().all()
@@ -262,7 +263,7 @@ async def test_migration_0005_widens_default_basic_clients_and_downgrades_back(
                     "('h2', 'basic', 'u', 'x', 'openid', '', 'c', 0, CURRENT_TIMESTAMP)"
                 )
             )
-        await _migrate(engine, "0002", downgrade=True)
+        await migrate_to(engine, "0002", downgrade=True)
         assert await methods() == {
             "basic": "client_secret_basic",
             "post": "client_secret_post",

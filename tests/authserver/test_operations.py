@@ -41,7 +41,10 @@ async def test_metadata_lists_every_endpoint(app_client: httpx.AsyncClient) -> N
     }
     assert "password" not in metadata["grant_types_supported"]
     oidc = (await app_client.get("/.well-known/openid-configuration")).json()
-    assert oidc["id_token_signing_alg_values_supported"] == ["ES256"] and oidc["issuer"] == metadata["issuer"]
+    assert (
+        oidc["id_token_signing_alg_values_supported"] == ["ES256", "RS256"]
+        and oidc["issuer"] == metadata["issuer"]
+    )
 
 
 async def test_jwks_publishes_active_and_next_keys_without_private_parts(
@@ -49,7 +52,9 @@ async def test_jwks_publishes_active_and_next_keys_without_private_parts(
 ) -> None:
     response = await app_client.get("/.well-known/jwks.json")
     keys = response.json()["keys"]
-    assert len(keys) == 2 and all(k["alg"] == "ES256" and k["use"] == "sig" and k["kid"] for k in keys)
+    # Active and next of ES256 (access tokens) and of RS256 (ID tokens, OIDC Core §15.1).
+    assert sorted(k["alg"] for k in keys) == ["ES256", "ES256", "RS256", "RS256"]
+    assert all(k["use"] == "sig" and k["kid"] for k in keys)
     assert all("d" not in key for key in keys)
     assert response.headers["content-type"].startswith("application/jwk-set+json")
 
@@ -181,7 +186,7 @@ async def test_key_rotation_reloads_without_breaking_issued_tokens(small_server)
     before = await token()
     old_kid = jwt.get_unverified_header(before)["kid"]
     document = json.loads(settings.signing_keys_file.read_text())
-    rotated = rotate(document, "ES256", time.time(), 3600)
+    rotated = rotate(document, "ES256", time.time(), 3600, ["RS256"])
     write_document_atomically(settings.signing_keys_file, rotated)
 
     deadline = time.monotonic() + 5
@@ -195,7 +200,7 @@ async def test_key_rotation_reloads_without_breaking_issued_tokens(small_server)
     after = await token()
     assert jwt.get_unverified_header(after)["kid"] == rotated["active_kid"]
     kids = [key["kid"] for key in (await http.get("/.well-known/jwks.json")).json()["keys"]]
-    assert old_kid in kids and rotated["active_kid"] in kids and len(kids) == 3
+    assert old_kid in kids and rotated["active_kid"] in kids and len(kids) == 6  # two algorithms' keys
     for issued in (before, after):
         introspection = await http.post(
             "/introspect", data={"token": issued}, headers=basic(client_id, body["client_secret"])

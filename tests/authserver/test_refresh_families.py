@@ -12,14 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.config import Settings
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token, refresh_token_key
-from authserver.migrations.runner import alembic_config
 from authserver.storage.engine import create_engine
 from authserver.storage.sql_store import SqlStore
 from authserver.storage.statements import PURGE_PAGE_ROWS
@@ -27,6 +24,7 @@ from authserver.storage.tables import legacy_refresh_tokens, refresh_families
 from authserver.web.app import create_app
 from tests.conftest import database_url_for, make_settings
 from tests.support.app import store_of
+from tests.support.migrations import migrate_to
 from tests.support.oauth import CALLBACK, refresh, register
 from tests.support.refresh_tokens import family_row, insert_refresh_token, presented
 
@@ -183,17 +181,6 @@ def _fresh_settings(backend: str, directory: Path, request: pytest.FixtureReques
     return make_settings(directory, url)
 
 
-async def _migrate(engine: AsyncEngine, revision: str, *, downgrade: bool = False) -> None:
-    config = alembic_config()
-
-    def run(connection: sa.Connection) -> None:
-        config.attributes["connection"] = connection
-        (command.downgrade if downgrade else command.upgrade)(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
-
-
 @pytest.fixture
 async def migrated_from_0001(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -205,7 +192,7 @@ async def migrated_from_0001(
     now = datetime.now(UTC) - timedelta(minutes=5)
     values = {name: new_opaque_token() for name in ("rotated", "current", "revoked", "expired")}
     try:
-        await _migrate(engine, "0001")
+        await migrate_to(engine, "0001")
         async with engine.begin() as connection:
             await connection.execute(
                 insert(_LEGACY),
@@ -282,11 +269,11 @@ async def test_a_downgrade_keeps_each_familys_current_token_by_its_hash(
     engine = create_engine(_fresh_settings(backend, tmp_path, request))
     older = new_opaque_token()
     try:
-        await _migrate(engine, "0001")
+        await migrate_to(engine, "0001")
         async with engine.begin() as connection:
             await connection.execute(insert(_LEGACY), [_legacy_row(older, "fam-old", datetime.now(UTC))])
-        await _migrate(engine, "head")
-        await _migrate(engine, "0001", downgrade=True)
+        await migrate_to(engine, "head")
+        await migrate_to(engine, "0001", downgrade=True)
         async with engine.connect() as connection:
             rows = (await connection.execute(select(_LEGACY))).all()
     finally:

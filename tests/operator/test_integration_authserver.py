@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from authyard_operator import metrics
 
+from authserver.crypto.keyset_document import new_document
 from harness.kube import AUTHSERVERS, CRD_DIR, custom_resource, service_monitor_crd
 from harness.kube_emulator import AuthyardEmulator
 from harness.polling import wait_for
@@ -279,6 +280,8 @@ async def test_scheduled_key_rotation_publishes_before_signing(
     before = json.loads(base64.b64decode(secret["data"]["signing-keys.json"]))
     await wait_for(lambda: _status(emulator).get("signingKeys", {}).get("activeKid") == before["active_kid"])
     upcoming = _status(emulator)["signingKeys"]["nextKid"]
+    kinds_before = {kind["algorithm"]: kind for kind in _status(emulator)["signingKeys"]["algorithms"]}
+    assert set(kinds_before) == {"ES256", "RS256"}
 
     # As if the last rotation were a rotation interval (720h) ago: the next resync rotates.
     emulator.patch(
@@ -299,7 +302,58 @@ async def test_scheduled_key_rotation_publishes_before_signing(
     assert after["active_kid"] == upcoming  # the key that signs now was published one rotation earlier
     assert before["active_kid"] in kids, "the retired key stays published until its tokens expire"
     assert _status(emulator)["signingKeys"]["nextKid"] not in (upcoming, before["active_kid"])
+    # Every kind rotated on the same schedule: its next key signs, its old active key stays published.
+    for kind in _status(emulator)["signingKeys"]["algorithms"]:
+        previous = kinds_before[kind["algorithm"]]
+        assert kind["activeKid"] == previous["nextKid"] == after["active_kids"][kind["algorithm"]]
+        assert previous["activeKid"] in kids and kind["nextKid"] not in kids_of(before)
     # kopf posts events from a background queue: wait for it rather than race it.
     await wait_for(
         lambda: any(e.get("reason") == "SigningKeysRotated" for e in emulator.events(NS, name="auth"))
+    )
+
+
+def kids_of(document: dict[str, Any]) -> set[str]:
+    return {key["kid"] for key in document["keys"]}
+
+
+async def test_a_one_algorithm_key_secret_gains_rs256_on_the_next_reconcile(
+    running, emulator: AuthyardEmulator, kube: KubeApi
+) -> None:
+    """Upgrade: a signing-keys Secret written by an earlier operator (ES256 only) keeps its keys and its
+    rotation schedule and gains active and next RS256 keys for ID tokens (OIDC Core §15.1)."""
+    old = new_document("ES256")
+    del old["active_kids"]
+    last_rotation = "2026-12-01T00:00:00Z"
+    await kube.post(
+        f"/api/v1/namespaces/{NS}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "auth-signing-keys",
+                "namespace": NS,
+                "annotations": {"authyard.dev/last-rotation": last_rotation},
+            },
+            "type": "Opaque",
+            "data": {"signing-keys.json": base64.b64encode(json.dumps(old).encode()).decode()},
+        },
+    )
+    await kube.post(f"/apis/authyard.dev/v1alpha1/namespaces/{NS}/authservers", authserver())
+    await wait_for(
+        lambda: (
+            {kind["algorithm"] for kind in _status(emulator)["signingKeys"]["algorithms"]}
+            == {"ES256", "RS256"}
+        ),
+        timeout=20,
+        message="RS256 keys not added",
+    )
+    secret = emulator.get("v1/secrets", NS, "auth-signing-keys")
+    document = json.loads(base64.b64decode(secret["data"]["signing-keys.json"]))
+    assert document["active_kid"] == old["active_kid"] and kids_of(old) <= kids_of(document)
+    assert secret["metadata"]["annotations"]["authyard.dev/last-rotation"] == last_rotation
+    rs256 = next(k for k in _status(emulator)["signingKeys"]["algorithms"] if k["algorithm"] == "RS256")
+    assert rs256["activeKid"] == document["active_kids"]["RS256"] and rs256["nextKid"]
+    await wait_for(
+        lambda: any(e.get("reason") == "SigningKeysExtended" for e in emulator.events(NS, name="auth"))
     )

@@ -178,3 +178,24 @@ async def test_delete_unregisters_and_never_hangs_when_the_authserver_is_gone(st
         timeout=20,
         message="the finalizer hung although the AuthServer is gone",
     )
+
+
+async def test_id_token_signing_alg_reaches_the_registration(stack: Stack) -> None:
+    """OAuthClient idTokenSigningAlg → id_token_signed_response_alg (OIDC Dynamic Client Registration §2)."""
+    await stack.kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients",
+        oauthclient("signer", idTokenSigningAlg="ES256"),
+    )
+    await wait_for(
+        lambda: stack.ready("signer").get("status") == "True", timeout=30, message="client not Ready"
+    )
+    registered = (await stack.admin("GET", "/admin/clients/team-a.signer")).json()
+    assert registered["id_token_signed_response_alg"] == "ES256"
+    # Removing the field goes back to the server's default.
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/signer",
+        {"spec": {"idTokenSigningAlg": None}},
+    )
+    await wait_for(lambda: stack.client_status("signer").get("observedGeneration") == 2, timeout=20)
+    registered = (await stack.admin("GET", "/admin/clients/team-a.signer")).json()
+    assert registered["id_token_signed_response_alg"] is None

@@ -74,7 +74,10 @@ def test_rotation_promotes_the_published_next_key_and_keeps_the_old_one() -> Non
     assert plan.document["active_kid"] == keyset_document.next_kid(document)  # was published for 30 days
     kids = {key["kid"] for key in plan.document["keys"]}
     assert document["active_kid"] in kids  # still verifies the tokens it signed
-    assert plan.document["retired_at"] == {document["active_kid"]: later.timestamp()}
+    # Both kinds rotated: each one's active key is retiring.
+    old_active = keyset_document.active_kids(document)
+    assert plan.document["retired_at"] == dict.fromkeys(old_active.values(), later.timestamp())
+    assert document["active_kid"] == old_active["ES256"]
     # Once those tokens have expired, a reconcile drops it from JWKS.
     pruned = plan_keys(plan.document, later, TOKENS, later + timedelta(minutes=21))
     assert pruned.action == "pruned" and pruned.last_rotation == later
@@ -148,3 +151,39 @@ def test_admin_secret_fills_only_what_is_missing() -> None:
     assert filled["data"]["token"] == first["data"]["token"]
     assert base64.b64decode(filled["data"]["session-secret"])
     assert filled["data"]["session-secret"] != first["data"]["session-secret"]
+
+
+def test_the_key_set_holds_each_kind_with_its_own_active_and_next_key() -> None:
+    plan = plan_keys(None, None, TOKENS, NOW)
+    document = plan.document
+    assert keyset_document.active_kids(document).keys() == {"ES256", "RS256"}
+    status = keys_status(plan, TOKENS)
+    assert status["activeKid"] == document["active_kid"] and status["algorithm"] == "ES256"
+    assert {kind["algorithm"]: kind["activeKid"] for kind in status["algorithms"]} == (
+        keyset_document.active_kids(document)
+    )
+    for kind in status["algorithms"]:
+        assert kind["nextKid"] == keyset_document.next_kid(document, kind["algorithm"])
+        assert kind["nextKid"] != kind["activeKid"]
+    # The default ID-token algorithm joins the set when it is a third kind.
+    eddsa = plan_keys(None, None, Tokens(id_token_signing_algorithm="EdDSA"), NOW).document
+    assert keyset_document.active_kids(eddsa).keys() == {"ES256", "RS256", "EdDSA"}
+
+
+def test_an_old_one_algorithm_key_set_gains_rs256_and_keeps_its_keys_and_schedule() -> None:
+    old = keyset_document.new_document("ES256")
+    del old["active_kids"]  # the shape earlier versions wrote
+    plan = plan_keys(old, NOW, TOKENS, NOW + DAY)
+    assert plan.action == "extended" and "RS256" in plan.note
+    assert plan.last_rotation == NOW  # the schedule is not reset
+    assert plan.document["active_kid"] == old["active_kid"] and plan.document["keys"][:2] == old["keys"]
+    assert keyset_document.active_kids(plan.document).keys() == {"ES256", "RS256"}
+    assert plan_keys(plan.document, NOW, TOKENS, NOW + 2 * DAY).action == "kept"
+    # The next scheduled rotation then rotates both kinds.
+    rotated = plan_keys(plan.document, NOW, TOKENS, NOW + 31 * DAY)
+    assert rotated.action == "rotated"
+    for algorithm, kid in keyset_document.active_kids(plan.document).items():
+        assert keyset_document.active_kids(rotated.document)[algorithm] == keyset_document.next_kid(
+            plan.document, algorithm
+        )
+        assert kid in rotated.document["retired_at"]

@@ -106,4 +106,10 @@ def test_registration_body_follows_the_spec() -> None:
     assert pinned["token_endpoint_auth_method"] == "client_secret_post"
     assert "require_pkce" not in registration(_client(), "m2m", "a")
     assert registration(_client(pkce="OptionalWithNonce"), "m2m", "a")["require_pkce"] is False
+    # OIDC Dynamic Client Registration's name for the client's ID-token algorithm; absent: the server's.
+    assert (
+        registration(_client(idTokenSigningAlg="ES256"), "m2m", "a")["id_token_signed_response_alg"]
+        == "ES256"
+    )
+    assert "id_token_signed_response_alg" not in registration(_client(), "m2m", "a")
     assert client_id_for("team-a", "orders") == "team-a.orders"

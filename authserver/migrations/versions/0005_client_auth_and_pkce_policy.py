@@ -16,7 +16,7 @@ Downgrade: NULL methods become client_secret_basic (the old default), codes issu
 deleted (they live minutes and the old code cannot redeem them), the column goes.
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-08 12:00:00
 """
 
@@ -25,7 +25,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0005"
-down_revision = "0002"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -84,7 +84,9 @@ async def get_client(request: Request, client_id: str) -> Response:
 )
 async def put_client(request: Request, client_id: str, registration: ClientRegistration) -> Response:
     svc = services(request)
-    result = await register(svc.registry, _check_client_id(client_id), registration)
+    result = await register(
+        svc.registry, _check_client_id(client_id), registration, svc.keyset().id_token_algorithms
+    )
     svc.clients.invalidate(client_id)
     view = ClientView.of(result.registered, result.generated_secret)
     return json_response(view.model_dump(), 201 if result.created else 200, NO_STORE)

@@ -74,7 +74,8 @@ def _metadata(svc: Services) -> Document:
     keyset: KeySet = svc.keyset()
     cached = _metadata_cache.get(id(keyset))
     if cached is None:
-        algorithms = sorted({key.algorithm_name for key in keyset.signing_keys.values()})
+        # Every algorithm with an active key can sign ID tokens (OIDC Discovery §3).
+        algorithms = keyset.id_token_algorithms
         document = authorization_server_metadata(
             svc.issuer, svc.token_endpoint.grant_types, svc.settings.advertised_scopes, algorithms
         )

@@ -144,6 +144,8 @@ def registration(spec: OAuthClientSpec, name: str, namespace: str) -> dict[str, 
         body["require_pkce"] = False
     if spec.access_token_ttl:
         body["access_token_ttl"] = spec.access_token_ttl
+    if spec.id_token_signing_alg:
+        body["id_token_signed_response_alg"] = spec.id_token_signing_alg
     return body
 
 

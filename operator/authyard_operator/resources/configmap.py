@@ -36,6 +36,7 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_ACCESS_TOKEN_TTL": spec.tokens.access_token_ttl,
         "AUTHSERVER_REFRESH_TOKEN_TTL": spec.tokens.refresh_token_ttl,
         "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
+        "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": spec.tokens.id_token_signing_algorithm,
         "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",
         "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",  # the operator owns the keys (and their rotation)
         "AUTHSERVER_SHUTDOWN_DRAIN": f"{SHUTDOWN_DRAIN_SECONDS}s",

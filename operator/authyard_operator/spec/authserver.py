@@ -127,7 +127,13 @@ class Tokens(SpecModel):
         "720h", alias="refreshTokenTTL", description="Lifetime of refresh tokens (Go duration: 720h)."
     )
     signing_algorithm: SigningAlgorithm = Field(
-        "ES256", description="JWS algorithm of the signing keys: ES256, RS256 or EdDSA."
+        "ES256", description="JWS algorithm of access tokens: ES256, RS256 or EdDSA."
+    )
+    id_token_signing_algorithm: SigningAlgorithm = Field(
+        "RS256",
+        description="JWS algorithm of ID tokens for OAuthClients without idTokenSigningAlg (RS256: the "
+        "OpenID Connect default). The key set holds keys of this algorithm, of RS256 and of "
+        "signingAlgorithm.",
     )
     key_rotation_interval: Duration = Field(
         "720h",
@@ -249,10 +255,26 @@ class DatabaseStatus(SpecModel):
     )
 
 
+class AlgorithmKeysStatus(SpecModel):
+    """The keys of one algorithm."""
+
+    algorithm: SigningAlgorithm = Field(description="JWS algorithm.")
+    active_kid: str = Field(description="kid of the key of this algorithm that signs now.")
+    next_kid: str | None = Field(
+        None, description="kid of the published key of this algorithm that signs after the next rotation."
+    )
+
+
 class SigningKeysStatus(SpecModel):
     """The signing key set."""
 
-    algorithm: SigningAlgorithm | None = Field(None, description="Algorithm of the active key.")
+    algorithm: SigningAlgorithm | None = Field(None, description="Algorithm of the access-token key.")
+    algorithms: list[AlgorithmKeysStatus] | None = Field(
+        None,
+        max_length=3,
+        description="Every algorithm the key set signs with (access and ID tokens), each rotated on the "
+        "same schedule.",
+    )
     active_kid: str | None = Field(None, description="kid of the key that signs new tokens.")
     next_kid: str | None = Field(
         None, description="kid of the published key that signs after the next signing-key rotation."

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from authyard_operator.spec.authserver import GrantType
+from authyard_operator.spec.authserver import GrantType, SigningAlgorithm
 from authyard_operator.spec.common import (
     Audience,
     Conditions,
@@ -106,6 +106,11 @@ class OAuthClientSpec(SpecModel):
         None,
         alias="accessTokenTTL",
         description="Lifetime of this client's access tokens (Go duration). Absent: the AuthServer's.",
+    )
+    id_token_signing_alg: SigningAlgorithm | None = Field(
+        None,
+        description="JWS algorithm of this client's ID tokens (OpenID Connect Dynamic Client Registration "
+        "id_token_signed_response_alg). Absent: the AuthServer's spec.tokens.idTokenSigningAlgorithm.",
     )
     secret: ClientSecretSpec | None = Field(
         None,
