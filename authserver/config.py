@@ -65,11 +65,10 @@ class Settings(BaseSettings):
     signing_algorithm: SigningAlgorithm = Field(
         "ES256", description="Algorithm of access tokens: the primary key of generated key sets."
     )
-    # RS256 by default: OIDC Dynamic Client Registration §2 names it the default, and see
-    # protocol.tokens.DEFAULT_ID_TOKEN_ALGORITHM. Generated key sets hold keys of it, of RS256 and of
-    # signing_algorithm.
+    # ES256 by default: see protocol.tokens.DEFAULT_ID_TOKEN_ALGORITHM. Generated key sets hold keys of it,
+    # of RS256 (always offered) and of signing_algorithm.
     id_token_signing_algorithm: SigningAlgorithm = Field(
-        "RS256",
+        "ES256",
         description="Algorithm of ID tokens for clients that registered no id_token_signed_response_alg.",
     )
     keys_reload_interval: Duration = Field(

@@ -79,7 +79,7 @@ class ClientRegistration(BaseModel):
         None,
         description="JWS algorithm of this client's ID tokens (OpenID Connect Dynamic Client Registration "
         "§2); one of the server's id_token_signing_alg_values_supported. Absent: the server's default "
-        "(AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM, RS256 unless set).",
+        "(AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM, ES256 unless set).",
     )
     client_secret: str | None = Field(
         None,

@@ -156,11 +156,13 @@ def test_oidcc_idtoken_signature_es256(server: AuthServer, person: Person) -> No
     assert claims["at_hash"] == at_hash(access_token)
 
 
-def test_a_client_that_chose_no_algorithm_gets_rs256(server: AuthServer, person: Person) -> None:
+def test_a_client_that_chose_no_algorithm_gets_the_server_default_es256(
+    server: AuthServer, person: Person
+) -> None:
     client = register(server, None)
     assert client["id_token_signed_response_alg"] is None
     id_token, _ = id_token_of(server, client, person)
-    verify_id_token(server, id_token, client["client_id"], "RS256")
+    verify_id_token(server, id_token, client["client_id"], "ES256")
 
 
 def test_an_algorithm_the_key_set_cannot_sign_is_refused_at_registration(server: AuthServer) -> None:
@@ -248,14 +250,17 @@ async def test_an_old_one_algorithm_key_set_still_serves_and_falls_back_until_rs
     old = one_algorithm_document(keys_file)
     session_secret = "s" * 40  # what the operator mounts beside the keys
     with running_server(
-        tmp_path, AUTHSERVER_GENERATE_SIGNING_KEYS="false", AUTHSERVER_SESSION_SECRET=session_secret
+        tmp_path,
+        AUTHSERVER_GENERATE_SIGNING_KEYS="false",
+        AUTHSERVER_SESSION_SECRET=session_secret,
+        AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM="RS256",  # a deployment that made RS256 its default
     ) as server:
         server.seen_secrets.add(session_secret)
         server.seen_secrets.add(ADMIN_TOKEN)
         person = Person(server)
         assert discover(server)["id_token_signing_alg_values_supported"] == ["ES256"]
         assert "the signing key set has no RS256 key" in server.log_text()
-        # A client that chose nothing (every client registered before) asks for the default, RS256.
+        # A client that chose nothing (every client registered before) asks for this server's default, RS256.
         client = register(server, None)
         fallback, access_token = id_token_of(server, client, person)
         assert jwt.get_unverified_header(fallback)["kid"] == old["active_kid"]
@@ -336,6 +341,7 @@ async def test_migration_0004_upgrades_existing_clients_to_the_default_and_downg
             )
         await migrate_to(engine, "0004")
         assert "id_token_signed_response_alg" in await _client_columns(engine)
+        await migrate_to(engine, "head")  # the store reads every later column too
         client = await store_for(engine).get_client("before")
         assert client is not None and client.id_token_signed_response_alg is None  # the server's default
         await migrate_to(engine, "0002", downgrade=True)

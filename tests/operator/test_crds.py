@@ -104,7 +104,7 @@ def test_crd_defaults_equal_model_defaults() -> None:
         "accessTokenTTL": "15m",
         "refreshTokenTTL": "720h",
         "signingAlgorithm": "ES256",
-        "idTokenSigningAlgorithm": "RS256",
+        "idTokenSigningAlgorithm": "ES256",
         "keyRotationInterval": "720h",
     }
     assert defaulted["replicas"] == 1 and defaulted["autoscaling"]["enabled"] is False

@@ -110,7 +110,7 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_ACCESS_TOKEN_TTL": "15m",
         "AUTHSERVER_REFRESH_TOKEN_TTL": "720h",
         "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
-        "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": "RS256",
+        "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
         "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",
         "AUTHSERVER_SHUTDOWN_DRAIN": "5s",
