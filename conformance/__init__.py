@@ -1,0 +1,1 @@
+"""The OpenID Foundation conformance suite run against Authyard (.github/workflows/conformance.yml)."""
