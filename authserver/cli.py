@@ -103,18 +103,28 @@ async def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from authserver.admin.registration import ClientRegistration, ClientView, register
     from authserver.crypto.client_secrets import generate_client_id
     from authserver.storage.backends import store_for
 
-    registration = ClientRegistration(
-        name=args.name,
-        type="public" if args.public else "confidential",
-        grant_types=args.grant_type,
-        scopes=args.scope or [],
-        audiences=args.audience or [],
-        redirect_uris=args.redirect_uri or [],
-    )
+    try:
+        registration = ClientRegistration(
+            name=args.name,
+            type="public" if args.public else "confidential",
+            grant_types=args.grant_type,
+            scopes=args.scope or [],
+            audiences=args.audience or [],
+            redirect_uris=args.redirect_uri or [],
+            token_endpoint_auth_method=args.token_endpoint_auth_method,
+            require_pkce=not args.pkce_optional,
+            id_token_signed_response_alg=args.id_token_signing_alg,
+        )
+    except ValidationError as error:
+        for problem in error.errors():
+            print(f"invalid client: {problem['msg']}", file=sys.stderr)
+        return 2
     client_id = args.client_id or generate_client_id()
     result = asyncio.run(_with_engine(lambda engine: register(store_for(engine), client_id, registration)))
     if not result.created:
@@ -266,6 +276,22 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--audience", action="append")
     create.add_argument("--redirect-uri", action="append")
     create.add_argument("--public", action="store_true", help="a public client (no secret)")
+    create.add_argument(
+        "--token-endpoint-auth-method",
+        choices=["client_secret_basic", "client_secret_post"],
+        help="pin one secret method (default: either)",
+    )
+    create.add_argument(
+        "--pkce-optional",
+        action="store_true",
+        help="a confidential client that checks the OpenID Connect nonce may leave PKCE out of OpenID "
+        "requests (RFC 9700 §2.1.1)",
+    )
+    create.add_argument(
+        "--id-token-signing-alg",
+        choices=["ES256", "RS256", "EdDSA"],
+        help="this client's ID-token algorithm (default: AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM)",
+    )
     create.set_defaults(handler=cmd_clients_create)
 
     users = commands.add_parser("users", help="manage users").add_subparsers(dest="action", required=True)

@@ -28,7 +28,7 @@ for n in 1 2; do
   [[ $n == 2 ]] && file="$out/client2.json"
   "$authserver" clients create --name "OpenID conformance suite ($n)" --client-id "conformance-$n" \
     --grant-type authorization_code --grant-type refresh_token \
-    --scope openid --scope profile --scope email \
+    --scope openid --scope profile --scope email --pkce-optional \
     --redirect-uri "$redirect_uri" >"$file"
 done
 

@@ -115,3 +115,26 @@ def test_version_prints_the_package_version(tmp_path: Path) -> None:
     result = _run(tmp_path, "--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"authserver {metadata.version('authyard')}"
+
+
+def test_a_web_client_is_registered_with_its_openid_choices_or_refused_clearly(tmp_path: Path) -> None:
+    web = ("clients", "create", "--name", "Web", "--grant-type", "authorization_code", "--scope", "openid")
+    web += ("--redirect-uri", "https://app.example/cb")
+    created = _run(
+        tmp_path,
+        *web,
+        "--pkce-optional",
+        "--id-token-signing-alg",
+        "RS256",
+        "--token-endpoint-auth-method",
+        "client_secret_post",
+    )
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert client["require_pkce"] is False and client["id_token_signed_response_alg"] == "RS256"
+    assert client["token_endpoint_auth_method"] == "client_secret_post"
+    assert json.loads(_run(tmp_path, *web).stdout)["require_pkce"] is True  # the default
+
+    public = _run(tmp_path, *web, "--public", "--pkce-optional")
+    assert public.returncode == 2 and "Traceback" not in public.stderr
+    assert "PKCE" in public.stderr

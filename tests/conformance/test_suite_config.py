@@ -12,8 +12,6 @@ page breaks these tests, not only the GitHub run.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import secrets
@@ -123,12 +121,8 @@ def _discovery(tls: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _authorization_url(document: dict[str, Any], client_id: str, redirect_uri: str, **extra: str) -> str:
-    # What the suite's oidcc modules send for response type code. Today the server demands PKCE from every
-    # client and the suite's Basic OP modules send none: the challenge here keeps this test about the pages;
-    # the workflow will show the PKCE refusal until the PKCE policy lets a confidential client with a nonce
-    # omit it.
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    # What the suite's oidcc modules send for response type code: no PKCE (the clients are registered
+    # --pkce-optional, as provision.sh does) and a nonce.
     query = {
         "response_type": "code",
         "client_id": client_id,
@@ -136,8 +130,6 @@ def _authorization_url(document: dict[str, Any], client_id: str, redirect_uri: s
         "scope": "openid",
         "state": secrets.token_urlsafe(16),
         "nonce": secrets.token_urlsafe(16),
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
         **extra,
     }
     return f"{document['authorization_endpoint']}?{urlencode(query)}"
