@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from authserver.protocol.models import RegisteredClient
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row
-from authserver.storage.tables import clients, refresh_families
+from authserver.storage.tables import clients, consents, refresh_families
 
 
 def registered_from_row(row: Any) -> RegisteredClient:
@@ -117,6 +117,8 @@ class SqlClientRegistry:
         try:
             async with self.engine.begin() as connection:
                 result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
+                # What users allowed it is forgotten: a client registered again under this id asks anew.
+                await connection.execute(delete(consents).where(consents.c.client_id == client_id))
                 # Its refresh tokens die with it; its access tokens fail client lookup at introspection.
                 await connection.execute(
                     update(refresh_families)
