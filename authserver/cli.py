@@ -193,6 +193,33 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_consents(args: argparse.Namespace) -> int:
+    """List a user's remembered consents, or forget them (``--revoke``, one client's with ``--client-id``)."""
+    from authserver.admin.consents import revoke_user_consents, user_consents
+    from authserver.storage.backends import store_for
+
+    async def run(engine: AsyncEngine) -> int:
+        store = store_for(engine)
+        if args.revoke:
+            revoked = await revoke_user_consents(store, args.username, args.client_id)
+            if revoked is None or revoked is False:
+                print(f"no consent of {args.username} to revoke", file=sys.stderr)
+                return 1
+            print(json.dumps({"username": args.username, "revoked": args.client_id or "all"}))
+            return 0
+        found = await user_consents(store, args.username)
+        if found is None:
+            print(f"no user {args.username}", file=sys.stderr)
+            return 1
+        print(found.model_dump_json(indent=2))
+        return 0
+
+    if args.client_id and not args.revoke:
+        print("--client-id goes with --revoke", file=sys.stderr)
+        return 2
+    return asyncio.run(_with_engine(run))
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from authserver.crypto.keyset import write_document_atomically
     from authserver.crypto.keyset_document import algorithms_in_use, rotate
@@ -305,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     password.add_argument("--username", required=True)
     password.add_argument("--password-stdin", action="store_true", required=True)
     password.set_defaults(handler=cmd_users_set_password)
+    consents = users.add_parser("consents", help="list a user's remembered consents, or revoke them")
+    consents.add_argument("--username", required=True)
+    consents.add_argument("--revoke", action="store_true", help="forget them: the consent page shows again")
+    consents.add_argument("--client-id", help="with --revoke: only this client's")
+    consents.set_defaults(handler=cmd_users_consents)
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     rotate_keys = keys.add_parser("rotate", help="promote the next key, retire the active one")

@@ -3,19 +3,35 @@
 Two kinds of failure (RFC 6749 §4.1.2.1): while the client or its redirect URI is unknown, the user gets an
 error page and is never redirected (no open redirect); once the redirect URI is trusted, errors go back to
 the client as ``error`` parameters on it.
+
+OpenID Connect's parameters (Core §3.1.2.1) are read here too: ``prompt`` as a list, ``max_age``,
+``id_token_hint`` (verified against this server's own keys), ``login_hint``; ``request`` and ``request_uri``
+are refused as unsupported (§6); ``display``, ``ui_locales``, ``claims_locales``, ``acr_values`` and any
+parameter this server does not know are accepted and ignored. What they change is decided in
+``authorization_flow``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import jwt
+
+from authserver.crypto.keyset import KeySet
 from authserver.protocol.audience import choose_audience
 from authserver.protocol.client_authentication import ClientLookup
-from authserver.protocol.errors import InvalidRequest, OAuthError, UnauthorizedClient
+from authserver.protocol.errors import (
+    InvalidRequest,
+    OAuthError,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    UnauthorizedClient,
+)
 from authserver.protocol.models import Client, GrantType
 from authserver.protocol.params import Params, check_no_duplicates, single
 from authserver.protocol.pkce import check_challenge
@@ -41,7 +57,27 @@ class AuthorizationRequest:
     code_challenge: str | None
     state: str | None = None
     nonce: str | None = None
-    prompt: str | None = None
+    prompt: str | None = None  # the values, space-separated, each once
+    max_age: int | None = None
+    started_at: float = 0.0  # when the request arrived (epoch seconds): a sign-in it demands comes after
+    id_token_hint_sub: str | None = None  # the subject of a verified id_token_hint
+    login_hint: str | None = None
+
+    @property
+    def prompts(self) -> frozenset[str]:
+        return frozenset(self.prompt.split()) if self.prompt else frozenset()
+
+    @property
+    def signed_in_since(self) -> float | None:
+        """The earliest sign-in that satisfies this request (None: any). ``prompt=login`` (and
+        ``select_account``, which this server answers with its login page) demands one after the request
+        started; ``max_age`` one at most that many seconds before it (OIDC Core §3.1.2.1)."""
+        bounds = []
+        if self.prompts & _LOGIN_PROMPTS:
+            bounds.append(self.started_at)
+        if self.max_age is not None:
+            bounds.append(self.started_at - self.max_age)
+        return max(bounds, default=None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +85,53 @@ class AuthorizationRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuthorizationRequest:
         return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]  # data is a signed to_dict()
+
+
+# OIDC Core §3.1.2.1: the prompt values; select_account is answered with the login page (this server keeps one
+# account per browser session: choosing another one is signing in as it).
+PROMPT_VALUES = ("none", "login", "consent", "select_account")
+_LOGIN_PROMPTS = frozenset({"login", "select_account"})
+_MAX_AGE = re.compile(r"^[0-9]{1,10}$")
+
+
+def parse_prompt(text: str | None) -> str | None:
+    if text is None:
+        return None
+    values = tuple(dict.fromkeys(value for value in text.split(" ") if value))
+    unknown = [value for value in values if value not in PROMPT_VALUES]
+    if unknown:
+        raise InvalidRequest(f"unsupported prompt value: {' '.join(unknown)}")
+    if "none" in values and len(values) > 1:
+        raise InvalidRequest("prompt=none cannot be combined with other values")  # OIDC Core §3.1.2.1
+    return " ".join(values) or None
+
+
+def parse_max_age(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not _MAX_AGE.match(text):
+        raise InvalidRequest("max_age must be a non-negative number of seconds")
+    return int(text)
+
+
+def hinted_subject(hint: str | None, keys: Callable[[], KeySet], issuer: str) -> str | None:
+    """The ``sub`` of an ID token this server issued (OIDC Core §3.1.2.1 id_token_hint): its signature is
+    checked with the server's own keys; it may have expired, and need not be addressed to this client."""
+    if hint is None:
+        return None
+    try:
+        claims = keys().verify(
+            hint,
+            typ="JWT",  # an ID token's; an access token (at+jwt) is no hint
+            issuer=issuer,
+            options={"verify_aud": False, "verify_exp": False, "require": ("sub",)},
+        )
+    except jwt.PyJWTError:  # every failure of jws.verify, an unknown kid included
+        raise InvalidRequest("id_token_hint is not an ID token issued by this server") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidRequest("id_token_hint has no subject")
+    return subject
 
 
 class RedirectError(Exception):
@@ -106,7 +189,13 @@ def _pkce_challenge(params: Params, client: Client) -> str | None:
 
 
 async def validate_authorization_request(
-    params: Params, lookup: ClientLookup, issuer: str, default_audience: str
+    params: Params,
+    lookup: ClientLookup,
+    issuer: str,
+    default_audience: str,
+    keys: Callable[[], KeySet],
+    *,
+    now: float | None = None,
 ) -> AuthorizationRequest:
     try:
         check_no_duplicates(params)
@@ -126,6 +215,11 @@ async def validate_authorization_request(
 
     state = single(params, "state")
     try:
+        # OIDC Core §6 / §3.1.2.6: request objects are not supported, by value or by reference.
+        if single(params, "request") is not None:
+            raise RequestNotSupported("request objects are not supported")
+        if single(params, "request_uri") is not None:
+            raise RequestUriNotSupported("request_uri is not supported")
         if single(params, "response_type") != "code":
             raise InvalidRequest("response_type must be 'code'")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
@@ -133,9 +227,10 @@ async def validate_authorization_request(
         challenge = _pkce_challenge(params, client)
         scope = grant_scope(single(params, "scope"), client.scopes)
         audience = choose_audience(params.get("resource") or (), client, default_audience)
-        prompt = single(params, "prompt")
-        if prompt not in (None, "none", "login", "consent"):
-            raise InvalidRequest("prompt must be none, login or consent")
+        prompt = parse_prompt(single(params, "prompt"))
+        max_age = parse_max_age(single(params, "max_age"))
+        hint_subject = hinted_subject(single(params, "id_token_hint"), keys, issuer)
+        login_hint = single(params, "login_hint")
         nonce = single(params, "nonce")
     except OAuthError as error:
         raise RedirectError(redirect_uri, error.error, error.description, state, issuer) from None
@@ -149,4 +244,8 @@ async def validate_authorization_request(
         state=state,
         nonce=nonce,
         prompt=prompt,
+        max_age=max_age,
+        started_at=time.time() if now is None else now,
+        id_token_hint_sub=hint_subject,
+        login_hint=login_hint[:255] if login_hint else None,
     )

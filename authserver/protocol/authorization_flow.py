@@ -1,17 +1,22 @@
 """What the user meets after a valid authorization request: sign in, consent, or straight back to the client.
 
-The decisions of the login and consent pages, without the pages: ``prompt`` (OIDC Core §3.1.2.1), when to
-ask for the password again, checking it, and the answer to the consent question. The web layer renders
-each ``NextStep`` and keeps the ``LoginSession`` in a signed cookie.
+The decisions of the login and consent pages, without the pages: ``prompt``, ``max_age`` and
+``id_token_hint`` (OIDC Core §3.1.2.1), when to ask for the password again, checking it, and the answer to
+the consent question. The web layer renders each ``NextStep`` and keeps the ``LoginSession`` in a signed
+cookie.
 
-Consent is asked on every request (nothing remembers a grant), so ``prompt=consent`` needs no handling of
-its own and ``prompt=none`` can never be answered without the user.
+Consent is remembered per user, client and scope (the store's ``grant_consent``): it is asked again only
+for a scope not granted yet, or always with ``prompt=consent``. A sign-in the request demands (prompt=login,
+max_age) must have happened after the request started: checked when the request arrives and again when
+the consent answer comes back, so posting the signed request to the consent form with an older session
+does not skip the login page.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -28,16 +33,39 @@ class LoginSession:
     user_id: str
     username: str
     auth_time: int
+    signed_in_at: float | None = None  # the same moment to the sub-second, to order it after a request
+
+    @property
+    def since(self) -> float:
+        return self.auth_time if self.signed_in_at is None else self.signed_in_at
+
+    def satisfies(self, request: AuthorizationRequest) -> bool:
+        """Whether this sign-in is recent enough for ``request`` (prompt=login, max_age)."""
+        bound = request.signed_in_since
+        return bound is None or self.since >= bound
 
     def to_dict(self) -> dict[str, Any]:
-        return {"user_id": self.user_id, "username": self.username, "auth_time": self.auth_time}
+        data: dict[str, Any] = {
+            "user_id": self.user_id,
+            "username": self.username,
+            "auth_time": self.auth_time,
+        }
+        if self.signed_in_at is not None:
+            data["signed_in_at"] = self.signed_in_at
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> LoginSession | None:
         if not data:
             return None
         try:
-            return cls(str(data["user_id"]), str(data["username"]), int(data["auth_time"]))
+            at = data.get("signed_in_at")
+            return cls(
+                str(data["user_id"]),
+                str(data["username"]),
+                int(data["auth_time"]),
+                None if at is None else float(at),
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -46,11 +74,13 @@ class LoginProblem(StrEnum):
     WRONG_CREDENTIALS = "wrong_credentials"
     BUSY = "busy"  # too many sign-ins are waiting for the password hash: try again shortly
     SIGNED_OUT = "signed_out"  # the session ended between the consent page and its answer
+    SIGN_IN_AGAIN = "sign_in_again"  # the request demands a sign-in newer than the browser's session
 
 
 @dataclass(frozen=True)
 class ShowLogin:
     problem: LoginProblem | None = None
+    login_hint: str | None = None  # pre-fills the username (OIDC Core §3.1.2.1)
 
 
 @dataclass(frozen=True)
@@ -66,7 +96,6 @@ class ReturnToClient:
 
 
 NextStep = ShowLogin | ShowConsent | ReturnToClient
-_SIGN_IN = ShowLogin()
 
 
 class AuthorizationFlow:
@@ -78,20 +107,49 @@ class AuthorizationFlow:
     def issuer(self) -> str:
         return self.codes.policy.issuer
 
-    def start(self, request: AuthorizationRequest, session: LoginSession | None) -> NextStep:
+    async def start(self, request: AuthorizationRequest, session: LoginSession | None) -> NextStep:
         """The first page for ``request``, given the browser's session (None: nobody signed in)."""
-        if request.prompt == "none":
-            # OIDC Core §3.1.2.6: no page may be shown, and consent is asked every time, so the answer is
-            # always an error: which interaction would have been needed.
-            error = "consent_required" if session else "login_required"
-            return ReturnToClient(
-                redirect_with(
-                    request.redirect_uri, {"error": error, "state": request.state, "iss": self.issuer}
-                )
-            )
-        if session is not None and request.prompt != "login":
+        if "none" in request.prompts:
+            return await self._without_interaction(request, session)
+        if session is None or not self._is_sign_in_for(request, session):
+            return ShowLogin(login_hint=request.login_hint)
+        return await self.after_sign_in(request, session)
+
+    @staticmethod
+    def _is_sign_in_for(request: AuthorizationRequest, session: LoginSession) -> bool:
+        """The session may serve ``request`` without asking for the password: recent enough, and the user
+        the client's id_token_hint names, if it names one (OIDC Core §3.1.2.1)."""
+        if request.id_token_hint_sub is not None and request.id_token_hint_sub != session.user_id:
+            return False
+        return session.satisfies(request)
+
+    async def _without_interaction(
+        self, request: AuthorizationRequest, session: LoginSession | None
+    ) -> ReturnToClient:
+        """prompt=none (OIDC Core §3.1.2.6): no page may be shown. A code when the session and the
+        remembered consent suffice; otherwise the error naming the interaction that would be needed."""
+        if session is None or not self._is_sign_in_for(request, session):
+            return self._error(request, "login_required")
+        if not await self._consented(request, session):
+            return self._error(request, "consent_required")
+        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+
+    async def after_sign_in(self, request: AuthorizationRequest, session: LoginSession) -> NextStep:
+        """With the user signed in: the consent page, unless what the client asks was allowed before."""
+        if "consent" in request.prompts or not await self._consented(request, session):
             return ShowConsent(session)
-        return _SIGN_IN  # nobody signed in, or prompt=login: the client wants the password asked again
+        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+
+    async def _consented(self, request: AuthorizationRequest, session: LoginSession) -> bool:
+        # A request for no scope at all has nothing to compare with what was granted: it is asked.
+        requested = set(request.scope.split())
+        granted = await self.store.granted_scopes(session.user_id, request.client_id)
+        return bool(requested) and requested <= granted
+
+    def _error(self, request: AuthorizationRequest, error: str) -> ReturnToClient:
+        return ReturnToClient(
+            redirect_with(request.redirect_uri, {"error": error, "state": request.state, "iss": self.issuer})
+        )
 
     async def sign_in(self, username: str, password: str) -> LoginSession | LoginProblem:
         """The session for a correct username and password; what went wrong otherwise."""
@@ -104,14 +162,20 @@ class AuthorizationFlow:
             return LoginProblem.BUSY
         if not valid or user is None:
             return LoginProblem.WRONG_CREDENTIALS
-        return LoginSession(user.user_id, user.username, int(time.time()))
+        now = time.time()
+        return LoginSession(user.user_id, user.username, int(now), now)
 
     async def answer_consent(
         self, request: AuthorizationRequest, session: LoginSession | None, allowed: bool
     ) -> NextStep:
-        """The user's answer on the consent page: a code for the client, or ``access_denied``."""
+        """The user's answer on the consent page: a code for the client (the scopes remembered as allowed),
+        or ``access_denied``."""
         if session is None:
-            return ShowLogin(LoginProblem.SIGNED_OUT)
+            return ShowLogin(LoginProblem.SIGNED_OUT, request.login_hint)
+        if not session.satisfies(request):
+            # The sign-in this request demands (prompt=login, max_age) did not happen: a consent form
+            # posted with an older session must not skip it.
+            return ShowLogin(LoginProblem.SIGN_IN_AGAIN, request.login_hint)
         if not allowed:
             return ReturnToClient(
                 redirect_with(
@@ -124,4 +188,7 @@ class AuthorizationFlow:
                     },
                 )
             )
+        await self.store.grant_consent(
+            session.user_id, request.client_id, request.scope.split(), datetime.now(UTC)
+        )
         return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))

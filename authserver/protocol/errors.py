@@ -56,6 +56,18 @@ class UnsupportedTokenType(OAuthError):
     error = "unsupported_token_type"
 
 
+class RequestNotSupported(OAuthError):
+    """OIDC Core §3.1.2.6: the ``request`` parameter (a request object) is not supported."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupported(OAuthError):
+    """OIDC Core §3.1.2.6: the ``request_uri`` parameter is not supported."""
+
+    error = "request_uri_not_supported"
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
     status_code = 403

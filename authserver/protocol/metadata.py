@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.protocol.authorization import PROMPT_VALUES
+
 ENDPOINT_PATHS = {
     "authorization_endpoint": "/authorize",
     "token_endpoint": "/token",
@@ -52,6 +54,8 @@ def authorization_server_metadata(
             "email",
             "email_verified",
         ],
+        # OIDC Discovery §3: request_uri_parameter_supported defaults to true, so both are said (Core §6).
         "request_parameter_supported": False,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "request_uri_parameter_supported": False,
+        "prompt_values_supported": list(PROMPT_VALUES),
     }

@@ -86,6 +86,15 @@ class User:
 
 
 @dataclass(frozen=True)
+class Consent:
+    """What a user allowed a client (OIDC Core §3.1.2.4): the scopes granted so far, and when last."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
 class AuthorizationCode:
     client_id: str
     user_id: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -10,6 +10,7 @@ from authserver.protocol.models import (
     AuthorizationCode,
     Client,
     CodeBinding,
+    Consent,
     NewRefreshToken,
     RedeemedCode,
     Redemption,
@@ -76,6 +77,23 @@ class Store(Protocol):
 
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None: ...
 
+    # Remembered consent (OIDC Core §3.1.2.4): one grant per user, client and scope.
+    async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
+        """The scopes ``user_id`` has allowed ``client_id`` (empty when none)."""
+        ...
+
+    async def grant_consent(self, user_id: str, client_id: str, scopes: Iterable[str], now: datetime) -> None:
+        """Remember ``scopes`` as allowed, beside those granted before (granting one twice is no error)."""
+        ...
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        """What ``user_id`` has allowed, one entry per client, in client_id order."""
+        ...
+
+    async def revoke_consents(self, user_id: str, client_id: str | None) -> bool:
+        """Forget what ``user_id`` allowed ``client_id`` (every client when None); False if there was none."""
+        ...
+
     async def revoked_since(self, since: datetime) -> RevokedSince:
         """Access tokens and grants revoked after ``since`` and not yet expired (incremental sync)."""
         ...
@@ -99,7 +117,7 @@ class ClientRegistry(Protocol):
         ...
 
     async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
-        """Remove the client and revoke its grants: every refresh family, and the access tokens of each
-        family whose latest one may still be live (the client's access-token TTL, or
-        ``default_access_token_ttl`` when it has none). False if there was no such client."""
+        """Remove the client and its remembered consents, and revoke its grants: every refresh family, and
+        the access tokens of each family whose latest one may still be live (the client's access-token TTL,
+        or ``default_access_token_ttl`` when it has none). False if there was no such client."""
         ...

@@ -22,7 +22,7 @@ from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row
 from authserver.storage.statements import grant_revocation
-from authserver.storage.tables import clients, refresh_families
+from authserver.storage.tables import clients, consents, refresh_families
 
 _REVOCATIONS_PER_STATEMENT = 1_000
 
@@ -133,6 +133,8 @@ class SqlClientRegistry:
                     )
                 ).scalar()
                 result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
+                # What users allowed it is forgotten: a client registered again under this id asks anew.
+                await connection.execute(delete(consents).where(consents.c.client_id == client_id))
                 # Its grants die with it: every refresh family, and the access tokens of each family whose
                 # latest one (minted at its last rotation) may still be live.
                 lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + timedelta(

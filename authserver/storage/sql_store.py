@@ -10,6 +10,7 @@ so there it is the engine as is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import Column, Table, delete, insert, literal_column, select, un
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.observability import metrics
-from authserver.protocol.models import AuthorizationCode, Client, RefreshToken, RevokedSince, User
+from authserver.protocol.models import AuthorizationCode, Client, Consent, RefreshToken, RevokedSince, User
 from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, family_as_seen, user_from_row
@@ -33,6 +34,7 @@ from authserver.storage.statements import (
 )
 from authserver.storage.tables import (
     codes,
+    consents,
     legacy_refresh_tokens,
     refresh_families,
     revoked,
@@ -194,6 +196,68 @@ class SqlStore(SqlClientRegistry):
             grants=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 1],
             newest=max((aware(row.revoked_at) for row in rows), default=since),
         )
+
+    # Remembered consent
+    async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
+        try:
+            async with self._reader.connect() as connection:
+                rows = await connection.execute(
+                    select(consents.c.scope).where(
+                        consents.c.user_id == user_id, consents.c.client_id == client_id
+                    )
+                )
+                return frozenset(rows.scalars().all())
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def grant_consent(self, user_id: str, client_id: str, scopes: Iterable[str], now: datetime) -> None:
+        rows = [
+            {"user_id": user_id, "client_id": client_id, "scope": scope, "granted_at": now}
+            for scope in dict.fromkeys(scopes)
+        ]
+        if not rows:
+            return
+        try:
+            async with self._autocommit.begin() as connection:
+                # One statement: a scope granted before (or by a concurrent answer) is left as it is.
+                await connection.execute(
+                    self._insert(consents)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["user_id", "client_id", "scope"])
+                )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        try:
+            async with self._reader.connect() as connection:
+                rows = (
+                    await connection.execute(
+                        select(consents.c.client_id, consents.c.scope, consents.c.granted_at)
+                        .where(consents.c.user_id == user_id)
+                        .order_by(consents.c.client_id, consents.c.scope)
+                    )
+                ).all()
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+        by_client: dict[str, tuple[list[str], datetime]] = {}
+        for row in rows:
+            scopes, latest = by_client.setdefault(row.client_id, ([], aware(row.granted_at)))
+            scopes.append(row.scope)
+            by_client[row.client_id] = (scopes, max(latest, aware(row.granted_at)))
+        return [
+            Consent(client_id, tuple(scopes), latest) for client_id, (scopes, latest) in by_client.items()
+        ]
+
+    async def revoke_consents(self, user_id: str, client_id: str | None) -> bool:
+        statement = delete(consents).where(consents.c.user_id == user_id)
+        if client_id is not None:
+            statement = statement.where(consents.c.client_id == client_id)
+        try:
+            async with self._autocommit.begin() as connection:
+                return (await connection.execute(statement)).rowcount > 0
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay),

@@ -120,6 +120,18 @@ class RevokedGrantRow(SQLModel, table=True):
     revoked_at: datetime = Field(sa_column=_timestamp(index=True))
 
 
+class ConsentRow(SQLModel, table=True):
+    """A scope a user allowed a client (remembered consent): one row per user, client and scope, so that a
+    grant is an insert that ignores what is already there, atomic without reading first."""
+
+    __tablename__ = "consents"
+
+    user_id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(primary_key=True, max_length=255, index=True)  # deleting a client deletes these
+    scope: str = Field(primary_key=True)
+    granted_at: datetime = Field(sa_column=_timestamp())
+
+
 def _table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]  # SQLModel sets it without declaring it
 
@@ -132,3 +144,4 @@ refresh_families = _table(RefreshFamilyRow)
 legacy_refresh_tokens = _table(LegacyRefreshTokenRow)
 revoked = _table(RevokedAccessTokenRow)
 revoked_grants = _table(RevokedGrantRow)
+consents = _table(ConsentRow)

@@ -143,7 +143,7 @@ async def test_authorize_errors_go_back_to_the_client(app_client, web_client, ch
 
 
 async def test_wrong_password_and_denied_consent(app_client, web_client, user) -> None:
-    params, _ = authorization_request(web_client, state="s2")
+    params, _ = authorization_request(web_client, state="s2", prompt="login consent")
     page = await _authorize(app_client, **params)
     wrong = await app_client.post(
         "/authorize/login", data={**hidden_fields(page.text), "username": user.username, "password": "wrong"}
@@ -166,7 +166,7 @@ async def test_wrong_password_and_denied_consent(app_client, web_client, user) -
 
 
 async def test_login_form_requires_csrf_binding(app_client, web_client, user) -> None:
-    params, _ = authorization_request(web_client)
+    params, _ = authorization_request(web_client, prompt="login")
     page = await _authorize(app_client, **params)
     fields = hidden_fields(page.text)
     forged = await app_client.post(

@@ -96,6 +96,7 @@ class Authorization:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
             "nonce": secrets.token_urlsafe(8),
+            "prompt": "consent",  # the consent page every time: an earlier test's consent is remembered
         }
         self.url = f"{metadata['authorization_endpoint']}?{urlencode(query)}"
 

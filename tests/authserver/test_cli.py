@@ -138,3 +138,51 @@ def test_a_web_client_is_registered_with_its_openid_choices_or_refused_clearly(t
     public = _run(tmp_path, *web, "--public", "--pkce-optional")
     assert public.returncode == 2 and "Traceback" not in public.stderr
     assert "PKCE" in public.stderr
+
+
+def test_a_users_remembered_consents_are_listed_and_revoked_from_the_command_line(tmp_path: Path) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from authserver.storage.backends import store_for
+    from authserver.storage.engine import create_engine
+    from tests.conftest import make_settings
+
+    created = _run(
+        tmp_path, "users", "create", "--username", "bob", "--password-stdin", stdin="s3cret-pass\n"
+    )
+    assert created.returncode == 0, created.stderr
+    user_id = json.loads(created.stdout)["user_id"]
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'authserver.db'}")
+
+    async def grant() -> None:  # what allowing the consent page stores
+        engine = create_engine(settings)
+        try:
+            store = store_for(engine)
+            await store.grant_consent(user_id, "web", ["openid", "profile"], datetime.now(UTC))
+            await store.grant_consent(user_id, "cli-tool", ["openid"], datetime.now(UTC))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(grant())
+    listed = _run(tmp_path, "users", "consents", "--username", "bob")
+    assert listed.returncode == 0, listed.stderr
+    body = json.loads(listed.stdout)
+    assert body["user_id"] == user_id
+    assert {(c["client_id"], tuple(c["scopes"])) for c in body["consents"]} == {
+        ("web", ("openid", "profile")),
+        ("cli-tool", ("openid",)),
+    }
+    one = _run(tmp_path, "users", "consents", "--username", "bob", "--revoke", "--client-id", "web")
+    assert one.returncode == 0, one.stderr
+    assert [
+        c["client_id"]
+        for c in json.loads(_run(tmp_path, "users", "consents", "--username", "bob").stdout)["consents"]
+    ] == ["cli-tool"]
+    assert (
+        _run(tmp_path, "users", "consents", "--username", "bob", "--revoke", "--client-id", "web").returncode
+        == 1
+    )
+    assert _run(tmp_path, "users", "consents", "--username", "bob", "--revoke").returncode == 0
+    assert json.loads(_run(tmp_path, "users", "consents", "--username", "bob").stdout)["consents"] == []
+    assert _run(tmp_path, "users", "consents", "--username", "zed").returncode == 1

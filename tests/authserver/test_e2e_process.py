@@ -197,7 +197,8 @@ class CodeFlow:
             self.client, scope=scope, redirect_uri=REDIRECT_URI, code_challenge_method="S256"
         )
         verifier = generate_token(64)
-        extra = {"nonce": nonce} if nonce else {}
+        # prompt=consent: the consent page every time, though an earlier run's consent is remembered.
+        extra = {"prompt": "consent", **({"nonce": nonce} if nonce else {})}
         url, state = oauth.create_authorization_url(
             self.metadata["authorization_endpoint"], code_verifier=verifier, **extra
         )
@@ -304,7 +305,9 @@ def test_code_is_single_use_and_pkce_is_checked(
 ) -> None:
     oauth = oauth_client(code_client, scope="read", redirect_uri=REDIRECT_URI, code_challenge_method="S256")
     verifier = generate_token(64)
-    url, _state = oauth.create_authorization_url(metadata["authorization_endpoint"], code_verifier=verifier)
+    url, _state = oauth.create_authorization_url(
+        metadata["authorization_endpoint"], code_verifier=verifier, prompt="consent"
+    )
     with httpx.Client(timeout=10) as browser:
         page = browser.get(url)
         consent = _submit(browser, page, {"username": person.username, "password": person.password})

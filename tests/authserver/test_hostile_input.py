@@ -80,7 +80,9 @@ async def _authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
 
 
 def _authorize_params(client_id: str, **extra: str) -> dict[str, str]:
-    return authorization_request(client_id, **{"redirect_uri": REDIRECT, "state": "st", **extra})[0]
+    """Both pages every time (prompt=login consent): the tests share one browser, which stays signed in."""
+    defaults = {"redirect_uri": REDIRECT, "state": "st", "prompt": "login consent"}
+    return authorization_request(client_id, **{**defaults, **extra})[0]
 
 
 async def _tokens(http: httpx.AsyncClient, web: tuple[str, str], user: User, **extra: str) -> dict[str, Any]:

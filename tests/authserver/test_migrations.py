@@ -27,15 +27,20 @@ async def test_migrated_schema_matches_the_models(settings: Settings) -> None:
     assert differences == []
 
 
+def _fresh(settings: Settings, request: pytest.FixtureRequest, name: str) -> Settings:
+    """``settings`` on an empty database of its own, on the same backend."""
+    if settings.is_sqlite:
+        url = settings.database_url.replace(".db", f"-{name}.db")
+    else:
+        url = request.getfixturevalue("postgres_cluster").create_database(name)
+    return settings.model_copy(update={"database_url": url})
+
+
 async def test_concurrent_migrations_are_serialised(
     settings: Settings, request: pytest.FixtureRequest
 ) -> None:
     """Init containers of several pods may run `authserver migrate` at once, on an empty database."""
-    if settings.is_sqlite:
-        fresh_url = settings.database_url.replace(".db", "-fresh.db")
-    else:
-        fresh_url = request.getfixturevalue("postgres_cluster").create_database("concurrent_migrations")
-    fresh = settings.model_copy(update={"database_url": fresh_url})
+    fresh = _fresh(settings, request, "concurrent_migrations")
     await asyncio.gather(*(migrate(fresh) for _ in range(4)))
     engine = create_engine(fresh)
     try:
@@ -61,3 +66,40 @@ def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
     )
     assert (url.host, url.port, dict(url.query)) == ("auth-pgbouncer", 6432, {"ssl": "disable"})
     assert url.password == "p" and url.database == "auth"
+
+
+async def test_the_consents_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0003 adds the remembered-consent table; its downgrade removes it and 0002's schema is whole again."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from authserver.migrations.runner import alembic_config
+
+    engine = create_engine(_fresh(settings, request, "consents_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> set[str]:
+        def run(connection: sa.Connection) -> set[str]:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            (command.downgrade if downgrade else command.upgrade)(config, revision)
+            return set(sa.inspect(connection).get_table_names())
+
+        async with engine.begin() as connection:
+            return await connection.run_sync(run)
+
+    try:
+        assert "consents" in await to("0003")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO consents (user_id, client_id, scope, granted_at)"
+                " VALUES ('u-1', 'c-1', 'openid', CURRENT_TIMESTAMP)"
+            )
+        tables = await to("0002", downgrade=True)
+        assert "consents" not in tables and {"clients", "refresh_families"} <= tables
+        assert "consents" in await to("0003")  # and up again, empty
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("SELECT count(*) FROM consents")).scalar_one() == 0
+    finally:
+        await engine.dispose()

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from authserver.protocol.models import User
+from tests.support.app import own_browser
 from tests.support.oauth import PASSWORD, hidden_fields, pkce_pair, query_of, register
 
 REDIRECT = "http://127.0.0.1:9999/callback"
@@ -18,8 +19,7 @@ REDIRECT = "http://127.0.0.1:9999/callback"
 @pytest.fixture
 async def browser(app_client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """A browser of its own (its own cookies) on the same application."""
-    transport = httpx.ASGITransport(app=app_client.app, client=("10.1.2.4", 1234))  # type: ignore[attr-defined]  # set by the fixture
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with own_browser(app_client, "10.1.2.4") as http:
         yield http
 
 
@@ -77,10 +77,24 @@ async def test_prompt_none_answers_at_once_with_what_would_be_needed(
     assert fresh.status_code == 200 and 'action="/authorize/login"' in fresh.text
 
 
-async def test_an_unknown_prompt_goes_back_to_the_client_as_invalid_request(
+async def test_an_unknown_prompt_or_none_with_another_goes_back_to_the_client_as_invalid_request(
     app_client: httpx.AsyncClient, browser: httpx.AsyncClient
 ) -> None:
     client_id = await _public_client(app_client)
-    response = await _authorize(browser, client_id, prompt="select_account")
-    assert response.status_code == 302
-    assert query_of(response.headers["location"])["error"] == "invalid_request"
+    for prompt in ("create", "none consent"):
+        response = await _authorize(browser, client_id, prompt=prompt)
+        assert response.status_code == 302
+        assert query_of(response.headers["location"])["error"] == "invalid_request", prompt
+
+
+async def test_select_account_shows_the_login_page_even_when_signed_in(
+    app_client: httpx.AsyncClient, browser: httpx.AsyncClient, user: User
+) -> None:
+    client_id = await _public_client(app_client)
+    page = await _authorize(browser, client_id)
+    login = await browser.post(
+        "/authorize/login", data={**hidden_fields(page.text), "username": user.username, "password": PASSWORD}
+    )
+    assert 'action="/authorize/consent"' in login.text
+    chooser = await _authorize(browser, client_id, prompt="select_account")
+    assert chooser.status_code == 200 and 'action="/authorize/login"' in chooser.text

@@ -88,7 +88,9 @@ def put_client(http: httpx.Client, client_id: str, **fields: Any) -> httpx.Respo
 def login_for_code(
     http: httpx.Client, client_id: str, username: str, password: str, wrong_password: str
 ) -> tuple[str, str]:
-    query, verifier = authorization_request(client_id, REDIRECT_URI, scope="openid read", state="s")
+    query, verifier = authorization_request(
+        client_id, REDIRECT_URI, scope="openid read", state="s", prompt="login consent"
+    )
     page = http.get(f"/authorize?{urlencode(query)}")
     assert page.status_code == 200, page.text
     failed = http.post(

@@ -327,3 +327,44 @@ async def test_the_registry_lists_in_pages_and_deletes_with_the_clients_families
     expiry = grants[grant_id_of_family(family.family_id)]
     assert datetime.now(UTC) + timedelta(minutes=14) < expiry < datetime.now(UTC) + timedelta(minutes=16)
     assert not await registry.delete_registered_client(client_id, timedelta(minutes=15))
+
+
+async def test_consent_is_remembered_per_user_client_and_scope(store: Store) -> None:
+    alice, bob, client_id, other = str(uuid.uuid4()), str(uuid.uuid4()), _client_id(), _client_id()
+    assert await store.granted_scopes(alice, client_id) == frozenset()
+    first = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    await store.grant_consent(alice, client_id, ["openid", "read"], first)
+    later = first + timedelta(minutes=1)
+    await store.grant_consent(alice, client_id, ["read", "email"], later)  # one already granted: no error
+    await store.grant_consent(alice, other, ["openid"], later)
+    await store.grant_consent(alice, other, [], later)  # nothing to remember
+    assert await store.granted_scopes(alice, client_id) == {"openid", "read", "email"}
+    assert await store.granted_scopes(bob, client_id) == frozenset()  # per user
+
+    listed = {consent.client_id: consent for consent in await store.list_consents(alice)}
+    assert set(listed) == {client_id, other}
+    assert sorted(listed[client_id].scopes) == ["email", "openid", "read"]
+    assert listed[client_id].granted_at == later  # the latest grant
+    assert listed[other].scopes == ("openid",)
+    assert await store.list_consents(bob) == []
+
+    assert await store.revoke_consents(alice, client_id)
+    assert await store.granted_scopes(alice, client_id) == frozenset()
+    assert await store.granted_scopes(alice, other) == {"openid"}  # only that client's
+    assert not await store.revoke_consents(alice, client_id)
+    await store.grant_consent(alice, client_id, ["read"], later)
+    assert await store.revoke_consents(alice, None)
+    assert await store.list_consents(alice) == []
+    assert not await store.revoke_consents(alice, None)
+
+
+async def test_deleting_a_client_forgets_the_consents_given_to_it(
+    store: Store, registry: ClientRegistry
+) -> None:
+    client_id, user_id = _client_id(), str(uuid.uuid4())
+    await register_client(registry, _desired(client_id), None, None)
+    await store.grant_consent(user_id, client_id, ["read"], datetime.now(UTC))
+    await store.grant_consent(user_id, "kept-client", ["read"], datetime.now(UTC))
+    assert await registry.delete_registered_client(client_id, timedelta(minutes=15))
+    assert await store.granted_scopes(user_id, client_id) == frozenset()
+    assert [consent.client_id for consent in await store.list_consents(user_id)] == ["kept-client"]

@@ -12,7 +12,7 @@ against this store and the real ones on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +21,7 @@ from authserver.protocol.models import (
     AuthorizationCode,
     Client,
     CodeBinding,
+    Consent,
     NewRefreshToken,
     RedeemedCode,
     Redemption,
@@ -63,6 +64,7 @@ class MemoryStore:
         self.legacy_tokens: dict[str, str] = {}  # token hash -> family, for tokens issued before families
         self.revoked_access_tokens: dict[str, _Revocation] = {}  # by jti
         self.revoked_grants: dict[str, _Revocation] = {}  # by grant id
+        self.consents: dict[tuple[str, str, str], datetime] = {}  # (user, client, scope) -> granted at
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -188,6 +190,32 @@ class MemoryStore:
             newest=max((entry.revoked_at for entry in [*tokens.values(), *grants.values()]), default=since),
         )
 
+    # Store: remembered consent
+    async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
+        return frozenset(
+            scope for (user, client, scope) in self.consents if (user, client) == (user_id, client_id)
+        )
+
+    async def grant_consent(self, user_id: str, client_id: str, scopes: Iterable[str], now: datetime) -> None:
+        for scope in scopes:
+            self.consents.setdefault((user_id, client_id, scope), now)
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        by_client: dict[str, list[tuple[str, datetime]]] = {}
+        for (user, client, scope), granted_at in sorted(self.consents.items()):
+            if user == user_id:
+                by_client.setdefault(client, []).append((scope, granted_at))
+        return [
+            Consent(client, tuple(scope for scope, _ in grants), max(at for _, at in grants))
+            for client, grants in by_client.items()
+        ]
+
+    async def revoke_consents(self, user_id: str, client_id: str | None) -> bool:
+        gone = [key for key in self.consents if key[0] == user_id and client_id in (None, key[1])]
+        for key in gone:
+            del self.consents[key]
+        return bool(gone)
+
     # ClientRegistry
     async def get_registered_client(self, client_id: str) -> RegisteredClient | None:
         return self.clients.get(client_id)
@@ -218,6 +246,8 @@ class MemoryStore:
                 family.revoked = True
                 if family.last_access_token_at + lifetime > now:
                     self._revoke_grant(grant_id_of_family(family_id), now + lifetime)
+        for key in [key for key in self.consents if key[1] == client_id]:
+            del self.consents[key]
         return registered is not None
 
 

@@ -77,7 +77,9 @@ async def authorize_code(
     nonce: str | None = "n-0S6_WzA2Mj",
     **extra: str,
 ) -> tuple[str, str]:
-    """Walk the real login and consent pages; returns (code, verifier)."""
+    """Walk the real login and consent pages; returns (code, verifier). ``prompt=login consent`` by default:
+    both pages every time, whatever the browser's session and the consent it remembers."""
+    extra.setdefault("prompt", "login consent")
     params, verifier = authorization_request(client_id, redirect_uri, scope=scope, state="xyz", **extra)
     if nonce:
         params["nonce"] = nonce

@@ -184,7 +184,9 @@ class ProtocolServer:
             "nonce": "n-1",
             **params,
         }
-        return await validate_authorization_request(form(**query), self.store.get_client, ISSUER, ISSUER)
+        return await validate_authorization_request(
+            form(**query), self.store.get_client, ISSUER, ISSUER, lambda: self.keys
+        )
 
     @staticmethod
     def session(user: User) -> LoginSession:

@@ -4,7 +4,7 @@ clients.id_token_signed_response_alg: NULL (every existing client) means the ser
 algorithm (AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-08 10:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -10,10 +10,11 @@ import hmac
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from authserver.admin.consents import UserConsents, revoke_user_consents, user_consents
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
 from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
@@ -50,6 +51,7 @@ router = APIRouter(
     prefix="/admin", tags=["Admin"], dependencies=[Depends(require_admin)], responses=errors(400, 401)
 )
 _CLIENT_ID_PATH = r"^[A-Za-z0-9._~:-]{1,255}$"
+_USERNAME = Path(min_length=1, max_length=255, description="The user's username")
 
 
 def _check_client_id(client_id: str) -> str:
@@ -125,4 +127,46 @@ async def delete_client(request: Request, client_id: str) -> Response:
     svc.clients.invalidate(client_id)
     if not deleted:
         raise NotFound(f"no client {client_id}")
+    return Response(status_code=204)
+
+
+@router.get(
+    "/users/{username}/consents",
+    summary="List what a user allowed each client (remembered consent)",
+    response_model=UserConsents,
+    responses=errors(404),
+)
+async def list_consents(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    found = await user_consents(services(request).store, username)
+    if found is None:
+        raise NotFound(f"no user {username}")
+    return json_response(found.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.delete(
+    "/users/{username}/consents",
+    summary="Revoke all of a user's remembered consents: every client asks again",
+    status_code=204,
+    responses=errors(404),
+)
+async def revoke_all_consents(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    if await revoke_user_consents(services(request).store, username, None) is None:
+        raise NotFound(f"no user {username}")
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/users/{username}/consents/{client_id}",
+    summary="Revoke a user's remembered consent to one client: it asks again",
+    status_code=204,
+    responses=errors(404),
+)
+async def revoke_client_consent(
+    request: Request, username: Annotated[str, _USERNAME], client_id: str
+) -> Response:
+    revoked = await revoke_user_consents(services(request).store, username, _check_client_id(client_id))
+    if revoked is None:
+        raise NotFound(f"no user {username}")
+    if revoked is False:
+        raise NotFound(f"{username} has no consent for {client_id}")
     return Response(status_code=204)

@@ -33,6 +33,7 @@ from authserver.protocol.authorization_flow import (
     ShowConsent,
 )
 from authserver.protocol.errors import OAuthError
+from authserver.protocol.params import Params
 from authserver.web.dependencies import services
 from authserver.web.forms import query_params, read_form
 from authserver.web.security_headers import DEFAULT_CSP
@@ -121,39 +122,73 @@ _QUERY = [
         ("code_challenge_method", "S256 (plain is refused)"),
         ("nonce", "OpenID Connect nonce, copied into the ID token"),
         ("resource", "RFC 8707 resource indicator: one of the client's audiences"),
-        ("prompt", "none, login or consent"),
+        ("prompt", "space-separated: none (alone), login, consent, select_account (shows the login page)"),
+        ("max_age", "seconds since the last sign-in after which the user must sign in again"),
+        ("id_token_hint", "an ID token this server issued: the user the client expects"),
+        ("login_hint", "pre-fills the username on the login page"),
+        ("request", "not supported: answered with request_not_supported"),
+        ("request_uri", "not supported: answered with request_uri_not_supported"),
     )
 ]
-
-
-@router.get(
-    "/authorize",
-    summary="Authorization endpoint (RFC 6749 §4.1.1, PKCE S256 required)",
-    response_class=HTMLResponse,
-    responses={
-        200: {"description": "The login page, or the consent page for a signed-in user"},
-        302: {"description": "An error sent back to the client's registered redirect URI (with state, iss)"},
-        400: {
-            "description": "Error page: unknown client or redirect URI (never redirected)",
-            "content": _HTML,
-        },
+_FORM_BODY = {
+    "required": False,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {item["name"]: {"type": "string"} for item in _QUERY},
+                "additionalProperties": {"type": "string"},
+            }
+        }
     },
-    openapi_extra={"parameters": _QUERY},
-)
+}
+
+
 async def authorize(request: Request) -> Response:
     svc = services(request)
+    # 303 after a POST: the browser follows it with a GET (RFC 9110 §15.4.4).
+    redirect_status = 303 if request.method == "POST" else 302
     try:
+        params: Params = await read_form(request) if request.method == "POST" else query_params(request)
         auth = await validate_authorization_request(
-            query_params(request), svc.lookup_client, svc.issuer, svc.minter.policy.default_audience
+            params, svc.lookup_client, svc.issuer, svc.minter.policy.default_audience, svc.keyset
         )
     except AuthorizationPageError as error:
         return _error_page(error.message)
-    except OAuthError as error:  # malformed query (e.g. control characters): a page, never a redirect
+    except OAuthError as error:  # malformed query or body (control characters...): a page, never a redirect
         return _error_page(error.description)
     except RedirectError as error:
-        return RedirectResponse(error.location, 302)
-    step = svc.authorization_flow.start(auth, _session(request, svc))
-    return _show(step, request, svc, auth, redirect_status=302)
+        return RedirectResponse(error.location, redirect_status)
+    step = await svc.authorization_flow.start(auth, _session(request, svc))
+    return _show(step, request, svc, auth, redirect_status=redirect_status)
+
+
+# One handler for both methods (OIDC Core §3.1.2.1: GET and POST MUST be supported), validated alike; a
+# route per method only so that each has its own operation and parameters in the OpenAPI document.
+for _method, _openapi in (("GET", {"parameters": _QUERY}), ("POST", {"requestBody": _FORM_BODY})):
+    router.add_api_route(
+        "/authorize",
+        authorize,
+        methods=[_method],
+        operation_id=f"authorize_{_method.lower()}",
+        summary="Authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2; PKCE S256 required)",
+        description=(
+            "GET with the parameters in the query, or POST with them form-encoded in the body (OIDC Core "
+            "§3.1.2.1), validated alike. A POST here starts the flow, so it carries no CSRF token: the "
+            "login and consent forms that follow do."
+        ),
+        response_class=HTMLResponse,
+        responses={
+            200: {"description": "The login page, the consent page, or nothing to ask (see 302/303)"},
+            302: {"description": "To the client's registered redirect URI: a code, or an error (state, iss)"},
+            303: {"description": "The same after a POST"},
+            400: {
+                "description": "Error page: unknown client or redirect URI (never redirected)",
+                "content": _HTML,
+            },
+        },
+        openapi_extra=_openapi,
+    )
 
 
 async def _posted(
@@ -188,7 +223,8 @@ async def login(request: Request) -> Response:
         metrics.LOGINS.labels(_LOGIN_RESULTS[signed_in]).inc()
         return _login_page(request, svc, auth, signed_in, username)
     metrics.LOGINS.labels("success").inc()
-    response = _show(ShowConsent(signed_in), request, svc, auth, redirect_status=303)
+    step = await svc.authorization_flow.after_sign_in(auth, signed_in)
+    response = _show(step, request, svc, auth, redirect_status=303)
     response.set_cookie(
         SESSION_COOKIE,
         svc.session_signer.dumps(signed_in.to_dict(), svc.settings.login_session_ttl.total_seconds()),
@@ -217,6 +253,7 @@ _LOGIN_PROBLEMS = {
     LoginProblem.WRONG_CREDENTIALS: (401, "Wrong username or password."),
     LoginProblem.BUSY: (503, "Too many people are signing in right now. Please try again in a few seconds."),
     LoginProblem.SIGNED_OUT: (200, "Please sign in again."),
+    LoginProblem.SIGN_IN_AGAIN: (200, "The application asks you to sign in again."),
 }
 _LOGIN_RESULTS = {LoginProblem.WRONG_CREDENTIALS: "failure", LoginProblem.BUSY: "refused"}
 
@@ -229,7 +266,7 @@ def _show(
         return RedirectResponse(step.location, redirect_status)
     if isinstance(step, ShowConsent):
         return _Pages(request, svc).render("consent.html", auth, username=step.session.username)
-    return _login_page(request, svc, auth, step.problem)
+    return _login_page(request, svc, auth, step.problem, step.login_hint or "")
 
 
 def _login_page(
