@@ -84,8 +84,12 @@ class Grants:
         with httpx.Client(timeout=10) as browser:
             page = browser.get(url)
             login = {"username": self.person.username, "password": self.person.password}
-            consent = _submit(browser, page, login)
-            location = _submit(browser, consent, {"decision": "allow"}).headers["location"]
+            signed_in = _submit(browser, page, login)
+            # The first sign-in asks for consent; the user's answer is remembered for the next ones.
+            answered = (
+                signed_in if signed_in.is_redirect else _submit(browser, signed_in, {"decision": "allow"})
+            )
+            location = answered.headers["location"]
         return parse_qs(urlsplit(location).query)["code"][0], verifier
 
     def token(self, **form: str) -> httpx.Response:
