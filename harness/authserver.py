@@ -130,9 +130,14 @@ class AuthServer(ServerProcess):
         redirect_uris: Sequence[str] = (),
         audiences: Sequence[str] = (),
         public: bool = False,
+        *,
+        client_id: str | None = None,
+        pkce_optional: bool = False,
     ) -> dict[str, Any]:
         """``authserver clients create``; its JSON output (client_id, client_secret once)."""
         args = ["clients", "create", "--name", name]
+        if client_id:
+            args += ["--client-id", client_id]
         for grant in grant_types:
             args += ["--grant-type", grant]
         for scope in scopes:
@@ -143,6 +148,8 @@ class AuthServer(ServerProcess):
             args += ["--audience", audience]
         if public:
             args.append("--public")
+        if pkce_optional:
+            args.append("--pkce-optional")
         created: dict[str, Any] = json.loads(self.cli(*args).stdout)
         if created.get("client_secret"):
             self.seen_secrets.add(created["client_secret"])

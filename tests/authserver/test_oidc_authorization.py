@@ -203,24 +203,6 @@ async def test_oidcc_login_hint(flow: Flow) -> None:
     assert "<script>x" not in page.text
 
 
-@pytest.mark.parametrize(
-    "extra",
-    [
-        pytest.param({"ui_locales": "se"}, id="oidcc-ui-locales"),
-        pytest.param({"claims_locales": "se"}, id="oidcc-claims-locales"),
-        pytest.param({"display": "page"}, id="oidcc-display-page"),
-        pytest.param({"display": "popup"}, id="oidcc-display-popup"),
-        pytest.param({"acr_values": "1 2", "vendor_extension": "x"}, id="acr-values-and-unknown"),
-    ],
-)
-async def test_oidcc_ui_locales_claims_locales_and_display_are_accepted(
-    flow: Flow, user: User, extra: dict[str, str]
-) -> None:
-    login = await flow.sign_in(await flow.authorize(**extra), user.username)
-    claims = await flow.id_token(await flow.allow(login))
-    assert claims["nonce"] == "n-oidc"
-
-
 async def test_oidcc_ensure_post_request_succeeds(flow: Flow, user: User) -> None:
     page = await flow.browser.post("/authorize", data=flow.params())
     login = await flow.sign_in(page, user.username)
