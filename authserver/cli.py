@@ -120,6 +120,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             token_endpoint_auth_method=args.token_endpoint_auth_method,
             require_pkce=not args.pkce_optional,
             id_token_signed_response_alg=args.id_token_signing_alg,
+            skip_consent=args.skip_consent,
         )
     except ValidationError as error:
         for problem in error.errors():
@@ -318,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--id-token-signing-alg",
         choices=["ES256", "RS256", "EdDSA"],
         help="this client's ID-token algorithm (default: AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM)",
+    )
+    create.add_argument(
+        "--skip-consent",
+        action="store_true",
+        help="a trusted first-party client: no consent page after sign-in (prompt=consent still shows it); "
+        "a public client only with https redirect URIs on non-loopback hosts",
     )
     create.set_defaults(handler=cmd_clients_create)
 

@@ -3,6 +3,7 @@ how a client is shown back (never its secret's hash)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
@@ -46,6 +47,34 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def _check_impersonation_proof(redirect_uris: list[str]) -> None:
+    """A public client may skip consent only if no other app can receive its codes. Its identity is not
+    authenticated: any app can send its client_id, and gets the code if it can listen at a redirect URI.
+    Loopback URIs match any port (RFC 8252 §7.3) and private-use schemes can be claimed by any installed
+    app (§7.1), so such a client must not be served without the user's interaction (RFC 8252 §8.6,
+    RFC 6749 §10.2); an https URI on a real host is received only by its owner (§7.2)."""
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        if parts.scheme != "https" or _is_loopback(parts.hostname or ""):
+            raise ValueError(
+                f"skip_consent: a public client's redirect URIs must all be https on a non-loopback host "
+                f"(another app could receive at {uri!r} and be served without consent); register the "
+                "client as confidential to trust it"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 §6.3: always loopback
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 class ClientRegistration(BaseModel):
     """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
 
@@ -80,6 +109,13 @@ class ClientRegistration(BaseModel):
         description="JWS algorithm of this client's ID tokens (OpenID Connect Dynamic Client Registration "
         "§2); one of the server's id_token_signing_alg_values_supported. Absent: the server's default "
         "(AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM, ES256 unless set).",
+    )
+    skip_consent: bool = Field(
+        False,
+        description="A first-party client the operator trusts (Ory Hydra's skip_consent): the user goes "
+        "from sign-in straight back to it with a code, no consent page and nothing remembered; "
+        "prompt=consent still shows the page. A public client qualifies only when every redirect URI is "
+        "https on a non-loopback host, which no other app can receive at (RFC 8252 §8.6).",
     )
     client_secret: str | None = Field(
         None,
@@ -136,6 +172,8 @@ class ClientRegistration(BaseModel):
                 raise ValueError("public clients cannot use client_credentials")
             if not self.require_pkce:
                 raise ValueError("public clients always use PKCE (OAuth 2.1 §7.5.1)")
+            if self.skip_consent:
+                _check_impersonation_proof(self.redirect_uris)
         elif method == "none":
             raise ValueError(
                 "confidential clients must authenticate: use client_secret_basic or client_secret_post"
@@ -172,6 +210,7 @@ class ClientRegistration(BaseModel):
             refresh_token_ttl_seconds=self.ttl_seconds(self.refresh_token_ttl),
             require_pkce=self.require_pkce,
             id_token_signed_response_alg=self.id_token_signed_response_alg,
+            skip_consent=self.skip_consent,
         )
 
     @property
@@ -240,6 +279,7 @@ class ClientView(BaseModel):
     id_token_signed_response_alg: str | None = Field(
         None, description="Absent (null): the server's default ID-token algorithm."
     )
+    skip_consent: bool = False
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -263,6 +303,7 @@ class ClientView(BaseModel):
             access_token_ttl_seconds=client.access_token_ttl_seconds,
             refresh_token_ttl_seconds=client.refresh_token_ttl_seconds,
             id_token_signed_response_alg=client.id_token_signed_response_alg,
+            skip_consent=client.skip_consent,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

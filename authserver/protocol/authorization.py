@@ -62,6 +62,7 @@ class AuthorizationRequest:
     started_at: float = 0.0  # when the request arrived (epoch seconds): a sign-in it demands comes after
     id_token_hint_sub: str | None = None  # the subject of a verified id_token_hint
     login_hint: str | None = None
+    skip_consent: bool = False  # the client's, when the request arrived: a trusted first-party client
 
     @property
     def prompts(self) -> frozenset[str]:
@@ -248,4 +249,5 @@ async def validate_authorization_request(
         started_at=time.time() if now is None else now,
         id_token_hint_sub=hint_subject,
         login_hint=login_hint[:255] if login_hint else None,
+        skip_consent=client.skip_consent,
     )

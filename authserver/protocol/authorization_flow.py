@@ -6,7 +6,9 @@ the consent question. The web layer renders each ``NextStep`` and keeps the ``Lo
 cookie.
 
 Consent is remembered per user, client and scope (the store's ``grant_consent``): it is asked again only
-for a scope not granted yet, or always with ``prompt=consent``. A sign-in the request demands (prompt=login,
+for a scope not granted yet, or always with ``prompt=consent``. A client registered with ``skip_consent`` (a
+first-party application its operator trusts) is never asked unless the request says ``prompt=consent``, and
+nothing is remembered for it. A sign-in the request demands (prompt=login,
 max_age) must have happened after the request started: checked when the request arrives and again when
 the consent answer comes back, so posting the signed request to the consent form with an older session
 does not skip the login page.
@@ -130,13 +132,18 @@ class AuthorizationFlow:
         remembered consent suffice; otherwise the error naming the interaction that would be needed."""
         if session is None or not self._is_sign_in_for(request, session):
             return self._error(request, "login_required")
-        if not await self._consented(request, session):
+        if not request.skip_consent and not await self._consented(request, session):
             return self._error(request, "consent_required")
         return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
 
     async def after_sign_in(self, request: AuthorizationRequest, session: LoginSession) -> NextStep:
-        """With the user signed in: the consent page, unless what the client asks was allowed before."""
-        if "consent" in request.prompts or not await self._consented(request, session):
+        """With the user signed in: the consent page, unless the client is trusted or what it asks was
+        allowed before. prompt=consent always shows it (OIDC Core §3.1.2.1: the OP MUST prompt)."""
+        if "consent" in request.prompts:
+            return ShowConsent(session)
+        if request.skip_consent:
+            return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+        if not await self._consented(request, session):
             return ShowConsent(session)
         return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
 
@@ -188,7 +195,8 @@ class AuthorizationFlow:
                     },
                 )
             )
-        await self.store.grant_consent(
-            session.user_id, request.client_id, request.scope.split(), datetime.now(UTC)
-        )
+        if not request.skip_consent:  # a trusted client is never asked, so nothing is remembered for it
+            await self.store.grant_consent(
+                session.user_id, request.client_id, request.scope.split(), datetime.now(UTC)
+            )
         return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))

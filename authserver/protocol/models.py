@@ -47,6 +47,8 @@ class Client:
     require_pkce: bool = True
     # OIDC Dynamic Client Registration §2; None: the server's default ID-token algorithm.
     id_token_signed_response_alg: str | None = None
+    # A first-party client the operator trusts: no consent page unless the request says prompt=consent.
+    skip_consent: bool = False
 
     @property
     def is_public(self) -> bool:

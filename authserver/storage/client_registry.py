@@ -59,6 +59,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "refresh_token_ttl_seconds": client.refresh_token_ttl_seconds,
         "require_pkce": client.require_pkce,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "skip_consent": client.skip_consent,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

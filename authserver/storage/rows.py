@@ -50,6 +50,7 @@ def client_from_row(row: Any) -> Client:
         refresh_token_ttl_seconds=row.refresh_token_ttl_seconds,
         require_pkce=bool(row.require_pkce),
         id_token_signed_response_alg=row.id_token_signed_response_alg,
+        skip_consent=bool(row.skip_consent),
     )
 
 

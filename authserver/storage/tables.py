@@ -33,6 +33,7 @@ class ClientRow(SQLModel, table=True):
     refresh_token_ttl_seconds: int | None = None
     require_pkce: bool = True
     id_token_signed_response_alg: str | None = Field(default=None, max_length=16)  # NULL: server default
+    skip_consent: bool = False
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 

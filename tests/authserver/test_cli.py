@@ -140,6 +140,26 @@ def test_a_web_client_is_registered_with_its_openid_choices_or_refused_clearly(t
     assert "PKCE" in public.stderr
 
 
+def test_a_trusted_client_is_registered_with_skip_consent_or_refused_clearly(tmp_path: Path) -> None:
+    helper = (
+        "clients",
+        "create",
+        "--name",
+        "kubectl",
+        "--grant-type",
+        "authorization_code",
+        "--scope",
+        "openid",
+    )
+    helper += ("--redirect-uri", "http://127.0.0.1/callback", "--skip-consent")
+    confidential = _run(tmp_path, *helper)
+    assert confidential.returncode == 0, confidential.stderr
+    assert json.loads(confidential.stdout)["skip_consent"] is True
+    public = _run(tmp_path, *helper, "--public")  # a loopback URI any local program can listen at
+    assert public.returncode == 2 and "Traceback" not in public.stderr
+    assert "skip_consent" in public.stderr and "http://127.0.0.1/callback" in public.stderr
+
+
 def test_a_users_remembered_consents_are_listed_and_revoked_from_the_command_line(tmp_path: Path) -> None:
     import asyncio
     from datetime import UTC, datetime

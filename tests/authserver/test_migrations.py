@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from authserver.config import Settings
@@ -50,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0006"
+    assert version == "0008"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -68,26 +70,33 @@ def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
     assert url.password == "p" and url.database == "auth"
 
 
-async def test_the_consents_migration_upgrades_and_downgrades(
-    settings: Settings, request: pytest.FixtureRequest
-) -> None:
-    """0003 adds the remembered-consent table; its downgrade removes it and 0002's schema is whole again."""
-    import sqlalchemy as sa
+async def _migrate(engine: AsyncEngine, revision: str, *, downgrade: bool = False) -> sa.Inspector:
+    """Upgrade (or downgrade) to ``revision``; what the schema then is, as (table -> column names)."""
     from alembic import command
 
     from authserver.migrations.runner import alembic_config
 
+    def run(connection: sa.Connection) -> dict[str, set[str]]:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+        inspector = sa.inspect(connection)
+        return {
+            table: {c["name"] for c in inspector.get_columns(table)} for table in inspector.get_table_names()
+        }
+
+    async with engine.begin() as connection:
+        return await connection.run_sync(run)
+
+
+async def test_the_consents_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0003 adds the remembered-consent table; its downgrade removes it and 0002's schema is whole again."""
     engine = create_engine(_fresh(settings, request, "consents_migration"))
 
     async def to(revision: str, *, downgrade: bool = False) -> set[str]:
-        def run(connection: sa.Connection) -> set[str]:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            (command.downgrade if downgrade else command.upgrade)(config, revision)
-            return set(sa.inspect(connection).get_table_names())
-
-        async with engine.begin() as connection:
-            return await connection.run_sync(run)
+        return set(await _migrate(engine, revision, downgrade=downgrade))
 
     try:
         assert "consents" in await to("0003")
@@ -101,5 +110,33 @@ async def test_the_consents_migration_upgrades_and_downgrades(
         assert "consents" in await to("0003")  # and up again, empty
         async with engine.connect() as connection:
             assert (await connection.exec_driver_sql("SELECT count(*) FROM consents")).scalar_one() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_the_skip_consent_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0008 adds clients.skip_consent, false for a client registered before it; its downgrade drops it."""
+    engine = create_engine(_fresh(settings, request, "skip_consent_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> set[str]:
+        return (await _migrate(engine, revision, downgrade=downgrade))["clients"]
+
+    try:
+        assert "skip_consent" not in await to("0006")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+                " redirect_uris, created_at, updated_at) VALUES ('old', 'old', 'confidential', '[]', '[]',"
+                " '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        assert "skip_consent" in await to("0008")
+        async with engine.connect() as connection:
+            trusted = await connection.exec_driver_sql(
+                "SELECT skip_consent FROM clients WHERE client_id = 'old'"
+            )
+            assert trusted.scalar_one() in (False, 0)
+        assert "skip_consent" not in await to("0006", downgrade=True)
     finally:
         await engine.dispose()

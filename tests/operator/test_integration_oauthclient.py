@@ -199,3 +199,34 @@ async def test_id_token_signing_alg_reaches_the_registration(stack: Stack) -> No
     await wait_for(lambda: stack.client_status("signer").get("observedGeneration") == 2, timeout=20)
     registered = (await stack.admin("GET", "/admin/clients/team-a.signer")).json()
     assert registered["id_token_signed_response_alg"] is None
+
+
+async def test_the_authservers_trusted_clients_register_with_skip_consent(stack: Stack) -> None:
+    """spec.consent.trustedClients decides; taking a client off the list un-trusts it at its next resync."""
+    authserver = f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers/auth"
+    await stack.kube.merge(
+        authserver, {"spec": {"consent": {"trustedClients": [{"namespace": TEAM, "name": "portal"}]}}}
+    )
+    for name in ("portal", "reports"):
+        await stack.kube.post(
+            f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients", oauthclient(name)
+        )
+        await wait_for(
+            lambda n=name: stack.ready(n).get("status") == "True", timeout=30, message=f"{name} not Ready"
+        )
+
+    async def skips_consent(name: str) -> bool:
+        registered = await stack.admin("GET", f"/admin/clients/{TEAM}.{name}")
+        assert registered.status_code == 200, registered.text
+        return bool(registered.json()["skip_consent"])
+
+    assert await skips_consent("portal") and stack.client_status("portal")["trusted"] is True
+    assert not await skips_consent("reports") and stack.client_status("reports")["trusted"] is False
+
+    await stack.kube.merge(authserver, {"spec": {"consent": {"trustedClients": []}}})
+    await wait_for(
+        lambda: stack.client_status("portal").get("trusted") is False,
+        timeout=20,
+        message="portal still trusted after leaving the AuthServer's list",
+    )
+    assert not await skips_consent("portal")

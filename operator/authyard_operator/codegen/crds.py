@@ -83,6 +83,7 @@ OAUTHCLIENT = Kind(
         {"name": "Ready", "type": "string", "jsonPath": f"{_READY}.status"},
         {"name": "ClientID", "type": "string", "jsonPath": ".status.clientId"},
         {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"},
+        {"name": "Trusted", "type": "boolean", "jsonPath": ".status.trusted"},
         {"name": "AuthServer", "type": "string", "jsonPath": ".status.authServer", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

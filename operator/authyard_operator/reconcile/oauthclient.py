@@ -19,6 +19,7 @@ from authyard_operator.constants import API_VERSION, GROUP, VERSION
 from authyard_operator.endpoints import effective_issuer, endpoint_urls
 from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.reconcile.outcome import Event, Outcome
+from authyard_operator.reconcile.trust import is_trusted
 from authyard_operator.resources import client_secret as cs
 from authyard_operator.resources.meta import Names
 from authyard_operator.resources.secrets import admin_token
@@ -129,7 +130,10 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
     )
 
 
-def registration(spec: OAuthClientSpec, name: str, namespace: str) -> dict[str, Any]:
+def registration(
+    spec: OAuthClientSpec, name: str, namespace: str, *, trusted: bool = False
+) -> dict[str, Any]:
+    """The admin API's body for this client; ``trusted``: the AuthServer's spec.consent trusts it."""
     body: dict[str, Any] = {
         "name": f"{namespace}/{name}",
         "type": spec.type,
@@ -146,6 +150,8 @@ def registration(spec: OAuthClientSpec, name: str, namespace: str) -> dict[str, 
         body["access_token_ttl"] = spec.access_token_ttl
     if spec.id_token_signing_alg:
         body["id_token_signed_response_alg"] = spec.id_token_signing_alg
+    if trusted:  # absent from the PUT is false: a client taken off the AuthServer's list is un-trusted
+        body["skip_consent"] = True
     return body
 
 
@@ -184,6 +190,7 @@ class ClientReconciler:
             secret_name=secret_spec.name if secret_spec else None,
             authserver=authserver,
             last_rotation=registered.get("last_rotation"),
+            trusted=registered["trusted"],
             now=now,
             previous=previous,
         )
@@ -226,7 +233,21 @@ class ClientReconciler:
     ) -> tuple[dict[str, Any], list[Event]]:
         meta = body["metadata"]
         name, namespace = meta["name"], meta["namespace"]
-        desired = registration(spec, name, namespace)
+        trusted = is_trusted(target.spec.consent, target.namespace, namespace, name, meta.get("labels") or {})
+        desired = registration(spec, name, namespace, trusted=trusted)
+        settled, events = await self._register(meta, spec, desired, client_id, target, now)
+        return {**settled, "trusted": trusted}, events
+
+    async def _register(
+        self,
+        meta: dict[str, Any],
+        spec: OAuthClientSpec,
+        desired: dict[str, Any],
+        client_id: str,
+        target: Target,
+        now: datetime,
+    ) -> tuple[dict[str, Any], list[Event]]:
+        name, namespace = meta["name"], meta["namespace"]
         secret_spec = spec.effective_secret(name)
         if secret_spec is None:  # a public client: nothing to keep secret
             await self.admin.upsert(target.admin.url, target.admin.token, client_id, desired)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from authyard_operator.spec.common import (
     DNS_LABEL_PATTERN,
     Audience,
     Conditions,
+    DnsLabel,
     DnsSubdomain,
     Duration,
     Quantity,
@@ -171,6 +172,73 @@ class ClientPolicy(SpecModel):
     )
 
 
+LabelKey = Annotated[
+    str,
+    Field(
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        max_length=317,
+    ),
+]
+LabelValue = Annotated[str, Field(pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
+
+
+class LabelSelectorRequirement(SpecModel):
+    """One requirement of a label selector, as in Kubernetes' LabelSelector."""
+
+    key: LabelKey = Field(description="The label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In, NotIn: the value is (not) one of values. Exists, DoesNotExist: values is empty."
+    )
+    values: list[LabelValue] = Field(
+        default_factory=list, max_length=64, description="Values for In and NotIn; empty otherwise."
+    )
+
+    @model_validator(mode="after")
+    def _values_fit_the_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(
+                f"{self.operator} needs values" if self.values == [] else f"{self.operator} takes no values"
+            )
+        return self
+
+
+class LabelSelector(SpecModel):
+    """A standard Kubernetes label selector: every matchLabels entry and every matchExpressions requirement
+    must hold; an empty selector matches every object."""
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Labels the object must carry with these values."
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=16, description="Requirements on the object's labels."
+    )
+
+
+class ClientRef(SpecModel):
+    """An OAuthClient, by namespace and name."""
+
+    name: DnsSubdomain = Field(description="Name of the OAuthClient.")
+    namespace: DnsLabel | None = Field(
+        None, description="Namespace of the OAuthClient. Absent: the namespace of this AuthServer."
+    )
+
+
+class Consent(SpecModel):
+    """First-party OAuthClients this AuthServer trusts: their users go from sign-in straight back to the
+    application (no consent page, nothing remembered), unless a request says prompt=consent. An OAuthClient
+    cannot trust itself: only this spec decides."""
+
+    trusted_clients: list[ClientRef] = Field(
+        default_factory=list, max_length=256, description="OAuthClients trusted by namespace and name."
+    )
+    trusted_client_selector: LabelSelector | None = Field(
+        None,
+        description="OAuthClients in this AuthServer's own namespace whose labels match are trusted too. "
+        "Only there: whoever writes an OAuthClient writes its labels, so a selector over other namespaces "
+        "would let their teams trust themselves.",
+    )
+
+
 class AuthServerSpec(SpecModel):
     """The desired state of an OAuth 2.1 authorization server."""
 
@@ -208,6 +276,9 @@ class AuthServerSpec(SpecModel):
     tokens: Tokens = Field(default_factory=Tokens, description="Token lifetimes and signing keys.")
     client_policy: ClientPolicy = Field(
         default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."
+    )
+    consent: Consent = Field(
+        default_factory=Consent, description="OAuthClients whose users are never shown the consent page."
     )
 
     @property

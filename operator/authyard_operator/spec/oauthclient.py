@@ -142,3 +142,8 @@ class OAuthClientStatus(SpecModel):
     last_rotation: str | None = Field(
         None, json_schema_extra={"format": "date-time"}, description="When the client secret last rotated."
     )
+    trusted: bool | None = Field(
+        None,
+        description="Whether the AuthServer's spec.consent trusts this client: its users see no consent "
+        "page (registered with skip_consent).",
+    )

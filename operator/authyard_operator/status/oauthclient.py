@@ -18,6 +18,7 @@ def registered_status(
     last_rotation: str | None,
     now: datetime,
     previous: dict[str, Any],
+    trusted: bool = False,
 ) -> dict[str, Any]:
     """Registered with ``authserver`` (namespace/name); the last rotation's date stays until the next one."""
     message = f"registered with AuthServer {authserver} as {client_id}"
@@ -27,6 +28,7 @@ def registered_status(
         "secretName": secret_name,
         "authServer": authserver,
         "lastRotation": last_rotation or previous.get("lastRotation"),
+        "trusted": trusted,
         "conditions": [
             condition(READY, True, "Registered", message, generation, now, previous.get("conditions") or [])
         ],
