@@ -50,7 +50,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0006"
+    assert version == "0007"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
