@@ -29,6 +29,7 @@ from authserver.protocol.models import (
 )
 from authserver.protocol.store import ClientRegistry, Store
 from tests.conftest import BACKENDS
+from tests.support.claims import with_standard_claims
 from tests.support.memory_store import MemoryStore
 
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -122,20 +123,8 @@ async def test_a_users_standard_claims_and_a_claims_request_round_trip(store: St
     """OIDC Core §5.1 claims come back from every user lookup, the code's redemption included; a code's claims
     request comes back with it and with its refresh family, and each rotation returns it."""
     before = datetime.now(UTC) - timedelta(seconds=1)
-    user = User(
-        user_id=str(uuid.uuid4()),
-        username=f"u-{uuid.uuid4().hex[:8]}",
-        password_hash="x",
-        email="jane@example.com",
-        email_verified=True,
-        name="Jane Doe",
-        given_name="Jane",
-        family_name="Doe",
-        locale="fr-FR",
-        zoneinfo="Europe/Paris",
-        phone_number="+33 1 23 45 67 89",
-        phone_number_verified=True,
-        address={"street_address": "1 rue de Rivoli", "locality": "Paris", "country": "FR"},
+    user = with_standard_claims(
+        User(user_id=str(uuid.uuid4()), username=f"u-{uuid.uuid4().hex[:8]}", password_hash="x")
     )
     await store.create_user(user)  # type: ignore[attr-defined]  # every store has it; the protocol needs none
     found = await store.get_user(user.user_id)
