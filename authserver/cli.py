@@ -178,6 +178,13 @@ def cmd_users_create(args: argparse.Namespace) -> int:
         email=args.email,
         email_verified=bool(args.email),
         name=args.name,
+        given_name=args.given_name,
+        family_name=args.family_name,
+        locale=args.locale,
+        zoneinfo=args.zoneinfo,
+        phone_number=args.phone_number,
+        phone_number_verified=bool(args.phone_number) and args.phone_number_verified,
+        address=_address(args),
     )
 
     async def create(engine: AsyncEngine) -> bool:
@@ -192,6 +199,13 @@ def cmd_users_create(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps({"user_id": user.user_id, "username": user.username}))
     return 0
+
+
+def _address(args: argparse.Namespace) -> dict[str, str] | None:
+    """OIDC Core §5.1.1's address members given with ``--address-*``; None when none was."""
+    members = ("formatted", "street_address", "locality", "region", "postal_code", "country")
+    address = {name: getattr(args, f"address_{name}") for name in members if getattr(args, f"address_{name}")}
+    return address or None
 
 
 def cmd_users_consents(args: argparse.Namespace) -> int:
@@ -334,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password-stdin", action="store_true", required=True)
     user.add_argument("--email")
     user.add_argument("--name")
+    # The other standard claims (OIDC Core §5.1), released by the profile, phone and address scopes.
+    for claim in ("given-name", "family-name", "locale", "zoneinfo", "phone-number"):
+        user.add_argument(f"--{claim}")
+    user.add_argument("--phone-number-verified", action="store_true")
+    for member in ("formatted", "street-address", "locality", "region", "postal-code", "country"):
+        user.add_argument(f"--address-{member}")
     user.set_defaults(handler=cmd_users_create)
     password = users.add_parser("set-password", help="replace a user's password")
     password.add_argument("--username", required=True)

@@ -81,7 +81,8 @@ class Settings(BaseSettings):
     authorization_code_ttl: Duration = Field(timedelta(seconds=60))
     login_session_ttl: Duration = Field(timedelta(hours=8))
     advertised_scopes: CommaList = Field(
-        default_factory=lambda: ["openid", "profile", "email"], description="scopes_supported in metadata."
+        default_factory=lambda: ["openid", "profile", "email", "address", "phone"],
+        description="scopes_supported in metadata.",
     )
     default_audience: str | None = Field(
         None, description="aud for clients with no audiences; default: issuer."

@@ -6,8 +6,9 @@ the client as ``error`` parameters on it.
 
 OpenID Connect's parameters (Core §3.1.2.1) are read here too: ``prompt`` as a list, ``max_age``,
 ``id_token_hint`` (verified against this server's own keys), ``login_hint``; ``request`` and ``request_uri``
-are refused as unsupported (§6); ``display``, ``ui_locales``, ``claims_locales``, ``acr_values`` and any
-parameter this server does not know are accepted and ignored. What they change is decided in
+are refused as unsupported (§6); ``claims`` (§5.5) is checked and kept (``protocol.claims``); ``display``,
+``ui_locales``, ``claims_locales``, ``acr_values`` and any parameter this server does not know are accepted
+and ignored. What they change is decided in
 ``authorization_flow``.
 """
 
@@ -24,6 +25,7 @@ import jwt
 
 from authserver.crypto.keyset import KeySet
 from authserver.protocol.audience import choose_audience
+from authserver.protocol.claims import check_satisfiable, parse_claims_request, required_subject
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.errors import (
     InvalidRequest,
@@ -63,6 +65,12 @@ class AuthorizationRequest:
     id_token_hint_sub: str | None = None  # the subject of a verified id_token_hint
     login_hint: str | None = None
     skip_consent: bool = False  # the client's, when the request arrived: a trusted first-party client
+    claims: str | None = None  # the ``claims`` request, normalised (``protocol.claims.parse_claims_request``)
+
+    @property
+    def required_subject(self) -> str | None:
+        """The user a ``claims`` request's ``sub`` value names: no code for anyone else (OIDC Core §5.5.1)."""
+        return required_subject(self.claims)
 
     @property
     def prompts(self) -> frozenset[str]:
@@ -233,6 +241,9 @@ async def validate_authorization_request(
         hint_subject = hinted_subject(single(params, "id_token_hint"), keys, issuer)
         login_hint = single(params, "login_hint")
         nonce = single(params, "nonce")
+        claims = parse_claims_request(single(params, "claims"))
+        required_subject(claims)  # a malformed sub value is refused here, not at the first page
+        check_satisfiable(claims)
     except OAuthError as error:
         raise RedirectError(redirect_uri, error.error, error.description, state, issuer) from None
     return AuthorizationRequest(
@@ -250,4 +261,5 @@ async def validate_authorization_request(
         id_token_hint_sub=hint_subject,
         login_hint=login_hint[:255] if login_hint else None,
         skip_consent=client.skip_consent,
+        claims=claims,
     )

@@ -123,6 +123,8 @@ class AuthorizationFlow:
         the client's id_token_hint names, if it names one (OIDC Core §3.1.2.1)."""
         if request.id_token_hint_sub is not None and request.id_token_hint_sub != session.user_id:
             return False
+        if request.required_subject is not None and request.required_subject != session.user_id:
+            return False
         return session.satisfies(request)
 
     async def _without_interaction(
@@ -134,17 +136,22 @@ class AuthorizationFlow:
             return self._error(request, "login_required")
         if not request.skip_consent and not await self._consented(request, session):
             return self._error(request, "consent_required")
-        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+        return await self._issue(request, session)
 
     async def after_sign_in(self, request: AuthorizationRequest, session: LoginSession) -> NextStep:
         """With the user signed in: the consent page, unless the client is trusted or what it asks was
         allowed before. prompt=consent always shows it (OIDC Core §3.1.2.1: the OP MUST prompt)."""
         if "consent" in request.prompts:
             return ShowConsent(session)
-        if request.skip_consent:
-            return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
-        if not await self._consented(request, session):
+        if not request.skip_consent and not await self._consented(request, session):
             return ShowConsent(session)
+        return await self._issue(request, session)
+
+    async def _issue(self, request: AuthorizationRequest, session: LoginSession) -> ReturnToClient:
+        # OIDC Core §5.5.1: a sub value requested in ``claims`` names the only user an ID token may be
+        # issued for; whoever signed in instead gets no code.
+        if request.required_subject is not None and request.required_subject != session.user_id:
+            return self._error(request, "access_denied")
         return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
 
     async def _consented(self, request: AuthorizationRequest, session: LoginSession) -> bool:
@@ -199,4 +206,4 @@ class AuthorizationFlow:
             await self.store.grant_consent(
                 session.user_id, request.client_id, request.scope.split(), datetime.now(UTC)
             )
-        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+        return await self._issue(request, session)

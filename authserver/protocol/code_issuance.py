@@ -40,6 +40,7 @@ class CodeIssuer:
                 auth_time=auth_time,
                 expires_at=issued_at + self.policy.authorization_code_ttl,
                 nonce=request.nonce,
+                claims=request.claims,
             ),
         )
         return redirect_with(

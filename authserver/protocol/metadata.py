@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from authserver.protocol.authorization import PROMPT_VALUES
+from authserver.protocol.claims import USER_CLAIMS
 
 ENDPOINT_PATHS = {
     "authorization_endpoint": "/authorize",
@@ -49,11 +50,10 @@ def authorization_server_metadata(
             "auth_time",
             "nonce",
             "at_hash",
-            "name",
-            "preferred_username",
-            "email",
-            "email_verified",
+            *(claim for claim in USER_CLAIMS if claim != "sub"),
         ],
+        # OIDC Core §5.5 (Discovery §3): the claims request parameter is honoured.
+        "claims_parameter_supported": True,
         # OIDC Discovery §3: request_uri_parameter_supported defaults to true, so both are said (Core §6).
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

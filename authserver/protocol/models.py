@@ -85,6 +85,15 @@ class User:
     email: str | None = None
     email_verified: bool = False
     name: str | None = None
+    # The other standard claims a directory keeps (OIDC Core §5.1); None: the user has none.
+    given_name: str | None = None
+    family_name: str | None = None
+    locale: str | None = None  # BCP47, e.g. en-US
+    zoneinfo: str | None = None  # a tz database name, e.g. Europe/Paris
+    phone_number: str | None = None  # E.164 recommended
+    phone_number_verified: bool = False
+    address: dict[str, str] | None = None  # §5.1.1 members: formatted, street_address, locality, ...
+    updated_at: datetime | None = None  # when the user's information last changed
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class AuthorizationCode:
     auth_time: int
     expires_at: datetime
     nonce: str | None = None
+    claims: str | None = None  # the request's ``claims`` parameter, normalised (``protocol.claims``)
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ class RefreshToken:
     expires_at: datetime
     rotated: bool = False  # the presented secret is not the family's current one: it was used before
     revoked: bool = False
+    claims: str | None = None  # the sign-in's ``claims`` request, which refreshed access tokens carry on
 
 
 class RedemptionOutcome(StrEnum):

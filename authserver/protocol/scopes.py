@@ -7,7 +7,7 @@ import re
 from authserver.protocol.errors import InvalidScope
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-OPENID_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
+OPENID_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
 
 
 def parse_scope(text: str | None) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from authserver.crypto.keyset import KeySet
 from authserver.crypto.refresh_token_values import new_refresh_token
+from authserver.protocol.claims import USERINFO_CLAIMS_CLAIM
 from authserver.protocol.models import Client, NewRefreshToken
 
 ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JOSE header value
@@ -70,6 +71,7 @@ class TokenMinter:
         audience: str | list[str],
         auth_time: int | None = None,
         grant_id: str | None = None,
+        userinfo_claims: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -88,6 +90,8 @@ class TokenMinter:
             claims["auth_time"] = auth_time
         if grant_id is not None:
             claims[GRANT_ID_CLAIM] = grant_id
+        if userinfo_claims is not None:
+            claims[USERINFO_CLAIMS_CLAIM] = userinfo_claims  # what the claims request asked userinfo for
         return self._keys().sign(claims, ACCESS_TOKEN_TYP), claims
 
     def id_token(

@@ -1,32 +1,19 @@
-"""OpenID Connect userinfo (OIDC Core §5.3): the standard claims a user releases, by scope (§5.4)."""
+"""OpenID Connect userinfo (OIDC Core §5.3): the standard claims a user releases (``protocol.claims``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from authserver.protocol.claims import USERINFO_CLAIMS_CLAIM, release
 from authserver.protocol.errors import (
     InsufficientScope,
     InvalidBearerRequest,
     InvalidToken,
     MissingBearerToken,
 )
-from authserver.protocol.models import User
 from authserver.protocol.params import Params
 from authserver.protocol.store import Store
 from authserver.protocol.token_inspection import TokenInspector
-
-
-def claims_for_scope(user: User, scope: str) -> dict[str, Any]:
-    granted = set(scope.split())
-    claims: dict[str, Any] = {"sub": user.user_id}
-    if "profile" in granted:
-        claims["preferred_username"] = user.username
-        if user.name:
-            claims["name"] = user.name
-    if "email" in granted and user.email:
-        claims["email"] = user.email
-        claims["email_verified"] = user.email_verified
-    return claims
 
 
 def presented_token(authorization: str | None, body: Params | None, query: Params) -> str:
@@ -65,4 +52,7 @@ class UserinfoEndpoint:
         user = await self.store.get_user(claims["sub"])
         if user is None:
             raise InvalidToken("the user of this token no longer exists")
-        return claims_for_scope(user, claims["scope"])
+        # The granted scopes' claims and those the claims request asked userinfo for (OIDC Core §5.4, §5.5),
+        # as the access token carries them.
+        asked = claims.get(USERINFO_CLAIMS_CLAIM)
+        return release(user, claims["scope"], asked.split() if isinstance(asked, str) else ())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import json
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, overload
 
@@ -59,16 +61,26 @@ def _auth_method(value: str | None) -> TokenEndpointAuthMethod | None:
     return TokenEndpointAuthMethod(value) if value else None
 
 
+# ``User``'s fields, the order of ``statements.USER_COLUMNS``.
+USER_FIELDS = tuple(field.name for field in fields(User))
+
+
 def user_from_row(row: Any) -> User:
     """A row of ``statements.USER_COLUMNS``, in that order."""
-    user_id, username, password_hash, email, email_verified, name = row
+    values = dict(zip(USER_FIELDS, row, strict=True))
+    address, updated_at = values["address"], values["updated_at"]
+    if isinstance(address, str):  # JSON as text: SQLite's own driver and asyncpg's raw rows
+        address = json.loads(address)
+    if isinstance(updated_at, str):  # SQLite's own driver: SQLAlchemy's storage format, UTC
+        updated_at = datetime.fromisoformat(updated_at)
     return User(
-        user_id=user_id,
-        username=username,
-        password_hash=password_hash,
-        email=email,
-        email_verified=bool(email_verified),
-        name=name,
+        **{
+            **values,
+            "email_verified": bool(values["email_verified"]),
+            "phone_number_verified": bool(values["phone_number_verified"]),
+            "address": address if isinstance(address, dict) else None,
+            "updated_at": aware(updated_at),
+        }
     )
 
 
@@ -110,6 +122,7 @@ def redeemed(
             audience=code.audience,
             auth_time=code.auth_time,
             expires_at=refresh.expires_at,
+            claims=code.claims,
         )
     return Redemption(RedemptionOutcome.OK, RedeemedCode(code, owner, stored))
 
@@ -118,8 +131,8 @@ def rotated(
     family_id: str, client_id: str, grant: Any, successor: NewRefreshToken
 ) -> Redemption[RefreshToken]:
     """A rotation that went through: the successor, with the family's grant (user_id, scope, audience,
-    auth_time)."""
-    user_id, scope, audience, auth_time = grant
+    auth_time, claims)."""
+    user_id, scope, audience, auth_time, claims = grant
     return Redemption(
         RedemptionOutcome.OK,
         RefreshToken(
@@ -130,5 +143,6 @@ def rotated(
             audience=audience,
             auth_time=auth_time,
             expires_at=successor.expires_at,
+            claims=claims,
         ),
     )

@@ -99,6 +99,13 @@ class SqlStore(SqlClientRegistry):
                         email=user.email,
                         email_verified=user.email_verified,
                         name=user.name,
+                        given_name=user.given_name,
+                        family_name=user.family_name,
+                        locale=user.locale,
+                        zoneinfo=user.zoneinfo,
+                        phone_number=user.phone_number,
+                        phone_number_verified=user.phone_number_verified,
+                        address=user.address,
                         created_at=datetime.now(UTC),
                     )
                 )
@@ -131,6 +138,7 @@ class SqlStore(SqlClientRegistry):
                         nonce=code.nonce,
                         auth_time=code.auth_time,
                         expires_at=code.expires_at,
+                        claims=code.claims,
                     )
                 )
         except DATABASE_ERRORS as error:

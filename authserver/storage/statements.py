@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 
 from authserver.storage.tables import (
     clients,
@@ -31,6 +31,15 @@ USER_COLUMNS = (
     users.c.email,
     users.c.email_verified,
     users.c.name,
+    users.c.given_name,
+    users.c.family_name,
+    users.c.locale,
+    users.c.zoneinfo,
+    users.c.phone_number,
+    users.c.phone_number_verified,
+    users.c.address,
+    # A user row not changed since it was created: created_at is its change time (OIDC Core §5.1 updated_at).
+    func.coalesce(users.c.updated_at, users.c.created_at).label("updated_at"),
 )
 USER_BY_ID = select(*USER_COLUMNS).where(users.c.user_id == bindparam("b_user_id"))
 USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("b_username"))

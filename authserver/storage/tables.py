@@ -48,6 +48,16 @@ class UserRow(SQLModel, table=True):
     email_verified: bool = False
     name: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(sa_column=_timestamp())
+    # The other standard claims (OIDC Core §5.1); NULL: the user has none. updated_at NULL: never changed
+    # since created_at.
+    given_name: str | None = Field(default=None, max_length=255)
+    family_name: str | None = Field(default=None, max_length=255)
+    locale: str | None = Field(default=None, max_length=35)
+    zoneinfo: str | None = Field(default=None, max_length=64)
+    phone_number: str | None = Field(default=None, max_length=64)
+    phone_number_verified: bool | None = None
+    address: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
 class AuthorizationCodeRow(SQLModel, table=True):
@@ -67,6 +77,7 @@ class AuthorizationCodeRow(SQLModel, table=True):
     family_id: str | None = Field(
         default=None, max_length=64
     )  # the refresh family it issued, for replay revocation
+    claims: str | None = None  # the normalised claims request (OIDC Core §5.5); NULL: none
 
 
 class RefreshFamilyRow(SQLModel, table=True):
@@ -89,6 +100,7 @@ class RefreshFamilyRow(SQLModel, table=True):
     rotated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))  # its latest
     expires_at: datetime = Field(sa_column=_timestamp())  # the current token's
     revoked: bool = False
+    claims: str | None = None  # the sign-in's claims request, carried by each refreshed access token
 
 
 class LegacyRefreshTokenRow(SQLModel, table=True):

@@ -51,6 +51,7 @@ async def test_code_flow_issues_access_refresh_and_id_token(app_client, web_clie
         "name": "Alice Example",
         "email": "alice@example.com",
         "email_verified": True,
+        "updated_at": id_token["updated_at"],  # the profile scope's claims are in both (OIDC Core §5.4)
     }
 
 

@@ -206,3 +206,47 @@ def test_a_users_remembered_consents_are_listed_and_revoked_from_the_command_lin
     assert _run(tmp_path, "users", "consents", "--username", "bob", "--revoke").returncode == 0
     assert json.loads(_run(tmp_path, "users", "consents", "--username", "bob").stdout)["consents"] == []
     assert _run(tmp_path, "users", "consents", "--username", "zed").returncode == 1
+
+
+def test_a_user_is_created_with_standard_claims_from_the_command_line(tmp_path: Path) -> None:
+    """``users create`` sets the OIDC Core §5.1 claims a directory keeps; the store returns them."""
+    import asyncio
+
+    from authserver.protocol.models import User
+    from authserver.storage.backends import store_for
+    from authserver.storage.engine import create_engine
+    from tests.conftest import make_settings
+
+    created = _run(
+        tmp_path,
+        *("users", "create", "--username", "jane", "--password-stdin", "--name", "Jane Doe"),
+        *("--given-name", "Jane", "--family-name", "Doe", "--locale", "fr-FR", "--zoneinfo", "Europe/Paris"),
+        *("--phone-number", "+33 1 23 45 67 89", "--phone-number-verified"),
+        *("--address-street-address", "1 rue de Rivoli", "--address-locality", "Paris"),
+        *("--address-country", "FR"),
+        stdin="s3cret-passw0rd\n",
+    )
+    assert created.returncode == 0, created.stderr
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'authserver.db'}")
+
+    async def read() -> User | None:
+        engine = create_engine(settings)
+        try:
+            return await store_for(engine).get_user_by_username("jane")
+        finally:
+            await engine.dispose()
+
+    user = asyncio.run(read())
+    assert user is not None
+    assert (user.given_name, user.family_name, user.locale, user.zoneinfo) == (
+        "Jane",
+        "Doe",
+        "fr-FR",
+        "Europe/Paris",
+    )
+    assert user.phone_number == "+33 1 23 45 67 89" and user.phone_number_verified
+    assert user.address == {
+        "street_address": "1 rue de Rivoli",
+        "locality": "Paris",
+        "country": "FR",
+    }

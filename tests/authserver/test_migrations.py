@@ -140,3 +140,65 @@ async def test_the_skip_consent_migration_upgrades_and_downgrades(
         assert "skip_consent" not in await to("0006", downgrade=True)
     finally:
         await engine.dispose()
+
+
+async def test_the_standard_claims_migration_keeps_users_codes_and_families(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0007 adds the users' standard-claim columns (a user from before reads as updated when created) and the
+    claims request of codes and families; its downgrade drops them and keeps the rows."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    from authserver.migrations.runner import alembic_config
+    from authserver.storage.backends import store_for
+
+    engine = create_engine(_fresh(settings, request, "claims_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        def run(connection: sa.Connection) -> dict[str, set[str]]:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            (command.downgrade if downgrade else command.upgrade)(config, revision)
+            inspector = sa.inspect(connection)
+            return {
+                table: {column["name"] for column in inspector.get_columns(table)}
+                for table in ("users", "authorization_codes", "refresh_families")
+            }
+
+        async with engine.begin() as connection:
+            return await connection.run_sync(run)
+
+    async def execute(sql: str) -> None:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(sql)
+
+    try:
+        before = await to("0006")
+        assert "given_name" not in before["users"] and "claims" not in before["authorization_codes"]
+        await execute(
+            "INSERT INTO users (user_id, username, password_hash, email, email_verified, name, created_at)"
+            " VALUES ('u-1', 'jane', 'x', 'jane@example.com', true, 'Jane Doe', '2026-01-02 03:04:05+00')"
+        )
+        await execute(
+            "INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience,"
+            " auth_time, issued_at, expires_at, revoked) VALUES ('f-1', 'h', 'c-1', 'u-1', 'openid',"
+            " 'api', 1, '2026-01-02 03:04:05+00', '2099-01-01 00:00:00+00', false)"
+        )
+        after = await to("0007")
+        assert {"given_name", "address", "phone_number_verified", "updated_at"} <= after["users"]
+        assert "claims" in after["authorization_codes"] and "claims" in after["refresh_families"]
+        user = await store_for(engine).get_user("u-1")
+        assert user is not None and user.name == "Jane Doe" and user.given_name is None
+        assert user.updated_at is not None and int(user.updated_at.timestamp()) == 1767323045  # created_at
+        await execute("UPDATE users SET given_name = 'Jane', locale = 'fr-FR' WHERE user_id = 'u-1'")
+        await execute("UPDATE refresh_families SET claims = '{}' WHERE family_id = 'f-1'")
+
+        down = await to("0006", downgrade=True)
+        assert down == before
+        async with engine.connect() as connection:
+            names = (await connection.exec_driver_sql("SELECT username, name FROM users")).all()
+            families = (await connection.exec_driver_sql("SELECT count(*) FROM refresh_families")).scalar()
+        assert [tuple(row) for row in names] == [("jane", "Jane Doe")] and families == 1
+    finally:
+        await engine.dispose()

@@ -29,6 +29,7 @@ from authserver.protocol.models import (
 )
 from authserver.protocol.store import ClientRegistry, Store
 from tests.conftest import BACKENDS
+from tests.support.claims import with_standard_claims
 from tests.support.memory_store import MemoryStore
 
 CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
@@ -103,7 +104,8 @@ async def test_a_code_redeems_once_and_its_replay_names_the_family_it_issued(sto
     first = await store.redeem_authorization_code(code_hash, datetime.now(UTC), binding, refresh)
     assert first.outcome is RedemptionOutcome.OK and first.record is not None
     assert first.record.code.user_id == user.user_id and first.record.code.nonce == "n-1"
-    assert first.record.user == user
+    assert first.record.user is not None
+    assert first.record.user == replace(user, updated_at=first.record.user.updated_at)
     issued = first.record.refresh
     assert issued is not None and issued.family_id == refresh.family_id
     assert (issued.client_id, issued.user_id, issued.scope) == (client_id, user.user_id, "openid read")
@@ -115,6 +117,54 @@ async def test_a_code_redeems_once_and_its_replay_names_the_family_it_issued(sto
     assert replay.extra["client_id"] == client_id  # whose access-token TTL bounds the revocation
     stored = await store.get_refresh_token(refresh.family_id, refresh.secret_hash)
     assert stored is not None and not stored.rotated and not stored.revoked
+
+
+async def test_a_users_standard_claims_and_a_claims_request_round_trip(store: Store) -> None:
+    """OIDC Core §5.1 claims come back from every user lookup, the code's redemption included; a code's claims
+    request comes back with it and with its refresh family, and each rotation returns it."""
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    user = with_standard_claims(
+        User(user_id=str(uuid.uuid4()), username=f"u-{uuid.uuid4().hex[:8]}", password_hash="x")
+    )
+    await store.create_user(user)  # type: ignore[attr-defined]  # every store has it; the protocol needs none
+    found = await store.get_user(user.user_id)
+    assert found is not None and found.updated_at is not None
+    assert before <= found.updated_at <= datetime.now(UTC) + timedelta(seconds=1)
+    assert found == replace(user, updated_at=found.updated_at)
+    assert await store.get_user_by_username(user.username) == found
+
+    client_id, claims = _client_id(), '{"userinfo":{"given_name":{"essential":true}}}'
+    code_hash, refresh = token_hash(new_opaque_token()), _refresh()
+    await store.save_authorization_code(
+        code_hash,
+        AuthorizationCode(
+            client_id=client_id,
+            user_id=user.user_id,
+            redirect_uri=REDIRECT,
+            scope="openid",
+            audience="https://api.example.com",
+            code_challenge=CHALLENGE,
+            auth_time=1_700_000_000,
+            expires_at=datetime.now(UTC) + timedelta(seconds=60),
+            claims=claims,
+        ),
+    )
+    redeemed = await store.redeem_authorization_code(
+        code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), refresh
+    )
+    assert redeemed.record is not None and redeemed.record.refresh is not None
+    assert redeemed.record.user == found
+    assert redeemed.record.code.claims == claims and redeemed.record.refresh.claims == claims
+    rotated = await store.rotate_refresh_token(
+        refresh.family_id, refresh.secret_hash, client_id, _refresh(), datetime.now(UTC)
+    )
+    assert rotated.record is not None and rotated.record.claims == claims
+
+    # A user and a code without any of it: nothing comes back but what they have.
+    plain = await _user(store)
+    stored = await store.get_user(plain.user_id)
+    assert stored is not None and stored.address is None and stored.phone_number is None
+    assert stored.given_name is None and stored.phone_number_verified is False
 
 
 async def test_a_mismatched_redemption_uses_the_code_up_and_issues_nothing(store: Store) -> None:

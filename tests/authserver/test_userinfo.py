@@ -4,6 +4,8 @@ place only, never in the query; errors with the Bearer challenge."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -19,8 +21,11 @@ async def access_token(app_client: httpx.AsyncClient, web_client: str, user: Use
     return str(response.json()["access_token"])
 
 
-def _expected(user: User) -> dict[str, object]:
-    return {
+def _is_expected(claims: dict[str, object], user: User) -> bool:
+    """The profile and email claims of ``user``; updated_at (OIDC Core §5.1) is when the user was created."""
+    updated_at = claims.pop("updated_at", None)
+    assert isinstance(updated_at, int) and 1_700_000_000 < updated_at <= time.time()
+    return claims == {
         "sub": user.user_id,
         "preferred_username": user.username,
         "name": "Alice Example",
@@ -35,7 +40,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 async def test_oidcc_userinfo_get(app_client: httpx.AsyncClient, access_token: str, user: User) -> None:
     response = await app_client.get("/userinfo", headers=_bearer(access_token))
-    assert response.status_code == 200 and response.json() == _expected(user)
+    assert response.status_code == 200 and _is_expected(response.json(), user)
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -43,15 +48,15 @@ async def test_oidcc_userinfo_post_header(
     app_client: httpx.AsyncClient, access_token: str, user: User
 ) -> None:
     empty = await app_client.post("/userinfo", headers=_bearer(access_token))
-    assert empty.status_code == 200 and empty.json() == _expected(user)
+    assert empty.status_code == 200 and _is_expected(empty.json(), user)
     # A body that is not a form is not where a token can be: the header's token answers.
     with_json = await app_client.post("/userinfo", headers=_bearer(access_token), json={"x": 1})
-    assert with_json.status_code == 200 and with_json.json() == _expected(user)
+    assert with_json.status_code == 200 and _is_expected(with_json.json(), user)
 
 
 async def test_oidcc_userinfo_post_body(app_client: httpx.AsyncClient, access_token: str, user: User) -> None:
     response = await app_client.post("/userinfo", data={"access_token": access_token})
-    assert response.status_code == 200 and response.json() == _expected(user)
+    assert response.status_code == 200 and _is_expected(response.json(), user)
     revoked_or_wrong = await app_client.post("/userinfo", data={"access_token": access_token + "x"})
     assert revoked_or_wrong.status_code == 401
     assert revoked_or_wrong.headers["www-authenticate"].startswith('Bearer error="invalid_token"')

@@ -75,7 +75,8 @@ class MemoryStore:
     async def create_user(self, user: User) -> None:
         if user.user_id in self.users or await self.get_user_by_username(user.username):
             raise KeyError("user_id and username are unique")
-        self.users[user.user_id] = user
+        # As the SQL stores read it: a user never changed was last updated when created.
+        self.users[user.user_id] = user if user.updated_at else replace(user, updated_at=datetime.now(UTC))
 
     # Store: clients and users
     async def get_client(self, client_id: str) -> Client | None:
@@ -125,6 +126,7 @@ class MemoryStore:
                 audience=code.audience,
                 auth_time=code.auth_time,
                 expires_at=refresh.expires_at,
+                claims=code.claims,
             )
             self.families[refresh.family_id] = _Family(refresh.secret_hash, issued, now)
         return Redemption(RedemptionOutcome.OK, RedeemedCode(code, self.users.get(code.user_id), issued))

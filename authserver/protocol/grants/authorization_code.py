@@ -7,6 +7,7 @@ from typing import Any
 
 from authserver.crypto.opaque_tokens import token_hash
 from authserver.crypto.refresh_token_values import grant_id_of_code, grant_id_of_family, new_family_id
+from authserver.protocol.claims import release, requested_claims, userinfo_claim_names
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, CodeBinding, GrantType, RedemptionOutcome
@@ -14,7 +15,6 @@ from authserver.protocol.params import Params, required, single
 from authserver.protocol.pkce import check_verifier, verifier_challenge
 from authserver.protocol.store import Store
 from authserver.protocol.tokens import TokenMinter, audience_value, token_response
-from authserver.protocol.userinfo import claims_for_scope
 
 
 class AuthorizationCodeGrant:
@@ -82,13 +82,17 @@ class AuthorizationCodeGrant:
             audience=audience,
             auth_time=code.auth_time,
             grant_id=grant_id,
+            userinfo_claims=userinfo_claim_names(code.claims),
         )
         id_token = None
         if "openid" in code.scope.split():
             user = redeemed.user
             if user is None:
                 raise InvalidGrant("the user of this authorization code no longer exists")
-            extra = {k: v for k, v in claims_for_scope(user, code.scope).items() if k != "sub"}
+            # The scope's claims (OIDC Core §5.4 leaves them to the server when an access token is issued too)
+            # and those the claims request asks the ID token for (§5.5).
+            released = release(user, code.scope, requested_claims(code.claims, "id_token"))
+            extra = {k: v for k, v in released.items() if k != "sub"}
             id_token = self.minter.id_token(
                 client,
                 subject=code.user_id,

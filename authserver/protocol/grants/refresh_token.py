@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from authserver.crypto.refresh_token_values import grant_id_of_family
+from authserver.protocol.claims import userinfo_claim_names
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, GrantType, RedemptionOutcome, RefreshToken
@@ -61,6 +62,7 @@ class RefreshTokenGrant:
             audience=audience_value(rotated.audience),
             auth_time=rotated.auth_time,
             grant_id=grant_id_of_family(family_id),
+            userinfo_claims=userinfo_claim_names(rotated.claims),
         )
         return token_response(access_token, self.minter.access_token_ttl(client), scope, value)
 

@@ -24,7 +24,7 @@ from authserver.protocol.models import (
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.postgres.direct_pool import Connections, EngineConnections
 from authserver.storage.postgres.token_writes import CodeRedemption, RefreshRotation, TokenWrites
-from authserver.storage.rows import redeemed, rotated, user_from_row
+from authserver.storage.rows import USER_FIELDS, redeemed, rotated, user_from_row
 from authserver.storage.sql_store import SqlStore, observe_batch
 from authserver.storage.statements import CODE_FAMILY
 from authserver.storage.write_batches import WriteBatcher
@@ -79,19 +79,11 @@ class PostgresStore(SqlStore):
             auth_time=row["auth_time"],
             expires_at=row["expires_at"],
             nonce=row["nonce"],
+            claims=row["claims"],
         )
         owner = None
         if row["user_username"] is not None:  # the code's row carries its user's columns
-            owner = user_from_row(
-                (
-                    row["user_id"],
-                    row["user_username"],
-                    row["user_password_hash"],
-                    row["user_email"],
-                    row["user_email_verified"],
-                    row["user_name"],
-                )
-            )
+            owner = user_from_row((row["user_id"], *(row[f"user_{name}"] for name in USER_FIELDS[1:])))
         return redeemed(code, owner, row["family_id"] if row["issued"] else None, refresh, now)
 
     async def rotate_refresh_token(
@@ -108,5 +100,5 @@ class PostgresStore(SqlStore):
             raise unavailable(error) from error
         if row is None:
             return Redemption(RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash))
-        grant = (row["user_id"], row["scope"], row["audience"], row["auth_time"])
+        grant = (row["user_id"], row["scope"], row["audience"], row["auth_time"], row["claims"])
         return rotated(family_id, client_id, grant, successor)

@@ -57,7 +57,7 @@ SET secret_hash = input.new_hash, rotated_at = input.now, expires_at = input.new
 FROM input
 WHERE family.family_id = input.family_id AND family.secret_hash = input.old_hash
     AND family.client_id = input.client_id AND NOT family.revoked AND family.expires_at > input.now
-RETURNING family.family_id, family.user_id, family.scope, family.audience, family.auth_time
+RETURNING family.family_id, family.user_id, family.scope, family.audience, family.auth_time, family.claims
 """
 
 # Any attempt uses the code up; the family is set (and the refresh token stored) only when the code
@@ -74,14 +74,18 @@ WITH input AS ({input}), claimed AS (
     RETURNING code.*, input.secret_hash, input.refresh_expires_at, input.now
 ), issued AS (
     INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time,
-        issued_at, expires_at, revoked)
+        issued_at, expires_at, revoked, claims)
     SELECT family_id, secret_hash, client_id, user_id, scope, audience, auth_time, now,
-        refresh_expires_at, false
+        refresh_expires_at, false, claims
     FROM claimed WHERE family_id IS NOT NULL AND secret_hash IS NOT NULL
     RETURNING family_id
 )
 SELECT claimed.*, users.username AS user_username, users.password_hash AS user_password_hash,
     users.email AS user_email, users.email_verified AS user_email_verified, users.name AS user_name,
+    users.given_name AS user_given_name, users.family_name AS user_family_name, users.locale AS user_locale,
+    users.zoneinfo AS user_zoneinfo, users.phone_number AS user_phone_number,
+    users.phone_number_verified AS user_phone_number_verified, users.address AS user_address,
+    coalesce(users.updated_at, users.created_at) AS user_updated_at,
     claimed.family_id IN (SELECT family_id FROM issued) AS issued
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """

@@ -74,6 +74,7 @@ class SqliteStore(SqlStore):
             auth_time=row.auth_time,
             expires_at=token_writes.loaded(row.expires_at),  # type: ignore[arg-type]  # a family row's expiry is never null
             nonce=row.nonce,
+            claims=row.claims,
         )
         return redeemed(code, user_from_row(user) if user else None, row.family_id, refresh, now)
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from authserver.crypto.opaque_tokens import token_hash
+from authserver.protocol.claims import claims_for_scope
 from authserver.protocol.errors import InvalidGrant, InvalidRequest
-from authserver.protocol.userinfo import claims_for_scope
 from tests.support.oauth import pkce_pair, query_of
 from tests.support.protocol_server import API, ISSUER, REDIRECT, ProtocolServer
 

@@ -11,9 +11,20 @@ from tests.support.protocol_server import ProtocolServer
 
 async def test_the_scope_decides_which_claims_are_released(server: ProtocolServer) -> None:
     client, user = server.web_client(), await server.user()
+    user = await server.store.get_user(user.user_id)
+    assert user is not None and user.updated_at is not None
+    updated_at = int(user.updated_at.timestamp())
     for scope, expected in (
         ("openid", {"sub": user.user_id}),
-        ("openid profile", {"sub": user.user_id, "preferred_username": user.username, "name": user.name}),
+        (
+            "openid profile",
+            {
+                "sub": user.user_id,
+                "preferred_username": user.username,
+                "name": user.name,
+                "updated_at": updated_at,
+            },
+        ),
         ("openid email", {"sub": user.user_id, "email": user.email, "email_verified": True}),
     ):
         code, verifier = await server.authorize(client, user, scope=scope)
