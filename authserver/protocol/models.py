@@ -83,6 +83,23 @@ class User:
     email: str | None = None
     email_verified: bool = False
     name: str | None = None
+    # A disabled user cannot sign in; disabling also revokes their refresh-token families.
+    disabled: bool = False
+
+    @property
+    def password_set(self) -> bool:
+        """False for a user created without a password (an empty hash): no sign-in until one is set."""
+        return bool(self.password_hash)
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """Failed sign-ins counted for one throttle key (an account or a client address) since the count last
+    started over; it starts over once ``expires_at`` passes without a failure."""
+
+    failures: int
+    last_failure_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def _auth_method(value: str | None) -> TokenEndpointAuthMethod | None:
 
 def user_from_row(row: Any) -> User:
     """A row of ``statements.USER_COLUMNS``, in that order."""
-    user_id, username, password_hash, email, email_verified, name = row
+    user_id, username, password_hash, email, email_verified, name, disabled = row
     return User(
         user_id=user_id,
         username=username,
@@ -68,6 +68,7 @@ def user_from_row(row: Any) -> User:
         email=email,
         email_verified=bool(email_verified),
         name=name,
+        disabled=bool(disabled),
     )
 
 

@@ -31,6 +31,7 @@ USER_COLUMNS = (
     users.c.email,
     users.c.email_verified,
     users.c.name,
+    users.c.disabled,
 )
 USER_BY_ID = select(*USER_COLUMNS).where(users.c.user_id == bindparam("b_user_id"))
 USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("b_username"))

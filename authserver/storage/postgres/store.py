@@ -90,6 +90,7 @@ class PostgresStore(SqlStore):
                     row["user_email"],
                     row["user_email_verified"],
                     row["user_name"],
+                    row["user_disabled"],
                 )
             )
         return redeemed(code, owner, row["family_id"] if row["issued"] else None, refresh, now)

@@ -82,6 +82,7 @@ WITH input AS ({input}), claimed AS (
 )
 SELECT claimed.*, users.username AS user_username, users.password_hash AS user_password_hash,
     users.email AS user_email, users.email_verified AS user_email_verified, users.name AS user_name,
+    users.disabled AS user_disabled,
     claimed.family_id IN (SELECT family_id FROM issued) AS issued
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """
