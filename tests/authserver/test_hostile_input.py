@@ -33,7 +33,7 @@ from markupsafe import escape
 from authserver.config import Settings
 from authserver.protocol.models import User
 from harness.accounts import new_user
-from tests.conftest import database_url_for, make_settings
+from tests.conftest import settings_for
 from tests.support.app import store_of
 from tests.support.oauth import (
     PASSWORD,
@@ -66,14 +66,10 @@ HTML_PAYLOADS = [
 
 
 @pytest.fixture(scope="module")
-def settings(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Settings:
+def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     """No sign-in throttle: every hostile login here must reach the password check (the throttle has its
     own tests, ``test_login_throttle.py``)."""
-    directory = tmp_path_factory.mktemp(f"hostile-{backend}")
-    url = database_url_for(backend, directory, lambda: request.getfixturevalue("postgres_cluster"))
-    return make_settings(directory, url, login_max_failures_per_account=0, login_max_failures_per_address=0)
+    return settings_for(backend, request, login_max_failures_per_account=0, login_max_failures_per_address=0)
 
 
 @pytest.fixture(scope="module")
