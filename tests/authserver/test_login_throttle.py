@@ -135,3 +135,13 @@ async def test_the_address_limit_counts_the_forwarded_address_only_behind_a_trus
         own = await _attempt(untrusted, web_client, someone.username, PASSWORD, **forwarded)
         assert own.status_code == 200, own.text
     assert _throttled_metric("address") == before + 1
+
+
+def test_settings_refuse_a_trusted_proxy_that_is_no_address_and_lengths_that_disagree() -> None:
+    from authserver.config import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="AUTHSERVER_TRUSTED_PROXIES"):
+        load_settings(trusted_proxies=["10.0.0.0/8", "proxy.example"])
+    with pytest.raises(SettingsError, match="AUTHSERVER_PASSWORD_MIN_LENGTH"):
+        load_settings(password_min_length=300, password_max_length=256)
+    assert load_settings(trusted_proxies=["10.0.0.1", "fd00::/8"]).trusted_proxies == ["10.0.0.1", "fd00::/8"]
