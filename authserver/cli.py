@@ -135,22 +135,35 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _password_from_stdin() -> str | None:
+def _password_from_stdin(username: str, email: str | None) -> str | None:
+    """The password on standard input if the password policy accepts it for this account; else None (said
+    on stderr)."""
+    from authserver.protocol.password_policy import WeakPassword
+
     password = sys.stdin.readline().rstrip("\n")
     if not password:
         print("a password is required on standard input (--password-stdin)", file=sys.stderr)
         return None
-    if len(password) < 8:
-        print("the password must be at least 8 characters", file=sys.stderr)
+    try:
+        _settings().password_policy.check(password, username, email)
+    except WeakPassword as problem:
+        print(problem, file=sys.stderr)
         return None
     return password
 
 
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     from authserver.crypto.passwords import hash_password
+    from authserver.protocol.models import User
     from authserver.storage.backends import store_for
 
-    password = _password_from_stdin()
+    user: User | None = asyncio.run(
+        _with_engine(lambda engine: store_for(engine).get_user_by_username(args.username))
+    )
+    if user is None:
+        print(f"no user {args.username}", file=sys.stderr)
+        return 1
+    password = _password_from_stdin(user.username, user.email)
     if password is None:
         return 2
     password_hash = hash_password(password)
@@ -168,7 +181,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     from authserver.protocol.models import User
     from authserver.storage.backends import store_for
 
-    password = _password_from_stdin()
+    password = _password_from_stdin(args.username, args.email)
     if password is None:
         return 2
     user = User(
@@ -188,11 +201,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     )
 
     async def create(engine: AsyncEngine) -> bool:
-        store = store_for(engine)
-        if await store.get_user_by_username(args.username):
-            return False
-        await store.create_user(user)
-        return True
+        return await store_for(engine).add_user(user)
 
     if not asyncio.run(_with_engine(create)):
         print(f"user {args.username} already exists", file=sys.stderr)

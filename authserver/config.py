@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authserver.protocol.login_throttle import ThrottlePolicy
+from authserver.protocol.password_policy import PasswordPolicy
 from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
 
@@ -118,6 +120,35 @@ class Settings(BaseSettings):
     login_kdf_queue: int = Field(
         16, ge=0, description="Logins that may wait per argon2 thread; more get a fast 503 (retry shortly)."
     )
+    login_max_failures_per_account: int = Field(
+        5,
+        ge=0,
+        description="Failed sign-ins per username within the window before a lockout; 0 = no limit.",
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=0, description="Failed sign-ins per client address within the window; 0 = no limit."
+    )
+    login_failure_window: Duration = Field(
+        timedelta(minutes=15),
+        description="A username's or address's failures are forgotten after this long without one; also "
+        "the longest lockout.",
+    )
+    login_lockout: Duration = Field(
+        timedelta(minutes=1),
+        description="The first lockout at the limit; each further failure doubles it (up to the window).",
+    )
+    trusted_proxies: CommaList = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client "
+        "for the sign-in throttle; empty: the peer address is the client's.",
+    )
+    password_min_length: int = Field(8, ge=1, description="Shortest password the admin API and CLI accept.")
+    password_max_length: int = Field(
+        256, ge=8, le=1024, description="Longest password accepted (bounds the argon2 input)."
+    )
+    password_reject_account_names: bool = Field(
+        True, description="Refuse a password containing the username or the e-mail address."
+    )
     max_body_bytes: int = Field(65536, ge=1024, description="Larger request bodies get 413.")
     cors_allowed_origins: CommaList = Field(default_factory=list, description="Origins allowed by CORS.")
     client_cache_ttl: Duration = Field(
@@ -152,6 +183,24 @@ class Settings(BaseSettings):
             raise ValueError("AUTHSERVER_ADMIN_TOKEN must be at least 16 characters")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {entry}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _password_lengths_agree(self) -> Settings:
+        if self.password_min_length > self.password_max_length:
+            raise ValueError("AUTHSERVER_PASSWORD_MIN_LENGTH must not exceed AUTHSERVER_PASSWORD_MAX_LENGTH")
+        return self
+
     @model_validator(mode="after")
     def _write_connections_leave_room(self) -> Settings:
         # With a pool of one connection nothing is split (the writes borrow it); otherwise the rest must
@@ -162,6 +211,21 @@ class Settings(BaseSettings):
                 f"AUTHSERVER_DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
             )
         return self
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        return PasswordPolicy(
+            self.password_min_length, self.password_max_length, self.password_reject_account_names
+        )
+
+    @property
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            self.login_max_failures_per_account,
+            self.login_max_failures_per_address,
+            self.login_failure_window,
+            self.login_lockout,
+        )
 
     @property
     def is_sqlite(self) -> bool:

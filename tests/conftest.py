@@ -52,13 +52,16 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="module")
-def settings(
-    backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Settings:
-    directory = tmp_path_factory.mktemp(f"server-{backend}")
+def settings_for(backend: str, request: pytest.FixtureRequest, **overrides: object) -> Settings:
+    """A module's settings on a fresh database of ``backend``; ``overrides`` change any setting."""
+    directory = request.getfixturevalue("tmp_path_factory").mktemp(f"server-{backend}")
     url = database_url_for(backend, directory, lambda: request.getfixturevalue("postgres_cluster"))
-    return make_settings(directory, url)
+    return make_settings(directory, url, **overrides)
+
+
+@pytest.fixture(scope="module")
+def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
+    return settings_for(backend, request)
 
 
 @pytest.fixture(scope="module")

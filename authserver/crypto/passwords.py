@@ -95,6 +95,11 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` on the KDF threads: an admin call setting a password never stalls the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(_kdf.executor(), hash_password, password)
+
+
 def _verify(stored_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None

@@ -47,6 +47,12 @@ REFRESH_REUSE = Counter(
     "authserver_refresh_token_reuse_total", "Refresh tokens presented twice (families revoked)"
 )
 LOGINS = Counter("authserver_logins_total", "Interactive login attempts", ["outcome"])
+LOGINS_THROTTLED = Counter(
+    "authserver_logins_throttled_total",
+    "Sign-ins refused without checking the password: too many failures for the account or address",
+    ["by"],
+)
+LOGIN_THROTTLE_KEYS = ("account", "address")
 # pool="engine": SQLAlchemy's; pool="token_writes": the token path's refresh and code writes on PostgreSQL.
 DB_POOL_IN_USE = Gauge(
     "authserver_db_pool_connections_in_use",
@@ -101,6 +107,8 @@ def export_known_label_sets() -> None:
         RATE_LIMITED.labels(limit)
     for write in BATCHED_WRITES:
         DB_WRITE_BATCH_SIZE.labels(write)
+    for by in LOGIN_THROTTLE_KEYS:
+        LOGINS_THROTTLED.labels(by)
 
 
 def render_latest() -> bytes:

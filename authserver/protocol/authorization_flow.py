@@ -25,6 +25,7 @@ from typing import Any
 from authserver.crypto.passwords import KdfBusy, check_capacity, verify_password
 from authserver.protocol.authorization import AuthorizationRequest, redirect_with
 from authserver.protocol.code_issuance import CodeIssuer
+from authserver.protocol.login_throttle import LoginThrottle, Throttled, ThrottlePolicy
 from authserver.protocol.store import Store
 
 
@@ -101,9 +102,10 @@ NextStep = ShowLogin | ShowConsent | ReturnToClient
 
 
 class AuthorizationFlow:
-    def __init__(self, store: Store, codes: CodeIssuer) -> None:
+    def __init__(self, store: Store, codes: CodeIssuer, throttle: LoginThrottle | None = None) -> None:
         self.store = store
         self.codes = codes
+        self.throttle = throttle or LoginThrottle(store, ThrottlePolicy(account_limit=0, address_limit=0))
 
     @property
     def issuer(self) -> str:
@@ -165,19 +167,33 @@ class AuthorizationFlow:
             redirect_with(request.redirect_uri, {"error": error, "state": request.state, "iss": self.issuer})
         )
 
-    async def sign_in(self, username: str, password: str) -> LoginSession | LoginProblem:
-        """The session for a correct username and password; what went wrong otherwise."""
+    async def sign_in(
+        self, username: str, password: str, address: str | None = None
+    ) -> LoginSession | LoginProblem | Throttled:
+        """The session for a correct username and password; what went wrong otherwise. ``address``: the
+        client's, for the per-address throttle.
+
+        Every failure looks the same to the browser (no account enumeration, OWASP ASVS V2.2): an unknown
+        username, a wrong password, a disabled user and a user with no password set each cost one password
+        verification and give the same answer; a throttled attempt costs none, known username or not."""
+        now = datetime.now(UTC)
         try:
             check_capacity()  # refuse before the database lookup when the KDF queue is already full
+            throttled = await self.throttle.check(username, address, now)
+            if throttled is not None:
+                return throttled
             user = await self.store.get_user_by_username(username) if username else None
-            # An unknown user is checked against a dummy hash: a miss takes as long as a hit.
-            valid = await verify_password(user.password_hash if user else None, password)
+            usable = user is not None and user.password_set and not user.disabled
+            # An unknown user (or one without a password) is checked against a dummy hash: a miss takes as
+            # long as a hit.
+            valid = await verify_password(user.password_hash if usable and user else None, password)
         except KdfBusy:
             return LoginProblem.BUSY
-        if not valid or user is None:
+        if not valid or not usable or user is None:
+            await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
-        now = time.time()
-        return LoginSession(user.user_id, user.username, int(now), now)
+        at = time.time()
+        return LoginSession(user.user_id, user.username, int(at), at)
 
     async def answer_consent(
         self, request: AuthorizationRequest, session: LoginSession | None, allowed: bool

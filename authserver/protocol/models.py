@@ -94,6 +94,23 @@ class User:
     phone_number_verified: bool = False
     address: dict[str, str] | None = None  # §5.1.1 members: formatted, street_address, locality, ...
     updated_at: datetime | None = None  # when the user's information last changed
+    # A disabled user cannot sign in; disabling also revokes their refresh-token families.
+    disabled: bool = False
+
+    @property
+    def password_set(self) -> bool:
+        """False for a user created without a password (an empty hash): no sign-in until one is set."""
+        return bool(self.password_hash)
+
+
+@dataclass(frozen=True)
+class LoginFailures:
+    """Failed sign-ins counted for one throttle key (an account or a client address) since the count last
+    started over; it starts over once ``expires_at`` passes without a failure."""
+
+    failures: int
+    last_failure_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from authserver.protocol.models import (
     Client,
     CodeBinding,
     Consent,
+    LoginFailures,
     NewRefreshToken,
     RedeemedCode,
     Redemption,
@@ -98,6 +99,16 @@ class Store(Protocol):
         """Access tokens and grants revoked after ``since`` and not yet expired (incremental sync)."""
         ...
 
+    # The login throttle's failure counters, shared by every worker and replica.
+    async def login_failures(self, keys: Iterable[str]) -> dict[str, LoginFailures]:
+        """The counters of ``keys`` that have one (expired ones included: the caller compares)."""
+        ...
+
+    async def record_login_failure(self, keys: Iterable[str], now: datetime, window: timedelta) -> None:
+        """Count one failure against each key, atomically: its count goes up by one, or starts over at one
+        when its ``expires_at`` has passed; ``last_failure_at`` becomes ``now``, ``expires_at`` now+window."""
+        ...
+
 
 class ClientRegistry(Protocol):
     """Client registrations, as the admin API manages them (the token path reads ``Store.get_client``)."""
@@ -120,4 +131,29 @@ class ClientRegistry(Protocol):
         """Remove the client and its remembered consents, and revoke its grants: every refresh family, and
         the access tokens of each family whose latest one may still be live (the client's access-token TTL,
         or ``default_access_token_ttl`` when it has none). False if there was no such client."""
+        ...
+
+
+class UserDirectory(Protocol):
+    """Users, as the admin API and the CLI manage them (sign-in reads ``Store.get_user_by_username``)."""
+
+    async def add_user(self, user: User) -> bool:
+        """Store a new user; False (nothing written) when the username or user_id is taken."""
+        ...
+
+    async def list_users(self, after: str | None, limit: int) -> list[User]:
+        """Up to ``limit`` users in username order, after ``after`` (a page of them)."""
+        ...
+
+    async def change_user(
+        self, username: str, change: Callable[[User], User], revoke_grants: timedelta | None = None
+    ) -> User | None:
+        """In one transaction, with the user locked: store what ``change`` makes of the user (None: no such
+        user). With ``revoke_grants`` (the default access-token TTL), also revoke every refresh family of the
+        user and the access tokens of each family whose latest one may still be live."""
+        ...
+
+    async def delete_user(self, username: str, default_access_token_ttl: timedelta) -> bool:
+        """Remove the user and their remembered consents, and revoke their grants (as ``change_user``
+        does). False if there was no such user."""
         ...

@@ -80,6 +80,7 @@ def user_from_row(row: Any) -> User:
             "phone_number_verified": bool(values["phone_number_verified"]),
             "address": address if isinstance(address, dict) else None,
             "updated_at": aware(updated_at),
+            "disabled": bool(values["disabled"]),
         }
     )
 

@@ -36,11 +36,13 @@ from authserver.storage.tables import (
     codes,
     consents,
     legacy_refresh_tokens,
+    login_failures,
     refresh_families,
     revoked,
     revoked_grants,
     users,
 )
+from authserver.storage.user_directory import SqlUserDirectory
 from authserver.storage.write_batches import Execute
 
 _WRITE_NAMES = {"rotate_refresh": "refresh_rotation", "redeem": "code_redemption"}
@@ -50,7 +52,7 @@ def observe_batch(execute: Execute, size: int) -> None:
     metrics.DB_WRITE_BATCH_SIZE.labels(_WRITE_NAMES[execute.__name__]).observe(size)
 
 
-class SqlStore(SqlClientRegistry):
+class SqlStore(SqlClientRegistry, SqlUserDirectory):
     def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine) -> None:
         super().__init__(engine)
         self._autocommit = autocommit
@@ -89,28 +91,9 @@ class SqlStore(SqlClientRegistry):
             raise unavailable(error) from error
 
     async def create_user(self, user: User) -> None:
-        try:
-            async with self.engine.begin() as connection:
-                await connection.execute(
-                    insert(users).values(
-                        user_id=user.user_id,
-                        username=user.username,
-                        password_hash=user.password_hash,
-                        email=user.email,
-                        email_verified=user.email_verified,
-                        name=user.name,
-                        given_name=user.given_name,
-                        family_name=user.family_name,
-                        locale=user.locale,
-                        zoneinfo=user.zoneinfo,
-                        phone_number=user.phone_number,
-                        phone_number_verified=user.phone_number_verified,
-                        address=user.address,
-                        created_at=datetime.now(UTC),
-                    )
-                )
-        except DATABASE_ERRORS as error:
-            raise unavailable(error) from error
+        """``add_user`` for set-up code (the demo, tests, the benchmark's seed): a taken name is an error."""
+        if not await self.add_user(user):
+            raise ValueError(f"user {user.username} already exists")
 
     async def set_password(self, username: str, password_hash: str) -> bool:
         try:
@@ -275,6 +258,7 @@ class SqlStore(SqlClientRegistry):
                 await connection.execute(delete(codes).where(codes.c.expires_at < now))
                 await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
                 await connection.execute(delete(revoked_grants).where(revoked_grants.c.expires_at < now))
+                await connection.execute(delete(login_failures).where(login_failures.c.expires_at < now))
                 await connection.execute(
                     delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
                 )

@@ -58,6 +58,19 @@ class UserRow(SQLModel, table=True):
     phone_number_verified: bool | None = None
     address: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    disabled: bool = False  # no sign-in; set with the revocation of the user's refresh families
+
+
+class LoginFailureRow(SQLModel, table=True):
+    """Failed sign-ins per throttle key (a hash of the username, or the client address), shared by every
+    worker and replica: written only on a failure, read by primary key on each sign-in attempt."""
+
+    __tablename__ = "login_failures"
+
+    key: str = Field(primary_key=True, max_length=80)
+    failures: int
+    last_failure_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))  # the count starts over after this
 
 
 class AuthorizationCodeRow(SQLModel, table=True):
@@ -158,3 +171,4 @@ legacy_refresh_tokens = _table(LegacyRefreshTokenRow)
 revoked = _table(RevokedAccessTokenRow)
 revoked_grants = _table(RevokedGrantRow)
 consents = _table(ConsentRow)
+login_failures = _table(LoginFailureRow)

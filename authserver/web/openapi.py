@@ -24,6 +24,7 @@ DESCRIPTIONS = {
     401: "invalid_client / invalid_token, with a WWW-Authenticate challenge",
     403: "the token or client may not do this",
     404: "not_found",
+    409: "conflict: it exists already",
     413: "invalid_request: the request body is too large",
     429: "slow_down: rate limited; retry after Retry-After seconds",
     431: "invalid_request: the request headers are too large",

@@ -27,6 +27,7 @@ from authserver.protocol.grants.base import Grant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
+from authserver.protocol.login_throttle import LoginThrottle
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
@@ -247,7 +248,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         introspection_endpoint=IntrospectionEndpoint(inspector, clients.get),
         revocation_endpoint=RevocationEndpoint(inspector, clients.get),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
-        authorization_flow=AuthorizationFlow(store, CodeIssuer(policy, store)),
+        authorization_flow=AuthorizationFlow(
+            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy)
+        ),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
         request_signer=Signer(session_secret, "authorization-request"),

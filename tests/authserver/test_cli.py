@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cwd: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "authserver", *args],
         cwd=cwd,
@@ -21,7 +23,7 @@ def _run(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), **(env or {})},
     )
 
 
@@ -56,6 +58,20 @@ def test_clients_users_and_keys_from_the_command_line(tmp_path: Path) -> None:
     assert duplicate.returncode == 1
     short = _run(tmp_path, "users", "create", "--username", "eve", "--password-stdin", stdin="short\n")
     assert short.returncode == 2 and "8 characters" in short.stderr
+    named = _run(tmp_path, "users", "create", "--username", "eve", "--password-stdin", stdin="Eve-is-great\n")
+    assert named.returncode == 2 and "must not contain the username" in named.stderr
+    # The policy is configurable: AUTHSERVER_PASSWORD_* (here a longer minimum).
+    longer = _run(
+        tmp_path,
+        "users",
+        "create",
+        "--username",
+        "eve",
+        "--password-stdin",
+        stdin="twelve-chars\n",
+        env={"AUTHSERVER_PASSWORD_MIN_LENGTH": "16"},
+    )
+    assert longer.returncode == 2 and "at least 16 characters" in longer.stderr
     changed = _run(
         tmp_path, "users", "set-password", "--username", "bob", "--password-stdin", stdin="new-passw0rd\n"
     )

@@ -30,8 +30,10 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from markupsafe import escape
 
+from authserver.config import Settings
 from authserver.protocol.models import User
 from harness.accounts import new_user
+from tests.conftest import settings_for
 from tests.support.app import store_of
 from tests.support.oauth import (
     PASSWORD,
@@ -61,6 +63,13 @@ HTML_PAYLOADS = [
     "</title><svg onload=alert(1)>",
     "{{ 7*7 }}{% raw %}",
 ]
+
+
+@pytest.fixture(scope="module")
+def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
+    """No sign-in throttle: every hostile login here must reach the password check (the throttle has its
+    own tests, ``test_login_throttle.py``)."""
+    return settings_for(backend, request, login_max_failures_per_account=0, login_max_failures_per_address=0)
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0008"
+    assert version == "0009"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -188,6 +188,7 @@ async def test_the_standard_claims_migration_keeps_users_codes_and_families(
         after = await to("0007")
         assert {"given_name", "address", "phone_number_verified", "updated_at"} <= after["users"]
         assert "claims" in after["authorization_codes"] and "claims" in after["refresh_families"]
+        await to("head")  # the store reads the later migrations' columns too
         user = await store_for(engine).get_user("u-1")
         assert user is not None and user.name == "Jane Doe" and user.given_name is None
         assert user.updated_at is not None and int(user.updated_at.timestamp()) == 1767323045  # created_at
@@ -200,5 +201,53 @@ async def test_the_standard_claims_migration_keeps_users_codes_and_families(
             names = (await connection.exec_driver_sql("SELECT username, name FROM users")).all()
             families = (await connection.exec_driver_sql("SELECT count(*) FROM refresh_families")).scalar()
         assert [tuple(row) for row in names] == [("jane", "Jane Doe")] and families == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_the_user_accounts_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0009 adds users.disabled (existing users enabled) and the login throttle's counters; its downgrade
+    removes both and the users keep everything else."""
+    import sqlalchemy as sa
+
+    from tests.support.migrations import migrate_to
+
+    engine = create_engine(_fresh(settings, request, "accounts_migration"))
+
+    async def shape() -> tuple[set[str], set[str]]:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: (
+                    set(sa.inspect(sync).get_table_names()),
+                    {column["name"] for column in sa.inspect(sync).get_columns("users")},
+                )
+            )
+
+    try:
+        await migrate_to(engine, "0006")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO users (user_id, username, password_hash, email_verified, created_at)"
+                " VALUES ('u-1', 'old', 'h', false, CURRENT_TIMESTAMP)"
+            )
+        await migrate_to(engine, "0009")
+        tables, columns = await shape()
+        assert "login_failures" in tables and "disabled" in columns
+        async with engine.begin() as connection:
+            assert (
+                await connection.exec_driver_sql("SELECT disabled FROM users WHERE user_id = 'u-1'")
+            ).scalar_one() in (False, 0)
+            await connection.exec_driver_sql("UPDATE users SET disabled = true")
+            await connection.exec_driver_sql(
+                "INSERT INTO login_failures (key, failures, last_failure_at, expires_at)"
+                " VALUES ('a:1', 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        await migrate_to(engine, "0006", downgrade=True)
+        tables, columns = await shape()
+        assert "login_failures" not in tables and "disabled" not in columns and "username" in columns
+        async with engine.connect() as connection:
+            assert (await connection.exec_driver_sql("SELECT username FROM users")).scalar_one() == "old"
     finally:
         await engine.dispose()

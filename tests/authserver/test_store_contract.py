@@ -22,12 +22,13 @@ from authserver.protocol.models import (
     Client,
     ClientType,
     CodeBinding,
+    LoginFailures,
     NewRefreshToken,
     RedemptionOutcome,
     RegisteredClient,
     User,
 )
-from authserver.protocol.store import ClientRegistry, Store
+from authserver.protocol.store import ClientRegistry, Store, UserDirectory
 from tests.conftest import BACKENDS
 from tests.support.claims import with_standard_claims
 from tests.support.memory_store import MemoryStore
@@ -418,3 +419,83 @@ async def test_deleting_a_client_forgets_the_consents_given_to_it(
     assert await registry.delete_registered_client(client_id, timedelta(minutes=15))
     assert await store.granted_scopes(user_id, client_id) == frozenset()
     assert [consent.client_id for consent in await store.list_consents(user_id)] == ["kept-client"]
+
+
+def _directory(store: Store) -> UserDirectory:
+    return store  # type: ignore[return-value]  # every store is the user directory too
+
+
+async def test_users_are_added_once_listed_in_pages_changed_and_deleted(store: Store) -> None:
+    directory = _directory(store)
+    prefix = f"d-{uuid.uuid4().hex[:6]}"
+    users = [
+        User(str(uuid.uuid4()), f"{prefix}-{suffix}", "", email=f"{suffix}@example.com") for suffix in "cab"
+    ]
+    for user in users:
+        assert await directory.add_user(user)
+    assert not await directory.add_user(replace(users[0], user_id=str(uuid.uuid4())))  # the name is taken
+    listed = [
+        u.username for u in await directory.list_users(f"{prefix}-", 1000) if u.username.startswith(prefix)
+    ]
+    assert listed == [f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]
+    assert [u.username for u in await directory.list_users(f"{prefix}-a", 1)] == [f"{prefix}-b"]
+
+    changed = await directory.change_user(f"{prefix}-a", lambda u: replace(u, name="A", disabled=True))
+    assert changed is not None and (changed.name, changed.disabled, changed.password_set) == (
+        "A",
+        True,
+        False,
+    )
+    assert await store.get_user_by_username(f"{prefix}-a") == changed
+    assert await directory.change_user(f"{prefix}-zzz", lambda u: u) is None
+    assert await directory.delete_user(f"{prefix}-a", timedelta(minutes=15))
+    assert await store.get_user_by_username(f"{prefix}-a") is None
+    assert not await directory.delete_user(f"{prefix}-a", timedelta(minutes=15))
+
+
+async def test_revoking_a_users_grants_revokes_every_family_of_theirs_and_no_other(store: Store) -> None:
+    directory = _directory(store)
+    owner, other = await _user(store), await _user(store)
+    families = []
+    for user in (owner, owner, other):
+        client_id = _client_id()
+        code_hash, refresh = await _code(store, client_id, user.user_id), _refresh()
+        redeemed = await store.redeem_authorization_code(
+            code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), refresh
+        )
+        assert redeemed.record is not None and redeemed.record.user == user  # every column, disabled too
+        families.append(refresh)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    disabled = await directory.change_user(
+        owner.username, lambda u: replace(u, disabled=True), timedelta(minutes=15)
+    )
+    assert disabled is not None and disabled.disabled
+    seen = [await store.get_refresh_token(f.family_id, f.secret_hash) for f in families]
+    assert [s.revoked for s in seen if s] == [True, True, False]
+    grants = dict((await store.revoked_since(before)).grants)
+    assert set(grants) >= {grant_id_of_family(f.family_id) for f in families[:2]}
+    assert grant_id_of_family(families[2].family_id) not in grants
+
+    # A code redeemed after the user was disabled says so.
+    client_id = _client_id()
+    code_hash = await _code(store, client_id, owner.user_id)
+    late = await store.redeem_authorization_code(
+        code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), None
+    )
+    assert late.record is not None and late.record.user is not None and late.record.user.disabled
+
+
+async def test_login_failures_count_up_and_start_over_once_expired(store: Store) -> None:
+    key, other = f"u:{uuid.uuid4().hex}", f"a:{uuid.uuid4().hex}"
+    now, window = datetime.now(UTC).replace(microsecond=0), timedelta(minutes=15)
+    assert await store.login_failures([key, other]) == {}
+    for step in range(3):
+        await store.record_login_failure(
+            [key, other] if step == 0 else [key], now + timedelta(seconds=step), window
+        )
+    counted = await store.login_failures([key, other])
+    assert counted[key] == LoginFailures(3, now + timedelta(seconds=2), now + timedelta(seconds=2) + window)
+    assert counted[other].failures == 1
+    later = now + timedelta(seconds=2) + window  # its expiry passed: the count starts over
+    await store.record_login_failure([key], later, window)
+    assert (await store.login_failures([key]))[key] == LoginFailures(1, later, later + window)

@@ -22,6 +22,7 @@ from authserver.protocol.models import (
     Client,
     CodeBinding,
     Consent,
+    LoginFailures,
     NewRefreshToken,
     RedeemedCode,
     Redemption,
@@ -65,6 +66,7 @@ class MemoryStore:
         self.revoked_access_tokens: dict[str, _Revocation] = {}  # by jti
         self.revoked_grants: dict[str, _Revocation] = {}  # by grant id
         self.consents: dict[tuple[str, str, str], datetime] = {}  # (user, client, scope) -> granted at
+        self.failures: dict[str, LoginFailures] = {}  # the login throttle's counters, by key
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -251,6 +253,65 @@ class MemoryStore:
         for key in [key for key in self.consents if key[1] == client_id]:
             del self.consents[key]
         return registered is not None
+
+    # UserDirectory
+    async def add_user(self, user: User) -> bool:
+        if user.user_id in self.users or await self.get_user_by_username(user.username):
+            return False
+        self.users[user.user_id] = user
+        return True
+
+    async def list_users(self, after: str | None, limit: int) -> list[User]:
+        found = sorted((u for u in self.users.values() if not after or u.username > after), key=_username)
+        return found[:limit]
+
+    async def change_user(
+        self, username: str, change: Callable[[User], User], revoke_grants: timedelta | None = None
+    ) -> User | None:
+        current = await self.get_user_by_username(username)
+        if current is None:
+            return None
+        self.users[current.user_id] = wanted = change(current)
+        if revoke_grants is not None:
+            self._revoke_user_grants(current.user_id, revoke_grants)
+        return wanted
+
+    async def delete_user(self, username: str, default_access_token_ttl: timedelta) -> bool:
+        user = await self.get_user_by_username(username)
+        if user is None:
+            return False
+        del self.users[user.user_id]
+        await self.revoke_consents(user.user_id, None)
+        self._revoke_user_grants(user.user_id, default_access_token_ttl)
+        return True
+
+    def _revoke_user_grants(self, user_id: str, default_access_token_ttl: timedelta) -> None:
+        now = datetime.now(UTC)
+        for family_id, family in self.families.items():
+            if family.grant.user_id != user_id or family.revoked:
+                continue
+            family.revoked = True
+            registered = self.clients.get(family.grant.client_id)
+            ttl = registered.client.access_token_ttl_seconds if registered else None
+            lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + timedelta(
+                seconds=CLOCK_LEEWAY_SECONDS
+            )
+            if family.last_access_token_at + lifetime > now:
+                self._revoke_grant(grant_id_of_family(family_id), now + lifetime)
+
+    # Store: the login throttle's counters
+    async def login_failures(self, keys: Iterable[str]) -> dict[str, LoginFailures]:
+        return {key: self.failures[key] for key in keys if key in self.failures}
+
+    async def record_login_failure(self, keys: Iterable[str], now: datetime, window: timedelta) -> None:
+        for key in dict.fromkeys(keys):
+            known = self.failures.get(key)
+            count = 1 if known is None or known.expires_at <= now else known.failures + 1
+            self.failures[key] = LoginFailures(count, now, now + window)
+
+
+def _username(user: User) -> str:
+    return user.username
 
 
 def _as_seen(family: _Family, secret_hash: str) -> RefreshToken:

@@ -41,5 +41,5 @@ AUTHORIZE_ERRORS = frozenset(
     }
 )
 # Every code a JSON error body of any endpoint may carry: the above, access_denied (403) and the admin API's
-# not_found.
-JSON_ERRORS = TOKEN_ERRORS | BEARER_ERRORS | {"access_denied", "not_found"}
+# not_found (404) and conflict (409: a user that exists already).
+JSON_ERRORS = TOKEN_ERRORS | BEARER_ERRORS | {"access_denied", "not_found", "conflict"}

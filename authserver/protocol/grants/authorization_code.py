@@ -68,6 +68,9 @@ class AuthorizationCodeGrant:
             raise InvalidGrant("code_verifier sent for a code issued without code_challenge")
         if refresh is not None and redeemed.refresh is None:
             raise InvalidGrant("authorization code is invalid or expired")  # the store saw a mismatch
+        if redeemed.user is None or redeemed.user.disabled:
+            # Deleted or disabled after the code was issued: no tokens for that user (RFC 6749 §5.2).
+            raise InvalidGrant("the user of this authorization code no longer exists or is disabled")
 
         audience = audience_value(code.audience)
         grant_id = (

@@ -1,4 +1,5 @@
-"""The admin API (bearer AUTHSERVER_ADMIN_TOKEN): the operator registers clients and rotates their secrets.
+"""The admin API (bearer AUTHSERVER_ADMIN_TOKEN): the operator registers clients and rotates their secrets;
+administrators manage users (never shown a password hash).
 
 PUT is an idempotent upsert keyed by client_id: repeating it (an operator restart, a lost response)
 never creates a duplicate and never changes the secret unless a different one is sent.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -16,8 +18,19 @@ from starlette.responses import Response
 
 from authserver.admin.consents import UserConsents, revoke_user_consents, user_consents
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
+from authserver.admin.users import (
+    NewUser,
+    PasswordReset,
+    UserChange,
+    UserView,
+    create_user,
+    reset_password,
+    set_disabled,
+    update_user,
+)
 from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
+from authserver.protocol.models import User
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
 from authserver.web.openapi import errors
@@ -34,6 +47,11 @@ class AdminUnauthorized(OAuthError):
 class NotFound(OAuthError):
     error = "not_found"
     status_code = 404
+
+
+class Conflict(OAuthError):
+    error = "conflict"
+    status_code = 409
 
 
 def require_admin(request: Request) -> None:
@@ -169,4 +187,109 @@ async def revoke_client_consent(
         raise NotFound(f"no user {username}")
     if revoked is False:
         raise NotFound(f"{username} has no consent for {client_id}")
+    return Response(status_code=204)
+
+
+# Users --------------------------------------------------------------------------------------------------
+
+
+def _user_view(user: User | None, username: str, status_code: int = 200) -> Response:
+    if user is None:
+        raise NotFound(f"no user {username}")
+    return json_response(UserView.of(user).model_dump(), status_code, NO_STORE)
+
+
+@router.get("/users", summary="List users", response_model=list[UserView])
+async def list_users(
+    request: Request,
+    after: Annotated[str | None, Query(max_length=255, description="Page after this username")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    users = await services(request).store.list_users(after, limit)
+    return json_response([UserView.of(user).model_dump() for user in users], headers=NO_STORE)
+
+
+@router.post(
+    "/users",
+    summary="Create a user (without a password: no sign-in until one is set)",
+    status_code=201,
+    response_model=UserView,
+    responses=errors(409),
+)
+async def post_user(request: Request, new: NewUser) -> Response:
+    svc = services(request)
+    created = await create_user(svc.store, svc.settings.password_policy, new)
+    if created is None:
+        raise Conflict(f"user {new.username} already exists")
+    return _user_view(created, new.username, 201)
+
+
+@router.get("/users/{username}", summary="Read a user", response_model=UserView, responses=errors(404))
+async def get_user(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    return _user_view(await services(request).store.get_user_by_username(username), username)
+
+
+@router.patch(
+    "/users/{username}",
+    summary="Change a user's email, email_verified or name",
+    response_model=UserView,
+    responses=errors(404),
+)
+async def patch_user(request: Request, username: Annotated[str, _USERNAME], change: UserChange) -> Response:
+    return _user_view(await update_user(services(request).store, username, change), username)
+
+
+def _switch(disabled: bool) -> Callable[[Request, str], Awaitable[Response]]:
+    async def switch(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+        svc = services(request)
+        changed = await set_disabled(svc.store, username, disabled, svc.settings.access_token_ttl)
+        return _user_view(changed, username)
+
+    return switch
+
+
+for _action, _disabled, _summary in (
+    ("disable", True, "Disable a user: no sign-in; their refresh tokens (and access tokens) are revoked"),
+    ("enable", False, "Enable a disabled user (tokens revoked when disabling stay revoked)"),
+):
+    router.add_api_route(
+        f"/users/{{username}}/{_action}",
+        _switch(_disabled),
+        methods=["POST"],
+        name=f"{_action}_user",
+        summary=_summary,
+        response_model=UserView,
+        responses=errors(404),
+    )
+
+
+@router.post(
+    "/users/{username}/password",
+    summary="Set a user's password; optionally revoke their refresh tokens",
+    response_model=UserView,
+    responses=errors(404),
+)
+async def set_password(
+    request: Request, username: Annotated[str, _USERNAME], reset: PasswordReset
+) -> Response:
+    svc = services(request)
+    user = await svc.store.get_user_by_username(username)
+    if user is None:
+        raise NotFound(f"no user {username}")
+    changed = await reset_password(
+        svc.store, svc.settings.password_policy, user, reset, svc.settings.access_token_ttl
+    )
+    return _user_view(changed, username)
+
+
+@router.delete(
+    "/users/{username}",
+    summary="Delete a user: their refresh tokens (and access tokens) are revoked, their consents forgotten",
+    status_code=204,
+    responses=errors(404),
+)
+async def delete_user(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    svc = services(request)
+    if not await svc.store.delete_user(username, svc.settings.access_token_ttl):
+        raise NotFound(f"no user {username}")
     return Response(status_code=204)

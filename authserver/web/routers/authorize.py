@@ -33,8 +33,9 @@ from authserver.protocol.authorization_flow import (
     ShowConsent,
 )
 from authserver.protocol.errors import OAuthError
+from authserver.protocol.login_throttle import Throttled
 from authserver.protocol.params import Params
-from authserver.web.dependencies import services
+from authserver.web.dependencies import real_client_address, services
 from authserver.web.forms import query_params, read_form
 from authserver.web.security_headers import DEFAULT_CSP
 from authserver.web.services import Services
@@ -218,7 +219,12 @@ async def login(request: Request) -> Response:
     form, auth = posted
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
-    signed_in = await svc.authorization_flow.sign_in(username, password)
+    address = real_client_address(request, svc.settings.trusted_proxies)
+    signed_in = await svc.authorization_flow.sign_in(username, password, address)
+    if isinstance(signed_in, Throttled):
+        metrics.LOGINS.labels("throttled").inc()
+        metrics.LOGINS_THROTTLED.labels(signed_in.by).inc()
+        return _throttled_page(request, svc, auth, signed_in, username)
     if isinstance(signed_in, LoginProblem):
         metrics.LOGINS.labels(_LOGIN_RESULTS[signed_in]).inc()
         return _login_page(request, svc, auth, signed_in, username)
@@ -280,4 +286,16 @@ def _login_page(
     response = _Pages(request, svc).render("login.html", auth, status_code, username=username, error=error)
     if problem is LoginProblem.BUSY:
         response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
+    return response
+
+
+def _throttled_page(
+    request: Request, svc: Services, auth: AuthorizationRequest, throttled: Throttled, username: str
+) -> Response:
+    """429 with Retry-After (RFC 6585 §4): the same page whether the username exists or not, and whichever
+    limit (account or address) was reached."""
+    minutes = -(-throttled.retry_after_seconds // 60)
+    error = f"Too many sign-in attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    response = _Pages(request, svc).render("login.html", auth, 429, username=username, error=error)
+    response.headers["Retry-After"] = str(throttled.retry_after_seconds)
     return response
