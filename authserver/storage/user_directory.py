@@ -4,6 +4,7 @@ rows in, rows out, the same statements on both databases (``SqlStore`` builds on
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -87,10 +88,11 @@ class SqlUserDirectory:
                 current = user_from_row(row)
                 wanted = change(current)
                 if wanted != current:
+                    wanted = replace(wanted, updated_at=datetime.now(UTC))  # OIDC Core §5.1
                     await connection.execute(
                         update(users)
                         .where(users.c.user_id == current.user_id)
-                        .values(**_user_values(wanted), updated_at=datetime.now(UTC))  # OIDC Core §5.1
+                        .values(**_user_values(wanted), updated_at=wanted.updated_at)
                     )
                 if revoke_grants is not None:
                     await self._revoke_user_grants(connection, current.user_id, revoke_grants)

@@ -289,10 +289,14 @@ def test_authorization_code_with_pkce_id_token_and_userinfo(
     assert id_token["at_hash"] == at_hash(token["access_token"])
     assert flow.login_started - 1 <= id_token["auth_time"] <= flow.login_finished + 1
 
-    # userinfo releases what the scope allows: profile yes, email no.
+    # userinfo releases what the scope allows: profile yes (updated_at is a profile claim, OIDC Core §5.4:
+    # the person was never changed, so it is when they were created), email no.
     info = oauth.get(metadata["userinfo_endpoint"])
     assert info.status_code == 200, info.text
-    assert info.json() == {"sub": person.user_id, "preferred_username": person.username, "name": person.name}
+    released = info.json()
+    updated_at = released.pop("updated_at")
+    assert isinstance(updated_at, int) and time.time() - 600 < updated_at <= flow.login_started + 1
+    assert released == {"sub": person.user_id, "preferred_username": person.username, "name": person.name}
 
     oauth, token = CodeFlow(server, metadata, code_client).run(person, "openid email")
     info = oauth.get(metadata["userinfo_endpoint"]).json()

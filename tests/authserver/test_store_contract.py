@@ -69,7 +69,9 @@ def _client_id() -> str:
 async def _user(store: Store) -> User:
     user = User(user_id=str(uuid.uuid4()), username=f"u-{uuid.uuid4().hex[:8]}", password_hash="x", name="U")
     await store.create_user(user)  # type: ignore[attr-defined]  # every store has it; the protocol needs none
-    return user
+    stored = await store.get_user_by_username(user.username)
+    assert stored is not None and stored.updated_at is not None  # a new user's change time is its creation
+    return stored
 
 
 async def _code(store: Store, client_id: str, user_id: str, *, expires_in: float = 60) -> str:
@@ -440,8 +442,12 @@ async def test_users_are_added_once_listed_in_pages_changed_and_deleted(store: S
     assert listed == [f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]
     assert [u.username for u in await directory.list_users(f"{prefix}-a", 1)] == [f"{prefix}-b"]
 
+    added = await store.get_user_by_username(f"{prefix}-a")
+    assert added is not None and added.updated_at is not None  # never changed: its creation time
+    assert await directory.change_user(f"{prefix}-a", lambda u: u) == added  # no change, no new updated_at
     changed = await directory.change_user(f"{prefix}-a", lambda u: replace(u, name="A", disabled=True))
-    assert changed is not None and (changed.name, changed.disabled, changed.password_set) == (
+    assert changed is not None and changed.updated_at is not None and changed.updated_at > added.updated_at
+    assert (changed.name, changed.disabled, changed.password_set) == (
         "A",
         True,
         False,

@@ -100,11 +100,12 @@ def test_oidcc_discovery_endpoint_verification(server: AuthServer) -> None:
         assert key["kty"] in ("RSA", "EC", "OKP") and not private_members & key.keys(), key.get("kid")
         jwt.PyJWK(key)  # parses as a usable public key
 
-    # Informational in the module, stated plainly here: no request objects, no claims parameter.
+    # Informational in the module, stated plainly here: no request objects; the claims parameter is served
+    # (OIDC Core §5.5), so the discovery document says so (OIDC Discovery §3).
     assert metadata["request_parameter_supported"] is False
     assert metadata["request_uri_parameter_supported"] is False
     assert "request_object_signing_alg_values_supported" not in metadata
-    assert metadata.get("claims_parameter_supported", False) is False
+    assert metadata["claims_parameter_supported"] is True
 
     # claims_supported is recommended (the module warns without it): an array naming at least sub.
     assert isinstance(metadata["claims_supported"], list) and "sub" in metadata["claims_supported"]

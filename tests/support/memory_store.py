@@ -258,7 +258,7 @@ class MemoryStore:
     async def add_user(self, user: User) -> bool:
         if user.user_id in self.users or await self.get_user_by_username(user.username):
             return False
-        self.users[user.user_id] = user
+        self.users[user.user_id] = user if user.updated_at else replace(user, updated_at=datetime.now(UTC))
         return True
 
     async def list_users(self, after: str | None, limit: int) -> list[User]:
@@ -271,7 +271,10 @@ class MemoryStore:
         current = await self.get_user_by_username(username)
         if current is None:
             return None
-        self.users[current.user_id] = wanted = change(current)
+        wanted = change(current)
+        if wanted != current:
+            wanted = replace(wanted, updated_at=datetime.now(UTC))  # as the databases do: OIDC Core §5.1
+        self.users[current.user_id] = wanted
         if revoke_grants is not None:
             self._revoke_user_grants(current.user_id, revoke_grants)
         return wanted
