@@ -89,6 +89,10 @@ class BackchannelLogout:
             self._consumer = asyncio.create_task(self._consume())
 
     @property
+    def stopping(self) -> bool:
+        return self._closed
+
+    @property
     def pending(self) -> int:
         """Ended sessions queued plus deliveries under way."""
         return self._queue.qsize() + len(self._deliveries)

@@ -11,6 +11,7 @@ waits (its settings), so giving up takes a fraction of a second, observed by pol
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import logging
@@ -32,7 +33,8 @@ from prometheus_client import REGISTRY
 from authserver.config import Settings
 from authserver.protocol.backchannel_logout import BACKCHANNEL_LOGOUT_EVENT, RetryPolicy
 from authserver.protocol.session_end import EndedSession, EndReason, announce
-from authserver.web.backchannel_delivery import BackchannelLogout
+from authserver.web.app import create_app
+from authserver.web.backchannel_delivery import SHUTDOWN_GRACE_SECONDS, BackchannelLogout
 from authserver.web.services import Services
 from harness.polling import wait_for
 from tests.conftest import settings_for
@@ -315,3 +317,36 @@ async def test_a_stopping_worker_finishes_pending_deliveries_within_the_grace(
         listener.session_ended(_session(quick_id))  # after the stop: dropped, never sent
     assert len(quick.requests) == 1 and len(stuck.requests) == 1
     assert counts() == {"delivered": 1, "retried": 0, "gave_up": 0, "dropped": 2}
+
+
+async def test_an_application_stopping_gives_its_pending_deliveries_the_shutdown_grace(
+    settings: Settings,
+) -> None:
+    """The worker's shutdown (the lifespan's end, after uvicorn's graceful shutdown) waits for a delivery
+    under way to finish (its RP answers only once the stop has begun), and for one that hangs only
+    SHUTDOWN_GRACE_SECONDS, then drops it."""
+    slow = settings.model_copy(update={"backchannel_logout_timeout": timedelta(seconds=30)})
+    app = create_app(slow)
+    counts = Counts()
+    with receiving(HANG) as quick, receiving(HANG) as stuck:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+                quick_id = await _client(http, quick.uri)
+                stuck_id = await _client(http, stuck.uri)
+            services: Services = app.state.services
+            listener = services.backchannel_logout
+            announce(services.session_end_listeners, [_session(quick_id, stuck_id)])
+            await wait_for(lambda: len(quick.requests) == len(stuck.requests) == 1)  # both under way, held
+
+            async def answer_once_stopping() -> None:
+                await wait_for(lambda: listener.stopping)
+                quick.release.set()
+
+            answering = asyncio.create_task(answer_once_stopping())
+            started = time.monotonic()
+        stopped_in = time.monotonic() - started
+        await answering
+    assert SHUTDOWN_GRACE_SECONDS <= stopped_in < SHUTDOWN_GRACE_SECONDS + 3
+    assert len(quick.requests) == 1
+    assert counts() == {"delivered": 1, "retried": 0, "gave_up": 0, "dropped": 1}
