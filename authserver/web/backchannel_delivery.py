@@ -136,12 +136,16 @@ class BackchannelLogout:
         while True:
             ended = await self._queue.get()
             metrics.BACKCHANNEL_LOGOUT_QUEUE.set(self._queue.qsize())
+            client_ids = list(dict.fromkeys(ended.client_ids))
             try:
-                for client_id in dict.fromkeys(ended.client_ids):
+                while client_ids:
                     await self._slots.acquire()
-                    task = asyncio.create_task(self._deliver(client_id, ended))
+                    task = asyncio.create_task(self._deliver(client_ids.pop(0), ended))
                     self._deliveries.add(task)
                     task.add_done_callback(self._delivery_done)
+            except asyncio.CancelledError:  # stopped while waiting for a free slot: the rest are lost
+                metrics.BACKCHANNEL_LOGOUT_DELIVERIES.labels("dropped").inc(len(client_ids))
+                raise
             finally:
                 self._queue.task_done()
 

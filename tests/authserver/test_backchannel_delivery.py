@@ -350,3 +350,22 @@ async def test_an_application_stopping_gives_its_pending_deliveries_the_shutdown
     assert SHUTDOWN_GRACE_SECONDS <= stopped_in < SHUTDOWN_GRACE_SECONDS + 3
     assert len(quick.requests) == 1
     assert counts() == {"delivered": 1, "retried": 0, "gave_up": 0, "dropped": 1}
+
+
+async def test_deliveries_beyond_the_concurrency_wait_and_those_left_at_the_stop_are_counted(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """At most ``concurrency`` deliveries are under way: a session's further clients wait for a free slot,
+    and when the worker stops first they are dropped, each counted."""
+    services = _services(app_client)
+    counts = Counts()
+    with receiving(HANG) as stuck:
+        client_ids = [await _client(app_client, stuck.uri) for _ in range(3)]
+        listener = BackchannelLogout(services.clients.get, services.minter, concurrency=1, timeout=30)
+        listener.start()
+        listener.session_ended(_session(*client_ids))
+        await wait_for(lambda: len(stuck.requests) == 1)
+        assert listener.pending == 1  # one under way; the other two wait for its slot
+        await listener.close(grace=0.2)
+        assert len(stuck.requests) == 1
+    assert counts() == {"delivered": 0, "retried": 0, "gave_up": 0, "dropped": 3}
