@@ -121,6 +121,8 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             require_pkce=not args.pkce_optional,
             id_token_signed_response_alg=args.id_token_signing_alg,
             skip_consent=args.skip_consent,
+            backchannel_logout_uri=args.backchannel_logout_uri,
+            backchannel_logout_session_required=args.backchannel_logout_session_required,
         )
     except ValidationError as error:
         for problem in error.errors():
@@ -348,6 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a trusted first-party client: no consent page after sign-in (prompt=consent still shows it); "
         "a public client only with https redirect URIs on non-loopback hosts",
+    )
+    create.add_argument(
+        "--backchannel-logout-uri",
+        help="where logout tokens are POSTed when a sign-in session this client took part in ends "
+        "(OpenID Connect Back-Channel Logout 1.0; https, or http on loopback)",
+    )
+    create.add_argument(
+        "--backchannel-logout-session-required",
+        action="store_true",
+        help="the client needs sid in logout tokens (always sent; needs --backchannel-logout-uri)",
     )
     create.set_defaults(handler=cmd_clients_create)
 

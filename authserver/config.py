@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authserver.protocol.backchannel_logout import RetryPolicy
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
 from authyard_values.durations import Duration
@@ -113,6 +114,24 @@ class Settings(BaseSettings):
     shutdown_timeout: Duration = Field(
         timedelta(seconds=10),
         description="After the drain, how long in-flight requests may finish before the worker exits.",
+    )
+    backchannel_logout_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Each back-channel logout POST, connecting included; a slower RP is tried again.",
+    )
+    backchannel_logout_first_retry: Duration = Field(
+        timedelta(seconds=1),
+        description="Wait before the first retry of a back-channel logout; each next one doubles (±50%).",
+    )
+    backchannel_logout_max_attempts: int = Field(
+        6, ge=1, le=20, description="Attempts per back-channel logout delivery before it is given up."
+    )
+    backchannel_logout_retry_deadline: Duration = Field(
+        timedelta(minutes=2),
+        description="No back-channel logout attempt starts later than this after the delivery's first.",
+    )
+    backchannel_logout_queue_size: int = Field(
+        1000, ge=1, description="Ended sessions a worker holds for back-channel logout; more are dropped."
     )
     login_kdf_threads: int = Field(
         0, ge=0, description="argon2 threads per worker; 0 = the CPUs available divided by the workers."
@@ -225,6 +244,14 @@ class Settings(BaseSettings):
             self.login_max_failures_per_address,
             self.login_failure_window,
             self.login_lockout,
+        )
+
+    @property
+    def backchannel_retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.backchannel_logout_max_attempts,
+            first_delay=self.backchannel_logout_first_retry.total_seconds(),
+            deadline=self.backchannel_logout_retry_deadline.total_seconds(),
         )
 
     @property

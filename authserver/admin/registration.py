@@ -47,6 +47,22 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def check_backchannel_logout_uri(uri: str) -> str:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: absolute, no fragment, may have a port, path and query;
+    https, or plain http only on loopback (as redirect URIs). No user information: the server would send it
+    as credentials to whoever the URI names."""
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "#" in uri:
+        raise ValueError(f"backchannel_logout_uri {uri!r} must be absolute and have no fragment")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"backchannel_logout_uri {uri!r} must be an https URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"backchannel_logout_uri {uri!r} must not contain user information")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"backchannel_logout_uri {uri!r}: plain http is allowed only for loopback addresses")
+    return uri
+
+
 def _check_impersonation_proof(redirect_uris: list[str]) -> None:
     """A public client may skip consent only if no other app can receive its codes. Its identity is not
     authenticated: any app can send its client_id, and gets the code if it can listen at a redirect URI.
@@ -117,6 +133,17 @@ class ClientRegistration(BaseModel):
         "prompt=consent still shows the page. A public client qualifies only when every redirect URI is "
         "https on a non-loopback host, which no other app can receive at (RFC 8252 §8.6).",
     )
+    backchannel_logout_uri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        None,
+        description="Where the server POSTs a logout token when a sign-in session this client took part in "
+        "ends (OpenID Connect Back-Channel Logout 1.0 §2.2): https (http only on loopback), absolute, a "
+        "query allowed, no fragment. Absent: no back-channel logout.",
+    )
+    backchannel_logout_session_required: bool = Field(
+        False,
+        description="The RP needs the sid claim in logout tokens (§2.2). This server always sends sid, so "
+        "it changes nothing sent; it needs backchannel_logout_uri.",
+    )
     client_secret: str | None = Field(
         None,
         min_length=MIN_SUPPLIED_SECRET_LENGTH,
@@ -135,6 +162,11 @@ class ClientRegistration(BaseModel):
     @classmethod
     def _redirect_uris_are_safe(cls, uris: list[str]) -> list[str]:
         return [check_redirect_uri(uri) for uri in uris]
+
+    @field_validator("backchannel_logout_uri")
+    @classmethod
+    def _backchannel_logout_uri_is_safe(cls, uri: str | None) -> str | None:
+        return check_backchannel_logout_uri(uri) if uri is not None else None
 
     @field_validator("audiences")
     @classmethod
@@ -182,6 +214,8 @@ class ClientRegistration(BaseModel):
             raise ValueError("authorization_code needs at least one redirect URI")
         if "refresh_token" in self.grant_types and "authorization_code" not in self.grant_types:
             raise ValueError("refresh_token is only issued with authorization_code")
+        if self.backchannel_logout_session_required and self.backchannel_logout_uri is None:
+            raise ValueError("backchannel_logout_session_required needs a backchannel_logout_uri")
         return self
 
     @property
@@ -211,6 +245,8 @@ class ClientRegistration(BaseModel):
             require_pkce=self.require_pkce,
             id_token_signed_response_alg=self.id_token_signed_response_alg,
             skip_consent=self.skip_consent,
+            backchannel_logout_uri=self.backchannel_logout_uri,
+            backchannel_logout_session_required=self.backchannel_logout_session_required,
         )
 
     @property
@@ -280,6 +316,8 @@ class ClientView(BaseModel):
         None, description="Absent (null): the server's default ID-token algorithm."
     )
     skip_consent: bool = False
+    backchannel_logout_uri: str | None = Field(None, description="null: no back-channel logout.")
+    backchannel_logout_session_required: bool = False
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -304,6 +342,8 @@ class ClientView(BaseModel):
             refresh_token_ttl_seconds=client.refresh_token_ttl_seconds,
             id_token_signed_response_alg=client.id_token_signed_response_alg,
             skip_consent=client.skip_consent,
+            backchannel_logout_uri=client.backchannel_logout_uri,
+            backchannel_logout_session_required=client.backchannel_logout_session_required,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

@@ -94,6 +94,19 @@ ID_TOKEN_ALGORITHM_FALLBACKS = Counter(
     ["asked", "used"],
 )
 
+# OpenID Connect Back-Channel Logout: each logout token delivery's end (delivered, gave_up, dropped) and each
+# retry it took; the ended sessions a worker holds before sending (its queue is bounded).
+BACKCHANNEL_LOGOUT_DELIVERIES = Counter(
+    "authserver_backchannel_logout_deliveries_total",
+    "Back-channel logout token deliveries, by outcome (retried counts each retry)",
+    ["outcome"],
+)
+BACKCHANNEL_LOGOUT_OUTCOMES = ("delivered", "retried", "gave_up", "dropped")
+BACKCHANNEL_LOGOUT_QUEUE = Gauge(
+    "authserver_backchannel_logout_queue_size",
+    "Ended sessions waiting for their back-channel logout deliveries to start",
+    multiprocess_mode="livesum",
+)
 
 # Label values known in advance. A series is exported from the worker's start (at 0) rather than from its
 # first increment, which rate() could not count (it has no earlier sample), and a quiet panel shows 0 rather
@@ -109,6 +122,8 @@ def export_known_label_sets() -> None:
         DB_WRITE_BATCH_SIZE.labels(write)
     for by in LOGIN_THROTTLE_KEYS:
         LOGINS_THROTTLED.labels(by)
+    for outcome in BACKCHANNEL_LOGOUT_OUTCOMES:
+        BACKCHANNEL_LOGOUT_DELIVERIES.labels(outcome)
 
 
 def render_latest() -> bytes:

@@ -58,4 +58,8 @@ def authorization_server_metadata(
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "prompt_values_supported": list(PROMPT_VALUES),
+        # OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens are POSTed to registered clients, and
+        # always carry sid (every session has one).
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }

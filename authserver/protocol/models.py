@@ -49,6 +49,10 @@ class Client:
     id_token_signed_response_alg: str | None = None
     # A first-party client the operator trusts: no consent page unless the request says prompt=consent.
     skip_consent: bool = False
+    # OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (None: not sent), and
+    # whether the RP needs ``sid`` in them (this server always includes it, so it changes nothing sent).
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_public(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from authserver.crypto.jws import JwsKey
 from authserver.crypto.keyset import KeySet
 from authserver.crypto.refresh_token_values import new_refresh_token
 from authserver.protocol.claims import USERINFO_CLAIMS_CLAIM
@@ -59,6 +60,16 @@ class TokenMinter:
     def id_token_algorithm(self, client: Client) -> str:
         return client.id_token_signed_response_alg or self.policy.id_token_algorithm
 
+    def id_token_key(self, client: Client) -> JwsKey:
+        """The key that signs ``client``'s ID tokens (and its logout tokens, Back-Channel Logout §2.4)."""
+        # A key of the client's algorithm (OIDC Registration §2); a key set without one (written before it
+        # held several algorithms) signs with its primary key and the caller is told.
+        asked = self.id_token_algorithm(client)
+        key = self._keys().id_token_key(asked)
+        if key.alg != asked:
+            self._on_fallback(asked, key.alg)
+        return key
+
     def access_token_ttl(self, client: Client) -> int:
         return client.access_token_ttl_seconds or int(self.policy.access_token_ttl.total_seconds())
 
@@ -104,12 +115,7 @@ class TokenMinter:
         nonce: str | None,
         extra_claims: dict[str, Any],
     ) -> str:
-        # Signed with a key of the client's algorithm (OIDC Registration §2); a key set without one (written
-        # before it held several algorithms) signs with its primary key and the caller is told.
-        asked = self.id_token_algorithm(client)
-        key = self._keys().id_token_key(asked)
-        if key.alg != asked:
-            self._on_fallback(asked, key.alg)
+        key = self.id_token_key(client)
         # at_hash: the left half of the hash that goes with the ID token's own alg (OIDC Core §3.1.3.6).
         digest = _HASH_FOR_ALG[key.alg](access_token.encode()).digest()
         now = int(time.time())

@@ -60,6 +60,8 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "require_pkce": client.require_pkce,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "skip_consent": client.skip_consent,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -53,6 +53,8 @@ def client_from_row(row: Any) -> Client:
         require_pkce=bool(row.require_pkce),
         id_token_signed_response_alg=row.id_token_signed_response_alg,
         skip_consent=bool(row.skip_consent),
+        backchannel_logout_uri=row.backchannel_logout_uri,
+        backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
     )
 
 

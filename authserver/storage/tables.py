@@ -34,6 +34,8 @@ class ClientRow(SQLModel, table=True):
     require_pkce: bool = True
     id_token_signed_response_alg: str | None = Field(default=None, max_length=16)  # NULL: server default
     skip_consent: bool = False
+    backchannel_logout_uri: str | None = Field(default=None, max_length=2048)  # NULL: no back-channel logout
+    backchannel_logout_session_required: bool = False
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 

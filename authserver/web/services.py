@@ -30,6 +30,7 @@ from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
 from authserver.protocol.login_throttle import LoginThrottle
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
+from authserver.protocol.session_end import SessionEndListener
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
@@ -42,6 +43,7 @@ from authserver.storage.postgres import token_writes as postgres_token_writes
 from authserver.storage.postgres.direct_pool import DirectPool, split_pool_budget
 from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
+from authserver.web.backchannel_delivery import BackchannelLogout
 
 log = logging.getLogger(__name__)
 # Revocations written by another replica with a clock slightly behind ours are still picked up.
@@ -71,6 +73,7 @@ class Services:
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
+    backchannel_logout: BackchannelLogout
     direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -85,6 +88,11 @@ class Services:
     def lookup_client(self) -> ClientLookup:
         return self.clients.get
 
+    @property
+    def session_end_listeners(self) -> tuple[SessionEndListener, ...]:
+        """Who hears of every ended sign-in session (``protocol.session_end.announce``)."""
+        return (self.backchannel_logout,)
+
     def start_background(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(self.settings.keys_reload_interval, self._reload_keys)),
@@ -94,8 +102,12 @@ class Services:
         ]
         if isinstance(self.store, SqliteStore):  # its commits no longer checkpoint the log themselves
             self._tasks.append(asyncio.create_task(self._checkpoints(self.store)))
+        self.backchannel_logout.start()
 
     async def stop(self) -> None:
+        # First, while the database is still there for their client lookups: pending back-channel logout
+        # deliveries get a bounded time (after uvicorn's graceful shutdown, within the pod's grace period).
+        await self.backchannel_logout.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -258,6 +270,13 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,
+        backchannel_logout=BackchannelLogout(
+            clients.get,
+            minter,
+            policy=settings.backchannel_retry_policy,
+            queue_size=settings.backchannel_logout_queue_size,
+            timeout=settings.backchannel_logout_timeout.total_seconds(),
+        ),
         direct=direct,
     )
 

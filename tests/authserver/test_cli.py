@@ -176,6 +176,27 @@ def test_a_trusted_client_is_registered_with_skip_consent_or_refused_clearly(tmp
     assert "skip_consent" in public.stderr and "http://127.0.0.1/callback" in public.stderr
 
 
+def test_a_backchannel_logout_uri_is_registered_or_refused_clearly(tmp_path: Path) -> None:
+    rp = ("clients", "create", "--name", "Portal", "--grant-type", "authorization_code", "--scope", "openid")
+    rp += ("--redirect-uri", "https://portal.example.com/cb")
+    created = _run(
+        tmp_path,
+        *rp,
+        "--backchannel-logout-uri",
+        "https://portal.example.com/bc-logout?realm=1",
+        "--backchannel-logout-session-required",
+    )
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert client["backchannel_logout_uri"] == "https://portal.example.com/bc-logout?realm=1"
+    assert client["backchannel_logout_session_required"] is True
+    plain_http = _run(tmp_path, *rp, "--backchannel-logout-uri", "http://portal.example.com/bc")
+    assert plain_http.returncode == 2 and "Traceback" not in plain_http.stderr
+    assert "backchannel_logout_uri" in plain_http.stderr and "loopback" in plain_http.stderr
+    alone = _run(tmp_path, *rp, "--backchannel-logout-session-required")
+    assert alone.returncode == 2 and "needs a backchannel_logout_uri" in alone.stderr
+
+
 def test_a_users_remembered_consents_are_listed_and_revoked_from_the_command_line(tmp_path: Path) -> None:
     import asyncio
     from datetime import UTC, datetime

@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0009"
+    assert version == "0011"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -138,6 +138,45 @@ async def test_the_skip_consent_migration_upgrades_and_downgrades(
             )
             assert trusted.scalar_one() in (False, 0)
         assert "skip_consent" not in await to("0006", downgrade=True)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_backchannel_logout_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0011 adds the clients' back-channel logout URI (NULL: none) and session flag (false) to the clients
+    registered before it; its downgrade drops both and keeps the clients."""
+    engine = create_engine(_fresh(settings, request, "backchannel_logout_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> set[str]:
+        return (await _migrate(engine, revision, downgrade=downgrade))["clients"]
+
+    columns = {"backchannel_logout_uri", "backchannel_logout_session_required"}
+    try:
+        assert not columns & await to("0009")
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+                " redirect_uris, created_at, updated_at) VALUES ('old', 'old', 'confidential', '[]', '[]',"
+                " '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        assert columns <= await to("0011")
+        async with engine.begin() as connection:
+            old = await connection.exec_driver_sql(
+                "SELECT backchannel_logout_uri, backchannel_logout_session_required FROM clients"
+                " WHERE client_id = 'old'"
+            )
+            uri, required = old.one()
+            assert uri is None and required in (False, 0)
+            await connection.exec_driver_sql(
+                "UPDATE clients SET backchannel_logout_uri = 'https://rp.example.com/bc'"
+                " WHERE client_id = 'old'"
+            )
+        assert not columns & await to("0009", downgrade=True)
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
+            assert kept.scalars().all() == ["old"]
     finally:
         await engine.dispose()
 

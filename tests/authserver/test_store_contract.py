@@ -356,6 +356,26 @@ async def test_the_registry_stores_what_a_change_decides_and_nothing_else(
     assert await store.get_client(client_id) == updated.registered.client
 
 
+async def test_the_registry_keeps_a_clients_backchannel_logout_registration(
+    store: Store, registry: ClientRegistry
+) -> None:
+    """Back-Channel Logout 1.0 §2.2's URI (with its query) and session flag are read back as registered,
+    changed, and removed."""
+    client_id = _client_id()
+    uri = "https://rp.example.com/logout/backchannel?tenant=a&x=1"
+    desired = _desired(client_id, backchannel_logout_uri=uri, backchannel_logout_session_required=True)
+    await register_client(registry, desired, None, None)
+    stored = await store.get_client(client_id)
+    assert stored is not None
+    assert (stored.backchannel_logout_uri, stored.backchannel_logout_session_required) == (uri, True)
+    await register_client(registry, replace(desired, backchannel_logout_session_required=False), None, None)
+    stored = await store.get_client(client_id)
+    assert stored is not None and stored.backchannel_logout_session_required is False
+    await register_client(registry, _desired(client_id), None, None)
+    registered = await registry.get_registered_client(client_id)
+    assert registered is not None and registered.client.backchannel_logout_uri is None
+
+
 async def test_the_registry_lists_in_pages_and_deletes_with_the_clients_families(
     store: Store, registry: ClientRegistry
 ) -> None:

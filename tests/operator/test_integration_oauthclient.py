@@ -201,6 +201,30 @@ async def test_id_token_signing_alg_reaches_the_registration(stack: Stack) -> No
     assert registered["id_token_signed_response_alg"] is None
 
 
+async def test_backchannel_logout_reaches_the_registration_and_leaves_it(stack: Stack) -> None:
+    """OAuthClient backchannelLogout → backchannel_logout_uri / _session_required (Back-Channel Logout
+    §2.2); removing it removes the URI, so the client is sent no more logout tokens."""
+    logout = {"uri": "https://orders.example.com/bc-logout?tenant=a", "sessionRequired": True}
+    await stack.kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients",
+        oauthclient("logout", backchannelLogout=logout),
+    )
+    await wait_for(
+        lambda: stack.ready("logout").get("status") == "True", timeout=30, message="client not Ready"
+    )
+    registered = (await stack.admin("GET", "/admin/clients/team-a.logout")).json()
+    assert registered["backchannel_logout_uri"] == "https://orders.example.com/bc-logout?tenant=a"
+    assert registered["backchannel_logout_session_required"] is True
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/logout",
+        {"spec": {"backchannelLogout": None}},
+    )
+    await wait_for(lambda: stack.client_status("logout").get("observedGeneration") == 2, timeout=20)
+    registered = (await stack.admin("GET", "/admin/clients/team-a.logout")).json()
+    assert registered["backchannel_logout_uri"] is None
+    assert registered["backchannel_logout_session_required"] is False
+
+
 async def test_the_authservers_trusted_clients_register_with_skip_consent(stack: Stack) -> None:
     """spec.consent.trustedClients decides; taking a client off the list un-trusts it at its next resync."""
     authserver = f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers/auth"

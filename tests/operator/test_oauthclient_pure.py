@@ -112,4 +112,12 @@ def test_registration_body_follows_the_spec() -> None:
         == "ES256"
     )
     assert "id_token_signed_response_alg" not in registration(_client(), "m2m", "a")
+    # Back-Channel Logout 1.0 §2.2's names; absent from the body: the server forgets a URI it had.
+    logout = {"uri": "https://app.example.com/bc-logout?tenant=a", "sessionRequired": True}
+    body = registration(_client(backchannelLogout=logout), "m2m", "a")
+    assert body["backchannel_logout_uri"] == "https://app.example.com/bc-logout?tenant=a"
+    assert body["backchannel_logout_session_required"] is True
+    loopback = registration(_client(backchannelLogout={"uri": "http://127.0.0.1:8000/bc"}), "m2m", "a")
+    assert loopback["backchannel_logout_session_required"] is False
+    assert "backchannel_logout_uri" not in registration(_client(), "m2m", "a")
     assert client_id_for("team-a", "orders") == "team-a.orders"

@@ -150,6 +150,9 @@ def registration(
         body["access_token_ttl"] = spec.access_token_ttl
     if spec.id_token_signing_alg:
         body["id_token_signed_response_alg"] = spec.id_token_signing_alg
+    if spec.backchannel_logout is not None:  # absent from the PUT: no back-channel logout any more
+        body["backchannel_logout_uri"] = spec.backchannel_logout.uri
+        body["backchannel_logout_session_required"] = spec.backchannel_logout.session_required
     if trusted:  # absent from the PUT is false: a client taken off the AuthServer's list is un-trusted
         body["skip_consent"] = True
     return body

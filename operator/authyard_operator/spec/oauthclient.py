@@ -27,6 +27,8 @@ PkcePolicy = Literal["Required", "OptionalWithNonce"]
 
 # OAuth 2.1 redirect URIs: absolute (any scheme, so native apps' private schemes work), never a fragment.
 RedirectUri = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s#]+$", max_length=2048)]
+# OpenID Connect Back-Channel Logout 1.0 §2.2: an absolute http(s) URL, a query allowed, never a fragment.
+BackchannelLogoutUri = Annotated[str, Field(pattern=r"^https?://[^\s#@/?]+[^\s#]*$", max_length=2048)]
 
 
 class AuthServerRef(SpecModel):
@@ -52,6 +54,21 @@ class ClientSecretSpec(SpecModel):
         "1h",
         description="After a client-secret rotation, how long the previous secret keeps working "
         "(Go duration).",
+    )
+
+
+class BackchannelLogoutSpec(SpecModel):
+    """OpenID Connect Back-Channel Logout 1.0: where the AuthServer POSTs a logout token when a sign-in
+    session this client took part in ends."""
+
+    uri: BackchannelLogoutUri = Field(
+        description="The client's back-channel logout URL (backchannel_logout_uri): https, or http only for "
+        "loopback hosts; a query is allowed, a fragment is not."
+    )
+    session_required: bool = Field(
+        False,
+        description="The client needs the sid claim in logout tokens (backchannel_logout_session_required). "
+        "The AuthServer always sends sid.",
     )
 
 
@@ -111,6 +128,11 @@ class OAuthClientSpec(SpecModel):
         None,
         description="JWS algorithm of this client's ID tokens (OpenID Connect Dynamic Client Registration "
         "id_token_signed_response_alg). Absent: the AuthServer's spec.tokens.idTokenSigningAlgorithm.",
+    )
+    backchannel_logout: BackchannelLogoutSpec | None = Field(
+        None,
+        description="Back-channel logout (OpenID Connect Back-Channel Logout 1.0). Absent: the client is "
+        "sent no logout tokens.",
     )
     secret: ClientSecretSpec | None = Field(
         None,

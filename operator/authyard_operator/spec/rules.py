@@ -188,6 +188,18 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         f"u.matches(r'{LOOPBACK_HTTP}'))",
     ),
     Rule(
+        field="backchannelLogout.uri",
+        message="an http backchannelLogout.uri is allowed only for loopback hosts (localhost, 127.0.0.1, "
+        "[::1]); use https",
+        holds=lambda s: (
+            s.backchannel_logout is None
+            or not s.backchannel_logout.uri.startswith("http://")
+            or bool(re.match(LOOPBACK_HTTP, s.backchannel_logout.uri))
+        ),
+        cel=f"!has(self.backchannelLogout) || !self.backchannelLogout.uri.startsWith('http://') || "
+        f"self.backchannelLogout.uri.matches(r'{LOOPBACK_HTTP}')",
+    ),
+    Rule(
         field="accessTokenTTL",
         message="accessTokenTTL must be between 1m and 24h",
         holds=lambda s: s.access_token_ttl is None or 60 <= seconds_of(s.access_token_ttl) <= 86400,
