@@ -1,9 +1,22 @@
-"""The AuthServer's client policy: which namespaces may register, which grants, scopes and audiences."""
+"""The AuthServer's client policy: which namespaces may register, which grants, scopes and audiences, and
+which hosts back-channel logout may reach."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from authyard_operator.spec.authserver import ClientPolicy
 from authyard_operator.spec.oauthclient import OAuthClientSpec
+
+
+def host_allowed(host: str, patterns: list[str]) -> bool:
+    """Whether ``host`` is one of ``patterns`` (DNS names compare case-insensitively, RFC 4343)."""
+    host = host.lower().rstrip(".")
+    for pattern in patterns:
+        pattern = pattern.lower()
+        if (pattern.startswith("*.") and host.endswith(pattern[1:])) or host == pattern:
+            return True
+    return False
 
 
 def policy_violations(
@@ -36,5 +49,14 @@ def policy_violations(
             problems.append(
                 f"audiences not allowed by the AuthServer: {', '.join(refused_audiences)} (spec.audiences; "
                 "its spec.clientPolicy.allowedAudiences)"
+            )
+    logout = spec.backchannel_logout
+    allowed_hosts = policy.allowed_backchannel_logout_hosts
+    if logout is not None and allowed_hosts is not None:
+        host = urlsplit(str(logout.uri)).hostname or ""
+        if not host_allowed(host, allowed_hosts):
+            problems.append(
+                f"back-channel logout host not allowed by the AuthServer: {host} "
+                "(spec.backchannelLogout.uri; its spec.clientPolicy.allowedBackchannelLogoutHosts)"
             )
     return problems

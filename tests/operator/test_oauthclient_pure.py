@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from authyard_operator.reconcile.oauthclient import client_id_for, registration
 from authyard_operator.resources import client_secret as cs
 from authyard_operator.spec.authserver import ClientPolicy
 from authyard_operator.spec.oauthclient import OAuthClientSpec
 from authyard_operator.tenancy import policy_violations
+from pydantic import ValidationError
 
 
 def _client(**fields: object) -> OAuthClientSpec:
@@ -121,3 +123,30 @@ def test_registration_body_follows_the_spec() -> None:
     assert loopback["backchannel_logout_session_required"] is False
     assert "backchannel_logout_uri" not in registration(_client(), "m2m", "a")
     assert client_id_for("team-a", "orders") == "team-a.orders"
+
+
+def test_backchannel_logout_hosts_are_limited_only_when_the_policy_lists_them() -> None:
+    def problems(allowed: list[str] | None, uri: str) -> list[str]:
+        policy = ClientPolicy.model_validate({"allowedBackchannelLogoutHosts": allowed} if allowed else {})
+        return policy_violations(policy, "a", "a", _client(backchannelLogout={"uri": uri}))
+
+    assert problems(None, "https://kubernetes.default.svc/logout") == []  # absent: any host
+    allowed = ["app.example.com", "*.apps.example.com", "127.0.0.1"]
+    assert problems(allowed, "https://APP.example.com./logout") == []  # DNS names compare case-insensitively
+    assert problems(allowed, "https://a.b.apps.example.com/logout?x=1") == []
+    assert problems(allowed, "http://127.0.0.1:8080/logout") == []
+    for uri in (
+        "https://apps.example.com/logout",  # "*.": a name under it, not the name itself
+        "https://evilapps.example.com/logout",
+        "https://kubernetes.default.svc/logout",
+        "https://app.example.com.evil.test/logout",
+    ):
+        refused = problems(allowed, uri)
+        assert len(refused) == 1 and "allowedBackchannelLogoutHosts" in refused[0], uri
+
+
+def test_a_backchannel_logout_host_pattern_is_a_host_not_a_url() -> None:
+    for bad in ("https://app.example.com", "app.example.com/logout", "*", "*.", "a b", "user@host"):
+        with pytest.raises(ValidationError):
+            ClientPolicy.model_validate({"allowedBackchannelLogoutHosts": [bad]})
+    assert ClientPolicy.model_validate({"allowedBackchannelLogoutHosts": ["::1", "*.svc.cluster.local"]})

@@ -143,6 +143,12 @@ class Tokens(SpecModel):
     )
 
 
+# A host name, an IPv4 or IPv6 address, or "*." and a name: what a URL's host may be compared with.
+HostPattern = Annotated[
+    str, Field(pattern=r"^(\*\.)?[A-Za-z0-9:]([-A-Za-z0-9.:]*[A-Za-z0-9])?$", min_length=1, max_length=253)
+]
+
+
 class ClientPolicy(SpecModel):
     """Which OAuthClients may register with this AuthServer, and what they may ask for."""
 
@@ -169,6 +175,14 @@ class ClientPolicy(SpecModel):
         max_length=256,
         json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Audiences OAuthClients may request. Absent: any audience.",
+    )
+    allowed_backchannel_logout_hosts: list[HostPattern] | None = Field(
+        None,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Hosts an OAuthClient's backchannelLogout.uri may name: exact names or IP addresses, or "
+        '"*.example.com" for any name under example.com. The AuthServer POSTs logout tokens there, from '
+        "inside the cluster: list the hosts a tenant may make it reach. Absent: any host.",
     )
 
 
