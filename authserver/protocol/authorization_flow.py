@@ -179,9 +179,9 @@ class AuthorizationFlow:
         now = datetime.now(UTC)
         try:
             check_capacity()  # refuse before the database lookup when the KDF queue is already full
-            throttled = await self.throttle.check(username, address, now)
-            if throttled is not None:
-                return throttled
+            checked = await self.throttle.check(username, address, now)
+            if checked.throttled is not None:
+                return checked.throttled
             user = await self.store.get_user_by_username(username) if username else None
             usable = user is not None and user.password_set and not user.disabled
             # An unknown user (or one without a password) is checked against a dummy hash: a miss takes as
@@ -192,6 +192,7 @@ class AuthorizationFlow:
         if not valid or not usable or user is None:
             await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
+        await self.throttle.succeeded(username, checked)
         at = time.time()
         return LoginSession(user.user_id, user.username, int(at), at)
 

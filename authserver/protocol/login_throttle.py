@@ -43,6 +43,12 @@ class Throttled:
     by: str
 
 
+@dataclass(frozen=True)
+class Checked:
+    throttled: Throttled | None  # None: the password may be checked
+    account_failures: bool  # the account has failures counted: a correct password clears them
+
+
 def account_key(username: str) -> str:
     return "u:" + hashlib.sha256(username.encode()).hexdigest()
 
@@ -73,10 +79,10 @@ class LoginThrottle:
             keys[address_key(address)] = ("address", self.policy.address_limit)
         return keys
 
-    async def check(self, username: str, address: str | None, now: datetime) -> Throttled | None:
+    async def check(self, username: str, address: str | None, now: datetime) -> Checked:
         """Whether this attempt is refused, before anything about the user is looked up."""
         if not self.policy.enabled:
-            return None
+            return Checked(None, account_failures=False)
         keys = self._keys(username, address)
         counted = await self.store.login_failures(keys)
         worst: Throttled | None = None
@@ -84,7 +90,15 @@ class LoginThrottle:
             seconds = locked_for(counted.get(key), limit, self.policy, now)
             if seconds > 0 and (worst is None or seconds > worst.retry_after_seconds):
                 worst = Throttled(max(1, math.ceil(seconds)), by)
-        return worst
+        account = counted.get(account_key(username))
+        return Checked(worst, account_failures=account is not None and account.expires_at > now)
+
+    async def succeeded(self, username: str, checked: Checked) -> None:
+        """A correct password ends the account's run of failures (NIST SP 800-63B §5.2.2 limits consecutive
+        failures): only when some were counted, so a sign-in writes nothing otherwise. The address's count
+        stays: one's own account must not reset a guessing run against others from the same address."""
+        if checked.account_failures:
+            await self.store.forget_login_failures([account_key(username)])
 
     async def failed(self, username: str, address: str | None, now: datetime) -> None:
         """Count a failed sign-in against the account and the address."""

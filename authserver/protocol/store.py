@@ -109,6 +109,10 @@ class Store(Protocol):
         when its ``expires_at`` has passed; ``last_failure_at`` becomes ``now``, ``expires_at`` now+window."""
         ...
 
+    async def forget_login_failures(self, keys: Iterable[str]) -> None:
+        """Drop the counters of ``keys`` (a correct password ends an account's run of failures)."""
+        ...
+
 
 class ClientRegistry(Protocol):
     """Client registrations, as the admin API manages them (the token path reads ``Store.get_client``)."""

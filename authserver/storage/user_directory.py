@@ -197,3 +197,10 @@ class SqlUserDirectory:
                 await connection.execute(statement)
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
+
+    async def forget_login_failures(self, keys: Iterable[str]) -> None:
+        try:
+            async with self._autocommit.begin() as connection:
+                await connection.execute(delete(login_failures).where(login_failures.c.key.in_(list(keys))))
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error

@@ -525,3 +525,5 @@ async def test_login_failures_count_up_and_start_over_once_expired(store: Store)
     later = now + timedelta(seconds=2) + window  # its expiry passed: the count starts over
     await store.record_login_failure([key], later, window)
     assert (await store.login_failures([key]))[key] == LoginFailures(1, later, later + window)
+    await store.forget_login_failures([key, f"u:{uuid.uuid4().hex}"])  # an uncounted key is no error
+    assert (await store.login_failures([key, other])).keys() == {other}  # only the named key is gone

@@ -312,6 +312,10 @@ class MemoryStore:
             count = 1 if known is None or known.expires_at <= now else known.failures + 1
             self.failures[key] = LoginFailures(count, now, now + window)
 
+    async def forget_login_failures(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.failures.pop(key, None)
+
 
 def _username(user: User) -> str:
     return user.username

@@ -50,15 +50,17 @@ async def test_failures_lock_the_account_and_the_address_independently() -> None
     store = MemoryStore()
     throttle = LoginThrottle(store, POLICY)
     for _ in range(5):
-        assert await throttle.check("alice", "10.0.0.1", NOW) is None
+        assert (await throttle.check("alice", "10.0.0.1", NOW)).throttled is None
         await throttle.failed("alice", "10.0.0.1", NOW)
-    assert await throttle.check("alice", "10.0.0.1", NOW) == Throttled(60, "account")
-    assert await throttle.check("alice", "10.9.9.9", NOW) == Throttled(60, "account")  # any address
-    assert await throttle.check("bob", "10.0.0.1", NOW) is None  # the address has 5 of its 20
+    assert (await throttle.check("alice", "10.0.0.1", NOW)).throttled == Throttled(60, "account")
+    assert (await throttle.check("alice", "10.9.9.9", NOW)).throttled == Throttled(
+        60, "account"
+    )  # any address
+    assert (await throttle.check("bob", "10.0.0.1", NOW)).throttled is None  # the address has 5 of its 20
     for attempt in range(15):
         await throttle.failed(f"user-{attempt}", "10.0.0.1", NOW)
-    assert await throttle.check("bob", "10.0.0.1", NOW) == Throttled(60, "address")
-    assert await throttle.check("bob", "10.0.0.2", NOW) is None
+    assert (await throttle.check("bob", "10.0.0.1", NOW)).throttled == Throttled(60, "address")
+    assert (await throttle.check("bob", "10.0.0.2", NOW)).throttled is None
     # The store holds no username: an account's key is a hash (a password typed as a username stays out).
     assert all("alice" not in key for key in store.failures)
     assert account_key("alice") in store.failures and address_key("10.0.0.1") in store.failures
@@ -69,7 +71,7 @@ async def test_a_disabled_throttle_reads_and_writes_nothing() -> None:
     throttle = LoginThrottle(store, replace(POLICY, account_limit=0, address_limit=0))
     for _ in range(50):
         await throttle.failed("alice", "10.0.0.1", NOW)
-        assert await throttle.check("alice", "10.0.0.1", NOW) is None
+        assert (await throttle.check("alice", "10.0.0.1", NOW)).throttled is None
     assert store.failures == {}
 
 
@@ -105,3 +107,26 @@ async def test_disabled_users_and_users_without_a_password_fail_like_a_wrong_pas
     for user in (disabled, no_password):
         assert await flow.sign_in(user.username, PASSWORD, "10.0.0.1") is LoginProblem.WRONG_CREDENTIALS
         assert server.store.failures[account_key(user.username)].failures == 1  # counted as failures
+
+
+async def test_a_correct_password_ends_the_accounts_run_of_failures_not_the_addresses() -> None:
+    server = ProtocolServer()
+    user = await server.user()
+    flow = AuthorizationFlow(server.store, server.codes, LoginThrottle(server.store, POLICY))
+    for _ in range(4):  # one short of the limit
+        assert await flow.sign_in(user.username, "typo", "10.0.0.1") is LoginProblem.WRONG_CREDENTIALS
+    assert isinstance(await flow.sign_in(user.username, PASSWORD, "10.0.0.1"), LoginSession)
+    assert account_key(user.username) not in server.store.failures  # the run is over: limits are consecutive
+    assert server.store.failures[address_key("10.0.0.1")].failures == 4  # the address keeps its count
+    for _ in range(4):  # four more typos do not lock the account: 4, not 8, in a row
+        assert await flow.sign_in(user.username, "typo", "10.0.0.1") is LoginProblem.WRONG_CREDENTIALS
+    assert isinstance(await flow.sign_in(user.username, PASSWORD, "10.0.0.1"), LoginSession)
+
+
+async def test_a_sign_in_with_no_failures_counted_writes_nothing() -> None:
+    server = ProtocolServer()
+    user = await server.user()
+    flow = AuthorizationFlow(server.store, server.codes, LoginThrottle(server.store, POLICY))
+    with mock.patch.object(server.store, "forget_login_failures") as forget:
+        assert isinstance(await flow.sign_in(user.username, PASSWORD, "10.0.0.1"), LoginSession)
+    assert not forget.called
