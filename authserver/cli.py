@@ -244,6 +244,32 @@ def cmd_users_consents(args: argparse.Namespace) -> int:
     return asyncio.run(_with_engine(run))
 
 
+def cmd_users_sessions(args: argparse.Namespace) -> int:
+    """List a user's sign-in sessions, or end them all (``--revoke``: their refresh tokens revoked)."""
+    from authserver.admin.sessions import end_user_sessions, user_sessions
+    from authserver.protocol.sessions import Sessions
+    from authserver.storage.backends import store_for
+
+    async def run(engine: AsyncEngine) -> int:
+        store = store_for(engine)
+        sessions = Sessions(store, _settings().session_policy)
+        if args.revoke:
+            ended = await end_user_sessions(store, sessions, args.username)
+            if ended is None:
+                print(f"no user {args.username}", file=sys.stderr)
+                return 1
+            print(json.dumps({"username": args.username, "ended": [e.session_id for e in ended]}))
+            return 0
+        found = await user_sessions(store, sessions, args.username)
+        if found is None:
+            print(f"no user {args.username}", file=sys.stderr)
+            return 1
+        print(found.model_dump_json(indent=2))
+        return 0
+
+    return asyncio.run(_with_engine(run))
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from authserver.crypto.keyset import write_document_atomically
     from authserver.crypto.keyset_document import algorithms_in_use, rotate
@@ -373,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     consents.add_argument("--revoke", action="store_true", help="forget them: the consent page shows again")
     consents.add_argument("--client-id", help="with --revoke: only this client's")
     consents.set_defaults(handler=cmd_users_consents)
+    user_sessions = users.add_parser("sessions", help="list a user's sign-in sessions, or end them")
+    user_sessions.add_argument("username")
+    user_sessions.add_argument(
+        "--revoke", action="store_true", help="end them all: sign in again, refresh tokens revoked"
+    )
+    user_sessions.set_defaults(handler=cmd_users_sessions)
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     rotate_keys = keys.add_parser("rotate", help="promote the next key, retire the active one")

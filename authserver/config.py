@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
+from authserver.protocol.sessions import SessionPolicy
 from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
 
@@ -81,7 +82,13 @@ class Settings(BaseSettings):
     access_token_ttl: Duration = Field(timedelta(minutes=15))
     refresh_token_ttl: Duration = Field(timedelta(hours=720))
     authorization_code_ttl: Duration = Field(timedelta(seconds=60))
-    login_session_ttl: Duration = Field(timedelta(hours=8))
+    login_session_ttl: Duration = Field(
+        timedelta(hours=8), description="A sign-in session's absolute lifetime (and its cookie's)."
+    )
+    session_idle_timeout: Duration = Field(
+        timedelta(0),
+        description="End a sign-in session this long after its browser was last at /authorize; 0: never.",
+    )
     advertised_scopes: CommaList = Field(
         default_factory=lambda: ["openid", "profile", "email", "address", "phone"],
         description="scopes_supported in metadata.",
@@ -225,6 +232,13 @@ class Settings(BaseSettings):
             self.login_max_failures_per_address,
             self.login_failure_window,
             self.login_lockout,
+        )
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        idle = self.session_idle_timeout
+        return SessionPolicy(
+            self.login_session_ttl, idle if idle > timedelta(0) else None, self.access_token_ttl
         )
 
     @property

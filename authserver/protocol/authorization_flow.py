@@ -3,7 +3,7 @@
 The decisions of the login and consent pages, without the pages: ``prompt``, ``max_age`` and
 ``id_token_hint`` (OIDC Core §3.1.2.1), when to ask for the password again, checking it, and the answer to
 the consent question. The web layer renders each ``NextStep`` and keeps the ``LoginSession`` in a signed
-cookie.
+cookie; the sign-in session it names is kept server-side (``protocol.sessions``) and checked on each request.
 
 Consent is remembered per user, client and scope (the store's ``grant_consent``): it is asked again only
 for a scope not granted yet, or always with ``prompt=consent``. A client registered with ``skip_consent`` (a
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +26,10 @@ from authserver.crypto.passwords import KdfBusy, check_capacity, verify_password
 from authserver.protocol.authorization import AuthorizationRequest, redirect_with
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.login_throttle import LoginThrottle, Throttled, ThrottlePolicy
+from authserver.protocol.sessions import SessionPolicy, Sessions
 from authserver.protocol.store import Store
+
+_DEFAULT_SESSIONS = SessionPolicy(timedelta(hours=8), None, timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class LoginSession:
     username: str
     auth_time: int
     signed_in_at: float | None = None  # the same moment to the sub-second, to order it after a request
+    session_id: str | None = None  # the server-side session (``protocol.sessions``); the ID tokens' sid
 
     @property
     def since(self) -> float:
@@ -55,6 +59,8 @@ class LoginSession:
         }
         if self.signed_in_at is not None:
             data["signed_in_at"] = self.signed_in_at
+        if self.session_id is not None:
+            data["sid"] = self.session_id
         return data
 
     @classmethod
@@ -63,11 +69,13 @@ class LoginSession:
             return None
         try:
             at = data.get("signed_in_at")
+            sid = data.get("sid")
             return cls(
                 str(data["user_id"]),
                 str(data["username"]),
                 int(data["auth_time"]),
                 None if at is None else float(at),
+                None if sid is None else str(sid),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -102,14 +110,31 @@ NextStep = ShowLogin | ShowConsent | ReturnToClient
 
 
 class AuthorizationFlow:
-    def __init__(self, store: Store, codes: CodeIssuer, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        codes: CodeIssuer,
+        throttle: LoginThrottle | None = None,
+        sessions: Sessions | None = None,
+    ) -> None:
         self.store = store
         self.codes = codes
         self.throttle = throttle or LoginThrottle(store, ThrottlePolicy(account_limit=0, address_limit=0))
+        self.sessions = sessions or Sessions(store, _DEFAULT_SESSIONS)
 
     @property
     def issuer(self) -> str:
         return self.codes.policy.issuer
+
+    async def signed_in(self, cookie: LoginSession | None) -> LoginSession | None:
+        """Who is signed in, given the browser's cookie: its session must be live server-side (a cookie from
+        before server-side sessions names none: nobody)."""
+        if cookie is None or cookie.session_id is None:
+            return None
+        session = await self.sessions.current(cookie.session_id)
+        if session is None or session.user_id != cookie.user_id:
+            return None
+        return cookie
 
     async def start(self, request: AuthorizationRequest, session: LoginSession | None) -> NextStep:
         """The first page for ``request``, given the browser's session (None: nobody signed in)."""
@@ -154,7 +179,9 @@ class AuthorizationFlow:
         # issued for; whoever signed in instead gets no code.
         if request.required_subject is not None and request.required_subject != session.user_id:
             return self._error(request, "access_denied")
-        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+        return ReturnToClient(
+            await self.codes.issue(request, session.user_id, session.auth_time, session_id=session.session_id)
+        )
 
     async def _consented(self, request: AuthorizationRequest, session: LoginSession) -> bool:
         # A request for no scope at all has nothing to compare with what was granted: it is asked.
@@ -193,7 +220,8 @@ class AuthorizationFlow:
             await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
         at = time.time()
-        return LoginSession(user.user_id, user.username, int(at), at)
+        created = await self.sessions.begin(user.user_id, int(at))
+        return LoginSession(user.user_id, user.username, int(at), at, created.session_id)
 
     async def answer_consent(
         self, request: AuthorizationRequest, session: LoginSession | None, allowed: bool

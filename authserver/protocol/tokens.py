@@ -103,6 +103,7 @@ class TokenMinter:
         access_token: str,
         nonce: str | None,
         extra_claims: dict[str, Any],
+        session_id: str | None = None,
     ) -> str:
         # Signed with a key of the client's algorithm (OIDC Registration §2); a key set without one (written
         # before it held several algorithms) signs with its primary key and the caller is told.
@@ -126,6 +127,8 @@ class TokenMinter:
         }
         if nonce is not None:
             claims["nonce"] = nonce
+        if session_id is not None:
+            claims["sid"] = session_id  # OIDC Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3
         return key.sign(claims, "JWT")
 
     def next_refresh_token(self, client: Client, family_id: str) -> tuple[NewRefreshToken, str]:

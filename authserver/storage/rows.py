@@ -53,6 +53,7 @@ def client_from_row(row: Any) -> Client:
         require_pkce=bool(row.require_pkce),
         id_token_signed_response_alg=row.id_token_signed_response_alg,
         skip_consent=bool(row.skip_consent),
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 
 
@@ -124,6 +125,7 @@ def redeemed(
             auth_time=code.auth_time,
             expires_at=refresh.expires_at,
             claims=code.claims,
+            session_id=code.session_id,
         )
     return Redemption(RedemptionOutcome.OK, RedeemedCode(code, owner, stored))
 
@@ -132,8 +134,8 @@ def rotated(
     family_id: str, client_id: str, grant: Any, successor: NewRefreshToken
 ) -> Redemption[RefreshToken]:
     """A rotation that went through: the successor, with the family's grant (user_id, scope, audience,
-    auth_time, claims)."""
-    user_id, scope, audience, auth_time, claims = grant
+    auth_time, claims, session_id)."""
+    user_id, scope, audience, auth_time, claims, session_id = grant
     return Redemption(
         RedemptionOutcome.OK,
         RefreshToken(
@@ -145,5 +147,6 @@ def rotated(
             auth_time=auth_time,
             expires_at=successor.expires_at,
             claims=claims,
+            session_id=session_id,
         ),
     )

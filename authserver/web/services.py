@@ -30,6 +30,8 @@ from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
 from authserver.protocol.login_throttle import LoginThrottle
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
+from authserver.protocol.session_end import SessionEndListener
+from authserver.protocol.sessions import SWEEP_INTERVAL, Sessions
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
@@ -71,6 +73,9 @@ class Services:
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
+    sessions: Sessions
+    # Who hears of each sign-in session's end (``protocol.session_end``): the list ``sessions`` announces to.
+    session_end_listeners: list[SessionEndListener]
     direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -91,6 +96,7 @@ class Services:
             asyncio.create_task(self._every(self.settings.revocation_sync_interval, self.sync_revocations)),
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
+            asyncio.create_task(self._every(SWEEP_INTERVAL, self._sweep_sessions, jitter=True)),
         ]
         if isinstance(self.store, SqliteStore):  # its commits no longer checkpoint the log themselves
             self._tasks.append(asyncio.create_task(self._checkpoints(self.store)))
@@ -162,6 +168,11 @@ class Services:
     async def _purge(self) -> None:
         await self.store.purge_expired(datetime.now(UTC))
 
+    async def _sweep_sessions(self) -> None:
+        """End expired and idle sign-in sessions: their refresh families revoked, their ends announced."""
+        if await self.sessions.sweep():
+            await self.sync_revocations()
+
 
 def next_checkpoint_in(
     log_state: tuple[int, bytes] | None, last_log_state: tuple[int, bytes] | None
@@ -217,6 +228,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     minter = TokenMinter(policy, lambda: keys.current, IdTokenFallbacks())
     revocations = RevocationList()
     grant_revoker = GrantRevoker(store, minter, revocations)
+    session_end_listeners: list[SessionEndListener] = []
+    sessions = Sessions(store, settings.session_policy, session_end_listeners)
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
     grants: list[Grant] = [
         ClientCredentialsGrant(minter),
@@ -249,7 +262,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         revocation_endpoint=RevocationEndpoint(inspector, clients.get),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(
-            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy)
+            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy), sessions
         ),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
@@ -258,6 +271,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,
+        sessions=sessions,
+        session_end_listeners=session_end_listeners,
         direct=direct,
     )
 

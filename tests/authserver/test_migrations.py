@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0009"
+    assert version == "0010"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:

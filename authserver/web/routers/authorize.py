@@ -106,8 +106,14 @@ def page_csp(redirect_uri: str) -> str:
     return f"{DEFAULT_CSP}; form-action 'self' {target}"
 
 
-def _session(request: Request, svc: Services) -> LoginSession | None:
+def cookie_session(request: Request, svc: Services) -> LoginSession | None:
+    """The browser's session cookie as signed (whether its session is still live is not checked here)."""
     return LoginSession.from_dict(svc.session_signer.loads(request.cookies.get(SESSION_COOKIE)))
+
+
+async def _session(request: Request, svc: Services) -> LoginSession | None:
+    """Who is signed in on this browser: its cookie's session, live server-side."""
+    return await svc.authorization_flow.signed_in(cookie_session(request, svc))
 
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
@@ -160,7 +166,7 @@ async def authorize(request: Request) -> Response:
         return _error_page(error.description)
     except RedirectError as error:
         return RedirectResponse(error.location, redirect_status)
-    step = await svc.authorization_flow.start(auth, _session(request, svc))
+    step = await svc.authorization_flow.start(auth, await _session(request, svc))
     return _show(step, request, svc, auth, redirect_status=redirect_status)
 
 
@@ -250,7 +256,7 @@ async def consent(request: Request) -> Response:
         return posted
     form, auth = posted
     allowed = (form.get("decision") or [""])[0] == "allow"
-    step = await svc.authorization_flow.answer_consent(auth, _session(request, svc), allowed)
+    step = await svc.authorization_flow.answer_consent(auth, await _session(request, svc), allowed)
     return _show(step, request, svc, auth, redirect_status=303)
 
 

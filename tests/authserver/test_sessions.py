@@ -1,0 +1,273 @@
+"""Server-side sign-in sessions over HTTP, on both databases: a sign-in makes one, its ID tokens (from the
+code and from refresh) carry its ``sid``, and ending it (an administrator, expiry, idle timeout, the user's
+disabling) signs the browser out and revokes that session's refresh and access tokens, and only those."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from authserver.config import Settings
+from authserver.protocol.models import User
+from authserver.protocol.session_end import EndedSession, EndReason
+from authserver.storage.tables import sessions
+from harness.accounts import new_user
+from tests.conftest import settings_for
+from tests.support.app import own_browser, store_of
+from tests.support.oauth import (
+    PASSWORD,
+    admin_headers,
+    hidden_fields,
+    pkce_pair,
+    query_of,
+    redeem_code,
+    register,
+)
+from tests.support.oauth import refresh as refresh_request
+
+REDIRECT = "https://rp.example.com/session-callback"
+IDLE = timedelta(minutes=30)
+
+
+@pytest.fixture(scope="module")
+def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
+    return settings_for(backend, request, session_idle_timeout=IDLE)
+
+
+class Recorder:
+    """A session-end listener that remembers what it heard."""
+
+    def __init__(self) -> None:
+        self.heard: list[EndedSession] = []
+
+    def session_ended(self, ended: EndedSession) -> None:
+        self.heard.append(ended)
+
+
+@pytest.fixture
+def recorder(app_client: httpx.AsyncClient) -> AsyncIterator[Recorder]:
+    listeners = app_client.app.state.services.session_end_listeners  # type: ignore[attr-defined]
+    heard = Recorder()
+    listeners.append(heard)
+    yield heard
+    listeners.remove(heard)
+
+
+async def _client(app_client: httpx.AsyncClient) -> str:
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "profile"],
+        redirect_uris=[REDIRECT],
+        skip_consent=True,
+    )
+    return client_id
+
+
+async def _user(app_client: httpx.AsyncClient) -> User:
+    user = new_user(f"s-{uuid.uuid4().hex[:8]}", PASSWORD, email=None, name=None)
+    await store_of(app_client).create_user(user)
+    return user
+
+
+class Browser:
+    """One browser signing one user into clients, as relying parties drive it."""
+
+    def __init__(self, app: httpx.AsyncClient, browser: httpx.AsyncClient, user: User) -> None:
+        self.app, self.browser, self.user = app, browser, user
+
+    async def authorize(self, client_id: str, **extra: str) -> tuple[httpx.Response, str]:
+        verifier, challenge = pkce_pair()
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "scope": "openid profile",
+            "state": "st",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
+        }
+        return await self.browser.get(f"/authorize?{urlencode(params)}"), verifier
+
+    async def tokens(self, client_id: str) -> dict[str, Any]:
+        """Sign in if asked to; the tokens of the code that comes back."""
+        page, verifier = await self.authorize(client_id)
+        if page.status_code == 200:
+            fields = {**hidden_fields(page.text), "username": self.user.username, "password": PASSWORD}
+            page = await self.browser.post("/authorize/login", data=fields)
+        assert page.status_code in (302, 303), page.text
+        code = query_of(page.headers["location"])["code"]
+        tokens = await redeem_code(self.app, code, verifier, REDIRECT, client_id=client_id)
+        assert tokens.status_code == 200, tokens.text
+        return dict(tokens.json())
+
+    async def signed_in(self, client_id: str) -> bool:
+        """Whether prompt=none gets a code (someone is signed in) rather than login_required."""
+        page, _ = await self.authorize(client_id, prompt="none")
+        returned = query_of(page.headers["location"])
+        assert "code" in returned or returned["error"] == "login_required", returned
+        return "code" in returned
+
+
+def claims(app: httpx.AsyncClient, id_token: str) -> dict[str, Any]:
+    keyset = app.app.state.services.keyset()  # type: ignore[attr-defined]
+    return keyset.verify(id_token, options={"verify_aud": False})  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def browsers(app_client: httpx.AsyncClient) -> AsyncIterator[tuple[Browser, Browser]]:
+    """Two browsers of one user."""
+    user = await _user(app_client)
+    async with own_browser(app_client, "10.1.3.1") as first, own_browser(app_client, "10.1.3.2") as second:
+        yield Browser(app_client, first, user), Browser(app_client, second, user)
+
+
+async def _sessions(app_client: httpx.AsyncClient, username: str) -> list[dict[str, Any]]:
+    listed = await app_client.get(f"/admin/users/{username}/sessions", headers=admin_headers())
+    assert listed.status_code == 200, listed.text
+    return list(listed.json()["sessions"])
+
+
+async def _still_works(app_client: httpx.AsyncClient, client_id: str, tokens: dict[str, Any]) -> bool:
+    """Whether the access token is accepted at userinfo and the refresh token refreshes (its successor
+    replaces it in ``tokens``)."""
+    userinfo = await app_client.get(
+        "/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    refreshed = await refresh_request(app_client, tokens["refresh_token"], client_id=client_id)
+    assert (userinfo.status_code == 200) == (refreshed.status_code == 200), (userinfo.text, refreshed.text)
+    if refreshed.status_code == 200:
+        tokens.update(refreshed.json())
+    else:
+        assert refreshed.json()["error"] == "invalid_grant"
+    return refreshed.status_code == 200
+
+
+async def test_a_sign_in_makes_a_session_whose_sid_every_id_token_carries(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser]
+) -> None:
+    browser, _ = browsers
+    first_client, second_client = await _client(app_client), await _client(app_client)
+    tokens = await browser.tokens(first_client)
+    sid = claims(app_client, tokens["id_token"])["sid"]
+    again = await browser.tokens(second_client)  # no password: the same session
+    assert claims(app_client, again["id_token"])["sid"] == sid
+
+    refreshed = await refresh_request(app_client, tokens["refresh_token"], client_id=first_client)
+    assert refreshed.status_code == 200, refreshed.text
+    from_refresh = claims(app_client, refreshed.json()["id_token"])
+    assert from_refresh["sid"] == sid and from_refresh["sub"] == browser.user.user_id
+    assert from_refresh["aud"] == first_client and "nonce" not in from_refresh
+
+    [listed] = await _sessions(app_client, browser.user.username)
+    assert listed["session_id"] == sid and listed["clients"] == [first_client, second_client]
+    assert len(sid) >= 43  # 256 bits, URL-safe base64
+
+
+async def test_revoking_one_session_ends_only_its_tokens_and_its_browser(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
+) -> None:
+    first, second = browsers
+    client_id = await _client(app_client)
+    ending, staying = await first.tokens(client_id), await second.tokens(client_id)
+    sid = claims(app_client, ending["id_token"])["sid"]
+    assert sid != claims(app_client, staying["id_token"])["sid"]
+
+    revoked = await app_client.delete(f"/admin/sessions/{sid}", headers=admin_headers())
+    assert revoked.status_code == 204, revoked.text
+    assert recorder.heard == [EndedSession(sid, first.user.user_id, (client_id,), EndReason.REVOKED)]
+    assert not await _still_works(app_client, client_id, ending)
+    assert await _still_works(app_client, client_id, staying)
+    assert not await first.signed_in(client_id) and await second.signed_in(client_id)
+    assert [s["session_id"] for s in await _sessions(app_client, first.user.username)] != [sid]
+
+    again = await app_client.delete(f"/admin/sessions/{sid}", headers=admin_headers())
+    assert again.status_code == 404 and again.json()["error"] == "not_found"
+    assert len(recorder.heard) == 1
+
+
+async def test_revoking_all_of_a_users_sessions_and_disabling_a_user(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
+) -> None:
+    first, second = browsers
+    client_id = await _client(app_client)
+    one, other = await first.tokens(client_id), await second.tokens(client_id)
+    username = first.user.username
+    revoked = await app_client.delete(f"/admin/users/{username}/sessions", headers=admin_headers())
+    assert revoked.status_code == 204
+    assert {e.session_id for e in recorder.heard} == {
+        claims(app_client, one["id_token"])["sid"],
+        claims(app_client, other["id_token"])["sid"],
+    }
+    assert not await _still_works(app_client, client_id, one)
+    assert not await _still_works(app_client, client_id, other)
+    assert await _sessions(app_client, username) == []
+    missing = await app_client.delete("/admin/users/nobody-here/sessions", headers=admin_headers())
+    assert missing.status_code == 404
+
+    # Disabling the user ends the session they signed in with since.
+    recorder.heard.clear()
+    await first.tokens(client_id)
+    disabled = await app_client.post(f"/admin/users/{username}/disable", headers=admin_headers())
+    assert disabled.status_code == 200
+    assert [e.reason for e in recorder.heard] == [EndReason.REVOKED]
+    assert not await first.signed_in(client_id)
+
+
+async def _age(app_client: httpx.AsyncClient, sid: str, **values: datetime) -> None:
+    """Move a session's clock: what time passing would have done."""
+    async with store_of(app_client).engine.begin() as connection:
+        await connection.execute(update(sessions).where(sessions.c.session_id == sid).values(**values))
+
+
+async def test_an_expired_session_signs_the_browser_out_and_the_sweep_revokes_its_tokens(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
+) -> None:
+    expiring, other = browsers
+    first, second = await _client(app_client), await _client(app_client)
+    tokens = await expiring.tokens(first)
+    await expiring.tokens(second)
+    staying = await other.tokens(first)
+    sid = claims(app_client, tokens["id_token"])["sid"]
+    await _age(app_client, sid, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+
+    assert not await expiring.signed_in(first)  # at once, before any sweep
+    swept = await app_client.app.state.services.sessions.sweep()  # type: ignore[attr-defined]
+    await app_client.app.state.services.sync_revocations()  # type: ignore[attr-defined]
+    assert [e.session_id for e in swept] == [sid]
+    assert recorder.heard == [EndedSession(sid, expiring.user.user_id, (first, second), EndReason.EXPIRED)]
+    assert not await _still_works(app_client, first, tokens)
+    assert await _still_works(app_client, first, staying) and await other.signed_in(first)
+
+
+async def test_an_idle_session_ends_and_an_active_one_does_not(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
+) -> None:
+    idle, active = browsers
+    client_id = await _client(app_client)
+    idle_tokens, active_tokens = await idle.tokens(client_id), await active.tokens(client_id)
+    idle_sid = claims(app_client, idle_tokens["id_token"])["sid"]
+    active_sid = claims(app_client, active_tokens["id_token"])["sid"]
+    long_ago = datetime.now(UTC) - IDLE - timedelta(seconds=1)
+    await _age(app_client, idle_sid, last_seen_at=long_ago)
+    # Active just under the timeout ago: its visit now moves last_seen_at on.
+    await _age(app_client, active_sid, last_seen_at=long_ago + timedelta(seconds=30))
+    assert await active.signed_in(client_id)
+    assert not await idle.signed_in(client_id)
+    touched = await store_of(app_client).get_session(active_sid)
+    assert touched is not None and touched.last_seen_at > datetime.now(UTC) - timedelta(minutes=1)
+
+    swept = await app_client.app.state.services.sessions.sweep()  # type: ignore[attr-defined]
+    assert [e.session_id for e in swept] == [idle_sid] and recorder.heard[0].reason is EndReason.EXPIRED
+    await app_client.app.state.services.sync_revocations()  # type: ignore[attr-defined]
+    assert not await _still_works(app_client, client_id, idle_tokens)
+    assert await _still_works(app_client, client_id, active_tokens)
