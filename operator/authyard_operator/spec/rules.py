@@ -112,6 +112,19 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         holds=lambda s: seconds_of(s.tokens.refresh_token_ttl) > seconds_of(s.tokens.access_token_ttl),
     ),
     Rule(
+        field="sessions.lifetime",
+        message="sessions.lifetime must be between 1m and 720h",
+        holds=lambda s: 60 <= seconds_of(s.sessions.lifetime) <= 720 * 3600,
+    ),
+    Rule(
+        field="sessions.idleTimeout",
+        message="sessions.idleTimeout must be 0s (none) or between 1m and sessions.lifetime",
+        holds=lambda s: (
+            seconds_of(s.sessions.idle_timeout) == 0
+            or 60 <= seconds_of(s.sessions.idle_timeout) <= seconds_of(s.sessions.lifetime)
+        ),
+    ),
+    Rule(
         field="tokens.keyRotationInterval",
         message="tokens.keyRotationInterval must be at least 1h (verifiers must fetch the next key "
         "before it signs)",
