@@ -117,6 +117,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             scopes=args.scope or [],
             audiences=args.audience or [],
             redirect_uris=args.redirect_uri or [],
+            post_logout_redirect_uris=args.post_logout_redirect_uri or [],
             token_endpoint_auth_method=args.token_endpoint_auth_method,
             require_pkce=not args.pkce_optional,
             id_token_signed_response_alg=args.id_token_signing_alg,
@@ -352,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append")
     create.add_argument("--audience", action="append")
     create.add_argument("--redirect-uri", action="append")
+    create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        help="where /logout may send users back",
+    )
     create.add_argument("--public", action="store_true", help="a public client (no secret)")
     create.add_argument(
         "--token-endpoint-auth-method",

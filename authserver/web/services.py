@@ -70,6 +70,7 @@ class Services:
     session_signer: Signer
     request_signer: Signer
     csrf_signer: Signer
+    logout_signer: Signer
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
@@ -268,6 +269,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         session_signer=Signer(session_secret, "login-session"),
         request_signer=Signer(session_secret, "authorization-request"),
         csrf_signer=Signer(session_secret, "csrf"),
+        logout_signer=Signer(session_secret, "logout-request"),
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,

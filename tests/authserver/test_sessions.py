@@ -4,35 +4,25 @@ disabling) signs the browser out and revokes that session's refresh and access t
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import pytest
 from sqlalchemy import update
 
 from authserver.config import Settings
-from authserver.protocol.models import User
 from authserver.protocol.session_end import EndedSession, EndReason
 from authserver.storage.tables import sessions
-from harness.accounts import new_user
 from tests.conftest import settings_for
 from tests.support.app import own_browser, store_of
 from tests.support.oauth import (
-    PASSWORD,
     admin_headers,
-    hidden_fields,
-    pkce_pair,
-    query_of,
-    redeem_code,
-    register,
 )
 from tests.support.oauth import refresh as refresh_request
+from tests.support.signin import Browser, Recorder, claims, recording, signed_up, skip_consent_client
 
-REDIRECT = "https://rp.example.com/session-callback"
 IDLE = timedelta(minutes=30)
 
 
@@ -41,92 +31,16 @@ def settings(backend: str, request: pytest.FixtureRequest) -> Settings:
     return settings_for(backend, request, session_idle_timeout=IDLE)
 
 
-class Recorder:
-    """A session-end listener that remembers what it heard."""
-
-    def __init__(self) -> None:
-        self.heard: list[EndedSession] = []
-
-    def session_ended(self, ended: EndedSession) -> None:
-        self.heard.append(ended)
-
-
 @pytest.fixture
-def recorder(app_client: httpx.AsyncClient) -> AsyncIterator[Recorder]:
-    listeners = app_client.app.state.services.session_end_listeners  # type: ignore[attr-defined]
-    heard = Recorder()
-    listeners.append(heard)
-    yield heard
-    listeners.remove(heard)
-
-
-async def _client(app_client: httpx.AsyncClient) -> str:
-    client_id, _ = await register(
-        app_client,
-        type="public",
-        grant_types=["authorization_code", "refresh_token"],
-        scopes=["openid", "profile"],
-        redirect_uris=[REDIRECT],
-        skip_consent=True,
-    )
-    return client_id
-
-
-async def _user(app_client: httpx.AsyncClient) -> User:
-    user = new_user(f"s-{uuid.uuid4().hex[:8]}", PASSWORD, email=None, name=None)
-    await store_of(app_client).create_user(user)
-    return user
-
-
-class Browser:
-    """One browser signing one user into clients, as relying parties drive it."""
-
-    def __init__(self, app: httpx.AsyncClient, browser: httpx.AsyncClient, user: User) -> None:
-        self.app, self.browser, self.user = app, browser, user
-
-    async def authorize(self, client_id: str, **extra: str) -> tuple[httpx.Response, str]:
-        verifier, challenge = pkce_pair()
-        params = {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": REDIRECT,
-            "scope": "openid profile",
-            "state": "st",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            **extra,
-        }
-        return await self.browser.get(f"/authorize?{urlencode(params)}"), verifier
-
-    async def tokens(self, client_id: str) -> dict[str, Any]:
-        """Sign in if asked to; the tokens of the code that comes back."""
-        page, verifier = await self.authorize(client_id)
-        if page.status_code == 200:
-            fields = {**hidden_fields(page.text), "username": self.user.username, "password": PASSWORD}
-            page = await self.browser.post("/authorize/login", data=fields)
-        assert page.status_code in (302, 303), page.text
-        code = query_of(page.headers["location"])["code"]
-        tokens = await redeem_code(self.app, code, verifier, REDIRECT, client_id=client_id)
-        assert tokens.status_code == 200, tokens.text
-        return dict(tokens.json())
-
-    async def signed_in(self, client_id: str) -> bool:
-        """Whether prompt=none gets a code (someone is signed in) rather than login_required."""
-        page, _ = await self.authorize(client_id, prompt="none")
-        returned = query_of(page.headers["location"])
-        assert "code" in returned or returned["error"] == "login_required", returned
-        return "code" in returned
-
-
-def claims(app: httpx.AsyncClient, id_token: str) -> dict[str, Any]:
-    keyset = app.app.state.services.keyset()  # type: ignore[attr-defined]
-    return keyset.verify(id_token, options={"verify_aud": False})  # type: ignore[no-any-return]
+def recorder(app_client: httpx.AsyncClient) -> Iterator[Recorder]:
+    with recording(app_client) as heard:
+        yield heard
 
 
 @pytest.fixture
 async def browsers(app_client: httpx.AsyncClient) -> AsyncIterator[tuple[Browser, Browser]]:
     """Two browsers of one user."""
-    user = await _user(app_client)
+    user = await signed_up(app_client)
     async with own_browser(app_client, "10.1.3.1") as first, own_browser(app_client, "10.1.3.2") as second:
         yield Browser(app_client, first, user), Browser(app_client, second, user)
 
@@ -156,7 +70,7 @@ async def test_a_sign_in_makes_a_session_whose_sid_every_id_token_carries(
     app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser]
 ) -> None:
     browser, _ = browsers
-    first_client, second_client = await _client(app_client), await _client(app_client)
+    first_client, second_client = await skip_consent_client(app_client), await skip_consent_client(app_client)
     tokens = await browser.tokens(first_client)
     sid = claims(app_client, tokens["id_token"])["sid"]
     again = await browser.tokens(second_client)  # no password: the same session
@@ -177,7 +91,7 @@ async def test_revoking_one_session_ends_only_its_tokens_and_its_browser(
     app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
 ) -> None:
     first, second = browsers
-    client_id = await _client(app_client)
+    client_id = await skip_consent_client(app_client)
     ending, staying = await first.tokens(client_id), await second.tokens(client_id)
     sid = claims(app_client, ending["id_token"])["sid"]
     assert sid != claims(app_client, staying["id_token"])["sid"]
@@ -199,7 +113,7 @@ async def test_revoking_all_of_a_users_sessions_and_disabling_a_user(
     app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
 ) -> None:
     first, second = browsers
-    client_id = await _client(app_client)
+    client_id = await skip_consent_client(app_client)
     one, other = await first.tokens(client_id), await second.tokens(client_id)
     username = first.user.username
     revoked = await app_client.delete(f"/admin/users/{username}/sessions", headers=admin_headers())
@@ -233,7 +147,7 @@ async def test_an_expired_session_signs_the_browser_out_and_the_sweep_revokes_it
     app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
 ) -> None:
     expiring, other = browsers
-    first, second = await _client(app_client), await _client(app_client)
+    first, second = await skip_consent_client(app_client), await skip_consent_client(app_client)
     tokens = await expiring.tokens(first)
     await expiring.tokens(second)
     staying = await other.tokens(first)
@@ -253,7 +167,7 @@ async def test_an_idle_session_ends_and_an_active_one_does_not(
     app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
 ) -> None:
     idle, active = browsers
-    client_id = await _client(app_client)
+    client_id = await skip_consent_client(app_client)
     idle_tokens, active_tokens = await idle.tokens(client_id), await active.tokens(client_id)
     idle_sid = claims(app_client, idle_tokens["id_token"])["sid"]
     active_sid = claims(app_client, active_tokens["id_token"])["sid"]

@@ -137,6 +137,11 @@ def _redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> bool:
     return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in spec.redirect_uris)
 
 
+def _post_logout_redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> bool:
+    uris = spec.post_logout_redirect_uris
+    return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in uris)
+
+
 OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
     Rule(
         field="secret",
@@ -199,6 +204,14 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         holds=_redirects_on_loopback_only_for_http,
         cel=f"!has(self.redirectUris) || self.redirectUris.all(u, !u.startsWith('http://') || "
         f"u.matches(r'{LOOPBACK_HTTP}'))",
+    ),
+    Rule(
+        field="postLogoutRedirectUris",
+        message="http post-logout redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, "
+        "[::1]); use https",
+        holds=_post_logout_redirects_on_loopback_only_for_http,
+        cel=f"!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, "
+        f"!u.startsWith('http://') || u.matches(r'{LOOPBACK_HTTP}'))",
     ),
     Rule(
         field="accessTokenTTL",
