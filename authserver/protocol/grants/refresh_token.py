@@ -64,20 +64,7 @@ class RefreshTokenGrant:
             grant_id=grant_id_of_family(family_id),
             userinfo_claims=userinfo_claim_names(rotated.claims),
         )
-        id_token = None
-        if "openid" in scope.split() and rotated.user_id is not None and rotated.auth_time is not None:
-            # OIDC Core §12.2: the same sub, aud and auth_time as the sign-in's, no nonce; the same sid, so
-            # that a logout names this session (Back-Channel Logout 1.0 §2.1). No user read: no claims.
-            id_token = self.minter.id_token(
-                client,
-                subject=rotated.user_id,
-                auth_time=rotated.auth_time,
-                access_token=access_token,
-                nonce=None,
-                extra_claims={},
-                session_id=rotated.session_id,
-            )
-        return token_response(access_token, self.minter.access_token_ttl(client), scope, value, id_token)
+        return token_response(access_token, self.minter.access_token_ttl(client), scope, value)
 
     async def _refuse(self, current: RefreshToken | None, client: Client, now: datetime) -> NoReturn:
         if current is None or current.client_id != client.client_id:
