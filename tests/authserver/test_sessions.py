@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from authserver.config import Settings
 from authserver.protocol.session_end import EndedSession, EndReason
-from authserver.storage.tables import sessions
+from authserver.storage.tables import session_clients, sessions
 from tests.conftest import settings_for
 from tests.support.app import own_browser, store_of
 from tests.support.oauth import (
@@ -190,3 +190,27 @@ async def test_an_idle_session_ends_and_an_active_one_does_not(
     await app_client.app.state.services.sync_revocations()  # type: ignore[attr-defined]
     assert not await _still_works(app_client, client_id, idle_tokens)
     assert await _still_works(app_client, client_id, active_tokens)
+
+
+async def test_the_purge_deletes_only_sessions_that_ended_and_whose_lifetime_is_over(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser]
+) -> None:
+    """An ended session whose lifetime is over goes, with its clients; an expired one the sweep has not ended
+    yet stays (the sweep announces its end first)."""
+    ended_and_over, unended_but_over = browsers
+    client_id = await skip_consent_client(app_client)
+    first = claims(app_client, (await ended_and_over.tokens(client_id))["id_token"])["sid"]
+    second = claims(app_client, (await unended_but_over.tokens(client_id))["id_token"])["sid"]
+    store = store_of(app_client)
+    ended = await store.end_session(first, EndReason.REVOKED, datetime.now(UTC), timedelta(minutes=15))
+    assert ended is not None
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await _age(app_client, first, expires_at=past)
+    await _age(app_client, second, expires_at=past)
+    await store.purge_expired(datetime.now(UTC))
+    assert await store.get_session(first) is None
+    async with store.engine.connect() as connection:
+        clients_left = select(session_clients).where(session_clients.c.session_id == first)
+        assert (await connection.execute(clients_left)).all() == []
+    kept = await store.get_session(second)
+    assert kept is not None and kept.client_ids == (client_id,)
