@@ -18,7 +18,10 @@ from authserver.protocol.store import Store
 
 class SessionView(BaseModel):
     session_id: str = Field(description="Also the sid of the ID tokens issued in the session")
-    auth_time: int = Field(description="When the user signed in (seconds since the epoch)")
+    auth_time: int = Field(
+        description="When the user signed in (seconds since the epoch); signing in again in the same browser "
+        "keeps the session (and this time)"
+    )
     created_at: datetime
     last_seen_at: datetime = Field(description="Updated at most once a minute")
     expires_at: datetime = Field(description="The end of its absolute lifetime")

@@ -26,6 +26,7 @@ from authserver.crypto.passwords import KdfBusy, check_capacity, verify_password
 from authserver.protocol.authorization import AuthorizationRequest, redirect_with
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.login_throttle import LoginThrottle, Throttled, ThrottlePolicy
+from authserver.protocol.session_end import EndReason
 from authserver.protocol.sessions import SessionPolicy, Sessions
 from authserver.protocol.store import Store
 
@@ -195,10 +196,16 @@ class AuthorizationFlow:
         )
 
     async def sign_in(
-        self, username: str, password: str, address: str | None = None
+        self,
+        username: str,
+        password: str,
+        address: str | None = None,
+        current: LoginSession | None = None,
     ) -> LoginSession | LoginProblem | Throttled:
         """The session for a correct username and password; what went wrong otherwise. ``address``: the
-        client's, for the per-address throttle.
+        client's, for the per-address throttle. ``current``: the browser's live session, if any: the same
+        user signing in again (prompt=login, max_age) keeps it, so the relying parties' sid stays valid;
+        another user's ends (the browser is someone else's now).
 
         Every failure looks the same to the browser (no account enumeration, OWASP ASVS V2.2): an unknown
         username, a wrong password, a disabled user and a user with no password set each cost one password
@@ -220,6 +227,10 @@ class AuthorizationFlow:
             await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
         at = time.time()
+        if current is not None and current.session_id is not None:
+            if current.user_id == user.user_id:
+                return LoginSession(user.user_id, user.username, int(at), at, current.session_id)
+            await self.sessions.end(current.session_id, EndReason.SIGNED_OUT)
         created = await self.sessions.begin(user.user_id, int(at))
         return LoginSession(user.user_id, user.username, int(at), at, created.session_id)
 

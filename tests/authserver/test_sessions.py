@@ -17,11 +17,17 @@ from authserver.protocol.session_end import EndedSession, EndReason
 from authserver.storage.tables import session_clients, sessions
 from tests.conftest import settings_for
 from tests.support.app import own_browser, store_of
-from tests.support.oauth import (
-    admin_headers,
-)
+from tests.support.oauth import PASSWORD, admin_headers, hidden_fields, query_of, redeem_code
 from tests.support.oauth import refresh as refresh_request
-from tests.support.signin import Browser, Recorder, claims, recording, signed_up, skip_consent_client
+from tests.support.signin import (
+    REDIRECT,
+    Browser,
+    Recorder,
+    claims,
+    recording,
+    signed_up,
+    skip_consent_client,
+)
 
 IDLE = timedelta(minutes=30)
 
@@ -214,3 +220,30 @@ async def test_the_purge_deletes_only_sessions_that_ended_and_whose_lifetime_is_
         assert (await connection.execute(clients_left)).all() == []
     kept = await store.get_session(second)
     assert kept is not None and kept.client_ids == (client_id,)
+
+
+async def test_signing_in_again_keeps_the_session_and_another_user_ends_it(
+    app_client: httpx.AsyncClient, browsers: tuple[Browser, Browser], recorder: Recorder
+) -> None:
+    """prompt=login for the same user keeps the browser's session (the sid relying parties hold stays
+    valid); someone else signing in on that browser ends it and gets a session of their own."""
+    browser, _ = browsers
+    client_id = await skip_consent_client(app_client)
+    sid = claims(app_client, (await browser.tokens(client_id))["id_token"])["sid"]
+    page, verifier = await browser.authorize(client_id, prompt="login")
+    fields = {**hidden_fields(page.text), "username": browser.user.username, "password": PASSWORD}
+    again = await browser.browser.post("/authorize/login", data=fields)
+    code = query_of(again.headers["location"])["code"]
+    tokens = await redeem_code(app_client, code, verifier, REDIRECT, client_id=client_id)
+    assert claims(app_client, tokens.json()["id_token"])["sid"] == sid
+    assert recorder.heard == []
+
+    someone_else = Browser(app_client, browser.browser, await signed_up(app_client))
+    page, verifier = await someone_else.authorize(client_id, prompt="login")
+    fields = {**hidden_fields(page.text), "username": someone_else.user.username, "password": PASSWORD}
+    switched = await browser.browser.post("/authorize/login", data=fields)
+    code = query_of(switched.headers["location"])["code"]
+    tokens = await redeem_code(app_client, code, verifier, REDIRECT, client_id=client_id)
+    assert claims(app_client, tokens.json()["id_token"])["sid"] != sid
+    assert [(e.session_id, e.reason) for e in recorder.heard] == [(sid, EndReason.SIGNED_OUT)]
+    assert await _sessions(app_client, browser.user.username) == []

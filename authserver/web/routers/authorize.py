@@ -241,20 +241,22 @@ async def login(request: Request) -> Response:
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
     address = real_client_address(request, svc.settings.trusted_proxies)
-    signed_in = await svc.authorization_flow.sign_in(username, password, address)
-    if isinstance(signed_in, Throttled):
+    # The browser's live session, if any: signing in again keeps its id (and sid) for the same user.
+    current = await signed_in(request, svc)
+    outcome = await svc.authorization_flow.sign_in(username, password, address, current)
+    if isinstance(outcome, Throttled):
         metrics.LOGINS.labels("throttled").inc()
-        metrics.LOGINS_THROTTLED.labels(signed_in.by).inc()
-        return _throttled_page(request, svc, auth, signed_in, username)
-    if isinstance(signed_in, LoginProblem):
-        metrics.LOGINS.labels(_LOGIN_RESULTS[signed_in]).inc()
-        return _login_page(request, svc, auth, signed_in, username)
+        metrics.LOGINS_THROTTLED.labels(outcome.by).inc()
+        return _throttled_page(request, svc, auth, outcome, username)
+    if isinstance(outcome, LoginProblem):
+        metrics.LOGINS.labels(_LOGIN_RESULTS[outcome]).inc()
+        return _login_page(request, svc, auth, outcome, username)
     metrics.LOGINS.labels("success").inc()
-    step = await svc.authorization_flow.after_sign_in(auth, signed_in)
+    step = await svc.authorization_flow.after_sign_in(auth, outcome)
     response = _show(step, request, svc, auth, redirect_status=303)
     response.set_cookie(
         SESSION_COOKIE,
-        svc.session_signer.dumps(signed_in.to_dict(), svc.settings.login_session_ttl.total_seconds()),
+        svc.session_signer.dumps(outcome.to_dict(), svc.settings.login_session_ttl.total_seconds()),
         max_age=int(svc.settings.login_session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
