@@ -117,6 +117,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             scopes=args.scope or [],
             audiences=args.audience or [],
             redirect_uris=args.redirect_uri or [],
+            post_logout_redirect_uris=args.post_logout_redirect_uri or [],
             token_endpoint_auth_method=args.token_endpoint_auth_method,
             require_pkce=not args.pkce_optional,
             id_token_signed_response_alg=args.id_token_signing_alg,
@@ -246,6 +247,32 @@ def cmd_users_consents(args: argparse.Namespace) -> int:
     return asyncio.run(_with_engine(run))
 
 
+def cmd_users_sessions(args: argparse.Namespace) -> int:
+    """List a user's sign-in sessions, or end them all (``--revoke``: their refresh tokens revoked)."""
+    from authserver.admin.sessions import end_user_sessions, user_sessions
+    from authserver.protocol.sessions import Sessions
+    from authserver.storage.backends import store_for
+
+    async def run(engine: AsyncEngine) -> int:
+        store = store_for(engine)
+        sessions = Sessions(store, _settings().session_policy)
+        if args.revoke:
+            ended = await end_user_sessions(store, sessions, args.username)
+            if ended is None:
+                print(f"no user {args.username}", file=sys.stderr)
+                return 1
+            print(json.dumps({"username": args.username, "ended": [e.session_id for e in ended]}))
+            return 0
+        found = await user_sessions(store, sessions, args.username)
+        if found is None:
+            print(f"no user {args.username}", file=sys.stderr)
+            return 1
+        print(found.model_dump_json(indent=2))
+        return 0
+
+    return asyncio.run(_with_engine(run))
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from authserver.crypto.keyset import write_document_atomically
     from authserver.crypto.keyset_document import algorithms_in_use, rotate
@@ -328,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", action="append")
     create.add_argument("--audience", action="append")
     create.add_argument("--redirect-uri", action="append")
+    create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        help="where /logout may send users back",
+    )
     create.add_argument("--public", action="store_true", help="a public client (no secret)")
     create.add_argument(
         "--token-endpoint-auth-method",
@@ -385,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     consents.add_argument("--revoke", action="store_true", help="forget them: the consent page shows again")
     consents.add_argument("--client-id", help="with --revoke: only this client's")
     consents.set_defaults(handler=cmd_users_consents)
+    user_sessions = users.add_parser("sessions", help="list a user's sign-in sessions, or end them")
+    user_sessions.add_argument("username")
+    user_sessions.add_argument(
+        "--revoke", action="store_true", help="end them all: sign in again, refresh tokens revoked"
+    )
+    user_sessions.set_defaults(handler=cmd_users_sessions)
 
     keys = commands.add_parser("keys", help="signing keys").add_subparsers(dest="action", required=True)
     rotate_keys = keys.add_parser("rotate", help="promote the next key, retire the active one")

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from authserver.protocol.backchannel_logout import RetryPolicy
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
+from authserver.protocol.sessions import SessionPolicy
 from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
 
@@ -82,7 +83,13 @@ class Settings(BaseSettings):
     access_token_ttl: Duration = Field(timedelta(minutes=15))
     refresh_token_ttl: Duration = Field(timedelta(hours=720))
     authorization_code_ttl: Duration = Field(timedelta(seconds=60))
-    login_session_ttl: Duration = Field(timedelta(hours=8))
+    login_session_ttl: Duration = Field(
+        timedelta(hours=8), description="A sign-in session's absolute lifetime (and its cookie's)."
+    )
+    session_idle_timeout: Duration = Field(
+        timedelta(0),
+        description="End a sign-in session this long after its browser was last at /authorize; 0: never.",
+    )
     advertised_scopes: CommaList = Field(
         default_factory=lambda: ["openid", "profile", "email", "address", "phone"],
         description="scopes_supported in metadata.",
@@ -252,6 +259,13 @@ class Settings(BaseSettings):
             max_attempts=self.backchannel_logout_max_attempts,
             first_delay=self.backchannel_logout_first_retry.total_seconds(),
             deadline=self.backchannel_logout_retry_deadline.total_seconds(),
+        )
+
+    @property
+    def session_policy(self) -> SessionPolicy:
+        idle = self.session_idle_timeout
+        return SessionPolicy(
+            self.login_session_ttl, idle if idle > timedelta(0) else None, self.access_token_ttl
         )
 
     @property

@@ -22,6 +22,9 @@ mkdir -p "$out"
 redirect_uri="$(cd "$root" && "$python" -c 'import sys
 from conformance.suite_config import SUITE_BASE_URL, redirect_uri
 print(redirect_uri(sys.argv[1] or SUITE_BASE_URL))' "${SUITE_BASE_URL:-}")"
+post_logout_redirect_uri="$(cd "$root" && "$python" -c 'import sys
+from conformance.suite_config import SUITE_BASE_URL, post_logout_redirect_uri
+print(post_logout_redirect_uri(sys.argv[1] or SUITE_BASE_URL))' "${SUITE_BASE_URL:-}")"
 
 for n in 1 2; do
   file="$out/client.json"
@@ -29,7 +32,7 @@ for n in 1 2; do
   "$authserver" clients create --name "OpenID conformance suite ($n)" --client-id "conformance-$n" \
     --grant-type authorization_code --grant-type refresh_token \
     --scope openid --scope profile --scope email --pkce-optional \
-    --redirect-uri "$redirect_uri" >"$file"
+    --redirect-uri "$redirect_uri" --post-logout-redirect-uri "$post_logout_redirect_uri" >"$file"
 done
 
 # A password nobody chose, for the suite's browser to type into our login page.
@@ -40,5 +43,6 @@ done
 (cd "$root" && "$python" -m conformance.suite_config --issuer "$ISSUER" \
   --client "$out/client.json" --client2 "$out/client2.json" \
   --username conformance --password-file "$out/password") >"$out/config.json"
-echo "provision: clients conformance-1, conformance-2 (redirect URI $redirect_uri), user conformance;" \
+echo "provision: clients conformance-1, conformance-2 (redirect URI $redirect_uri, post-logout" \
+  "$post_logout_redirect_uri), user conformance;" \
   "suite configuration in $out/config.json"

@@ -4,7 +4,8 @@ The suite (openid-certification/conformance-suite) takes one JSON document per p
 discovery document is, the two static clients it authenticates as, and ``browser`` steps that its headless
 browser (HtmlUnit, inside the suite) replays on our login and consent pages. This module writes that document
 from what ``authserver clients create`` printed; the selectors it uses are the element ids of
-authserver/web/templates/login.html, consent.html and error.html, and tests/conformance checks each of them
+authserver/web/templates/login.html, consent.html and error.html (and, for the RP-initiated logout plan,
+logout_confirm.html, logged_out.html and logout_error.html), and tests/conformance checks each of them
 against a real server's pages.
 
     python -m conformance.suite_config --issuer URL --suite-base-url URL --client F --client2 F \
@@ -34,6 +35,12 @@ ALLOW_BUTTON = "allow"
 ERROR_HEADING_XPATH = "//h1"
 ERROR_HEADING_TEXT = "sign-in request cannot continue"
 
+# The end-session endpoint's pages (RP-Initiated Logout 1.0): the confirmation's button, the headings of the
+# signed-out page and of the error page (a bad hint or post_logout_redirect_uri is never redirected to).
+SIGN_OUT_BUTTON = "sign-out"
+SIGNED_OUT_TEXT = "You are signed out"
+LOGOUT_ERROR_TEXT = "sign-out request cannot continue"
+
 # The suite's own page at the end of a front-channel round trip: it shows this element once it has the
 # authorization response.
 SUITE_DONE_ELEMENT = "submission_complete"
@@ -42,6 +49,12 @@ WAIT_SECONDS = 10
 
 def redirect_uri(suite_base_url: str = SUITE_BASE_URL, alias: str = ALIAS) -> str:
     return f"{suite_base_url.rstrip('/')}/test/a/{alias}/callback"
+
+
+def post_logout_redirect_uri(suite_base_url: str = SUITE_BASE_URL, alias: str = ALIAS) -> str:
+    """What the logout plan's static clients must register: the redirect URI with ``post_logout_redirect``
+    after the alias."""
+    return f"{suite_base_url.rstrip('/')}/test/a/{alias}/post_logout_redirect"
 
 
 def _sign_in(issuer: str, username: str, password: str, *, screenshot: bool) -> dict[str, Any]:
@@ -125,7 +138,55 @@ def overrides(issuer: str, username: str, password: str, alias: str = ALIAS) -> 
         "oidcc-prompt-login": {"browser": second_sign_in},
         "oidcc-max-age-1": {"browser": second_sign_in},
         "oidcc-ensure-registered-redirect-uri": {"browser": error_page},
+        **logout_overrides(issuer, username, password, alias),
     }
+
+
+def _logout_flow(issuer: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"match": f"{issuer}/logout*", "tasks": tasks}]
+
+
+def _heading(task: str, issuer: str, text: str) -> dict[str, Any]:
+    # The module waits for a screenshot of this page: the suite records it when the wait succeeds.
+    return {
+        "task": task,
+        "match": f"{issuer}/logout*",
+        "commands": [["wait", "xpath", ERROR_HEADING_XPATH, WAIT_SECONDS, text, "update-image-placeholder"]],
+    }
+
+
+def logout_flows(issuer: str) -> dict[str, list[dict[str, Any]]]:
+    """The end-session endpoint's pages per RP-initiated logout module, where the browser does not simply go
+    back to the suite: the confirmation (no id_token_hint), the signed-out page, the error page."""
+    confirmed = _logout_flow(
+        issuer,
+        [
+            {
+                "task": "Confirm the sign-out",
+                "match": f"{issuer}/logout*",
+                "commands": [["click", "id", SIGN_OUT_BUTTON]],
+            },
+            _heading("Signed out", issuer, SIGNED_OUT_TEXT),
+        ],
+    )
+    signed_out = _logout_flow(issuer, [_heading("Signed out", issuer, SIGNED_OUT_TEXT)])
+    refused = _logout_flow(issuer, [_heading("Expect the error page", issuer, LOGOUT_ERROR_TEXT)])
+    return {
+        "oidcc-rp-initiated-logout-no-params": confirmed,
+        "oidcc-rp-initiated-logout-only-state": confirmed,
+        "oidcc-rp-initiated-logout-no-post-logout-redirect-uri": signed_out,
+        "oidcc-rp-initiated-logout-bad-post-logout-redirect-uri": refused,
+        "oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri": refused,
+        "oidcc-rp-initiated-logout-no-id-token-hint": refused,
+        "oidcc-rp-initiated-logout-modified-id-token-hint": refused,
+        "oidcc-rp-initiated-logout-bad-id-token-hint": refused,
+    }
+
+
+def logout_overrides(issuer: str, username: str, password: str, alias: str) -> dict[str, Any]:
+    """A module's browser steps replace the default ones: each signs in first, then meets its logout page."""
+    sign_in = browser_steps(issuer, username, password, alias)
+    return {module: {"browser": sign_in + flow} for module, flow in logout_flows(issuer).items()}
 
 
 def suite_config(

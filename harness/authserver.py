@@ -133,6 +133,7 @@ class AuthServer(ServerProcess):
         *,
         client_id: str | None = None,
         pkce_optional: bool = False,
+        post_logout_redirect_uris: Sequence[str] = (),
     ) -> dict[str, Any]:
         """``authserver clients create``; its JSON output (client_id, client_secret once)."""
         args = ["clients", "create", "--name", name]
@@ -146,6 +147,8 @@ class AuthServer(ServerProcess):
             args += ["--redirect-uri", uri]
         for audience in audiences:
             args += ["--audience", audience]
+        for uri in post_logout_redirect_uris:
+            args += ["--post-logout-redirect-uri", uri]
         if public:
             args.append("--public")
         if pkce_optional:

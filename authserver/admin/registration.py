@@ -108,6 +108,11 @@ class ClientRegistration(BaseModel):
     redirect_uris: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(
         default_factory=list, description="Exact redirect URIs for authorization_code."
     )
+    post_logout_redirect_uris: list[Annotated[str, StringConstraints(max_length=2048)]] = Field(
+        default_factory=list,
+        description="Where the end-session endpoint may send the user after sign-out (OpenID Connect "
+        "RP-Initiated Logout 1.0 §3.1), matched exactly; the same rules as redirect_uris.",
+    )
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = Field(
         None,
         description="Pins how the client authenticates (RFC 6749 §2.3). Absent: a confidential client may "
@@ -158,7 +163,7 @@ class ClientRegistration(BaseModel):
         "this long (a client-secret rotation). Absent: the new secret replaces the current one at once.",
     )
 
-    @field_validator("redirect_uris")
+    @field_validator("redirect_uris", "post_logout_redirect_uris")
     @classmethod
     def _redirect_uris_are_safe(cls, uris: list[str]) -> list[str]:
         return [check_redirect_uri(uri) for uri in uris]
@@ -239,6 +244,7 @@ class ClientRegistration(BaseModel):
             scopes=tuple(dict.fromkeys(self.scopes)),
             audiences=tuple(dict.fromkeys(self.audiences)),
             redirect_uris=tuple(dict.fromkeys(self.redirect_uris)),
+            post_logout_redirect_uris=tuple(dict.fromkeys(self.post_logout_redirect_uris)),
             token_endpoint_auth_method=self.auth_method,
             access_token_ttl_seconds=self.ttl_seconds(self.access_token_ttl),
             refresh_token_ttl_seconds=self.ttl_seconds(self.refresh_token_ttl),
@@ -308,6 +314,7 @@ class ClientView(BaseModel):
     scopes: list[str]
     audiences: list[str]
     redirect_uris: list[str]
+    post_logout_redirect_uris: list[str] = Field(default_factory=list)
     token_endpoint_auth_method: str | None = Field(description="null: either secret method")
     require_pkce: bool
     access_token_ttl_seconds: int | None
@@ -336,6 +343,7 @@ class ClientView(BaseModel):
             scopes=list(client.scopes),
             audiences=list(client.audiences),
             redirect_uris=list(client.redirect_uris),
+            post_logout_redirect_uris=list(client.post_logout_redirect_uris),
             token_endpoint_auth_method=client.token_endpoint_auth_method,
             require_pkce=client.require_pkce,
             access_token_ttl_seconds=client.access_token_ttl_seconds,

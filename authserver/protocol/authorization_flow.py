@@ -3,7 +3,7 @@
 The decisions of the login and consent pages, without the pages: ``prompt``, ``max_age`` and
 ``id_token_hint`` (OIDC Core §3.1.2.1), when to ask for the password again, checking it, and the answer to
 the consent question. The web layer renders each ``NextStep`` and keeps the ``LoginSession`` in a signed
-cookie.
+cookie; the sign-in session it names is kept server-side (``protocol.sessions``) and checked on each request.
 
 Consent is remembered per user, client and scope (the store's ``grant_consent``): it is asked again only
 for a scope not granted yet, or always with ``prompt=consent``. A client registered with ``skip_consent`` (a
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -26,7 +26,11 @@ from authserver.crypto.passwords import KdfBusy, check_capacity, verify_password
 from authserver.protocol.authorization import AuthorizationRequest, redirect_with
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.login_throttle import LoginThrottle, Throttled, ThrottlePolicy
+from authserver.protocol.session_end import EndReason
+from authserver.protocol.sessions import SessionPolicy, Sessions
 from authserver.protocol.store import Store
+
+_DEFAULT_SESSIONS = SessionPolicy(timedelta(hours=8), None, timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class LoginSession:
     username: str
     auth_time: int
     signed_in_at: float | None = None  # the same moment to the sub-second, to order it after a request
+    session_id: str | None = None  # the server-side session (``protocol.sessions``); the ID tokens' sid
 
     @property
     def since(self) -> float:
@@ -55,6 +60,8 @@ class LoginSession:
         }
         if self.signed_in_at is not None:
             data["signed_in_at"] = self.signed_in_at
+        if self.session_id is not None:
+            data["sid"] = self.session_id
         return data
 
     @classmethod
@@ -63,11 +70,13 @@ class LoginSession:
             return None
         try:
             at = data.get("signed_in_at")
+            sid = data.get("sid")
             return cls(
                 str(data["user_id"]),
                 str(data["username"]),
                 int(data["auth_time"]),
                 None if at is None else float(at),
+                None if sid is None else str(sid),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -102,14 +111,31 @@ NextStep = ShowLogin | ShowConsent | ReturnToClient
 
 
 class AuthorizationFlow:
-    def __init__(self, store: Store, codes: CodeIssuer, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        codes: CodeIssuer,
+        throttle: LoginThrottle | None = None,
+        sessions: Sessions | None = None,
+    ) -> None:
         self.store = store
         self.codes = codes
         self.throttle = throttle or LoginThrottle(store, ThrottlePolicy(account_limit=0, address_limit=0))
+        self.sessions = sessions or Sessions(store, _DEFAULT_SESSIONS)
 
     @property
     def issuer(self) -> str:
         return self.codes.policy.issuer
+
+    async def signed_in(self, cookie: LoginSession | None) -> LoginSession | None:
+        """Who is signed in, given the browser's cookie: its session must be live server-side (a cookie from
+        before server-side sessions names none: nobody)."""
+        if cookie is None or cookie.session_id is None:
+            return None
+        session = await self.sessions.current(cookie.session_id)
+        if session is None or session.user_id != cookie.user_id:
+            return None
+        return cookie
 
     async def start(self, request: AuthorizationRequest, session: LoginSession | None) -> NextStep:
         """The first page for ``request``, given the browser's session (None: nobody signed in)."""
@@ -154,7 +180,9 @@ class AuthorizationFlow:
         # issued for; whoever signed in instead gets no code.
         if request.required_subject is not None and request.required_subject != session.user_id:
             return self._error(request, "access_denied")
-        return ReturnToClient(await self.codes.issue(request, session.user_id, session.auth_time))
+        return ReturnToClient(
+            await self.codes.issue(request, session.user_id, session.auth_time, session_id=session.session_id)
+        )
 
     async def _consented(self, request: AuthorizationRequest, session: LoginSession) -> bool:
         # A request for no scope at all has nothing to compare with what was granted: it is asked.
@@ -168,10 +196,16 @@ class AuthorizationFlow:
         )
 
     async def sign_in(
-        self, username: str, password: str, address: str | None = None
+        self,
+        username: str,
+        password: str,
+        address: str | None = None,
+        current: LoginSession | None = None,
     ) -> LoginSession | LoginProblem | Throttled:
         """The session for a correct username and password; what went wrong otherwise. ``address``: the
-        client's, for the per-address throttle.
+        client's, for the per-address throttle. ``current``: the browser's live session, if any: the same
+        user signing in again (prompt=login, max_age) keeps it, so the relying parties' sid stays valid;
+        another user's ends (the browser is someone else's now).
 
         Every failure looks the same to the browser (no account enumeration, OWASP ASVS V2.2): an unknown
         username, a wrong password, a disabled user and a user with no password set each cost one password
@@ -194,7 +228,12 @@ class AuthorizationFlow:
             return LoginProblem.WRONG_CREDENTIALS
         await self.throttle.succeeded(username, checked)
         at = time.time()
-        return LoginSession(user.user_id, user.username, int(at), at)
+        if current is not None and current.session_id is not None:
+            if current.user_id == user.user_id:
+                return LoginSession(user.user_id, user.username, int(at), at, current.session_id)
+            await self.sessions.end(current.session_id, EndReason.SIGNED_OUT)
+        created = await self.sessions.begin(user.user_id, int(at))
+        return LoginSession(user.user_id, user.username, int(at), at, created.session_id)
 
     async def answer_consent(
         self, request: AuthorizationRequest, session: LoginSession | None, allowed: bool

@@ -23,9 +23,16 @@ class CodeIssuer:
         self.store = store
 
     async def issue(
-        self, request: AuthorizationRequest, user_id: str, auth_time: int, *, now: datetime | None = None
+        self,
+        request: AuthorizationRequest,
+        user_id: str,
+        auth_time: int,
+        *,
+        session_id: str | None = None,
+        now: datetime | None = None,
     ) -> str:
-        """Store a new code for ``request`` and ``user_id``; the redirect (code, state, iss) to send back."""
+        """Store a new code for ``request`` and ``user_id``, signed in by session ``session_id`` (recorded as
+        signed into the client); the redirect (code, state, iss) to send back."""
         issued_at = now or datetime.now(UTC)
         code = new_opaque_token()
         await self.store.save_authorization_code(
@@ -41,8 +48,11 @@ class CodeIssuer:
                 expires_at=issued_at + self.policy.authorization_code_ttl,
                 nonce=request.nonce,
                 claims=request.claims,
+                session_id=session_id,
             ),
         )
+        if session_id is not None:
+            await self.store.add_session_client(session_id, request.client_id, issued_at)
         return redirect_with(
             request.redirect_uri, {"code": code, "state": request.state, "iss": self.policy.issuer}
         )

@@ -14,6 +14,7 @@ ENDPOINT_PATHS = {
     "introspection_endpoint": "/introspect",
     "userinfo_endpoint": "/userinfo",
     "jwks_uri": "/.well-known/jwks.json",
+    "end_session_endpoint": "/logout",  # OpenID Connect RP-Initiated Logout 1.0 §2.1
 }
 
 

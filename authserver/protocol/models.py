@@ -53,6 +53,8 @@ class Client:
     # whether the RP needs ``sid`` in them (this server always includes it, so it changes nothing sent).
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    # RP-Initiated Logout 1.0 §3.1: where the end-session endpoint may redirect after sign-out (exactly).
+    post_logout_redirect_uris: tuple[str, ...] = ()
 
     @property
     def is_public(self) -> bool:
@@ -118,6 +120,22 @@ class LoginFailures:
 
 
 @dataclass(frozen=True)
+class SignInSession:
+    """A browser's sign-in, kept server-side: the cookie names it, each /authorize reads it, and ending it
+    (sign-out, revocation, expiry) revokes the refresh-token families it issued."""
+
+    session_id: str  # unguessable; also the ``sid`` of its ID tokens
+    user_id: str
+    auth_time: int
+    created_at: datetime
+    last_seen_at: datetime  # written at most once per ``protocol.sessions.SessionPolicy.touch_interval``
+    expires_at: datetime  # the absolute lifetime
+    ended_at: datetime | None = None
+    end_reason: str | None = None  # a ``protocol.session_end.EndReason`` value
+    client_ids: tuple[str, ...] = ()  # the clients it signed into, in the order it first did
+
+
+@dataclass(frozen=True)
 class Consent:
     """What a user allowed a client (OIDC Core §3.1.2.4): the scopes granted so far, and when last."""
 
@@ -138,6 +156,7 @@ class AuthorizationCode:
     expires_at: datetime
     nonce: str | None = None
     claims: str | None = None  # the request's ``claims`` parameter, normalised (``protocol.claims``)
+    session_id: str | None = None  # the sign-in session it was issued in (the ID token's ``sid``)
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,7 @@ class RefreshToken:
     rotated: bool = False  # the presented secret is not the family's current one: it was used before
     revoked: bool = False
     claims: str | None = None  # the sign-in's ``claims`` request, which refreshed access tokens carry on
+    session_id: str | None = None  # the sign-in session whose code issued the family; None: none (older)
 
 
 class RedemptionOutcome(StrEnum):

@@ -18,8 +18,10 @@ from authserver.protocol.models import (
     RefreshToken,
     RegisteredClient,
     RevokedSince,
+    SignInSession,
     User,
 )
+from authserver.protocol.session_end import EndedSession, EndReason
 
 
 class StoreUnavailable(Exception):
@@ -111,6 +113,46 @@ class Store(Protocol):
 
     async def forget_login_failures(self, keys: Iterable[str]) -> None:
         """Drop the counters of ``keys`` (a correct password ends an account's run of failures)."""
+        ...
+
+    # Sign-in sessions (``protocol.sessions``): one row per browser sign-in.
+    async def create_session(self, session: SignInSession) -> None: ...
+
+    async def get_session(self, session_id: str) -> SignInSession | None:
+        """The session (ended or not, with its clients) by primary key; None when unknown or purged."""
+        ...
+
+    async def touch_session(self, session_id: str, now: datetime) -> None:
+        """Set ``last_seen_at`` to ``now`` (an ended session is left as it is)."""
+        ...
+
+    async def add_session_client(self, session_id: str, client_id: str, now: datetime) -> None:
+        """Record that the session signed into ``client_id`` (once: a client recorded before is kept)."""
+        ...
+
+    async def list_sessions(self, user_id: str) -> list[SignInSession]:
+        """The user's unended sessions (expired ones the sweep has not ended yet included), oldest first."""
+        ...
+
+    async def end_session(
+        self, session_id: str, reason: EndReason, now: datetime, default_access_token_ttl: timedelta
+    ) -> EndedSession | None:
+        """In one transaction: end the session unless it has ended already (None then, or when unknown), and
+        revoke the refresh families it issued and the access tokens of each family whose latest one may still
+        be live (its client's access-token TTL, or ``default_access_token_ttl``)."""
+        ...
+
+    async def end_user_sessions(
+        self, user_id: str, reason: EndReason, now: datetime, default_access_token_ttl: timedelta
+    ) -> list[EndedSession]:
+        """``end_session`` for every unended session of the user, oldest first."""
+        ...
+
+    async def end_expired_sessions(
+        self, now: datetime, idle_timeout: timedelta | None, default_access_token_ttl: timedelta
+    ) -> list[EndedSession]:
+        """``end_session`` (EXPIRED) for every unended session whose lifetime has passed by ``now`` or, with
+        ``idle_timeout``, that was last seen that long ago."""
         ...
 
 

@@ -114,6 +114,7 @@ class TokenMinter:
         access_token: str,
         nonce: str | None,
         extra_claims: dict[str, Any],
+        session_id: str | None = None,
     ) -> str:
         key = self.id_token_key(client)
         # at_hash: the left half of the hash that goes with the ID token's own alg (OIDC Core §3.1.3.6).
@@ -132,6 +133,8 @@ class TokenMinter:
         }
         if nonce is not None:
             claims["nonce"] = nonce
+        if session_id is not None:
+            claims["sid"] = session_id  # OIDC Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3
         return key.sign(claims, "JWT")
 
     def next_refresh_token(self, client: Client, family_id: str) -> tuple[NewRefreshToken, str]:

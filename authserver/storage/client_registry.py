@@ -51,6 +51,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "scopes": list(client.scopes),
         "audiences": list(client.audiences),
         "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "secret_hash": client.secret_hash,
         "previous_secret_hash": client.previous_secret_hash,
         "previous_secret_expires_at": client.previous_secret_expires_at,

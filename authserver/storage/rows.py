@@ -55,6 +55,7 @@ def client_from_row(row: Any) -> Client:
         skip_consent=bool(row.skip_consent),
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
+        post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 
 
@@ -126,6 +127,7 @@ def redeemed(
             auth_time=code.auth_time,
             expires_at=refresh.expires_at,
             claims=code.claims,
+            session_id=code.session_id,
         )
     return Redemption(RedemptionOutcome.OK, RedeemedCode(code, owner, stored))
 
@@ -134,8 +136,8 @@ def rotated(
     family_id: str, client_id: str, grant: Any, successor: NewRefreshToken
 ) -> Redemption[RefreshToken]:
     """A rotation that went through: the successor, with the family's grant (user_id, scope, audience,
-    auth_time, claims)."""
-    user_id, scope, audience, auth_time, claims = grant
+    auth_time, claims, session_id)."""
+    user_id, scope, audience, auth_time, claims, session_id = grant
     return Redemption(
         RedemptionOutcome.OK,
         RefreshToken(
@@ -147,5 +149,6 @@ def rotated(
             auth_time=auth_time,
             expires_at=successor.expires_at,
             claims=claims,
+            session_id=session_id,
         ),
     )

@@ -22,6 +22,7 @@ from authserver.protocol.models import AuthorizationCode, Client, Consent, Refre
 from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, family_as_seen, user_from_row
+from authserver.storage.sessions import SqlSessions
 from authserver.storage.statements import (
     CLIENT_BY_ID,
     DELETE_EXPIRED_FAMILIES,
@@ -52,7 +53,7 @@ def observe_batch(execute: Execute, size: int) -> None:
     metrics.DB_WRITE_BATCH_SIZE.labels(_WRITE_NAMES[execute.__name__]).observe(size)
 
 
-class SqlStore(SqlClientRegistry, SqlUserDirectory):
+class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
     def __init__(self, engine: AsyncEngine, autocommit: AsyncEngine) -> None:
         super().__init__(engine)
         self._autocommit = autocommit
@@ -122,6 +123,7 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory):
                         auth_time=code.auth_time,
                         expires_at=code.expires_at,
                         claims=code.claims,
+                        session_id=code.session_id,
                     )
                 )
         except DATABASE_ERRORS as error:
@@ -253,6 +255,7 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory):
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay),
         and so is a family, revoked or not, until its current token expires."""
+        await self.purge_ended_sessions(now)
         try:
             async with self.engine.begin() as connection:
                 await connection.execute(delete(codes).where(codes.c.expires_at < now))

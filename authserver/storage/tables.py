@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Table
+from sqlalchemy import JSON, Column, DateTime, Table, text
 from sqlmodel import Field, SQLModel
 
 
@@ -23,6 +23,10 @@ class ClientRow(SQLModel, table=True):
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     audiences: list[str] = Field(sa_column=Column(JSON, nullable=False))
     redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    # RP-Initiated Logout 1.0 §3.1: where the end-session endpoint may send the browser back to.
+    post_logout_redirect_uris: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default=text("'[]'"))
+    )
     secret_hash: str | None = Field(
         default=None, max_length=64
     )  # SHA-256 hex of the secret; never the secret
@@ -93,6 +97,7 @@ class AuthorizationCodeRow(SQLModel, table=True):
         default=None, max_length=64
     )  # the refresh family it issued, for replay revocation
     claims: str | None = None  # the normalised claims request (OIDC Core §5.5); NULL: none
+    session_id: str | None = Field(default=None, max_length=64)  # the sign-in session it was issued in
 
 
 class RefreshFamilyRow(SQLModel, table=True):
@@ -116,6 +121,35 @@ class RefreshFamilyRow(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=_timestamp())  # the current token's
     revoked: bool = False
     claims: str | None = None  # the sign-in's claims request, carried by each refreshed access token
+    # The sign-in session whose code issued it (ending the session revokes it); never changed by a
+    # refresh-token rotation, so its index keeps rotations HOT on PostgreSQL.
+    session_id: str | None = Field(default=None, max_length=64, index=True)
+
+
+class SessionRow(SQLModel, table=True):
+    """A browser's sign-in session, read by primary key on each /authorize. ``last_seen_at`` is written at
+    most once per touch interval (``protocol.sessions``), not on every request."""
+
+    __tablename__ = "sessions"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=64, index=True)
+    auth_time: int
+    created_at: datetime = Field(sa_column=_timestamp())
+    last_seen_at: datetime = Field(sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))  # the absolute lifetime
+    ended_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    end_reason: str | None = Field(default=None, max_length=32)
+
+
+class SessionClientRow(SQLModel, table=True):
+    """A client a session signed into: written once, when the first code for it is issued in the session."""
+
+    __tablename__ = "session_clients"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(primary_key=True, max_length=255)
+    first_at: datetime = Field(sa_column=_timestamp())
 
 
 class LegacyRefreshTokenRow(SQLModel, table=True):
@@ -174,3 +208,5 @@ revoked = _table(RevokedAccessTokenRow)
 revoked_grants = _table(RevokedGrantRow)
 consents = _table(ConsentRow)
 login_failures = _table(LoginFailureRow)
+sessions = _table(SessionRow)
+session_clients = _table(SessionClientRow)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import case, delete, insert, literal, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,6 +38,41 @@ def _user_values(user: User) -> dict[str, Any]:
         "address": user.address,
         "disabled": user.disabled,
     }
+
+
+async def revoke_families(
+    connection: AsyncConnection,
+    dialect_insert: Callable[..., Any],
+    which: ColumnElement[bool],
+    default_access_token_ttl: timedelta,
+) -> None:
+    """Revoke every unrevoked refresh family ``which`` selects, and the access tokens of each family whose
+    latest one (minted at its last rotation, with its client's TTL) may still be live."""
+    now = datetime.now(UTC)
+    leeway = timedelta(seconds=CLOCK_LEEWAY_SECONDS)
+    unrevoked = and_(which, refresh_families.c.revoked == literal(False))
+    families = await connection.execute(
+        select(
+            refresh_families.c.family_id,
+            refresh_families.c.issued_at,
+            refresh_families.c.rotated_at,
+            clients.c.access_token_ttl_seconds,
+        )
+        .select_from(refresh_families.outerjoin(clients, clients.c.client_id == refresh_families.c.client_id))
+        .where(unrevoked)
+    )
+    live: dict[datetime, list[str]] = {}
+    for family in families:
+        ttl = family.access_token_ttl_seconds
+        lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + leeway
+        last_expiry = aware(family.rotated_at or family.issued_at) + lifetime
+        if last_expiry > now:
+            live.setdefault(now + lifetime, []).append(grant_id_of_family(family.family_id))
+    await connection.execute(update(refresh_families).where(unrevoked).values(revoked=True))
+    for expires_at, grant_ids in live.items():
+        for start in range(0, len(grant_ids), _REVOCATIONS_PER_STATEMENT):
+            chunk = grant_ids[start : start + _REVOCATIONS_PER_STATEMENT]
+            await connection.execute(grant_revocation(dialect_insert, chunk, expires_at))
 
 
 class SqlUserDirectory:
@@ -121,38 +156,9 @@ class SqlUserDirectory:
     async def _revoke_user_grants(
         self, connection: AsyncConnection, user_id: str, default_access_token_ttl: timedelta
     ) -> None:
-        """Revoke every unrevoked refresh family of the user, and the access tokens of each family whose
-        latest one (minted at its last rotation, with its client's TTL) may still be live."""
-        now = datetime.now(UTC)
-        leeway = timedelta(seconds=CLOCK_LEEWAY_SECONDS)
-        families = await connection.execute(
-            select(
-                refresh_families.c.family_id,
-                refresh_families.c.issued_at,
-                refresh_families.c.rotated_at,
-                clients.c.access_token_ttl_seconds,
-            )
-            .select_from(
-                refresh_families.outerjoin(clients, clients.c.client_id == refresh_families.c.client_id)
-            )
-            .where(refresh_families.c.user_id == user_id, refresh_families.c.revoked == literal(False))
+        await revoke_families(
+            connection, self._insert, refresh_families.c.user_id == user_id, default_access_token_ttl
         )
-        live: dict[datetime, list[str]] = {}
-        for family in families:
-            ttl = family.access_token_ttl_seconds
-            lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + leeway
-            last_expiry = aware(family.rotated_at or family.issued_at) + lifetime
-            if last_expiry > now:
-                live.setdefault(now + lifetime, []).append(grant_id_of_family(family.family_id))
-        await connection.execute(
-            update(refresh_families)
-            .where(refresh_families.c.user_id == user_id, refresh_families.c.revoked == literal(False))
-            .values(revoked=True)
-        )
-        for expires_at, grant_ids in live.items():
-            for start in range(0, len(grant_ids), _REVOCATIONS_PER_STATEMENT):
-                chunk = grant_ids[start : start + _REVOCATIONS_PER_STATEMENT]
-                await connection.execute(grant_revocation(self._insert, chunk, expires_at))
 
     # The login throttle (``protocol.login_throttle``): read on every attempt, written on failures only.
     async def login_failures(self, keys: Iterable[str]) -> dict[str, LoginFailures]:

@@ -31,6 +31,7 @@ from authserver.protocol.login_throttle import LoginThrottle
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.session_end import SessionEndListener
+from authserver.protocol.sessions import SWEEP_INTERVAL, Sessions
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
@@ -70,10 +71,14 @@ class Services:
     session_signer: Signer
     request_signer: Signer
     csrf_signer: Signer
+    logout_signer: Signer
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
     backchannel_logout: BackchannelLogout
+    sessions: Sessions
+    # Who hears of each sign-in session's end (``protocol.session_end``): the list ``sessions`` announces to.
+    session_end_listeners: list[SessionEndListener]
     direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -88,17 +93,13 @@ class Services:
     def lookup_client(self) -> ClientLookup:
         return self.clients.get
 
-    @property
-    def session_end_listeners(self) -> tuple[SessionEndListener, ...]:
-        """Who hears of every ended sign-in session (``protocol.session_end.announce``)."""
-        return (self.backchannel_logout,)
-
     def start_background(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(self.settings.keys_reload_interval, self._reload_keys)),
             asyncio.create_task(self._every(self.settings.revocation_sync_interval, self.sync_revocations)),
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
+            asyncio.create_task(self._every(SWEEP_INTERVAL, self._sweep_sessions, jitter=True)),
         ]
         if isinstance(self.store, SqliteStore):  # its commits no longer checkpoint the log themselves
             self._tasks.append(asyncio.create_task(self._checkpoints(self.store)))
@@ -174,6 +175,11 @@ class Services:
     async def _purge(self) -> None:
         await self.store.purge_expired(datetime.now(UTC))
 
+    async def _sweep_sessions(self) -> None:
+        """End expired and idle sign-in sessions: their refresh families revoked, their ends announced."""
+        if await self.sessions.sweep():
+            await self.sync_revocations()
+
 
 def next_checkpoint_in(
     log_state: tuple[int, bytes] | None, last_log_state: tuple[int, bytes] | None
@@ -230,6 +236,15 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     revocations = RevocationList()
     grant_revoker = GrantRevoker(store, minter, revocations)
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
+    backchannel_logout = BackchannelLogout(
+        clients.get,
+        minter,
+        policy=settings.backchannel_retry_policy,
+        queue_size=settings.backchannel_logout_queue_size,
+        timeout=settings.backchannel_logout_timeout.total_seconds(),
+    )
+    session_end_listeners: list[SessionEndListener] = [backchannel_logout]
+    sessions = Sessions(store, settings.session_policy, session_end_listeners)
     grants: list[Grant] = [
         ClientCredentialsGrant(minter),
         AuthorizationCodeGrant(minter, store, grant_revoker),
@@ -261,22 +276,19 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         revocation_endpoint=RevocationEndpoint(inspector, clients.get),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(
-            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy)
+            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy), sessions
         ),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),
         request_signer=Signer(session_secret, "authorization-request"),
         csrf_signer=Signer(session_secret, "csrf"),
+        logout_signer=Signer(session_secret, "logout-request"),
         client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,
-        backchannel_logout=BackchannelLogout(
-            clients.get,
-            minter,
-            policy=settings.backchannel_retry_policy,
-            queue_size=settings.backchannel_logout_queue_size,
-            timeout=settings.backchannel_logout_timeout.total_seconds(),
-        ),
+        backchannel_logout=backchannel_logout,
+        sessions=sessions,
+        session_end_listeners=session_end_listeners,
         direct=direct,
     )
 

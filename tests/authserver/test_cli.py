@@ -287,3 +287,47 @@ def test_a_user_is_created_with_standard_claims_from_the_command_line(tmp_path: 
         "locality": "Paris",
         "country": "FR",
     }
+
+
+def test_a_users_sessions_are_listed_and_ended_and_a_client_gets_post_logout_uris(tmp_path: Path) -> None:
+    import asyncio
+
+    from authserver.protocol.sessions import Sessions
+    from authserver.storage.backends import store_for
+    from authserver.storage.engine import create_engine
+    from tests.conftest import make_settings
+
+    created = _run(
+        tmp_path, "users", "create", "--username", "carol", "--password-stdin", stdin="s3cret-pass\n"
+    )
+    assert created.returncode == 0, created.stderr
+    user_id = json.loads(created.stdout)["user_id"]
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'authserver.db'}")
+
+    async def sign_in() -> str:  # what the login page does
+        engine = create_engine(settings)
+        try:
+            store = store_for(engine)
+            session = await Sessions(store, settings.session_policy).begin(user_id, 1_700_000_000)
+            await store.add_session_client(session.session_id, "web", session.created_at)
+            return session.session_id
+        finally:
+            await engine.dispose()
+
+    session_id = asyncio.run(sign_in())
+    listed = _run(tmp_path, "users", "sessions", "carol")
+    assert listed.returncode == 0, listed.stderr
+    [session] = json.loads(listed.stdout)["sessions"]
+    assert session["session_id"] == session_id and session["clients"] == ["web"]
+    ended = _run(tmp_path, "users", "sessions", "carol", "--revoke")
+    assert ended.returncode == 0 and json.loads(ended.stdout)["ended"] == [session_id]
+    assert json.loads(_run(tmp_path, "users", "sessions", "carol").stdout)["sessions"] == []
+    assert _run(tmp_path, "users", "sessions", "nobody").returncode == 1
+
+    web = ("clients", "create", "--name", "web", "--grant-type", "authorization_code", "--scope", "openid")
+    web += ("--redirect-uri", "https://app.example.com/cb")
+    registered = _run(tmp_path, *web, "--post-logout-redirect-uri", "https://app.example.com/bye")
+    assert registered.returncode == 0, registered.stderr
+    assert json.loads(registered.stdout)["post_logout_redirect_uris"] == ["https://app.example.com/bye"]
+    refused = _run(tmp_path, *web, "--post-logout-redirect-uri", "http://app.example.com/bye")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr

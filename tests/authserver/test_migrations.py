@@ -154,7 +154,7 @@ async def test_the_backchannel_logout_migration_upgrades_and_downgrades(
 
     columns = {"backchannel_logout_uri", "backchannel_logout_session_required"}
     try:
-        assert not columns & await to("0009")
+        assert not columns & await to("0010")
         async with engine.begin() as connection:
             await connection.exec_driver_sql(
                 "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
@@ -173,7 +173,7 @@ async def test_the_backchannel_logout_migration_upgrades_and_downgrades(
                 "UPDATE clients SET backchannel_logout_uri = 'https://rp.example.com/bc'"
                 " WHERE client_id = 'old'"
             )
-        assert not columns & await to("0009", downgrade=True)
+        assert not columns & await to("0010", downgrade=True)
         async with engine.connect() as connection:
             kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
             assert kept.scalars().all() == ["old"]
@@ -288,5 +288,52 @@ async def test_the_user_accounts_migration_upgrades_and_downgrades(
         assert "login_failures" not in tables and "disabled" not in columns and "username" in columns
         async with engine.connect() as connection:
             assert (await connection.exec_driver_sql("SELECT username FROM users")).scalar_one() == "old"
+    finally:
+        await engine.dispose()
+
+
+async def test_the_sessions_migration_upgrades_and_downgrades_keeping_the_rows(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0010 adds the sessions and session_clients tables, the session of codes and families, and the clients'
+    post-logout redirect URIs (none for a client registered before); its downgrade drops them, rows kept."""
+    from authserver.storage.backends import store_for
+
+    engine = create_engine(_fresh(settings, request, "sessions_migration"))
+
+    async def execute(sql: str) -> None:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(sql)
+
+    try:
+        before = await _migrate(engine, "0009")
+        assert "sessions" not in before and "session_id" not in before["refresh_families"]
+        await execute(
+            "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+            " redirect_uris, created_at, updated_at) VALUES ('old', 'old', 'public', '[]', '[]',"
+            " '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+        await execute(
+            "INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience,"
+            " auth_time, issued_at, expires_at, revoked) VALUES ('f-1', 'h', 'old', 'u-1', 'openid',"
+            " 'api', 1, '2026-01-02 03:04:05+00', '2099-01-01 00:00:00+00', false)"
+        )
+        after = await _migrate(engine, "0010")
+        assert {"sessions", "session_clients"} <= set(after)
+        assert "session_id" in after["refresh_families"] and "session_id" in after["authorization_codes"]
+        client = await store_for(engine).get_client("old")
+        assert client is not None and client.post_logout_redirect_uris == ()
+        await execute(
+            "INSERT INTO sessions (session_id, user_id, auth_time, created_at, last_seen_at, expires_at)"
+            " VALUES ('s-1', 'u-1', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
+        await execute("UPDATE refresh_families SET session_id = 's-1' WHERE family_id = 'f-1'")
+
+        down = await _migrate(engine, "0009", downgrade=True)
+        assert down == before
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT count(*) FROM refresh_families")
+            assert kept.scalar_one() == 1
+        assert "sessions" in await _migrate(engine, "0010")  # and up again
     finally:
         await engine.dispose()

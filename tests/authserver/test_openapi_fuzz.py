@@ -115,8 +115,8 @@ def rfc_error_body(response: Any, case: Any) -> None:
         return
     content_type = response.headers.get("content-type", [""])
     content_type = content_type[0] if isinstance(content_type, list) else content_type
-    if case.path == "/authorize" and content_type.startswith("text/html"):
-        return  # the authorization endpoint shows its errors on a page (never redirected)
+    if case.path in ("/authorize", "/logout") and content_type.startswith("text/html"):
+        return  # the authorization and end-session endpoints show their errors on a page (never redirected)
     assert content_type.startswith("application/json"), f"{response.status_code} as {content_type}"
     body = json.loads(response.content)
     assert isinstance(body, dict) and body.get("error") in JSON_ERRORS, body

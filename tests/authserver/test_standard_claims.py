@@ -76,7 +76,7 @@ async def _sign_in(
 
 def _user_claims(claims: dict[str, object]) -> set[str]:
     """The user's claims of an ID token or userinfo answer (not the token's own: iss, aud, at_hash, ...)."""
-    token_claims = {"iss", "aud", "azp", "exp", "iat", "auth_time", "at_hash", "nonce"}
+    token_claims = {"iss", "aud", "azp", "exp", "iat", "auth_time", "at_hash", "nonce", "sid"}
     assert all(value is not None for value in claims.values()), claims  # §5.3.2: absent, never null
     return set(claims) - token_claims
 

@@ -26,8 +26,11 @@ from authserver.protocol.models import (
     NewRefreshToken,
     RedemptionOutcome,
     RegisteredClient,
+    SignInSession,
     User,
 )
+from authserver.protocol.session_end import EndedSession, EndReason
+from authserver.protocol.sessions import new_session_id
 from authserver.protocol.store import ClientRegistry, Store, UserDirectory
 from tests.conftest import BACKENDS
 from tests.support.claims import with_standard_claims
@@ -74,7 +77,9 @@ async def _user(store: Store) -> User:
     return stored
 
 
-async def _code(store: Store, client_id: str, user_id: str, *, expires_in: float = 60) -> str:
+async def _code(
+    store: Store, client_id: str, user_id: str, *, expires_in: float = 60, session_id: str | None = None
+) -> str:
     code_hash = token_hash(new_opaque_token())
     await store.save_authorization_code(
         code_hash,
@@ -88,6 +93,7 @@ async def _code(store: Store, client_id: str, user_id: str, *, expires_in: float
             auth_time=1_700_000_000,
             expires_at=datetime.now(UTC) + timedelta(seconds=expires_in),
             nonce="n-1",
+            session_id=session_id,
         ),
     )
     return code_hash
@@ -527,3 +533,109 @@ async def test_login_failures_count_up_and_start_over_once_expired(store: Store)
     assert (await store.login_failures([key]))[key] == LoginFailures(1, later, later + window)
     await store.forget_login_failures([key, f"u:{uuid.uuid4().hex}"])  # an uncounted key is no error
     assert (await store.login_failures([key, other])).keys() == {other}  # only the named key is gone
+
+
+# Sign-in sessions: a session round-trips and records each client once, in the order first signed into;
+# ending it (by id, by user, by expiry) claims it once and revokes exactly the refresh families it issued.
+TTL = timedelta(minutes=15)
+
+
+async def _session(
+    store: Store, user_id: str, *, age: timedelta = timedelta(0), life: timedelta = TTL
+) -> str:
+    at = (datetime.now(UTC) - age).replace(microsecond=0)
+    session = SignInSession(new_session_id(), user_id, int(at.timestamp()), at, at, at + life)
+    await store.create_session(session)
+    return session.session_id
+
+
+async def _family_in(store: Store, session_id: str | None, client_id: str, user_id: str) -> tuple[str, str]:
+    """A code issued in ``session_id`` and redeemed: (family_id, its secret's hash)."""
+    code_hash = await _code(store, client_id, user_id, session_id=session_id)
+    refresh = _refresh()
+    redemption = await store.redeem_authorization_code(
+        code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), refresh
+    )
+    assert redemption.outcome is RedemptionOutcome.OK and redemption.record is not None
+    assert redemption.record.code.session_id == session_id
+    assert redemption.record.refresh is not None and redemption.record.refresh.session_id == session_id
+    return refresh.family_id, refresh.secret_hash
+
+
+async def test_a_session_round_trips_and_records_each_client_once_in_order(store: Store) -> None:
+    user = await _user(store)
+    session_id = await _session(store, user.user_id)
+    first, second = _client_id(), _client_id()
+    now = datetime.now(UTC)
+    for client_id in (second, first, second):
+        await store.add_session_client(session_id, client_id, now)
+        now += timedelta(seconds=1)
+    stored = await store.get_session(session_id)
+    assert stored is not None and stored.user_id == user.user_id and stored.ended_at is None
+    assert stored.client_ids == (second, first)
+    later = stored.last_seen_at + timedelta(minutes=3)
+    await store.touch_session(session_id, later)
+    touched = await store.get_session(session_id)
+    assert touched is not None and touched.last_seen_at == later
+    assert await store.get_session(new_session_id()) is None
+    assert [s.session_id for s in await store.list_sessions(user.user_id)] == [session_id]
+
+
+async def test_ending_a_session_revokes_only_its_families_and_happens_once(store: Store) -> None:
+    user = await _user(store)
+    ending, other = await _session(store, user.user_id), await _session(store, user.user_id)
+    client_id = _client_id()
+    await store.add_session_client(ending, client_id, datetime.now(UTC))
+    ended_family, ended_secret = await _family_in(store, ending, client_id, user.user_id)
+    kept_family, kept_secret = await _family_in(store, other, client_id, user.user_id)
+    since = datetime.now(UTC) - timedelta(seconds=1)
+
+    ended = await store.end_session(ending, EndReason.SIGNED_OUT, datetime.now(UTC), TTL)
+    assert ended == EndedSession(ending, user.user_id, (client_id,), EndReason.SIGNED_OUT)
+    assert await store.end_session(ending, EndReason.REVOKED, datetime.now(UTC), TTL) is None  # once
+    gone = await store.get_session(ending)
+    assert gone is not None and gone.ended_at is not None and gone.end_reason == "signed_out"
+    seen = await store.get_refresh_token(ended_family, ended_secret)
+    assert seen is not None and seen.revoked
+    kept = await store.get_refresh_token(kept_family, kept_secret)
+    assert kept is not None and not kept.revoked
+    revoked = {grant for grant, _ in (await store.revoked_since(since)).grants}
+    assert grant_id_of_family(ended_family) in revoked and grant_id_of_family(kept_family) not in revoked
+    assert [s.session_id for s in await store.list_sessions(user.user_id)] == [other]
+    # An unknown session does not end.
+    assert await store.end_session(new_session_id(), EndReason.REVOKED, datetime.now(UTC), TTL) is None
+    await _family_in(store, None, client_id, user.user_id)  # a code of no session: a family of none
+
+
+async def test_ending_a_users_sessions_ends_every_live_one_oldest_first(store: Store) -> None:
+    user, someone_else = await _user(store), await _user(store)
+    older = await _session(store, user.user_id, age=timedelta(minutes=2))
+    newer = await _session(store, user.user_id, age=timedelta(minutes=1))
+    theirs = await _session(store, someone_else.user_id)
+    ended = await store.end_user_sessions(user.user_id, EndReason.REVOKED, datetime.now(UTC), TTL)
+    assert [(e.session_id, e.reason) for e in ended] == [
+        (older, EndReason.REVOKED),
+        (newer, EndReason.REVOKED),
+    ]
+    assert await store.list_sessions(user.user_id) == []
+    assert [s.session_id for s in await store.list_sessions(someone_else.user_id)] == [theirs]
+    assert await store.end_user_sessions(user.user_id, EndReason.REVOKED, datetime.now(UTC), TTL) == []
+
+
+async def test_the_sweep_ends_expired_and_idle_sessions_and_revokes_their_families(store: Store) -> None:
+    user = await _user(store)
+    client_id = _client_id()
+    expired = await _session(store, user.user_id, age=timedelta(hours=2), life=timedelta(hours=1))
+    idle = await _session(store, user.user_id, age=timedelta(minutes=40), life=timedelta(hours=8))
+    live = await _session(store, user.user_id, age=timedelta(minutes=5), life=timedelta(hours=8))
+    family, secret = await _family_in(store, expired, client_id, user.user_id)
+    now = datetime.now(UTC)
+
+    # Without an idle timeout only the lifetime counts.
+    swept = await store.end_expired_sessions(now, None, TTL)
+    assert [(e.session_id, e.reason) for e in swept] == [(expired, EndReason.EXPIRED)]
+    seen = await store.get_refresh_token(family, secret)
+    assert seen is not None and seen.revoked
+    swept = await store.end_expired_sessions(now, timedelta(minutes=30), TTL)
+    assert [e.session_id for e in swept] == [idle]
+    assert [s.session_id for s in await store.list_sessions(user.user_id)] == [live]

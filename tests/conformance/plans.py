@@ -1,4 +1,4 @@
-"""The modules of the two OpenID certification plans the conformance workflow runs
+"""The modules of the OpenID certification plans the conformance workflow runs
 (.github/workflows/conformance.yml), exactly as the suite names them (each module class's
 ``@PublishTestModule(testName=...)``), in the plans' order.
 
@@ -6,6 +6,8 @@ Read from openid-certification/conformance-suite, src/main/java/net/openid/confo
 OIDCCBasicTestPlan.java at commit 25a83b8bae1d8839199578e5897acd492680bbe2 and OIDCCConfigTestPlan.java at
 3f9fa8302bb82b616b9bce6592619c74414176cc (the workflow pins 781b599297ccf4bdb71c2573deafb82546127d90, which
 the reference index did not hold; another stored version of the basic plan lists the same modules).
+OIDCCRpInitiatedLogoutTestPlan.java (the module list of the stored version, each module's testName read from
+its class in the same directory).
 
 The suite itself marks two basic modules not applicable to static clients (``@VariantNotApplicable``:
 oidcc-idtoken-unsigned, oidcc-request-uri-unsigned-supported-correctly-or-rejected-as-unsupported); they
@@ -67,4 +69,25 @@ BASIC_MODULES: tuple[str, ...] = (
 
 CONFIG_MODULES: tuple[str, ...] = ("oidcc-discovery-endpoint-verification",)
 
-PLANS: dict[str, tuple[str, ...]] = {BASIC_PLAN: BASIC_MODULES, CONFIG_PLAN: CONFIG_MODULES}
+RP_INITIATED_LOGOUT_PLAN = "oidcc-rp-initiated-logout-certification-test-plan"
+RP_INITIATED_LOGOUT_MODULES: tuple[str, ...] = (
+    # server_metadata=discovery
+    "oidcc-rp-initiated-logout-discovery-endpoint-verification",
+    # then per client registration
+    "oidcc-rp-initiated-logout",
+    "oidcc-rp-initiated-logout-bad-post-logout-redirect-uri",
+    "oidcc-rp-initiated-logout-modified-id-token-hint",
+    "oidcc-rp-initiated-logout-no-id-token-hint",
+    "oidcc-rp-initiated-logout-no-params",
+    "oidcc-rp-initiated-logout-no-post-logout-redirect-uri",
+    "oidcc-rp-initiated-logout-no-state",
+    "oidcc-rp-initiated-logout-only-state",
+    "oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri",
+    "oidcc-rp-initiated-logout-bad-id-token-hint",
+)
+
+PLANS: dict[str, tuple[str, ...]] = {
+    BASIC_PLAN: BASIC_MODULES,
+    CONFIG_PLAN: CONFIG_MODULES,
+    RP_INITIATED_LOGOUT_PLAN: RP_INITIATED_LOGOUT_MODULES,
+}

@@ -245,6 +245,90 @@ def test_the_error_page_steps_find_our_error_page_for_an_unregistered_redirect_u
     assert browser.page is not None and browser.page.status == 400
 
 
+def _signed_in_with_id_token(
+    config: dict[str, Any], document: dict[str, Any], tls: Path, issuer: str
+) -> tuple[Browser, str]:
+    """A browser the default steps signed in (its session cookie kept), and the ID token of its code."""
+    browser = _browser(tls, issuer)
+    url = _authorization_url(document, config["client"]["client_id"], suite_config.redirect_uri())
+    replay(browser, config["browser"], url, suite_config.SUITE_DONE_ELEMENT)
+    code = parse_qs(urlsplit(browser.url).query)["code"][0]
+    credentials = config["client"]
+    with _https(tls) as client:
+        tokens = client.post(
+            document["token_endpoint"],
+            auth=(credentials["client_id"], credentials["client_secret"]),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": suite_config.redirect_uri(),
+            },
+        )
+    assert tokens.status_code == 200, tokens.text
+    return browser, tokens.json()["id_token"]
+
+
+def _logout_request(module: str, id_token: str) -> dict[str, str]:
+    """The end-session request each RP-initiated logout module sends (customiseEndSessionEndpointRequest)."""
+    registered = suite_config.post_logout_redirect_uri()
+    header, payload, _ = id_token.split(".")
+    unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + payload + "."  # {"alg":"none","typ":"JWT"}
+    forged = header + "." + payload + "." + "A" * 86  # a signature no key of ours made
+    full = {"id_token_hint": id_token, "post_logout_redirect_uri": registered, "state": "st-logout"}
+    return {
+        "oidcc-rp-initiated-logout-no-params": {},
+        "oidcc-rp-initiated-logout-only-state": {"state": "st-logout"},
+        "oidcc-rp-initiated-logout-no-post-logout-redirect-uri": {"id_token_hint": id_token, "state": "s"},
+        "oidcc-rp-initiated-logout-bad-post-logout-redirect-uri": {
+            **full,
+            "post_logout_redirect_uri": registered.replace("post_logout_redirect", "not_registered"),
+        },
+        "oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri": {
+            **full,
+            "post_logout_redirect_uri": registered + "?foo=bar",
+        },
+        "oidcc-rp-initiated-logout-no-id-token-hint": {"post_logout_redirect_uri": registered, "state": "s"},
+        "oidcc-rp-initiated-logout-modified-id-token-hint": {**full, "id_token_hint": unsigned},
+        "oidcc-rp-initiated-logout-bad-id-token-hint": {**full, "id_token_hint": forged},
+    }[module]
+
+
+def test_the_logout_steps_find_each_end_session_page(
+    provisioned: dict[str, Any], stack: tuple[AuthServer, str], tls: Path
+) -> None:
+    """The RP-initiated logout plan's modules, as the suite drives them with our configuration: the
+    confirmation is pressed and the signed-out page recorded, the error pages recorded (never a redirect);
+    the normal logout goes back to the registered post_logout_redirect_uri with the state."""
+    _, issuer = stack
+    config = provisioned["config"]
+    document = _discovery(tls, config)
+    confirmed = [("Confirm the sign-out", "done"), ("Signed out", "done")]
+    refused = [("Expect the error page", "done")]
+    expected = {
+        "oidcc-rp-initiated-logout-no-params": (confirmed, 200),
+        "oidcc-rp-initiated-logout-only-state": (confirmed, 200),
+        "oidcc-rp-initiated-logout-no-post-logout-redirect-uri": ([("Signed out", "done")], 200),
+        "oidcc-rp-initiated-logout-bad-post-logout-redirect-uri": (refused, 400),
+        "oidcc-rp-initiated-logout-query-added-to-post-logout-redirect-uri": (refused, 400),
+        "oidcc-rp-initiated-logout-no-id-token-hint": (refused, 400),
+        "oidcc-rp-initiated-logout-modified-id-token-hint": (refused, 400),
+        "oidcc-rp-initiated-logout-bad-id-token-hint": (refused, 400),
+    }
+    assert set(suite_config.logout_flows(issuer)) == set(expected)
+    for module, (outcomes, status) in expected.items():
+        browser, id_token = _signed_in_with_id_token(config, document, tls, issuer)
+        url = f"{document['end_session_endpoint']}?{urlencode(_logout_request(module, id_token))}"
+        steps = config["override"][module]["browser"]
+        assert replay(browser, steps, url, suite_config.SUITE_DONE_ELEMENT) == outcomes, module
+        assert browser.page is not None and browser.page.status == status, module
+
+    browser, id_token = _signed_in_with_id_token(config, document, tls, issuer)
+    registered = suite_config.post_logout_redirect_uri()
+    query = {"id_token_hint": id_token, "post_logout_redirect_uri": registered, "state": "st-logout"}
+    browser.go(f"{document['end_session_endpoint']}?{urlencode(query)}")
+    assert browser.page is None and browser.url == f"{registered}?state=st-logout"
+
+
 def test_a_renamed_field_breaks_the_replay(
     provisioned: dict[str, Any], stack: tuple[AuthServer, str], tls: Path
 ) -> None:

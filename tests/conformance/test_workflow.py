@@ -20,6 +20,9 @@ BASIC_PLAN = (
     "oidcc-basic-certification-test-plan[server_metadata=discovery][client_registration=static_client]"
 )
 CONFIG_PLAN = "oidcc-config-certification-test-plan"
+LOGOUT_PLAN = (
+    "oidcc-rp-initiated-logout-certification-test-plan[response_type=code][client_registration=static_client]"
+)
 
 
 def _workflow() -> dict[str, Any]:
@@ -55,7 +58,7 @@ def test_both_plans_run_with_their_variants_and_fail_the_job() -> None:
     assert options == {"--verbose", "--export-dir", "--expected-skips-file"}, "no failure is expected away"
     positional = [word for word in arguments if not word.startswith("-") and not word.startswith("..")]
     config = "$RUNNER_TEMP/conformance/config.json"
-    assert positional == [BASIC_PLAN, config, CONFIG_PLAN, config]
+    assert positional == [BASIC_PLAN, config, CONFIG_PLAN, config, LOGOUT_PLAN, config]
     assert "continue-on-error" not in run  # its exit status is the job's
 
 

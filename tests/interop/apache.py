@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
@@ -23,6 +24,7 @@ from tests.support.programs import require_program
 MODULES = Path("/usr/lib/apache2/modules")
 START_TIMEOUT_SECONDS = 20.0
 PROTECTED_PAGE = "<html><body><h1>The protected page</h1></body></html>\n"
+SIGNED_OUT_PAGE = "<html><body><h1>Signed out of the app</h1></body></html>\n"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,16 @@ class ApacheRelyingParty:
     @property
     def redirect_uri(self) -> str:
         return f"{self.base_url}/app/redirect_uri"
+
+    @property
+    def signed_out_url(self) -> str:
+        """A public page (outside the protected folder) to come back to after signing out."""
+        return f"{self.base_url}/signed-out.html"
+
+    def logout_url(self) -> str:
+        """The module's logout: its session cleared, then the provider's end_session_endpoint (from discovery)
+        with the ID token as id_token_hint and the signed-out page as post_logout_redirect_uri."""
+        return f"{self.redirect_uri}?{urlencode({'logout': self.signed_out_url})}"
 
     @property
     def info_url(self) -> str:
@@ -119,6 +131,7 @@ def running_apache(
     (directory / "htdocs" / "app").mkdir(parents=True)
     (directory / "htdocs" / "app" / "index.html").write_text(PROTECTED_PAGE)
     (directory / "htdocs" / "ready.html").write_text("ready\n")
+    (directory / "htdocs" / "signed-out.html").write_text(SIGNED_OUT_PAGE)
     config = directory / "httpd.conf"
     config.write_text(
         render_config(directory, port, issuer, client_id, client_secret, scope=scope, extra=extra)

@@ -3,7 +3,9 @@
 The module is configured as its documentation says for any OpenID provider (discovery, a client secret, PKCE
 S256), against a real 2-worker ``authserver serve``. Chromium opens the protected page, is sent to the login
 and consent pages, comes back to the page; the module's info hook shows the session it built from our ID
-token, and a later request refreshes its access token with our refresh token.
+token, and a later request refreshes its access token with our refresh token. Signing out through the
+application (the module's logout URL, which sends the browser to our end_session_endpoint) ends the session
+here too: the next visit asks for the password again.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def apache_client(server: AuthServer, apache_port: int) -> dict[str, Any]:
         ["authorization_code", "refresh_token"],
         scopes=SCOPE.split(),
         redirect_uris=[f"http://127.0.0.1:{apache_port}/app/redirect_uri"],
+        post_logout_redirect_uris=[f"http://127.0.0.1:{apache_port}/signed-out.html"],
     )
 
 
@@ -143,6 +146,35 @@ def test_mod_auth_openidc_signs_in_shows_the_page_and_refreshes(
         assert info["id_token"]["iss"] == server.issuer
         assert info["id_token"]["email"] == f"{account['username']}@example.com"
         assert info["userinfo"]["name"] == "Carol"
+        assert "Traceback" not in server.log_text()
+    finally:
+        context.close()
+
+
+def test_signing_out_through_mod_auth_openidc_ends_the_session_at_the_server(
+    browser: Any, apache: ApacheRelyingParty, server: AuthServer, account: dict[str, str]
+) -> None:
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto(apache.protected_url)
+        page.fill("#username", account["username"])
+        page.fill("#password", account["password"])
+        page.click("#sign-in")
+        if page.url.startswith(server.base_url + "/authorize"):  # consent remembered from an earlier test
+            page.click("#allow")
+        page.wait_for_url(apache.protected_url)
+
+        page.goto(apache.logout_url())
+        page.wait_for_url(apache.signed_out_url + "*")
+        assert "Signed out of the app" in page.content(), apache.error_log()[-3000:]
+
+        # Our session ended too: the module's new sign-in finds nobody signed in and shows the login page,
+        # instead of coming straight back with a code.
+        page.goto(f"{apache.protected_url}?after=logout")
+        page.wait_for_selector("#sign-in")
+        assert page.url.startswith(server.base_url + "/authorize"), page.url
         assert "Traceback" not in server.log_text()
     finally:
         context.close()

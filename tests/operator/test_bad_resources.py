@@ -189,6 +189,12 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "InvalidSpec",
         "spec.tokens.keyRotationInterval",
     ),
+    "idle-longer-than-the-session": (
+        {"sessions": {"lifetime": "1h", "idleTimeout": "2h"}},
+        "InvalidSpec",
+        "spec.sessions.idleTimeout",
+    ),
+    "sessions-for-a-year": ({"sessions": {"lifetime": "8760h"}}, "InvalidSpec", "spec.sessions.lifetime"),
     "name-too-long-for-children-" + "x" * 30: ({}, "InvalidSpec", "metadata.name"),
     "over-budget": (
         {"database": {**DB, "maxConnections": 10}, "autoscaling": {"enabled": True, "maxReplicas": 20}},

@@ -102,6 +102,11 @@ def test_registration_body_follows_the_spec() -> None:
         "token_endpoint_auth_method": "none",
     }
     assert registration(_client(accessTokenTTL="5m"), "m2m", "a")["access_token_ttl"] == "5m"
+    logout = ["https://app.example.com/signed-out"]
+    assert (
+        registration(_client(postLogoutRedirectUris=logout), "spa", "a")["post_logout_redirect_uris"]
+        == logout
+    )
     # A confidential client without a pin may use either secret method: no method is sent.
     assert "token_endpoint_auth_method" not in registration(_client(), "m2m", "a")
     pinned = registration(_client(tokenEndpointAuthMethod="client_secret_post"), "m2m", "a")

@@ -109,6 +109,8 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_DB_AUTO_MIGRATE": "true",
         "AUTHSERVER_ACCESS_TOKEN_TTL": "15m",
         "AUTHSERVER_REFRESH_TOKEN_TTL": "720h",
+        "AUTHSERVER_LOGIN_SESSION_TTL": "8h",
+        "AUTHSERVER_SESSION_IDLE_TIMEOUT": "0s",
         "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
@@ -419,3 +421,21 @@ def test_server_pods_drain_before_they_stop_and_are_killed_only_after_both() -> 
     assert drain >= 5  # longer than a Service takes to drop a terminating pod's endpoint
     pod = children[("Deployment", "auth")]["spec"]["template"]["spec"]
     assert pod["terminationGracePeriodSeconds"] > drain + timeout
+
+
+def test_configmap_passes_the_session_settings_and_the_server_reads_them() -> None:
+    from datetime import timedelta
+
+    from authserver.config import Settings
+
+    spec = spec_of({"sessions": {"lifetime": "12h", "idleTimeout": "30m"}})
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert (data["AUTHSERVER_LOGIN_SESSION_TTL"], data["AUTHSERVER_SESSION_IDLE_TIMEOUT"]) == ("12h", "30m")
+    settings = Settings(
+        login_session_ttl=data["AUTHSERVER_LOGIN_SESSION_TTL"],
+        session_idle_timeout=data["AUTHSERVER_SESSION_IDLE_TIMEOUT"],
+    )
+    assert settings.session_policy.lifetime == timedelta(hours=12)
+    assert settings.session_policy.idle_timeout == timedelta(minutes=30)
+    default = spec_of({}).sessions.idle_timeout
+    assert Settings(session_idle_timeout=default).session_policy.idle_timeout is None

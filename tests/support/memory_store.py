@@ -30,9 +30,11 @@ from authserver.protocol.models import (
     RefreshToken,
     RegisteredClient,
     RevokedSince,
+    SignInSession,
     User,
 )
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
+from authserver.protocol.session_end import EndedSession, EndReason
 
 
 @dataclass
@@ -67,6 +69,7 @@ class MemoryStore:
         self.revoked_grants: dict[str, _Revocation] = {}  # by grant id
         self.consents: dict[tuple[str, str, str], datetime] = {}  # (user, client, scope) -> granted at
         self.failures: dict[str, LoginFailures] = {}  # the login throttle's counters, by key
+        self.sessions: dict[str, SignInSession] = {}  # client_ids kept in first-signed-into order
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -129,6 +132,7 @@ class MemoryStore:
                 auth_time=code.auth_time,
                 expires_at=refresh.expires_at,
                 claims=code.claims,
+                session_id=code.session_id,
             )
             self.families[refresh.family_id] = _Family(refresh.secret_hash, issued, now)
         return Redemption(RedemptionOutcome.OK, RedeemedCode(code, self.users.get(code.user_id), issued))
@@ -289,9 +293,14 @@ class MemoryStore:
         return True
 
     def _revoke_user_grants(self, user_id: str, default_access_token_ttl: timedelta) -> None:
+        self._revoke_families(lambda grant: grant.user_id == user_id, default_access_token_ttl)
+
+    def _revoke_families(
+        self, which: Callable[[RefreshToken], bool], default_access_token_ttl: timedelta
+    ) -> None:
         now = datetime.now(UTC)
         for family_id, family in self.families.items():
-            if family.grant.user_id != user_id or family.revoked:
+            if not which(family.grant) or family.revoked:
                 continue
             family.revoked = True
             registered = self.clients.get(family.grant.client_id)
@@ -301,6 +310,66 @@ class MemoryStore:
             )
             if family.last_access_token_at + lifetime > now:
                 self._revoke_grant(grant_id_of_family(family_id), now + lifetime)
+
+    # Store: sign-in sessions
+    async def create_session(self, session: SignInSession) -> None:
+        if session.session_id in self.sessions:
+            raise KeyError("duplicate session")  # the primary key refuses it in SQL
+        self.sessions[session.session_id] = replace(session, client_ids=())
+
+    async def get_session(self, session_id: str) -> SignInSession | None:
+        return self.sessions.get(session_id)
+
+    async def touch_session(self, session_id: str, now: datetime) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None and session.ended_at is None:
+            self.sessions[session_id] = replace(session, last_seen_at=now)
+
+    async def add_session_client(self, session_id: str, client_id: str, now: datetime) -> None:
+        session = self.sessions.get(session_id)
+        if session is not None and client_id not in session.client_ids:
+            self.sessions[session_id] = replace(session, client_ids=(*session.client_ids, client_id))
+
+    async def list_sessions(self, user_id: str) -> list[SignInSession]:
+        found = [s for s in self.sessions.values() if s.user_id == user_id and s.ended_at is None]
+        return sorted(found, key=lambda s: (s.created_at, s.session_id))
+
+    async def end_session(
+        self, session_id: str, reason: EndReason, now: datetime, default_access_token_ttl: timedelta
+    ) -> EndedSession | None:
+        ended = self._end(lambda s: s.session_id == session_id, reason, now, default_access_token_ttl)
+        return ended[0] if ended else None
+
+    async def end_user_sessions(
+        self, user_id: str, reason: EndReason, now: datetime, default_access_token_ttl: timedelta
+    ) -> list[EndedSession]:
+        return self._end(lambda s: s.user_id == user_id, reason, now, default_access_token_ttl)
+
+    async def end_expired_sessions(
+        self, now: datetime, idle_timeout: timedelta | None, default_access_token_ttl: timedelta
+    ) -> list[EndedSession]:
+        def expired(session: SignInSession) -> bool:
+            idle = idle_timeout is not None and session.last_seen_at <= now - idle_timeout
+            return session.expires_at <= now or idle
+
+        return self._end(expired, EndReason.EXPIRED, now, default_access_token_ttl)
+
+    def _end(
+        self,
+        which: Callable[[SignInSession], bool],
+        reason: EndReason,
+        now: datetime,
+        default_access_token_ttl: timedelta,
+    ) -> list[EndedSession]:
+        chosen = sorted(
+            (s for s in self.sessions.values() if s.ended_at is None and which(s)),
+            key=lambda s: (s.created_at, s.session_id),
+        )
+        for session in chosen:
+            self.sessions[session.session_id] = replace(session, ended_at=now, end_reason=reason.value)
+        ids = {session.session_id for session in chosen}
+        self._revoke_families(lambda grant: grant.session_id in ids, default_access_token_ttl)
+        return [EndedSession(s.session_id, s.user_id, s.client_ids, reason) for s in chosen]
 
     # Store: the login throttle's counters
     async def login_failures(self, keys: Iterable[str]) -> dict[str, LoginFailures]:

@@ -64,4 +64,5 @@ def token_path_insert_values(client_id: str = "checkpoint-client") -> tuple[obje
         token_writes.stored(row["issued_at"]),  # type: ignore[arg-type]
         token_writes.stored(row["expires_at"]),  # type: ignore[arg-type]
         None,  # no claims request
+        None,  # no sign-in session
     )

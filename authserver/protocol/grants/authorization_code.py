@@ -103,6 +103,7 @@ class AuthorizationCodeGrant:
                 access_token=access_token,
                 nonce=code.nonce,
                 extra_claims=extra,
+                session_id=code.session_id,
             )
         return token_response(
             access_token, self.minter.access_token_ttl(client), code.scope, refresh_value, id_token

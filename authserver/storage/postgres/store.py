@@ -80,6 +80,7 @@ class PostgresStore(SqlStore):
             expires_at=row["expires_at"],
             nonce=row["nonce"],
             claims=row["claims"],
+            session_id=row["session_id"],
         )
         owner = None
         if row["user_username"] is not None:  # the code's row carries its user's columns
@@ -100,5 +101,12 @@ class PostgresStore(SqlStore):
             raise unavailable(error) from error
         if row is None:
             return Redemption(RedemptionOutcome.REFUSED, await self.get_refresh_token(family_id, secret_hash))
-        grant = (row["user_id"], row["scope"], row["audience"], row["auth_time"], row["claims"])
+        grant = (
+            row["user_id"],
+            row["scope"],
+            row["audience"],
+            row["auth_time"],
+            row["claims"],
+            row["session_id"],
+        )
         return rotated(family_id, client_id, grant, successor)

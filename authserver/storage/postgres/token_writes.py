@@ -57,7 +57,8 @@ SET secret_hash = input.new_hash, rotated_at = input.now, expires_at = input.new
 FROM input
 WHERE family.family_id = input.family_id AND family.secret_hash = input.old_hash
     AND family.client_id = input.client_id AND NOT family.revoked AND family.expires_at > input.now
-RETURNING family.family_id, family.user_id, family.scope, family.audience, family.auth_time, family.claims
+RETURNING family.family_id, family.user_id, family.scope, family.audience, family.auth_time, family.claims,
+    family.session_id
 """
 
 # Any attempt uses the code up; the family is set (and the refresh token stored) only when the code
@@ -74,9 +75,9 @@ WITH input AS ({input}), claimed AS (
     RETURNING code.*, input.secret_hash, input.refresh_expires_at, input.now
 ), issued AS (
     INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time,
-        issued_at, expires_at, revoked, claims)
+        issued_at, expires_at, revoked, claims, session_id)
     SELECT family_id, secret_hash, client_id, user_id, scope, audience, auth_time, now,
-        refresh_expires_at, false, claims
+        refresh_expires_at, false, claims, session_id
     FROM claimed WHERE family_id IS NOT NULL AND secret_hash IS NOT NULL
     RETURNING family_id
 )

@@ -75,6 +75,7 @@ class SqliteStore(SqlStore):
             expires_at=token_writes.loaded(row.expires_at),  # type: ignore[arg-type]  # a family row's expiry is never null
             nonce=row.nonce,
             claims=row.claims,
+            session_id=row.session_id,
         )
         return redeemed(code, user_from_row(user) if user else None, row.family_id, refresh, now)
 

@@ -26,7 +26,7 @@ _FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 CodeRow = namedtuple(
     "CodeRow",
     "client_id user_id redirect_uri scope audience code_challenge nonce auth_time expires_at family_id "
-    "claims",
+    "claims session_id",
 )
 
 
@@ -46,18 +46,18 @@ def _compiled(statement: Select[Any]) -> str:
 CLAIM_REFRESH = (
     "UPDATE refresh_families SET secret_hash = ?, rotated_at = ?, expires_at = ? WHERE family_id = ? "
     "AND secret_hash = ? AND client_id = ? AND revoked = 0 AND expires_at > ? "
-    "RETURNING user_id, scope, audience, auth_time, claims"
+    "RETURNING user_id, scope, audience, auth_time, claims, session_id"
 )
 INSERT_FAMILY = (
     "INSERT INTO refresh_families (family_id, secret_hash, client_id, user_id, scope, audience, auth_time, "
-    "issued_at, expires_at, revoked, claims) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
+    "issued_at, expires_at, revoked, claims, session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)"
 )
 # A code issued without PKCE has a NULL challenge, matched only by a redemption presenting no verifier.
 CLAIM_CODE = (
     "UPDATE authorization_codes SET consumed_at = ?, family_id = CASE WHEN client_id = ? "
     "AND redirect_uri = ? AND code_challenge IS ? AND expires_at > ? THEN ? END "
     "WHERE code_hash = ? AND consumed_at IS NULL RETURNING client_id, user_id, redirect_uri, scope, "
-    "audience, code_challenge, nonce, auth_time, expires_at, family_id, claims"
+    "audience, code_challenge, nonce, auth_time, expires_at, family_id, claims, session_id"
 )
 _FAMILY_BY_ID = _compiled(FAMILY_BY_ID)
 _CODE_FAMILY = _compiled(CODE_FAMILY)
@@ -89,8 +89,8 @@ def _each(works: Sequence[Callable[[sqlite3.Connection], Any]]) -> Callable[[sql
 def rotate_refresh(
     family_id: str, old_hash: str, client_id: str, new_hash: str, new_expires_at: datetime, now: datetime
 ) -> Callable[[sqlite3.Connection], tuple[bool, Any]]:
-    """(True, the family's grant: user_id, scope, audience, auth_time, claims) when rotated; (False, the
-    family as it stands, a row of ``statements.FAMILY_COLUMNS``, or None) otherwise."""
+    """(True, the family's grant: user_id, scope, audience, auth_time, claims, session_id) when rotated;
+    (False, the family as it stands, a row of ``statements.FAMILY_COLUMNS``, or None) otherwise."""
     at = stored(now)
 
     def work(connection: sqlite3.Connection) -> tuple[bool, Any]:
@@ -143,6 +143,7 @@ def redeem_code(
                     at,
                     stored(refresh[2]),
                     code.claims,
+                    code.session_id,
                 ),
             )
         return "claimed", code, connection.execute(_USER_BY_ID, (code.user_id,)).fetchone()

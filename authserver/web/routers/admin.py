@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from authserver.admin.consents import UserConsents, revoke_user_consents, user_consents
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
+from authserver.admin.sessions import UserSessions, end_user_sessions, user_sessions
 from authserver.admin.users import (
     NewUser,
     PasswordReset,
@@ -31,6 +32,7 @@ from authserver.admin.users import (
 from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
 from authserver.protocol.models import User
+from authserver.protocol.session_end import EndReason
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
 from authserver.web.openapi import errors
@@ -190,6 +192,52 @@ async def revoke_client_consent(
     return Response(status_code=204)
 
 
+# Sign-in sessions ---------------------------------------------------------------------------------------
+_SESSION_ID = Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The session's id (its ID tokens' sid)")
+
+
+@router.get(
+    "/users/{username}/sessions",
+    summary="List a user's sign-in sessions and the clients each signed into",
+    response_model=UserSessions,
+    responses=errors(404),
+)
+async def list_sessions(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    svc = services(request)
+    found = await user_sessions(svc.store, svc.sessions, username)
+    if found is None:
+        raise NotFound(f"no user {username}")
+    return json_response(found.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.delete(
+    "/users/{username}/sessions",
+    summary="End all of a user's sign-in sessions: their refresh tokens (and access tokens) are revoked",
+    status_code=204,
+    responses=errors(404),
+)
+async def end_all_sessions(request: Request, username: Annotated[str, _USERNAME]) -> Response:
+    svc = services(request)
+    if await end_user_sessions(svc.store, svc.sessions, username) is None:
+        raise NotFound(f"no user {username}")
+    await svc.sync_revocations()  # this worker refuses the session's access tokens at once
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    summary="End one sign-in session: its refresh tokens (and access tokens) are revoked",
+    status_code=204,
+    responses=errors(404),
+)
+async def end_session(request: Request, session_id: Annotated[str, _SESSION_ID]) -> Response:
+    svc = services(request)
+    if await svc.sessions.end(session_id, EndReason.REVOKED) is None:
+        raise NotFound(f"no live session {session_id}")
+    await svc.sync_revocations()
+    return Response(status_code=204)
+
+
 # Users --------------------------------------------------------------------------------------------------
 
 
@@ -243,6 +291,10 @@ def _switch(disabled: bool) -> Callable[[Request, str], Awaitable[Response]]:
     async def switch(request: Request, username: Annotated[str, _USERNAME]) -> Response:
         svc = services(request)
         changed = await set_disabled(svc.store, username, disabled, svc.settings.access_token_ttl)
+        if changed is not None and disabled:
+            # A disabled user is signed out everywhere: their sessions end (and are announced).
+            await svc.sessions.end_for_user(changed.user_id, EndReason.REVOKED)
+            await svc.sync_revocations()
         return _user_view(changed, username)
 
     return switch
@@ -290,6 +342,9 @@ async def set_password(
 )
 async def delete_user(request: Request, username: Annotated[str, _USERNAME]) -> Response:
     svc = services(request)
-    if not await svc.store.delete_user(username, svc.settings.access_token_ttl):
+    user = await svc.store.get_user_by_username(username)
+    if user is None or not await svc.store.delete_user(username, svc.settings.access_token_ttl):
         raise NotFound(f"no user {username}")
+    await svc.sessions.end_for_user(user.user_id, EndReason.REVOKED)
+    await svc.sync_revocations()
     return Response(status_code=204)

@@ -8,6 +8,7 @@ widen it; every form carries a CSRF token bound to a cookie; the pages cannot be
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,15 +53,15 @@ _PAGE_TTL_SECONDS = 600  # how long a login/consent page stays usable
 _PAGE_HEADERS = {"Cache-Control": "no-store"}
 
 
-def _page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(_templates.get_template(name).render(**context), status_code, headers=_PAGE_HEADERS)
 
 
 def _error_page(message: str, status_code: int = 400) -> HTMLResponse:
-    return _page("error.html", status_code, message=message)
+    return page("error.html", status_code, message=message)
 
 
-def _secure_cookies(svc: Services) -> bool:
+def secure_cookies(svc: Services) -> bool:
     return svc.issuer.startswith("https://")
 
 
@@ -77,7 +78,7 @@ class _Pages:
     ) -> Response:
         """The login or consent page. Its CSP lets the form post here and, for consent, lets the answer
         redirect to the client's registered redirect URI (browsers apply form-action to that redirect)."""
-        response = _page(
+        response = page(
             name,
             status_code,
             client_name=auth.client_name,
@@ -88,15 +89,24 @@ class _Pages:
             **context,
         )
         response.headers["Content-Security-Policy"] = page_csp(auth.redirect_uri)
-        response.set_cookie(
-            CSRF_COOKIE,
-            self.csrf_cookie,
-            httponly=True,
-            samesite="strict",
-            secure=_secure_cookies(self.svc),
-            path="/authorize",
-        )
+        set_csrf_cookie(response, self.svc, self.csrf_cookie, "/authorize")
         return response
+
+
+def csrf_matches(form: dict[str, list[str]], request: Request, svc: Services) -> bool:
+    """The form's CSRF token is bound to this browser's CSRF cookie (the pages set both)."""
+    token = svc.csrf_signer.loads((form.get("csrf_token") or [""])[0])
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if token is None or cookie is None:
+        return False
+    return secrets.compare_digest(str(token.get("c", "")), cookie)
+
+
+def set_csrf_cookie(response: Response, svc: Services, value: str, path: str) -> None:
+    """The CSRF cookie, sent back only to the pages' own form targets under ``path``."""
+    response.set_cookie(
+        CSRF_COOKIE, value, httponly=True, samesite="strict", secure=secure_cookies(svc), path=path
+    )
 
 
 def page_csp(redirect_uri: str) -> str:
@@ -106,8 +116,14 @@ def page_csp(redirect_uri: str) -> str:
     return f"{DEFAULT_CSP}; form-action 'self' {target}"
 
 
-def _session(request: Request, svc: Services) -> LoginSession | None:
+def cookie_session(request: Request, svc: Services) -> LoginSession | None:
+    """The browser's session cookie as signed (whether its session is still live is not checked here)."""
     return LoginSession.from_dict(svc.session_signer.loads(request.cookies.get(SESSION_COOKIE)))
+
+
+async def signed_in(request: Request, svc: Services) -> LoginSession | None:
+    """Who is signed in on this browser: its cookie's session, live server-side."""
+    return await svc.authorization_flow.signed_in(cookie_session(request, svc))
 
 
 _HTML = {"text/html": {"schema": {"type": "string"}}}
@@ -131,18 +147,25 @@ _QUERY = [
         ("request_uri", "not supported: answered with request_uri_not_supported"),
     )
 ]
-_FORM_BODY = {
-    "required": False,
-    "content": {
-        "application/x-www-form-urlencoded": {
-            "schema": {
-                "type": "object",
-                "properties": {item["name"]: {"type": "string"} for item in _QUERY},
-                "additionalProperties": {"type": "string"},
+
+
+def form_body(names: Iterable[str]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint that takes its parameters form-encoded as well."""
+    return {
+        "required": False,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {name: {"type": "string"} for name in names},
+                    "additionalProperties": {"type": "string"},
+                }
             }
-        }
-    },
-}
+        },
+    }
+
+
+_FORM_BODY = form_body(str(item["name"]) for item in _QUERY)
 
 
 async def authorize(request: Request) -> Response:
@@ -160,7 +183,7 @@ async def authorize(request: Request) -> Response:
         return _error_page(error.description)
     except RedirectError as error:
         return RedirectResponse(error.location, redirect_status)
-    step = await svc.authorization_flow.start(auth, _session(request, svc))
+    step = await svc.authorization_flow.start(auth, await signed_in(request, svc))
     return _show(step, request, svc, auth, redirect_status=redirect_status)
 
 
@@ -200,9 +223,7 @@ async def _posted(
         form = await read_form(request)
     except OAuthError as error:
         return _error_page(error.description)
-    token = svc.csrf_signer.loads((form.get("csrf_token") or [""])[0])
-    cookie = request.cookies.get(CSRF_COOKIE)
-    if token is None or cookie is None or not secrets.compare_digest(str(token.get("c", "")), cookie):
+    if not csrf_matches(form, request, svc):
         return _error_page("This form has expired or was not sent from our page. Start again.", 403)
     signed = svc.request_signer.loads((form.get("request") or [""])[0])
     if signed is None:
@@ -220,24 +241,26 @@ async def login(request: Request) -> Response:
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
     address = real_client_address(request, svc.settings.trusted_proxies)
-    signed_in = await svc.authorization_flow.sign_in(username, password, address)
-    if isinstance(signed_in, Throttled):
+    # The browser's live session, if any: signing in again keeps its id (and sid) for the same user.
+    current = await signed_in(request, svc)
+    outcome = await svc.authorization_flow.sign_in(username, password, address, current)
+    if isinstance(outcome, Throttled):
         metrics.LOGINS.labels("throttled").inc()
-        metrics.LOGINS_THROTTLED.labels(signed_in.by).inc()
-        return _throttled_page(request, svc, auth, signed_in, username)
-    if isinstance(signed_in, LoginProblem):
-        metrics.LOGINS.labels(_LOGIN_RESULTS[signed_in]).inc()
-        return _login_page(request, svc, auth, signed_in, username)
+        metrics.LOGINS_THROTTLED.labels(outcome.by).inc()
+        return _throttled_page(request, svc, auth, outcome, username)
+    if isinstance(outcome, LoginProblem):
+        metrics.LOGINS.labels(_LOGIN_RESULTS[outcome]).inc()
+        return _login_page(request, svc, auth, outcome, username)
     metrics.LOGINS.labels("success").inc()
-    step = await svc.authorization_flow.after_sign_in(auth, signed_in)
+    step = await svc.authorization_flow.after_sign_in(auth, outcome)
     response = _show(step, request, svc, auth, redirect_status=303)
     response.set_cookie(
         SESSION_COOKIE,
-        svc.session_signer.dumps(signed_in.to_dict(), svc.settings.login_session_ttl.total_seconds()),
+        svc.session_signer.dumps(outcome.to_dict(), svc.settings.login_session_ttl.total_seconds()),
         max_age=int(svc.settings.login_session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=_secure_cookies(svc),
+        secure=secure_cookies(svc),
     )
     return response
 
@@ -250,7 +273,7 @@ async def consent(request: Request) -> Response:
         return posted
     form, auth = posted
     allowed = (form.get("decision") or [""])[0] == "allow"
-    step = await svc.authorization_flow.answer_consent(auth, _session(request, svc), allowed)
+    step = await svc.authorization_flow.answer_consent(auth, await signed_in(request, svc), allowed)
     return _show(step, request, svc, auth, redirect_status=303)
 
 

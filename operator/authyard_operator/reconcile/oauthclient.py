@@ -142,6 +142,8 @@ def registration(
         "audiences": list(spec.audiences),
         "redirect_uris": list(spec.redirect_uris),
     }
+    if spec.post_logout_redirect_uris:  # absent and empty register alike: none
+        body["post_logout_redirect_uris"] = list(spec.post_logout_redirect_uris)
     if spec.effective_auth_method is not None:
         body["token_endpoint_auth_method"] = spec.effective_auth_method
     if spec.pkce == "OptionalWithNonce":

@@ -35,6 +35,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_DB_AUTO_MIGRATE": "true" if spec.embedded else "false",
         "AUTHSERVER_ACCESS_TOKEN_TTL": spec.tokens.access_token_ttl,
         "AUTHSERVER_REFRESH_TOKEN_TTL": spec.tokens.refresh_token_ttl,
+        "AUTHSERVER_LOGIN_SESSION_TTL": spec.sessions.lifetime,
+        "AUTHSERVER_SESSION_IDLE_TIMEOUT": spec.sessions.idle_timeout,
         "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": spec.tokens.id_token_signing_algorithm,
         "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",

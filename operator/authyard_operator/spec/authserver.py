@@ -149,6 +149,21 @@ HostPattern = Annotated[
 ]
 
 
+class Sessions(SpecModel):
+    """Sign-in sessions: how long a browser stays signed in. Ending one revokes its refresh tokens."""
+
+    lifetime: Duration = Field(
+        "8h",
+        description="Absolute lifetime of a sign-in session (Go duration): then the user signs in again and "
+        "the refresh tokens issued in the session are revoked.",
+    )
+    idle_timeout: Duration = Field(
+        "0s",
+        description="End a sign-in session when its browser has not come back to the authorization endpoint "
+        "for this long (refresh requests do not count); 0s: never.",
+    )
+
+
 class ClientPolicy(SpecModel):
     """Which OAuthClients may register with this AuthServer, and what they may ask for."""
 
@@ -288,6 +303,7 @@ class AuthServerSpec(SpecModel):
         default_factory=Storage, description="Volume of the embedded SQLite database (no spec.database)."
     )
     tokens: Tokens = Field(default_factory=Tokens, description="Token lifetimes and signing keys.")
+    sessions: Sessions = Field(default_factory=Sessions, description="Sign-in session lifetimes.")
     client_policy: ClientPolicy = Field(
         default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."
     )

@@ -94,6 +94,13 @@ class OAuthClientSpec(SpecModel):
         json_schema_extra={"x-kubernetes-list-type": "set"},
         description="Exact redirect URIs for authorization_code. http is allowed only for loopback hosts.",
     )
+    post_logout_redirect_uris: list[RedirectUri] = Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Where the end-session endpoint may send users back after sign-out (OpenID Connect "
+        "RP-Initiated Logout 1.0), matched exactly. http is allowed only for loopback hosts.",
+    )
     scopes: list[Scope] = Field(
         default_factory=list,
         max_length=64,

@@ -112,6 +112,19 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         holds=lambda s: seconds_of(s.tokens.refresh_token_ttl) > seconds_of(s.tokens.access_token_ttl),
     ),
     Rule(
+        field="sessions.lifetime",
+        message="sessions.lifetime must be between 1m and 720h",
+        holds=lambda s: 60 <= seconds_of(s.sessions.lifetime) <= 720 * 3600,
+    ),
+    Rule(
+        field="sessions.idleTimeout",
+        message="sessions.idleTimeout must be 0s (none) or between 1m and sessions.lifetime",
+        holds=lambda s: (
+            seconds_of(s.sessions.idle_timeout) == 0
+            or 60 <= seconds_of(s.sessions.idle_timeout) <= seconds_of(s.sessions.lifetime)
+        ),
+    ),
+    Rule(
         field="tokens.keyRotationInterval",
         message="tokens.keyRotationInterval must be at least 1h (verifiers must fetch the next key "
         "before it signs)",
@@ -122,6 +135,11 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
 
 def _redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> bool:
     return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in spec.redirect_uris)
+
+
+def _post_logout_redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> bool:
+    uris = spec.post_logout_redirect_uris
+    return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in uris)
 
 
 OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
@@ -198,6 +216,14 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         ),
         cel=f"!has(self.backchannelLogout) || !self.backchannelLogout.uri.startsWith('http://') || "
         f"self.backchannelLogout.uri.matches(r'{LOOPBACK_HTTP}')",
+    ),
+    Rule(
+        field="postLogoutRedirectUris",
+        message="http post-logout redirect URIs are allowed only for loopback hosts (localhost, 127.0.0.1, "
+        "[::1]); use https",
+        holds=_post_logout_redirects_on_loopback_only_for_http,
+        cel=f"!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, "
+        f"!u.startsWith('http://') || u.matches(r'{LOOPBACK_HTTP}'))",
     ),
     Rule(
         field="accessTokenTTL",
