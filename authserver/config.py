@@ -6,6 +6,7 @@ embedded default (SQLite in the working directory, keys generated next to it).
 
 from __future__ import annotations
 
+import ssl
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -137,6 +138,11 @@ class Settings(BaseSettings):
         timedelta(minutes=2),
         description="No back-channel logout attempt starts later than this after the delivery's first.",
     )
+    backchannel_logout_ca_file: Path | None = Field(
+        None,
+        description="PEM file of CA certificates trusted for back-channel logout URIs, beside the public "
+        "ones (an RP behind a cluster-internal CA).",
+    )
     backchannel_logout_queue_size: int = Field(
         1000, ge=1, description="Ended sessions a worker holds for back-channel logout; more are dropped."
     )
@@ -191,6 +197,17 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("backchannel_logout_ca_file")
+    @classmethod
+    def _ca_file_loads(cls, value: Path | None) -> Path | None:
+        # Refused at startup, not at the first sign-out: a worker must never find its trust store broken.
+        if value is not None:
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=str(value))
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(f"{value}: not a readable PEM file of certificates ({error})") from None
+        return value
 
     @field_validator("issuer")
     @classmethod

@@ -19,9 +19,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import certifi
 import httpx
 
 from authserver.observability import metrics
@@ -40,6 +43,14 @@ REQUEST_TIMEOUT_SECONDS = 5.0  # each POST, connecting included: an RP that hang
 SHUTDOWN_GRACE_SECONDS = 3.0
 
 
+def trust(ca_file: Path | None) -> ssl.SSLContext:
+    """The public CAs (certifi's, as httpx trusts by default) and, when given, the CAs of ``ca_file``."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file is not None:
+        context.load_verify_locations(cafile=str(ca_file))
+    return context
+
+
 class BackchannelLogout:
     """The ``SessionEndListener`` that sends back-channel logout tokens (``protocol.session_end``)."""
 
@@ -53,6 +64,7 @@ class BackchannelLogout:
         concurrency: int = CONCURRENCY,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
+        ca_file: Path | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
@@ -65,7 +77,10 @@ class BackchannelLogout:
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
         # §2.5: never follow a redirect; the RP must not rely on it, and it would send the token elsewhere.
         self._http = httpx.AsyncClient(
-            transport=transport, follow_redirects=False, timeout=httpx.Timeout(timeout)
+            transport=transport,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+            verify=trust(ca_file),
         )
         self._consumer: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()

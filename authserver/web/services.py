@@ -242,6 +242,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         policy=settings.backchannel_retry_policy,
         queue_size=settings.backchannel_logout_queue_size,
         timeout=settings.backchannel_logout_timeout.total_seconds(),
+        ca_file=settings.backchannel_logout_ca_file,
     )
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)

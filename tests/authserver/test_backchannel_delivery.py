@@ -16,12 +16,15 @@ import contextlib
 import http.server
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -66,17 +69,19 @@ class Receiver:
     requests: list[tuple[str, str, dict[str, list[str]]]] = field(default_factory=list)  # path, type, form
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
+    base: str = "http://127.0.0.1"
 
     @property
     def uri(self) -> str:
-        return f"http://127.0.0.1:{self.port}/backchannel-logout?tenant=a"
+        return f"{self.base}:{self.port}/backchannel-logout?tenant=a"
 
     def tokens(self) -> list[str]:
         return [form["logout_token"][0] for path, _, form in self.requests if path.startswith("/backchannel")]
 
 
 @contextlib.contextmanager
-def receiving(*answers: int) -> Iterator[Receiver]:
+def receiving(*answers: int, tls: Path | None = None) -> Iterator[Receiver]:
+    """A receiver on loopback; with ``tls`` (a PEM of certificate, chain and key for localhost) over https."""
     receiver = Receiver(list(answers))
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -99,6 +104,11 @@ def receiving(*answers: int) -> Iterator[Receiver]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.port = server.server_address[1]
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        receiver.base = "https://localhost"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -369,3 +379,44 @@ async def test_deliveries_beyond_the_concurrency_wait_and_those_left_at_the_stop
         await listener.close(grace=0.2)
         assert len(stuck.requests) == 1
     assert counts() == {"delivered": 0, "retried": 0, "gave_up": 0, "dropped": 3}
+
+
+@pytest.fixture
+def private_ca(tmp_path: Path) -> Path:
+    """A throwaway CA (ca.pem) and a certificate it signed for localhost (server.pem, with its key)."""
+    tls_script = Path(__file__).resolve().parents[2] / "conformance" / "tls.sh"
+    subprocess.run(["bash", str(tls_script), str(tmp_path), "localhost"], check=True, capture_output=True)
+    return tmp_path
+
+
+async def test_an_https_rp_behind_a_private_ca_is_reached_once_that_ca_is_trusted(
+    app_client: httpx.AsyncClient, private_ca: Path
+) -> None:
+    """AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE: an RP whose certificate a cluster-internal CA signed is refused
+    (TLS verification never switched off) until that CA is trusted, beside the public ones."""
+    services = _services(app_client)
+    counts = Counts()
+    one_attempt = RetryPolicy(max_attempts=1)
+    with receiving(200, tls=private_ca / "server.pem") as receiver:
+        client_id = await _client(app_client, receiver.uri)
+        for ca_file, outcome in ((None, "gave_up"), (private_ca / "ca.pem", "delivered")):
+            listener = BackchannelLogout(
+                services.clients.get, services.minter, policy=one_attempt, ca_file=ca_file
+            )
+            listener.start()
+            try:
+                listener.session_ended(_session(client_id))
+                await wait_for(lambda outcome=outcome: counts()[outcome] == 1, message=lambda: str(counts()))
+            finally:
+                await listener.close(grace=0)
+        [token] = receiver.tokens()  # the untrusting listener's handshake failed before any request
+    _verified(token, await _jwks(app_client), services.issuer, client_id)
+    assert counts() == {"delivered": 1, "retried": 0, "gave_up": 1, "dropped": 0}
+
+
+def test_a_ca_file_that_does_not_load_stops_the_server_at_startup(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    for path in (bad, tmp_path / "missing.pem"):
+        with pytest.raises(ValueError, match="not a readable PEM file of certificates"):
+            Settings(backchannel_logout_ca_file=path)
