@@ -57,6 +57,12 @@ def post_logout_redirect_uri(suite_base_url: str = SUITE_BASE_URL, alias: str = 
     return f"{suite_base_url.rstrip('/')}/test/a/{alias}/post_logout_redirect"
 
 
+def backchannel_logout_uri(suite_base_url: str = SUITE_BASE_URL, alias: str = ALIAS) -> str:
+    """What the back-channel logout plan's static client must register: the redirect URI with
+    ``backchannel_logout`` after the alias (the module's summary says so)."""
+    return f"{suite_base_url.rstrip('/')}/test/a/{alias}/backchannel_logout"
+
+
 def _sign_in(issuer: str, username: str, password: str, *, screenshot: bool) -> dict[str, Any]:
     commands: list[list[Any]] = []
     if screenshot:

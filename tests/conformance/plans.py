@@ -86,8 +86,17 @@ RP_INITIATED_LOGOUT_MODULES: tuple[str, ...] = (
     "oidcc-rp-initiated-logout-bad-id-token-hint",
 )
 
+# OIDCCBackchannelRpInitiatedLogoutTestPlan.java at 25b6a0c5e90c5048ebdeed5434f57cdbf2e6b7cc ("Back-Channel
+# OP"): discovery, then the logout with a back-channel URI registered (client_secret_basic, default mode).
+BACKCHANNEL_LOGOUT_PLAN = "oidcc-backchannel-rp-initiated-logout-certification-test-plan"
+BACKCHANNEL_LOGOUT_MODULES: tuple[str, ...] = (
+    "oidcc-backchannel-logout-discovery-endpoint-verification",
+    "oidcc-backchannel-rp-initiated-logout",
+)
+
 PLANS: dict[str, tuple[str, ...]] = {
     BASIC_PLAN: BASIC_MODULES,
     CONFIG_PLAN: CONFIG_MODULES,
     RP_INITIATED_LOGOUT_PLAN: RP_INITIATED_LOGOUT_MODULES,
+    BACKCHANNEL_LOGOUT_PLAN: BACKCHANNEL_LOGOUT_MODULES,
 }

@@ -32,6 +32,7 @@ from harness.authserver import AuthServer, authserver_command, running_server
 from harness.polling import wait_for
 from harness.ports import free_port
 from tests.conformance.browser_replay import Browser, origin, replay, simple_match
+from tests.support.oauth import admin_headers
 from tests.support.programs import require_program
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,11 +102,45 @@ def provisioned(stack: tuple[AuthServer, str], tmp_path_factory: pytest.TempPath
         check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    clients = [json.loads((out / name).read_text()) for name in ("client.json", "client2.json")]
+    names = ("client.json", "client2.json", "client-backchannel.json")
+    clients = [json.loads((out / name).read_text()) for name in names]
     for client in clients:
         server.seen_secrets.add(client["client_secret"])
     server.seen_secrets.add((out / "password").read_text().strip())
-    return {"config": json.loads((out / "config.json").read_text()), "clients": clients, "out": out}
+    return {
+        "config": json.loads((out / "config.json").read_text()),
+        "backchannel_config": json.loads((out / "config-backchannel.json").read_text()),
+        "clients": clients,
+        "out": out,
+    }
+
+
+def test_only_the_backchannel_plans_client_is_sent_logout_tokens(
+    provisioned: dict[str, Any], stack: tuple[AuthServer, str]
+) -> None:
+    """The back-channel plan's configuration names its own client, registered with the suite's
+    backchannel_logout URI (session required); the other plans' clients have none, so their modules never
+    receive a logout token they did not ask for."""
+    server, _ = stack
+    plain, _, backchannel = provisioned["clients"]
+    assert provisioned["backchannel_config"]["client"]["client_id"] == backchannel["client_id"]
+    assert provisioned["config"]["client"]["client_id"] == plain["client_id"]
+    registered = {
+        client["client_id"]: httpx.get(
+            f"{server.base_url}/admin/clients/{client['client_id']}", headers=admin_headers(), timeout=15
+        ).json()
+        for client in provisioned["clients"]
+    }
+    assert registered[backchannel["client_id"]]["backchannel_logout_uri"] == (
+        suite_config.backchannel_logout_uri()
+    )
+    assert registered[backchannel["client_id"]]["backchannel_logout_session_required"] is True
+    assert registered[backchannel["client_id"]]["post_logout_redirect_uris"] == [
+        suite_config.post_logout_redirect_uri()
+    ]
+    assert all(
+        registered[c["client_id"]]["backchannel_logout_uri"] is None for c in provisioned["clients"][:2]
+    )
 
 
 def _https(tls: Path) -> httpx.Client:

@@ -23,6 +23,10 @@ CONFIG_PLAN = "oidcc-config-certification-test-plan"
 LOGOUT_PLAN = (
     "oidcc-rp-initiated-logout-certification-test-plan[response_type=code][client_registration=static_client]"
 )
+BACKCHANNEL_PLAN = (
+    "oidcc-backchannel-rp-initiated-logout-certification-test-plan"
+    "[response_type=code][client_registration=static_client]"
+)
 
 
 def _workflow() -> dict[str, Any]:
@@ -58,7 +62,10 @@ def test_both_plans_run_with_their_variants_and_fail_the_job() -> None:
     assert options == {"--verbose", "--export-dir", "--expected-skips-file"}, "no failure is expected away"
     positional = [word for word in arguments if not word.startswith("-") and not word.startswith("..")]
     config = "$RUNNER_TEMP/conformance/config.json"
-    assert positional == [BASIC_PLAN, config, CONFIG_PLAN, config, LOGOUT_PLAN, config]
+    backchannel_config = "$RUNNER_TEMP/conformance/config-backchannel.json"  # its own client
+    assert positional == [
+        BASIC_PLAN, config, CONFIG_PLAN, config, LOGOUT_PLAN, config, BACKCHANNEL_PLAN, backchannel_config
+    ]  # fmt: skip
     assert "continue-on-error" not in run  # its exit status is the job's
 
 
@@ -80,6 +87,10 @@ def test_the_server_starts_the_readme_way_behind_tls_and_is_provisioned_after() 
     tls_index, tls = _step("conformance/tls.sh")
     assert "AUTHYARD_TLS_BIND=0.0.0.0:9443" in tls["run"] and "AUTHYARD_BACKEND=127.0.0.1:8080" in tls["run"]
     assert "haproxy -D -f conformance/haproxy.cfg" in tls["run"]
+    assert 'export AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE="$RUNNER_TEMP/suite-cert.pem"' in serve["run"]
+    assert serve["run"].index("AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE") < serve["run"].index(
+        "authserver serve"
+    )
     provision_index, provision = _step("conformance/provision.sh")
     assert provision["working-directory"] == "authyard-data" and "cd authyard-data" in serve["run"]
     run_index, _ = _step("scripts/run-test-plan.py")
