@@ -7,7 +7,10 @@ import re
 from authserver.protocol.errors import InvalidScope
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-OPENID_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", "offline_access"})
+# OIDC Core §11: a grant with this scope is for use while the user is not signed in, so it outlives the
+# sign-in session it came from (ending the session leaves it; revoking the user's grants does not).
+OFFLINE_ACCESS = "offline_access"
+OPENID_SCOPES = frozenset({"openid", "profile", "email", "address", "phone", OFFLINE_ACCESS})
 
 
 def parse_scope(text: str | None) -> tuple[str, ...]:

@@ -139,7 +139,8 @@ class Store(Protocol):
     ) -> EndedSession | None:
         """In one transaction: end the session unless it has ended already (None then, or when unknown), and
         revoke the refresh families it issued and the access tokens of each family whose latest one may still
-        be live (its client's access-token TTL, or ``default_access_token_ttl``)."""
+        be live (its client's access-token TTL, or ``default_access_token_ttl``); families granted
+        ``offline_access`` (``scopes.OFFLINE_ACCESS``, OIDC Core §11) are left: they outlive the session."""
         ...
 
     async def end_user_sessions(

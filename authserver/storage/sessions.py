@@ -12,15 +12,19 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, literal, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.protocol.models import SignInSession
+from authserver.protocol.scopes import OFFLINE_ACCESS
 from authserver.protocol.session_end import EndedSession, EndReason
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware
 from authserver.storage.tables import refresh_families, session_clients, sessions
 from authserver.storage.user_directory import revoke_families
+
+# A family whose space-separated scope holds offline_access: it outlives its session (OIDC Core §11).
+_offline_access = (literal(" ") + refresh_families.c.scope + literal(" ")).like(f"% {OFFLINE_ACCESS} %")
 
 _SESSION_COLUMNS = (
     sessions.c.session_id,
@@ -166,7 +170,7 @@ class SqlSessions:
                 await revoke_families(
                     connection,
                     self._insert,
-                    refresh_families.c.session_id.in_(ids),
+                    and_(refresh_families.c.session_id.in_(ids), not_(_offline_access)),
                     default_access_token_ttl,
                 )
         except DATABASE_ERRORS as error:

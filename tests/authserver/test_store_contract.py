@@ -78,7 +78,13 @@ async def _user(store: Store) -> User:
 
 
 async def _code(
-    store: Store, client_id: str, user_id: str, *, expires_in: float = 60, session_id: str | None = None
+    store: Store,
+    client_id: str,
+    user_id: str,
+    *,
+    expires_in: float = 60,
+    session_id: str | None = None,
+    scope: str = "openid read",
 ) -> str:
     code_hash = token_hash(new_opaque_token())
     await store.save_authorization_code(
@@ -87,7 +93,7 @@ async def _code(
             client_id=client_id,
             user_id=user_id,
             redirect_uri=REDIRECT,
-            scope="openid read",
+            scope=scope,
             audience="https://api.example.com",
             code_challenge=CHALLENGE,
             auth_time=1_700_000_000,
@@ -549,9 +555,11 @@ async def _session(
     return session.session_id
 
 
-async def _family_in(store: Store, session_id: str | None, client_id: str, user_id: str) -> tuple[str, str]:
+async def _family_in(
+    store: Store, session_id: str | None, client_id: str, user_id: str, scope: str = "openid read"
+) -> tuple[str, str]:
     """A code issued in ``session_id`` and redeemed: (family_id, its secret's hash)."""
-    code_hash = await _code(store, client_id, user_id, session_id=session_id)
+    code_hash = await _code(store, client_id, user_id, session_id=session_id, scope=scope)
     refresh = _refresh()
     redemption = await store.redeem_authorization_code(
         code_hash, datetime.now(UTC), CodeBinding(client_id, REDIRECT, CHALLENGE), refresh
@@ -588,6 +596,13 @@ async def test_ending_a_session_revokes_only_its_families_and_happens_once(store
     await store.add_session_client(ending, client_id, datetime.now(UTC))
     ended_family, ended_secret = await _family_in(store, ending, client_id, user.user_id)
     kept_family, kept_secret = await _family_in(store, other, client_id, user.user_id)
+    # OIDC Core §11: granted offline_access, it outlives the session (only that exact scope token counts).
+    offline_family, offline_secret = await _family_in(
+        store, ending, client_id, user.user_id, "openid offline_access read"
+    )
+    lookalike_family, lookalike_secret = await _family_in(
+        store, ending, client_id, user.user_id, "openid offline_accessible"
+    )
     since = datetime.now(UTC) - timedelta(seconds=1)
 
     ended = await store.end_session(ending, EndReason.SIGNED_OUT, datetime.now(UTC), TTL)
@@ -599,6 +614,10 @@ async def test_ending_a_session_revokes_only_its_families_and_happens_once(store
     assert seen is not None and seen.revoked
     kept = await store.get_refresh_token(kept_family, kept_secret)
     assert kept is not None and not kept.revoked
+    offline = await store.get_refresh_token(offline_family, offline_secret)
+    assert offline is not None and not offline.revoked
+    lookalike = await store.get_refresh_token(lookalike_family, lookalike_secret)
+    assert lookalike is not None and lookalike.revoked
     revoked = {grant for grant, _ in (await store.revoked_since(since)).grants}
     assert grant_id_of_family(ended_family) in revoked and grant_id_of_family(kept_family) not in revoked
     assert [s.session_id for s in await store.list_sessions(user.user_id)] == [other]

@@ -34,6 +34,7 @@ from authserver.protocol.models import (
     User,
 )
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
+from authserver.protocol.scopes import OFFLINE_ACCESS
 from authserver.protocol.session_end import EndedSession, EndReason
 
 
@@ -368,7 +369,10 @@ class MemoryStore:
         for session in chosen:
             self.sessions[session.session_id] = replace(session, ended_at=now, end_reason=reason.value)
         ids = {session.session_id for session in chosen}
-        self._revoke_families(lambda grant: grant.session_id in ids, default_access_token_ttl)
+        self._revoke_families(
+            lambda grant: grant.session_id in ids and OFFLINE_ACCESS not in grant.scope.split(),
+            default_access_token_ttl,
+        )
         return [EndedSession(s.session_id, s.user_id, s.client_ids, reason) for s in chosen]
 
     # Store: the login throttle's counters
