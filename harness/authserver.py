@@ -134,6 +134,8 @@ class AuthServer(ServerProcess):
         client_id: str | None = None,
         pkce_optional: bool = False,
         post_logout_redirect_uris: Sequence[str] = (),
+        backchannel_logout_uri: str | None = None,
+        backchannel_logout_session_required: bool = False,
     ) -> dict[str, Any]:
         """``authserver clients create``; its JSON output (client_id, client_secret once)."""
         args = ["clients", "create", "--name", name]
@@ -149,6 +151,10 @@ class AuthServer(ServerProcess):
             args += ["--audience", audience]
         for uri in post_logout_redirect_uris:
             args += ["--post-logout-redirect-uri", uri]
+        if backchannel_logout_uri:
+            args += ["--backchannel-logout-uri", backchannel_logout_uri]
+        if backchannel_logout_session_required:
+            args.append("--backchannel-logout-session-required")
         if public:
             args.append("--public")
         if pkce_optional:
