@@ -54,9 +54,19 @@ class ApacheRelyingParty:
     def info_url(self) -> str:
         return f"{self.redirect_uri}?info=json"
 
+    @property
+    def backchannel_logout_uri(self) -> str:
+        """The module's back-channel logout endpoint: its redirect URI with ``logout=backchannel``."""
+        return f"{self.redirect_uri}?logout=backchannel"
+
     def error_log(self) -> str:
         path = self.directory / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def access_log(self) -> list[str]:
+        """One ``<method> <path?query> <status>`` line per request Apache answered, oldest first."""
+        path = self.directory / "access.log"
+        return path.read_text(errors="replace").splitlines() if path.exists() else []
 
 
 def render_config(
@@ -76,6 +86,7 @@ ServerName 127.0.0.1
 Listen 127.0.0.1:{port}
 PidFile "{directory}/httpd.pid"
 ErrorLog "{directory}/error.log"
+CustomLog "{directory}/access.log" "%m %U%q %>s"
 LogLevel warn auth_openidc:info
 LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
 LoadModule authn_core_module {MODULES}/mod_authn_core.so

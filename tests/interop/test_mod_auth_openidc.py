@@ -5,21 +5,26 @@ S256), against a real 2-worker ``authserver serve``. Chromium opens the protecte
 and consent pages, comes back to the page; the module's info hook shows the session it built from our ID
 token, and a later request refreshes its access token with our refresh token. Signing out through the
 application (the module's logout URL, which sends the browser to our end_session_endpoint) ends the session
-here too: the next visit asks for the password again.
+here too: the next visit asks for the password again. The client is registered with the module's back-channel
+logout endpoint: when an administrator ends a user's sessions at the server, the module accepts the logout
+token and drops that user's session (the next visit asks for the password), and only that one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.authserver import AuthServer, running_server
+from harness.authserver import ADMIN_TOKEN, AuthServer, running_server
+from harness.polling import wait_for
 from harness.ports import free_port
 from tests.interop.apache import ApacheRelyingParty, running_apache
 from tests.support.browser import launched_chromium
@@ -31,6 +36,7 @@ TIMEOUT_MS = 20_000
 # mod_auth_openidc refreshes when the access token has fewer seconds left than this: more than the
 # server's default access-token lifetime, so the next request to the protected page refreshes.
 REFRESH_BEFORE_EXPIRY_SECONDS = 3600
+DELIVERY_TIMEOUT_SECONDS = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +45,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
         yield server
 
 
+def admin(server: AuthServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A request to the server's admin API (``/admin<path>``) with the harness's admin token."""
+    server.seen_secrets.add(ADMIN_TOKEN)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    return httpx.request(method, f"{server.base_url}/admin{path}", headers=headers, timeout=10, **kwargs)
+
+
+def new_account(server: AuthServer, name: str) -> dict[str, str]:
+    """A user who signs in with a password, created through the admin API (quicker than the CLI)."""
+    username, password = f"{name.lower()}-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
+    server.seen_secrets.add(password)
+    created = admin(
+        server,
+        "POST",
+        "/users",
+        json={"username": username, "password": password, "email": f"{username}@example.com", "name": name},
+    )
+    assert created.status_code == 201, created.text
+    return {"username": username, "password": password, "user_id": created.json()["user_id"]}
+
+
 @pytest.fixture(scope="module")
 def account(server: AuthServer) -> dict[str, str]:
-    username, password = f"carol-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
-    created = server.create_user(username, password, email=f"{username}@example.com", name="Carol")
-    return {"username": username, "password": password, "user_id": created["user_id"]}
+    return new_account(server, "Carol")
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +84,9 @@ def apache_client(server: AuthServer, apache_port: int) -> dict[str, Any]:
         scopes=SCOPE.split(),
         redirect_uris=[f"http://127.0.0.1:{apache_port}/app/redirect_uri"],
         post_logout_redirect_uris=[f"http://127.0.0.1:{apache_port}/signed-out.html"],
+        # The module's back-channel logout endpoint; it finds its session by the logout token's sid.
+        backchannel_logout_uri=f"http://127.0.0.1:{apache_port}/app/redirect_uri?logout=backchannel",
+        backchannel_logout_session_required=True,
     )
 
 
@@ -151,20 +179,95 @@ def test_mod_auth_openidc_signs_in_shows_the_page_and_refreshes(
         context.close()
 
 
+def poll(waiting: Coroutine[Any, Any, object]) -> None:
+    """Run a ``harness.polling.wait_for`` to its end from this thread, where Playwright's sync API keeps an
+    event loop of its own running (so ``asyncio.run`` is refused here): in a thread of its own."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, waiting).result()
+
+
+def sign_in(context: Any, apache: ApacheRelyingParty, server: AuthServer, account: dict[str, str]) -> Any:
+    """A page of ``context`` signed in at Apache as ``account`` (through our login and, once, consent pages)
+    and showing the protected page."""
+    page = context.new_page()
+    page.goto(apache.protected_url)
+    page.fill("#username", account["username"])
+    page.fill("#password", account["password"])
+    page.click("#sign-in")
+    if page.url.startswith(server.base_url + "/authorize"):  # no consent remembered for this user yet
+        page.click("#allow")
+    page.wait_for_url(apache.protected_url)
+    assert "The protected page" in page.content(), apache.error_log()[-3000:]
+    return page
+
+
+def test_a_backchannel_logout_from_the_server_ends_the_session_at_mod_auth_openidc(
+    browser: Any, apache: ApacheRelyingParty, server: AuthServer
+) -> None:
+    # Before the sign-out test on purpose: that sign-out also sends the module a logout token (for a session
+    # it has already dropped, which it warns about), late enough to land in this test's window.
+    erin, frank = new_account(server, "Erin"), new_account(server, "Frank")
+    erin_context, frank_context = browser.new_context(), browser.new_context()
+    erin_context.set_default_timeout(TIMEOUT_MS)
+    frank_context.set_default_timeout(TIMEOUT_MS)
+    try:
+        erin_page = sign_in(erin_context, apache, server, erin)
+        frank_page = sign_in(frank_context, apache, server, frank)
+        delivered = sample(server, "authserver_backchannel_logout_deliveries_total", outcome="delivered")
+        requests_before, log_before = len(apache.access_log()), len(apache.error_log())
+
+        def backchannel_posts() -> list[str]:
+            return [line for line in apache.access_log()[requests_before:] if line.startswith("POST ")]
+
+        # An administrator ends Erin's sessions: the server POSTs a logout token with her session's sid to
+        # the module (OpenID Connect Back-Channel Logout 1.0 §2.5), which drops the session it keeps for it.
+        ended = admin(server, "DELETE", f"/users/{erin['username']}/sessions")
+        assert ended.status_code == 204, ended.text
+        # Both sides of the one POST: the server counts it delivered when it has the answer, Apache logs it
+        # after answering.
+        poll(
+            wait_for(
+                lambda: (
+                    backchannel_posts()
+                    and sample(server, "authserver_backchannel_logout_deliveries_total", outcome="delivered")
+                    >= delivered + 1
+                ),
+                timeout=DELIVERY_TIMEOUT_SECONDS,
+                message=lambda: f"no delivery\n{server.log_text()[-3000:]}\n{apache.error_log()[-3000:]}",
+            )
+        )
+        # The module accepted the token (§2.8: 200) and logged no complaint about it (it warns, for instance,
+        # when it finds no session for the token's sid). No session of this module's earlier tests ended, so
+        # no other logout token can land here.
+        assert backchannel_posts() == ["POST /app/redirect_uri?logout=backchannel 200"], backchannel_posts()
+        complaints = [
+            line
+            for line in apache.error_log()[log_before:].splitlines()
+            if "auth_openidc:error" in line or "auth_openidc:warn" in line
+        ]
+        assert not complaints, complaints
+
+        # Erin's next visit finds no session at Apache, nor at the server: the password is asked again.
+        erin_page.goto(f"{apache.protected_url}?after=backchannel-logout")
+        erin_page.wait_for_selector("#sign-in")
+        assert erin_page.url.startswith(server.base_url + "/authorize"), erin_page.url
+        # Frank, signed in at the same Apache, keeps his session.
+        again = f"{apache.protected_url}?after=erins-logout"
+        frank_page.goto(again)
+        assert frank_page.url == again and "The protected page" in frank_page.content()
+        assert "Traceback" not in server.log_text()
+    finally:
+        erin_context.close()
+        frank_context.close()
+
+
 def test_signing_out_through_mod_auth_openidc_ends_the_session_at_the_server(
     browser: Any, apache: ApacheRelyingParty, server: AuthServer, account: dict[str, str]
 ) -> None:
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     try:
-        page = context.new_page()
-        page.goto(apache.protected_url)
-        page.fill("#username", account["username"])
-        page.fill("#password", account["password"])
-        page.click("#sign-in")
-        if page.url.startswith(server.base_url + "/authorize"):  # consent remembered from an earlier test
-            page.click("#allow")
-        page.wait_for_url(apache.protected_url)
+        page = sign_in(context, apache, server, account)
 
         page.goto(apache.logout_url())
         page.wait_for_url(apache.signed_out_url + "*")
