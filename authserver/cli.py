@@ -249,20 +249,40 @@ def cmd_users_consents(args: argparse.Namespace) -> int:
 
 def cmd_users_sessions(args: argparse.Namespace) -> int:
     """List a user's sign-in sessions, or end them all (``--revoke``: their refresh tokens revoked)."""
+    import jwt
+
     from authserver.admin.sessions import end_user_sessions, user_sessions
+    from authserver.crypto.keyset import KeySetSource
     from authserver.protocol.sessions import Sessions
     from authserver.storage.backends import store_for
+    from authserver.web.backchannel_delivery import BackchannelLogout
+    from authserver.web.services import backchannel_logout_for, token_minter
 
     async def run(engine: AsyncEngine) -> int:
         store = store_for(engine)
-        sessions = Sessions(store, _settings().session_policy)
+        settings = _settings()
         if args.revoke:
+            # The RPs hear of each end as from a server worker: logout tokens sent before the command exits,
+            # within the retry deadline (OpenID Connect Back-Channel Logout 1.0 §2.5).
+            backchannel: BackchannelLogout | None = None
+            try:
+                minter = token_minter(settings, KeySetSource(settings.signing_keys_file))
+            except (OSError, ValueError, jwt.PyJWKError) as error:
+                print(f"no back-channel logout tokens will be sent (signing keys: {error})", file=sys.stderr)
+            else:
+                backchannel = backchannel_logout_for(settings, store.get_client, minter)
+                backchannel.start()
+            listeners = [backchannel] if backchannel else []
+            sessions = Sessions(store, settings.session_policy, listeners)
             ended = await end_user_sessions(store, sessions, args.username)
+            if backchannel is not None:
+                await backchannel.close(grace=settings.backchannel_logout_retry_deadline.total_seconds())
             if ended is None:
                 print(f"no user {args.username}", file=sys.stderr)
                 return 1
             print(json.dumps({"username": args.username, "ended": [e.session_id for e in ended]}))
             return 0
+        sessions = Sessions(store, settings.session_policy)
         found = await user_sessions(store, sessions, args.username)
         if found is None:
             print(f"no user {args.username}", file=sys.stderr)

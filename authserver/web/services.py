@@ -219,11 +219,7 @@ class IdTokenFallbacks:
             log.warning("an ID token asked for %s was signed with %s: the key set has none", asked, used)
 
 
-def build_services(settings: Settings, session_secret: bytes) -> Services:
-    passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
-    engine, direct = _database(settings)
-    store = store_for(engine, direct)
-    keys = KeySetSource(settings.signing_keys_file)
+def token_minter(settings: Settings, keys: KeySetSource) -> TokenMinter:
     policy = TokenPolicy(
         issuer=settings.issuer,
         access_token_ttl=settings.access_token_ttl,
@@ -232,18 +228,33 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         default_audience=settings.default_audience or settings.issuer,
         id_token_algorithm=settings.id_token_signing_algorithm,
     )
-    minter = TokenMinter(policy, lambda: keys.current, IdTokenFallbacks())
-    revocations = RevocationList()
-    grant_revoker = GrantRevoker(store, minter, revocations)
-    clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
-    backchannel_logout = BackchannelLogout(
-        clients.get,
+    return TokenMinter(policy, lambda: keys.current, IdTokenFallbacks())
+
+
+def backchannel_logout_for(
+    settings: Settings, lookup: ClientLookup, minter: TokenMinter
+) -> BackchannelLogout:
+    """The back-channel logout listener as the settings configure it (a worker's, or the CLI's)."""
+    return BackchannelLogout(
+        lookup,
         minter,
         policy=settings.backchannel_retry_policy,
         queue_size=settings.backchannel_logout_queue_size,
         timeout=settings.backchannel_logout_timeout.total_seconds(),
         ca_file=settings.backchannel_logout_ca_file,
     )
+
+
+def build_services(settings: Settings, session_secret: bytes) -> Services:
+    passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
+    engine, direct = _database(settings)
+    store = store_for(engine, direct)
+    keys = KeySetSource(settings.signing_keys_file)
+    minter = token_minter(settings, keys)
+    revocations = RevocationList()
+    grant_revoker = GrantRevoker(store, minter, revocations)
+    clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
+    backchannel_logout = backchannel_logout_for(settings, clients.get, minter)
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)
     grants: list[Grant] = [
@@ -277,7 +288,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         revocation_endpoint=RevocationEndpoint(inspector, clients.get),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(
-            store, CodeIssuer(policy, store), LoginThrottle(store, settings.throttle_policy), sessions
+            store, CodeIssuer(minter.policy, store), LoginThrottle(store, settings.throttle_policy), sessions
         ),
         revocations=revocations,
         session_signer=Signer(session_secret, "login-session"),

@@ -12,6 +12,7 @@ matching the ID token, no ``nonce``, only ``logout_token`` in the form), send th
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import uuid
@@ -195,3 +196,18 @@ def test_an_administrator_ending_the_users_sessions_logs_out_each_rp_of_each_ses
     finally:
         for browser in browsers:
             browser.close()
+
+
+def test_the_cli_ending_a_users_sessions_sends_the_logout_tokens_before_it_exits(op: Op) -> None:
+    """``authserver users sessions USER --revoke`` runs outside the server's workers: it delivers the logout
+    tokens itself, before it returns."""
+    browser = UserAgent(op.server.issuer)
+    try:
+        sid = _signed_in(op, browser, op.rp(0))["claims"]["sid"]
+        op.receiver.requests.clear()
+        ended = json.loads(op.server.cli("users", "sessions", op.username, "--revoke").stdout)
+        assert sid in ended["ended"]
+        [(_, form)] = op.logout_tokens()  # already there: the command waited for its delivery
+        assert _validated(op, form["logout_token"][0], op.clients[0]["client_id"])["sid"] == sid
+    finally:
+        browser.close()
