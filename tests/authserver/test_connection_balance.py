@@ -156,11 +156,15 @@ def _wait_for_workers(server: AuthServer, count: int, besides: set[int] = frozen
 
 
 def _served_by_all(server: AuthServer, workers: list[int]) -> bool:
-    """Whether every worker has started serving (each has counted a request of its own)."""
+    """Whether every worker has started serving (each has counted a request of its own). Returns only once
+    the 8 requests it sends are all counted: a count trailing its response must not land in a later check."""
+    before = sum(server.requests_by_worker(ROUTE).values())
     for connection in _open(server, 8):
         with connection:
             _get(connection)
-    after = server.requests_by_worker(ROUTE)
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while sum((after := server.requests_by_worker(ROUTE)).values()) < before + 8:
+        assert time.monotonic() < deadline, "the requests were never counted"
     return all(after.get(pid, 0) for pid in workers)
 
 
