@@ -194,6 +194,11 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "InvalidSpec",
         "spec.sessions.idleTimeout",
     ),
+    "proxy-not-a-network": (
+        {"signIn": {"trustedProxies": ["10.0.0.300/8"]}},
+        "InvalidSpec",
+        "spec.signIn.trustedProxies",
+    ),
     "sessions-for-a-year": ({"sessions": {"lifetime": "8760h"}}, "InvalidSpec", "spec.sessions.lifetime"),
     "name-too-long-for-children-" + "x" * 30: ({}, "InvalidSpec", "metadata.name"),
     "over-budget": (

@@ -111,6 +111,14 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_REFRESH_TOKEN_TTL": "720h",
         "AUTHSERVER_LOGIN_SESSION_TTL": "8h",
         "AUTHSERVER_SESSION_IDLE_TIMEOUT": "0s",
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT": "5",
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ADDRESS": "20",
+        "AUTHSERVER_LOGIN_FAILURE_WINDOW": "15m",
+        "AUTHSERVER_LOGIN_LOCKOUT": "1m",
+        "AUTHSERVER_TRUSTED_PROXIES": "",
+        "AUTHSERVER_PASSWORD_MIN_LENGTH": "8",
+        "AUTHSERVER_PASSWORD_MAX_LENGTH": "256",
+        "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": "true",
         "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
@@ -145,6 +153,33 @@ def test_configmap_passes_write_connections_on_and_the_server_accepts_the_pool()
         db_write_connections=int(data["AUTHSERVER_DB_WRITE_CONNECTIONS"]),
     )
     assert settings.db_write_connections < settings.db_pool_max_size
+
+
+def test_the_sign_in_defences_reach_the_server_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """spec.signIn rendered into the ConfigMap and read by the server's own settings, as a pod reads its
+    environment: the throttle, the trusted proxies and the password policy."""
+    from datetime import timedelta
+
+    from authserver.config import Settings
+
+    sign_in = {
+        "maxFailuresPerAccount": 3,
+        "maxFailuresPerAddress": 0,
+        "failureWindow": "30m",
+        "lockout": "2m",
+        "trustedProxies": ["10.42.0.0/16", "fd00::1"],
+        "passwordPolicy": {"minLength": 12, "maxLength": 128, "rejectAccountNames": False},
+    }
+    spec = spec_of({"signIn": sign_in})
+    for name, value in render_configmap("auth", "platform", spec, size_pools(spec))["data"].items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    throttle = settings.throttle_policy
+    assert (throttle.account_limit, throttle.address_limit) == (3, 0)
+    assert (throttle.window, throttle.lockout) == (timedelta(minutes=30), timedelta(minutes=2))
+    assert settings.trusted_proxies == ["10.42.0.0/16", "fd00::1"]
+    policy = settings.password_policy
+    assert (policy.min_length, policy.max_length, policy.reject_account_names) == (12, 128, False)
 
 
 def test_configmap_behind_pgbouncer_turns_off_the_statement_cache() -> None:

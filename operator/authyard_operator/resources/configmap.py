@@ -37,6 +37,16 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_REFRESH_TOKEN_TTL": spec.tokens.refresh_token_ttl,
         "AUTHSERVER_LOGIN_SESSION_TTL": spec.sessions.lifetime,
         "AUTHSERVER_SESSION_IDLE_TIMEOUT": spec.sessions.idle_timeout,
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT": str(spec.sign_in.max_failures_per_account),
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ADDRESS": str(spec.sign_in.max_failures_per_address),
+        "AUTHSERVER_LOGIN_FAILURE_WINDOW": spec.sign_in.failure_window,
+        "AUTHSERVER_LOGIN_LOCKOUT": spec.sign_in.lockout,
+        "AUTHSERVER_TRUSTED_PROXIES": ",".join(spec.sign_in.trusted_proxies),
+        "AUTHSERVER_PASSWORD_MIN_LENGTH": str(spec.sign_in.password_policy.min_length),
+        "AUTHSERVER_PASSWORD_MAX_LENGTH": str(spec.sign_in.password_policy.max_length),
+        "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": str(
+            spec.sign_in.password_policy.reject_account_names
+        ).lower(),
         "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": spec.tokens.id_token_signing_algorithm,
         "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",
