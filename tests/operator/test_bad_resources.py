@@ -216,6 +216,11 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "DatabaseSecretMissing",
         "spec.database.urlSecretRef",
     ),
+    "missing-backchannel-ca": (
+        {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}},
+        "BackchannelCAMissing",
+        "spec.backchannelLogout.trustedCA",
+    ),
     "older-crd-replicas-three": ({"replicas": "three"}, "InvalidSpec", "spec.replicas"),
     "older-crd-unknown-algorithm": (
         {"tokens": {"signingAlgorithm": "HS256"}},

@@ -474,3 +474,58 @@ def test_configmap_passes_the_session_settings_and_the_server_reads_them() -> No
     assert settings.session_policy.idle_timeout == timedelta(minutes=30)
     default = spec_of({}).sessions.idle_timeout
     assert Settings(session_idle_timeout=default).session_policy.idle_timeout is None
+
+
+def _a_ca_certificate(common_name: str) -> str:
+    """A self-signed CA certificate (PEM), made with cryptography as any PKI would."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_trusted_ca_for_back_channel_logout_is_mounted_named_to_the_server_and_rolls_the_pods() -> None:
+    spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "bundle.pem"}}}
+    first = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA")))
+    deployment = by_kind(first)[("Deployment", "auth")]
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "backchannel-ca"]
+    assert volume["configMap"] == {"name": "rp-ca", "items": [{"key": "bundle.pem", "path": "ca.crt"}]}
+    mounts = {m["name"]: m for m in server_container(deployment)["volumeMounts"]}
+    assert mounts["backchannel-ca"] == {
+        "name": "backchannel-ca",
+        "mountPath": "/etc/authserver/backchannel-ca",
+        "readOnly": True,
+    }
+    config = by_kind(first)[("ConfigMap", "auth-config")]["data"]
+    assert config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] == "/etc/authserver/backchannel-ca/ca.crt"
+    # Another CA in the same ConfigMap key: the pods roll (the server reads the file when a worker starts).
+    second = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA, renewed")))
+    assert first.config_hash != second.config_hash
+    # Without the field nothing is mounted or set.
+    plain = render({})
+    assert "AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE" not in by_kind(plain)[("ConfigMap", "auth-config")]["data"]
+
+
+def test_a_trusted_ca_that_is_not_pem_certificates_is_refused_before_any_pod_sees_it() -> None:
+    spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}}
+    with pytest.raises(ValueError, match=r"spec.backchannelLogout.trustedCA is not PEM CA certificates"):
+        render(spec, Observed(backchannel_ca="-----BEGIN CERTIFICATE-----\nnot base64\n"))

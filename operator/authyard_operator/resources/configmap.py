@@ -19,6 +19,8 @@ from authyard_operator.spec.authserver import AuthServerSpec
 
 KEYS_DIR = "/etc/authserver/keys"
 KEYS_FILE_NAME = "signing-keys.json"
+BACKCHANNEL_CA_DIR = "/etc/authserver/backchannel-ca"  # spec.backchannelLogout.trustedCA, mounted
+BACKCHANNEL_CA_FILE_NAME = "ca.crt"
 DATA_DIR = "/var/lib/authserver"
 SQLITE_URL = f"sqlite+aiosqlite:///{DATA_DIR}/authserver.db"
 
@@ -54,6 +56,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_SHUTDOWN_DRAIN": f"{SHUTDOWN_DRAIN_SECONDS}s",
         "AUTHSERVER_SHUTDOWN_TIMEOUT": f"{SHUTDOWN_TIMEOUT_SECONDS}s",
     }
+    if spec.backchannel_logout.trusted_ca is not None:
+        config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] = f"{BACKCHANNEL_CA_DIR}/{BACKCHANNEL_CA_FILE_NAME}"
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
     else:

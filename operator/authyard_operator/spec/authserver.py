@@ -10,6 +10,7 @@ from authyard_operator.spec.common import (
     DNS_LABEL_PATTERN,
     Audience,
     Conditions,
+    ConfigMapKeyRef,
     DnsLabel,
     DnsSubdomain,
     Duration,
@@ -213,6 +214,17 @@ class SignIn(SpecModel):
     )
 
 
+class BackchannelLogout(SpecModel):
+    """How the server reaches OAuthClients' back-channel logout URIs."""
+
+    trusted_ca: ConfigMapKeyRef | None = Field(
+        None,
+        alias="trustedCA",
+        description="A ConfigMap key holding PEM CA certificates trusted for back-channel logout URIs beside "
+        "the public CAs (RPs behind a cluster-internal CA, such as cert-manager's). A change rolls the pods.",
+    )
+
+
 class ClientPolicy(SpecModel):
     """Which OAuthClients may register with this AuthServer, and what they may ask for."""
 
@@ -353,6 +365,9 @@ class AuthServerSpec(SpecModel):
     )
     tokens: Tokens = Field(default_factory=Tokens, description="Token lifetimes and signing keys.")
     sessions: Sessions = Field(default_factory=Sessions, description="Sign-in session lifetimes.")
+    backchannel_logout: BackchannelLogout = Field(
+        default_factory=BackchannelLogout, description="Back-channel logout delivery."
+    )
     sign_in: SignIn = Field(
         default_factory=SignIn, description="Failed sign-in throttling and the password policy."
     )
