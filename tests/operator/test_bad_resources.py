@@ -194,6 +194,11 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "InvalidSpec",
         "spec.sessions.idleTimeout",
     ),
+    "proxy-not-a-network": (
+        {"signIn": {"trustedProxies": ["10.0.0.300/8"]}},
+        "InvalidSpec",
+        "spec.signIn.trustedProxies",
+    ),
     "sessions-for-a-year": ({"sessions": {"lifetime": "8760h"}}, "InvalidSpec", "spec.sessions.lifetime"),
     "name-too-long-for-children-" + "x" * 30: ({}, "InvalidSpec", "metadata.name"),
     "over-budget": (
@@ -210,6 +215,11 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         {"database": {**DB, "pooler": {"type": "pgbouncer"}}},
         "DatabaseSecretMissing",
         "spec.database.urlSecretRef",
+    ),
+    "missing-backchannel-ca": (
+        {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}},
+        "BackchannelCAMissing",
+        "spec.backchannelLogout.trustedCA",
     ),
     "older-crd-replicas-three": ({"replicas": "three"}, "InvalidSpec", "spec.replicas"),
     "older-crd-unknown-algorithm": (

@@ -111,6 +111,14 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_REFRESH_TOKEN_TTL": "720h",
         "AUTHSERVER_LOGIN_SESSION_TTL": "8h",
         "AUTHSERVER_SESSION_IDLE_TIMEOUT": "0s",
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT": "5",
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ADDRESS": "20",
+        "AUTHSERVER_LOGIN_FAILURE_WINDOW": "15m",
+        "AUTHSERVER_LOGIN_LOCKOUT": "1m",
+        "AUTHSERVER_TRUSTED_PROXIES": "",
+        "AUTHSERVER_PASSWORD_MIN_LENGTH": "8",
+        "AUTHSERVER_PASSWORD_MAX_LENGTH": "256",
+        "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": "true",
         "AUTHSERVER_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": "ES256",
         "AUTHSERVER_SIGNING_KEYS_FILE": "/etc/authserver/keys/signing-keys.json",
@@ -145,6 +153,33 @@ def test_configmap_passes_write_connections_on_and_the_server_accepts_the_pool()
         db_write_connections=int(data["AUTHSERVER_DB_WRITE_CONNECTIONS"]),
     )
     assert settings.db_write_connections < settings.db_pool_max_size
+
+
+def test_the_sign_in_defences_reach_the_server_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """spec.signIn rendered into the ConfigMap and read by the server's own settings, as a pod reads its
+    environment: the throttle, the trusted proxies and the password policy."""
+    from datetime import timedelta
+
+    from authserver.config import Settings
+
+    sign_in = {
+        "maxFailuresPerAccount": 3,
+        "maxFailuresPerAddress": 0,
+        "failureWindow": "30m",
+        "lockout": "2m",
+        "trustedProxies": ["10.42.0.0/16", "fd00::1"],
+        "passwordPolicy": {"minLength": 12, "maxLength": 128, "rejectAccountNames": False},
+    }
+    spec = spec_of({"signIn": sign_in})
+    for name, value in render_configmap("auth", "platform", spec, size_pools(spec))["data"].items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    throttle = settings.throttle_policy
+    assert (throttle.account_limit, throttle.address_limit) == (3, 0)
+    assert (throttle.window, throttle.lockout) == (timedelta(minutes=30), timedelta(minutes=2))
+    assert settings.trusted_proxies == ["10.42.0.0/16", "fd00::1"]
+    policy = settings.password_policy
+    assert (policy.min_length, policy.max_length, policy.reject_account_names) == (12, 128, False)
 
 
 def test_configmap_behind_pgbouncer_turns_off_the_statement_cache() -> None:
@@ -439,3 +474,58 @@ def test_configmap_passes_the_session_settings_and_the_server_reads_them() -> No
     assert settings.session_policy.idle_timeout == timedelta(minutes=30)
     default = spec_of({}).sessions.idle_timeout
     assert Settings(session_idle_timeout=default).session_policy.idle_timeout is None
+
+
+def _a_ca_certificate(common_name: str) -> str:
+    """A self-signed CA certificate (PEM), made with cryptography as any PKI would."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_trusted_ca_for_back_channel_logout_is_mounted_named_to_the_server_and_rolls_the_pods() -> None:
+    spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "bundle.pem"}}}
+    first = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA")))
+    deployment = by_kind(first)[("Deployment", "auth")]
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "backchannel-ca"]
+    assert volume["configMap"] == {"name": "rp-ca", "items": [{"key": "bundle.pem", "path": "ca.crt"}]}
+    mounts = {m["name"]: m for m in server_container(deployment)["volumeMounts"]}
+    assert mounts["backchannel-ca"] == {
+        "name": "backchannel-ca",
+        "mountPath": "/etc/authserver/backchannel-ca",
+        "readOnly": True,
+    }
+    config = by_kind(first)[("ConfigMap", "auth-config")]["data"]
+    assert config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] == "/etc/authserver/backchannel-ca/ca.crt"
+    # Another CA in the same ConfigMap key: the pods roll (the server reads the file when a worker starts).
+    second = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA, renewed")))
+    assert first.config_hash != second.config_hash
+    # Without the field nothing is mounted or set.
+    plain = render({})
+    assert "AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE" not in by_kind(plain)[("ConfigMap", "auth-config")]["data"]
+
+
+def test_a_trusted_ca_that_is_not_pem_certificates_is_refused_before_any_pod_sees_it() -> None:
+    spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}}
+    with pytest.raises(ValueError, match=r"spec.backchannelLogout.trustedCA is not PEM CA certificates"):
+        render(spec, Observed(backchannel_ca="-----BEGIN CERTIFICATE-----\nnot base64\n"))

@@ -65,7 +65,19 @@ async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -
     if spec.uses_pgbouncer and spec.database is not None:
         reference = spec.database.url_secret_ref
         database_url = await _secret_value(kube, namespace, reference.name, reference.key)
+    backchannel_ca = None
+    trusted_ca = spec.backchannel_logout.trusted_ca
+    if trusted_ca is not None:
+        configmap = await kube.get("v1", "ConfigMap", namespace, trusted_ca.name)
+        backchannel_ca = ((configmap or {}).get("data") or {}).get(trusted_ca.key)
+        if not backchannel_ca:
+            raise MissingInput(
+                "BackchannelCAMissing",
+                f"ConfigMap {trusted_ca.name} key '{trusted_ca.key}' (spec.backchannelLogout.trustedCA) is "
+                "missing or empty",
+            )
     return Observed(
+        backchannel_ca=backchannel_ca,
         signing_keys_secret=await kube.get("v1", "Secret", namespace, names.signing_keys),
         admin_secret=await kube.get("v1", "Secret", namespace, names.admin),
         database_url=database_url,

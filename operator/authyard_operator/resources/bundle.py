@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,7 @@ class Observed:
     admin_secret: dict[str, Any] | None = None
     database_url: str | None = None  # the value behind spec.database.urlSecretRef (PgBouncer mode needs it)
     service_monitor_available: bool = False  # the monitoring.coreos.com ServiceMonitor CRD exists
+    backchannel_ca: str | None = None  # the PEM behind spec.backchannelLogout.trustedCA
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,10 @@ def render_children(
     ]
     if spec.embedded:
         children.append(render_data_claim(name, namespace, spec))
-    pod_config_hash = config_hash(configmap["data"])
+    if spec.backchannel_logout.trusted_ca is not None:
+        _check_certificates(observed.backchannel_ca)
+    # The CA file is read when a worker starts: a new one must roll the pods (certificates are public).
+    pod_config_hash = config_hash(configmap["data"], observed.backchannel_ca or "")
     if spec.uses_pgbouncer:
         if not observed.database_url:
             raise ValueError("the database URL Secret (spec.database.urlSecretRef) is missing or empty")
@@ -91,6 +96,14 @@ def render_children(
     if observed.service_monitor_available:
         children.append(render_service_monitor(name, namespace))
     return Desired(children, key_plan, pod_config_hash, unwanted_children(name, spec))
+
+
+def _check_certificates(pem: str | None) -> None:
+    """The server refuses to start on a CA file it cannot load: judge it here, before any pod does."""
+    try:
+        ssl.create_default_context(cadata=pem or "")
+    except (ssl.SSLError, ValueError) as error:
+        raise ValueError(f"spec.backchannelLogout.trustedCA is not PEM CA certificates ({error})") from None
 
 
 def unwanted_children(name: str, spec: AuthServerSpec) -> list[tuple[str, str, str]]:

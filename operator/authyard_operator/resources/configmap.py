@@ -19,6 +19,8 @@ from authyard_operator.spec.authserver import AuthServerSpec
 
 KEYS_DIR = "/etc/authserver/keys"
 KEYS_FILE_NAME = "signing-keys.json"
+BACKCHANNEL_CA_DIR = "/etc/authserver/backchannel-ca"  # spec.backchannelLogout.trustedCA, mounted
+BACKCHANNEL_CA_FILE_NAME = "ca.crt"
 DATA_DIR = "/var/lib/authserver"
 SQLITE_URL = f"sqlite+aiosqlite:///{DATA_DIR}/authserver.db"
 
@@ -37,6 +39,16 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_REFRESH_TOKEN_TTL": spec.tokens.refresh_token_ttl,
         "AUTHSERVER_LOGIN_SESSION_TTL": spec.sessions.lifetime,
         "AUTHSERVER_SESSION_IDLE_TIMEOUT": spec.sessions.idle_timeout,
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT": str(spec.sign_in.max_failures_per_account),
+        "AUTHSERVER_LOGIN_MAX_FAILURES_PER_ADDRESS": str(spec.sign_in.max_failures_per_address),
+        "AUTHSERVER_LOGIN_FAILURE_WINDOW": spec.sign_in.failure_window,
+        "AUTHSERVER_LOGIN_LOCKOUT": spec.sign_in.lockout,
+        "AUTHSERVER_TRUSTED_PROXIES": ",".join(spec.sign_in.trusted_proxies),
+        "AUTHSERVER_PASSWORD_MIN_LENGTH": str(spec.sign_in.password_policy.min_length),
+        "AUTHSERVER_PASSWORD_MAX_LENGTH": str(spec.sign_in.password_policy.max_length),
+        "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": str(
+            spec.sign_in.password_policy.reject_account_names
+        ).lower(),
         "AUTHSERVER_SIGNING_ALGORITHM": spec.tokens.signing_algorithm,
         "AUTHSERVER_ID_TOKEN_SIGNING_ALGORITHM": spec.tokens.id_token_signing_algorithm,
         "AUTHSERVER_SIGNING_KEYS_FILE": f"{KEYS_DIR}/{KEYS_FILE_NAME}",
@@ -44,6 +56,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_SHUTDOWN_DRAIN": f"{SHUTDOWN_DRAIN_SECONDS}s",
         "AUTHSERVER_SHUTDOWN_TIMEOUT": f"{SHUTDOWN_TIMEOUT_SECONDS}s",
     }
+    if spec.backchannel_logout.trusted_ca is not None:
+        config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] = f"{BACKCHANNEL_CA_DIR}/{BACKCHANNEL_CA_FILE_NAME}"
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
     else:

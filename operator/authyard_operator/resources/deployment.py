@@ -19,7 +19,12 @@ from authyard_operator.constants import (
     SERVER_UID,
     TERMINATION_GRACE_PERIOD_SECONDS,
 )
-from authyard_operator.resources.configmap import DATA_DIR, KEYS_DIR
+from authyard_operator.resources.configmap import (
+    BACKCHANNEL_CA_DIR,
+    BACKCHANNEL_CA_FILE_NAME,
+    DATA_DIR,
+    KEYS_DIR,
+)
 from authyard_operator.resources.meta import Names, labels, object_meta, selector_labels
 from authyard_operator.resources.secrets import ADMIN_TOKEN_KEY, SESSION_SECRET_KEY
 from authyard_operator.sizing import PoolSizing
@@ -115,6 +120,11 @@ def _volumes(name: str, spec: AuthServerSpec) -> tuple[list[dict[str, Any]], lis
     if spec.embedded:
         volumes.append({"name": "data", "persistentVolumeClaim": {"claimName": names.data}})
         mounts.append({"name": "data", "mountPath": DATA_DIR})
+    trusted_ca = spec.backchannel_logout.trusted_ca
+    if trusted_ca is not None:
+        items = [{"key": trusted_ca.key, "path": BACKCHANNEL_CA_FILE_NAME}]
+        volumes.append({"name": "backchannel-ca", "configMap": {"name": trusted_ca.name, "items": items}})
+        mounts.append({"name": "backchannel-ca", "mountPath": BACKCHANNEL_CA_DIR, "readOnly": True})
     return volumes, mounts
 
 

@@ -10,6 +10,7 @@ from authyard_operator.spec.common import (
     DNS_LABEL_PATTERN,
     Audience,
     Conditions,
+    ConfigMapKeyRef,
     DnsLabel,
     DnsSubdomain,
     Duration,
@@ -155,12 +156,72 @@ class Sessions(SpecModel):
     lifetime: Duration = Field(
         "8h",
         description="Absolute lifetime of a sign-in session (Go duration): then the user signs in again and "
-        "the refresh tokens issued in the session are revoked.",
+        "the refresh tokens issued in the session are revoked (except those granted offline_access).",
     )
     idle_timeout: Duration = Field(
         "0s",
         description="End a sign-in session when its browser has not come back to the authorization endpoint "
         "for this long (refresh requests do not count); 0s: never.",
+    )
+
+
+# An IPv4 or IPv6 address or network in CIDR notation; the server parses it (ipaddress) and says so.
+Network = Annotated[str, Field(pattern=r"^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$", max_length=64)]
+
+
+class PasswordPolicy(SpecModel):
+    """What the admin API and the CLI accept as a password."""
+
+    min_length: int = Field(8, ge=1, le=256, description="Shortest password accepted.")
+    max_length: int = Field(
+        256, ge=8, le=1024, description="Longest password accepted (bounds the KDF input)."
+    )
+    reject_account_names: bool = Field(
+        True, description="Refuse a password that contains the username or the e-mail address."
+    )
+
+
+class SignIn(SpecModel):
+    """The login page's defences: failed sign-ins throttled per account and per client address (counted
+    across every replica in the database), and the password policy."""
+
+    max_failures_per_account: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Failed sign-ins per username within failureWindow before a lockout; 0: none.",
+    )
+    max_failures_per_address: int = Field(
+        20, ge=0, le=100000, description="Failed sign-ins per client address within failureWindow; 0: none."
+    )
+    failure_window: Duration = Field(
+        "15m", description="Failures are forgotten after this long without one; also the longest lockout."
+    )
+    lockout: Duration = Field(
+        "1m",
+        description="The first lockout at a limit; each further failure doubles it, up to failureWindow.",
+    )
+    trusted_proxies: list[Network] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Addresses or CIDR networks of the reverse proxies (an ingress controller's pods) whose "
+        "X-Forwarded-For names the client for the per-address limit. Empty: the peer address is the "
+        "client's.",
+    )
+    password_policy: PasswordPolicy = Field(
+        default_factory=PasswordPolicy, description="The password policy."
+    )
+
+
+class BackchannelLogout(SpecModel):
+    """How the server reaches OAuthClients' back-channel logout URIs."""
+
+    trusted_ca: ConfigMapKeyRef | None = Field(
+        None,
+        alias="trustedCA",
+        description="A ConfigMap key holding PEM CA certificates trusted for back-channel logout URIs beside "
+        "the public CAs (RPs behind a cluster-internal CA, such as cert-manager's). A change rolls the pods.",
     )
 
 
@@ -304,6 +365,12 @@ class AuthServerSpec(SpecModel):
     )
     tokens: Tokens = Field(default_factory=Tokens, description="Token lifetimes and signing keys.")
     sessions: Sessions = Field(default_factory=Sessions, description="Sign-in session lifetimes.")
+    backchannel_logout: BackchannelLogout = Field(
+        default_factory=BackchannelLogout, description="Back-channel logout delivery."
+    )
+    sign_in: SignIn = Field(
+        default_factory=SignIn, description="Failed sign-in throttling and the password policy."
+    )
     client_policy: ClientPolicy = Field(
         default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."
     )

@@ -81,6 +81,18 @@ class SecretKeyRef(SpecModel):
     )
 
 
+class ConfigMapKeyRef(SpecModel):
+    """A key in a ConfigMap in the same namespace as the resource."""
+
+    name: DnsSubdomain = Field(description="Name of the ConfigMap, in the namespace of this resource.")
+    key: str = Field(
+        pattern=SECRET_KEY_PATTERN,
+        min_length=1,
+        max_length=253,
+        description="Key within the ConfigMap's data.",
+    )
+
+
 class ResourceRequirements(SpecModel):
     """Compute resources of the auth server container, as in a Pod spec."""
 

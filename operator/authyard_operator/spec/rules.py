@@ -8,6 +8,7 @@ number of seconds are not CEL durations); those are checked by the operator only
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,29 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         ),
     ),
     Rule(
+        field="signIn.failureWindow",
+        message="signIn.failureWindow must be between 1m and 24h",
+        holds=lambda s: 60 <= seconds_of(s.sign_in.failure_window) <= 86400,
+    ),
+    Rule(
+        field="signIn.lockout",
+        message="signIn.lockout must be between 1s and signIn.failureWindow",
+        holds=lambda s: 1 <= seconds_of(s.sign_in.lockout) <= seconds_of(s.sign_in.failure_window),
+    ),
+    Rule(
+        field="signIn.trustedProxies",
+        message="signIn.trustedProxies entries must be IP addresses or CIDR networks",
+        holds=lambda s: all(_is_network(entry) for entry in s.sign_in.trusted_proxies),
+    ),
+    Rule(
+        field="signIn.passwordPolicy",
+        message="signIn.passwordPolicy.minLength must not exceed maxLength",
+        holds=lambda s: s.sign_in.password_policy.min_length <= s.sign_in.password_policy.max_length,
+        cel="!has(self.signIn) || !has(self.signIn.passwordPolicy) || "
+        "(has(self.signIn.passwordPolicy.minLength) ? self.signIn.passwordPolicy.minLength : 8) <= "
+        "(has(self.signIn.passwordPolicy.maxLength) ? self.signIn.passwordPolicy.maxLength : 256)",
+    ),
+    Rule(
         field="tokens.keyRotationInterval",
         message="tokens.keyRotationInterval must be at least 1h (verifiers must fetch the next key "
         "before it signs)",
@@ -231,6 +255,15 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         holds=lambda s: s.access_token_ttl is None or 60 <= seconds_of(s.access_token_ttl) <= 86400,
     ),
 )
+
+
+def _is_network(entry: str) -> bool:
+    # The server refuses to start on an entry it cannot parse (AUTHSERVER_TRUSTED_PROXIES): catch it here.
+    try:
+        ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_name(name: str) -> list[Problem]:
