@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from authserver.bootstrap import ConfigurationError, prepare
@@ -109,6 +110,16 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     from authserver.crypto.client_secrets import generate_client_id
     from authserver.storage.backends import store_for
 
+    jwks = None
+    if args.jwks_file is not None:
+        try:
+            jwks = json.loads(args.jwks_file.read_text())
+        except (OSError, ValueError) as error:
+            print(
+                f"invalid client: cannot read {args.jwks_file} as JSON ({type(error).__name__})",
+                file=sys.stderr,
+            )
+            return 2
     try:
         registration = ClientRegistration(
             name=args.name,
@@ -124,6 +135,9 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             skip_consent=args.skip_consent,
             backchannel_logout_uri=args.backchannel_logout_uri,
             backchannel_logout_session_required=args.backchannel_logout_session_required,
+            jwks=jwks,
+            jwks_uri=args.jwks_uri,
+            token_endpoint_auth_signing_alg=args.token_endpoint_auth_signing_alg,
         )
     except ValidationError as error:
         for problem in error.errors():
@@ -383,8 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--public", action="store_true", help="a public client (no secret)")
     create.add_argument(
         "--token-endpoint-auth-method",
-        choices=["client_secret_basic", "client_secret_post"],
-        help="pin one secret method (default: either)",
+        choices=["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        help="pin one secret method (default: either), or private_key_jwt (no secret; needs --jwks-file or "
+        "--jwks-uri)",
+    )
+    key_source = create.add_mutually_exclusive_group()
+    key_source.add_argument(
+        "--jwks-file", type=Path, help="private_key_jwt: a file holding the client's public JWK Set (JSON)"
+    )
+    key_source.add_argument(
+        "--jwks-uri",
+        help="private_key_jwt: where the client's public JWK Set is fetched (https, or loopback http)",
+    )
+    create.add_argument(
+        "--token-endpoint-auth-signing-alg",
+        choices=["RS256", "PS256", "ES256", "EdDSA"],
+        help="private_key_jwt: the one algorithm the client's assertions must use (default: any its key "
+        "allows)",
     )
     create.add_argument(
         "--pkce-optional",

@@ -186,6 +186,20 @@ class Settings(BaseSettings):
     client_cache_ttl: Duration = Field(
         timedelta(seconds=2), description="How long a worker trusts its cached copy of a client; 0 disables."
     )
+    client_assertion_max_lifetime: Duration = Field(
+        timedelta(hours=1),
+        description="private_key_jwt: how far in the future a client assertion's exp may be (plus 5 s of "
+        "clock leeway); a longer-lived assertion is refused. Authlib signs assertions that live 1 hour.",
+    )
+    client_jwks_timeout: Duration = Field(
+        timedelta(seconds=3),
+        description="private_key_jwt: the whole fetch of a client's jwks_uri; slower is invalid_client.",
+    )
+    client_jwks_cache: Duration = Field(
+        timedelta(minutes=5),
+        description="private_key_jwt: how long a worker keeps a client's fetched jwks_uri key set (an "
+        "unknown kid fetches it again, at most every 5 s).",
+    )
     verified_token_cache: int = Field(
         2048,
         ge=0,

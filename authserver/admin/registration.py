@@ -4,13 +4,15 @@ how a client is shown back (never its secret's hash)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from authserver.crypto.client_jwks import InvalidJwks, algorithms_for, check_public_jwks
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
 from authserver.protocol.client_registration import register_client
 from authserver.protocol.errors import InvalidRequest
@@ -27,6 +29,8 @@ from authyard_values.durations import parse_duration
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
 GrantTypeName = Literal["client_credentials", "authorization_code", "refresh_token"]
 IdTokenAlgorithm = Literal["ES256", "RS256", "EdDSA"]
+# private_key_jwt assertions (crypto.client_jwks.ASSERTION_ALGORITHMS): never none, never HMAC.
+AssertionAlgorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
 _LOOPBACK_HOSTS = {"127.0.0.1", "[::1]", "::1", "localhost"}
 
 
@@ -47,20 +51,30 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
-def check_backchannel_logout_uri(uri: str) -> str:
-    """OpenID Connect Back-Channel Logout 1.0 §2.2: absolute, no fragment, may have a port, path and query;
-    https, or plain http only on loopback (as redirect URIs). No user information: the server would send it
-    as credentials to whoever the URI names."""
+def _check_server_uri(name: str, uri: str) -> str:
+    """A URI the server itself calls: absolute, no fragment, may have a port, path and query; https, or plain
+    http only on loopback (as redirect URIs). No user information: the server would send it as credentials
+    to whoever the URI names."""
     parts = urlsplit(uri)
     if not parts.scheme or parts.fragment or "#" in uri:
-        raise ValueError(f"backchannel_logout_uri {uri!r} must be absolute and have no fragment")
+        raise ValueError(f"{name} {uri!r} must be absolute and have no fragment")
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"backchannel_logout_uri {uri!r} must be an https URL with a host")
+        raise ValueError(f"{name} {uri!r} must be an https URL with a host")
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"backchannel_logout_uri {uri!r} must not contain user information")
+        raise ValueError(f"{name} {uri!r} must not contain user information")
     if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
-        raise ValueError(f"backchannel_logout_uri {uri!r}: plain http is allowed only for loopback addresses")
+        raise ValueError(f"{name} {uri!r}: plain http is allowed only for loopback addresses")
     return uri
+
+
+def check_backchannel_logout_uri(uri: str) -> str:
+    """OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed."""
+    return _check_server_uri("backchannel_logout_uri", uri)
+
+
+def check_jwks_uri(uri: str) -> str:
+    """Where a private_key_jwt client's public keys are fetched (RFC 7591 §2 jwks_uri)."""
+    return _check_server_uri("jwks_uri", uri)
 
 
 def _check_impersonation_proof(redirect_uris: list[str]) -> None:
@@ -113,10 +127,28 @@ class ClientRegistration(BaseModel):
         description="Where the end-session endpoint may send the user after sign-out (OpenID Connect "
         "RP-Initiated Logout 1.0 §3.1), matched exactly; the same rules as redirect_uris.",
     )
-    token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] | None = Field(
+    token_endpoint_auth_method: (
+        Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None
+    ) = Field(
         None,
         description="Pins how the client authenticates (RFC 6749 §2.3). Absent: a confidential client may "
-        "use client_secret_basic or client_secret_post; a public client uses none.",
+        "use client_secret_basic or client_secret_post; a public client uses none. private_key_jwt (RFC 7523 "
+        "§2.2): the client signs a JWT with its private key; it has no secret and needs jwks or jwks_uri.",
+    )
+    jwks: dict[str, Any] | None = Field(
+        None,
+        description="private_key_jwt: the client's public keys, a JWK Set (RSA of 2048 bits or more, EC "
+        "P-256, OKP Ed25519; no private members). Exclusive with jwks_uri.",
+    )
+    jwks_uri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        None,
+        description="private_key_jwt: where the server fetches the client's public JWK Set (https, http only "
+        "on loopback; no redirects followed). Exclusive with jwks.",
+    )
+    token_endpoint_auth_signing_alg: AssertionAlgorithm | None = Field(
+        None,
+        description="private_key_jwt: the one JWS algorithm the client's assertions must use. Absent: any "
+        "of RS256, PS256, ES256, EdDSA that the key allows.",
     )
     require_pkce: bool = Field(
         True,
@@ -173,6 +205,21 @@ class ClientRegistration(BaseModel):
     def _backchannel_logout_uri_is_safe(cls, uri: str | None) -> str | None:
         return check_backchannel_logout_uri(uri) if uri is not None else None
 
+    @field_validator("jwks_uri")
+    @classmethod
+    def _jwks_uri_is_safe(cls, uri: str | None) -> str | None:
+        return check_jwks_uri(uri) if uri is not None else None
+
+    @field_validator("jwks")
+    @classmethod
+    def _jwks_holds_public_keys(cls, jwks: dict[str, Any] | None) -> dict[str, Any] | None:
+        if jwks is None:
+            return None
+        try:
+            return {"keys": list(check_public_jwks(jwks))}
+        except InvalidJwks as error:
+            raise ValueError(f"jwks: {error}") from None
+
     @field_validator("audiences")
     @classmethod
     def _audiences_are_uris(cls, audiences: list[str]) -> list[str]:
@@ -213,8 +260,10 @@ class ClientRegistration(BaseModel):
                 _check_impersonation_proof(self.redirect_uris)
         elif method == "none":
             raise ValueError(
-                "confidential clients must authenticate: use client_secret_basic or client_secret_post"
+                "confidential clients must authenticate: use client_secret_basic, client_secret_post or "
+                "private_key_jwt"
             )
+        self._check_key_registration()
         if "authorization_code" in self.grant_types and not self.redirect_uris:
             raise ValueError("authorization_code needs at least one redirect URI")
         if "refresh_token" in self.grant_types and "authorization_code" not in self.grant_types:
@@ -222,6 +271,26 @@ class ClientRegistration(BaseModel):
         if self.backchannel_logout_session_required and self.backchannel_logout_uri is None:
             raise ValueError("backchannel_logout_session_required needs a backchannel_logout_uri")
         return self
+
+    def _check_key_registration(self) -> None:
+        has_keys = self.jwks is not None or self.jwks_uri is not None
+        if self.token_endpoint_auth_method != TokenEndpointAuthMethod.PRIVATE_KEY_JWT.value:
+            if has_keys or self.token_endpoint_auth_signing_alg is not None:
+                raise ValueError(
+                    "jwks, jwks_uri and token_endpoint_auth_signing_alg need token_endpoint_auth_method "
+                    "private_key_jwt"
+                )
+            return
+        if self.jwks is not None and self.jwks_uri is not None:
+            raise ValueError("give jwks or jwks_uri, not both")
+        if not has_keys:
+            raise ValueError("private_key_jwt needs the client's public keys: jwks or jwks_uri")
+        if self.client_secret is not None or self.secret_grace_period is not None:
+            raise ValueError("a private_key_jwt client has no secret")
+        wanted = self.token_endpoint_auth_signing_alg
+        if wanted is not None and self.jwks is not None:
+            if not any(wanted in algorithms_for(key) for key in self.jwks["keys"]):
+                raise ValueError(f"no key in jwks can verify {wanted}")
 
     @property
     def auth_method(self) -> TokenEndpointAuthMethod | None:
@@ -253,6 +322,11 @@ class ClientRegistration(BaseModel):
             skip_consent=self.skip_consent,
             backchannel_logout_uri=self.backchannel_logout_uri,
             backchannel_logout_session_required=self.backchannel_logout_session_required,
+            jwks=json.dumps(self.jwks, separators=(",", ":"), sort_keys=True)
+            if self.jwks is not None
+            else None,
+            jwks_uri=self.jwks_uri,
+            token_endpoint_auth_signing_alg=self.token_endpoint_auth_signing_alg,
         )
 
     @property
@@ -325,6 +399,9 @@ class ClientView(BaseModel):
     skip_consent: bool = False
     backchannel_logout_uri: str | None = Field(None, description="null: no back-channel logout.")
     backchannel_logout_session_required: bool = False
+    jwks: dict[str, Any] | None = Field(None, description="private_key_jwt: the registered public keys.")
+    jwks_uri: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -352,6 +429,9 @@ class ClientView(BaseModel):
             skip_consent=client.skip_consent,
             backchannel_logout_uri=client.backchannel_logout_uri,
             backchannel_logout_session_required=client.backchannel_logout_session_required,
+            jwks=json.loads(client.jwks) if client.jwks is not None else None,
+            jwks_uri=client.jwks_uri,
+            token_endpoint_auth_signing_alg=client.token_endpoint_auth_signing_alg,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

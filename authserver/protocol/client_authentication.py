@@ -10,6 +10,11 @@ from datetime import UTC, datetime
 from urllib.parse import unquote_plus
 
 from authserver.crypto.client_secrets import secret_matches
+from authserver.protocol.client_assertion import (
+    JWT_BEARER_ASSERTION_TYPE,
+    ClientAssertionVerifier,
+    unverified_client_id,
+)
 from authserver.protocol.errors import InvalidClient, InvalidRequest
 from authserver.protocol.models import Client, TokenEndpointAuthMethod
 from authserver.protocol.params import Params, single
@@ -48,11 +53,23 @@ def _aware(moment: datetime) -> datetime:
 
 
 async def authenticate_client(
-    params: Params, authorization: str | None, lookup: ClientLookup, *, now: datetime | None = None
+    params: Params,
+    authorization: str | None,
+    lookup: ClientLookup,
+    *,
+    assertions: ClientAssertionVerifier | None = None,
+    now: datetime | None = None,
 ) -> Client:
-    """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise."""
+    """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise.
+
+    ``assertions``: how private_key_jwt assertions are checked (None: the method is not offered)."""
     now = now or datetime.now(UTC)
     form_id, form_secret = single(params, "client_id"), single(params, "client_secret")
+    assertion_type, assertion = single(params, "client_assertion_type"), single(params, "client_assertion")
+    if assertion_type is not None or assertion is not None:
+        return await _authenticate_with_assertion(
+            assertion_type, assertion, form_id, form_secret, authorization, lookup, assertions, now
+        )
     secret: str | None
     if authorization:
         if form_secret is not None:
@@ -79,6 +96,8 @@ async def authenticate_client(
         if method is not TokenEndpointAuthMethod.NONE:
             raise InvalidClient("public clients do not authenticate with a secret")
         return client
+    if not client.uses_secret:
+        raise InvalidClient("this client is registered for private_key_jwt: send a client_assertion")
     if method is TokenEndpointAuthMethod.NONE or secret is None:
         raise InvalidClient("this client must authenticate with its secret")
     # Either secret method unless the registration pins one; one method per request (checked above).
@@ -87,4 +106,38 @@ async def authenticate_client(
         raise InvalidClient(f"this client is registered for {pinned.value}")
     if not _secret_is_valid(client, secret, now):
         raise InvalidClient()
+    return client
+
+
+async def _authenticate_with_assertion(
+    assertion_type: str | None,
+    assertion: str | None,
+    form_id: str | None,
+    form_secret: str | None,
+    authorization: str | None,
+    lookup: ClientLookup,
+    assertions: ClientAssertionVerifier | None,
+    now: datetime,
+) -> Client:
+    """private_key_jwt (RFC 7523 §2.2, OIDC Core §9); one method per request (RFC 6749 §2.3)."""
+    if assertion_type != JWT_BEARER_ASSERTION_TYPE:
+        raise InvalidClient(f"client_assertion_type must be {JWT_BEARER_ASSERTION_TYPE}")
+    if not assertion:
+        raise InvalidClient("client_assertion is required with client_assertion_type")
+    if authorization or form_secret is not None:
+        raise InvalidClient("use one client authentication method, not a client_assertion and a secret both")
+    if assertions is None:
+        raise InvalidClient("private_key_jwt is not offered at this endpoint")
+    client_id = unverified_client_id(assertion)
+    # RFC 7523 §3 item 2 with §2.2: a client_id sent beside the assertion must name the same client.
+    if form_id is not None and form_id != client_id:
+        raise InvalidClient("client_id does not match the client_assertion's sub")
+    if len(client_id) > _MAX_CREDENTIAL_LENGTH:
+        raise InvalidClient()
+    client = await lookup(client_id)
+    if client is None:
+        raise InvalidClient()
+    if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+        raise InvalidClient("this client is not registered for private_key_jwt")
+    await assertions.verify(client, assertion, now)
     return client

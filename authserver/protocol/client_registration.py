@@ -41,7 +41,9 @@ def registration_change(
         ),
     )
     generated = None
-    if desired.is_public:
+    if not desired.uses_secret:
+        # A public client, or one that authenticates with private_key_jwt: no secret is kept (a secret
+        # client switched to private_key_jwt loses its secret at once).
         wanted = replace(wanted, client=_without_secrets(wanted.client))
     elif secret and not secret_matches(secret, stored.secret_hash):
         wanted = with_new_secret(wanted, secret, grace, now)
@@ -57,7 +59,7 @@ def registration_change(
 def _created(desired: Client, secret: str | None, now: datetime) -> RegistrationChange:
     client = _without_secrets(desired)
     generated = None
-    if not client.is_public:
+    if client.uses_secret:
         if not secret:
             secret = generated = generate_client_secret()
         client = replace(client, secret_hash=hash_secret(secret))

@@ -47,6 +47,8 @@ def rotate_secret(
     retry after a lost response does not push the previous secret out of its grace period."""
     if registered.client.is_public:
         raise InvalidRequest("public clients have no secret to rotate")
+    if not registered.client.uses_secret:
+        raise InvalidRequest("this client authenticates with private_key_jwt: it has no secret to rotate")
     if secret and secret_matches(secret, registered.client.secret_hash):
         return RegistrationChange(registered)
     new_secret = secret or generate_client_secret()

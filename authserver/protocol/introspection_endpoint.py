@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.protocol.client_assertion import ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup, authenticate_client
 from authserver.protocol.errors import InvalidClient, InvalidRequest
 from authserver.protocol.params import Params, check_no_duplicates, single
@@ -11,13 +12,19 @@ from authserver.protocol.token_inspection import TokenInspector
 
 
 class IntrospectionEndpoint:
-    def __init__(self, inspector: TokenInspector, lookup: ClientLookup) -> None:
+    def __init__(
+        self,
+        inspector: TokenInspector,
+        lookup: ClientLookup,
+        assertions: ClientAssertionVerifier | None = None,
+    ) -> None:
         self.inspector = inspector
         self.lookup = lookup
+        self.assertions = assertions
 
     async def handle(self, params: Params, authorization: str | None) -> dict[str, Any]:
         check_no_duplicates(params)
-        client = await authenticate_client(params, authorization, self.lookup)
+        client = await authenticate_client(params, authorization, self.lookup, assertions=self.assertions)
         # RFC 7662 §2.1 and §4: the caller must authenticate, or anyone could scan for live tokens; a public
         # client has nothing to authenticate with.
         if client.is_public:

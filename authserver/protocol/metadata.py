@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS
 from authserver.protocol.authorization import PROMPT_VALUES
 from authserver.protocol.claims import USER_CLAIMS
 
@@ -25,7 +26,10 @@ def endpoints(issuer: str) -> dict[str, str]:
 def authorization_server_metadata(
     issuer: str, grant_types: list[str], scopes: list[str], signing_algorithms: list[str]
 ) -> dict[str, Any]:
-    auth_methods = ["client_secret_basic", "client_secret_post", "none"]
+    # private_key_jwt: RFC 7523 §2.2 / OIDC Core §9. client_secret_jwt is not offered: it needs the secret in
+    # plaintext to check the HMAC, and this server keeps only its hash.
+    auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+    assertion_algorithms = list(ASSERTION_ALGORITHMS)
     return {
         "issuer": issuer,
         **endpoints(issuer),
@@ -35,7 +39,15 @@ def authorization_server_metadata(
         "grant_types_supported": grant_types,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
+        # RFC 8414 §2: the JWS algorithms private_key_jwt assertions may use at each endpoint.
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "service_documentation": "https://github.com/authyard/authyard",

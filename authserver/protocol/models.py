@@ -25,6 +25,8 @@ class TokenEndpointAuthMethod(StrEnum):
     CLIENT_SECRET_BASIC = "client_secret_basic"  # noqa: S105
     CLIENT_SECRET_POST = "client_secret_post"  # noqa: S105
     NONE = "none"
+    # RFC 7523 §2.2, OIDC Core §9: a JWT signed with a key the client registered; such a client has no secret.
+    PRIVATE_KEY_JWT = "private_key_jwt"
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,23 @@ class Client:
     backchannel_logout_session_required: bool = False
     # RP-Initiated Logout 1.0 §3.1: where the end-session endpoint may redirect after sign-out (exactly).
     post_logout_redirect_uris: tuple[str, ...] = ()
+    # private_key_jwt: the client's public keys, a JWK Set as JSON text or where to fetch it (one of them),
+    # and the one algorithm its assertions must use (None: any the keys allow).
+    jwks: str | None = None
+    jwks_uri: str | None = None
+    token_endpoint_auth_signing_alg: str | None = None
 
     @property
     def is_public(self) -> bool:
         return self.client_type is ClientType.PUBLIC
+
+    @property
+    def uses_secret(self) -> bool:
+        """A confidential client authenticating with a secret (not with a signed assertion)."""
+        return (
+            not self.is_public
+            and self.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT
+        )
 
 
 @dataclass(frozen=True)

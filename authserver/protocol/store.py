@@ -80,6 +80,12 @@ class Store(Protocol):
 
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None: ...
 
+    # private_key_jwt (RFC 7523 §3 item 7): each client assertion's jti is accepted once, everywhere.
+    async def spend_client_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
+        """Record ``key`` (a hash of client and jti) until ``expires_at``, in one atomic write: True the
+        first time, False if it is already recorded and not expired at ``now`` (a replay)."""
+        ...
+
     # Remembered consent (OIDC Core §3.1.2.4): one grant per user, client and scope.
     async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
         """The scopes ``user_id`` has allowed ``client_id`` (empty when none)."""

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from authserver.protocol.client_assertion import ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup, authenticate_client
 from authserver.protocol.errors import UnauthorizedClient, UnsupportedGrantType
 from authserver.protocol.grants.base import Grant
@@ -21,9 +22,12 @@ class TokenResult:
 
 
 class TokenEndpoint:
-    def __init__(self, grants: list[Grant], lookup: ClientLookup) -> None:
+    def __init__(
+        self, grants: list[Grant], lookup: ClientLookup, assertions: ClientAssertionVerifier | None = None
+    ) -> None:
         self.grants = {grant.grant_type.value: grant for grant in grants}
         self.lookup = lookup
+        self.assertions = assertions
 
     @property
     def grant_types(self) -> list[str]:
@@ -38,7 +42,7 @@ class TokenEndpoint:
         grant = self.grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
-        client = await authenticate_client(params, authorization, self.lookup)
+        client = await authenticate_client(params, authorization, self.lookup, assertions=self.assertions)
         if admit is not None:
             admit(client)
         if grant_type not in client.grant_types:

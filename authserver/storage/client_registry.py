@@ -63,6 +63,9 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "skip_consent": client.skip_consent,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "jwks": client.jwks,
+        "jwks_uri": client.jwks_uri,
+        "token_endpoint_auth_signing_alg": client.token_endpoint_auth_signing_alg,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -55,6 +55,9 @@ def client_from_row(row: Any) -> Client:
         skip_consent=bool(row.skip_consent),
         backchannel_logout_uri=row.backchannel_logout_uri,
         backchannel_logout_session_required=bool(row.backchannel_logout_session_required),
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
+        token_endpoint_auth_signing_alg=row.token_endpoint_auth_signing_alg,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 

@@ -41,6 +41,7 @@ from authserver.storage.tables import (
     refresh_families,
     revoked,
     revoked_grants,
+    used_client_assertions,
     users,
 )
 from authserver.storage.user_directory import SqlUserDirectory
@@ -172,6 +173,21 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
+    async def spend_client_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
+        statement = self._insert(used_client_assertions).values(key=key, expires_at=expires_at)
+        # One statement, atomic on both databases: a row that expired but is not yet purged is taken over,
+        # a live one is a replay (nothing written, no row counted).
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"],
+            set_={"expires_at": statement.excluded.expires_at},
+            where=used_client_assertions.c.expires_at <= now,
+        )
+        try:
+            async with self._autocommit.begin() as connection:
+                return bool((await connection.execute(statement)).rowcount == 1)
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
     async def revoked_since(self, since: datetime) -> RevokedSince:
         now = datetime.now(UTC)
         # One round trip for both kinds: kind 0 is a jti, kind 1 a grant id.
@@ -262,6 +278,9 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
                 await connection.execute(delete(revoked).where(revoked.c.expires_at < now))
                 await connection.execute(delete(revoked_grants).where(revoked_grants.c.expires_at < now))
                 await connection.execute(delete(login_failures).where(login_failures.c.expires_at < now))
+                await connection.execute(
+                    delete(used_client_assertions).where(used_client_assertions.c.expires_at < now)
+                )
                 await connection.execute(
                     delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
                 )

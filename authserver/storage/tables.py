@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Table, text
+from sqlalchemy import JSON, Column, DateTime, Table, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,10 @@ class ClientRow(SQLModel, table=True):
     skip_consent: bool = False
     backchannel_logout_uri: str | None = Field(default=None, max_length=2048)  # NULL: no back-channel logout
     backchannel_logout_session_required: bool = False
+    # private_key_jwt (RFC 7523 §2.2): the public JWK Set as JSON text, or where to fetch it; NULL: neither.
+    jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    jwks_uri: str | None = Field(default=None, max_length=2048)
+    token_endpoint_auth_signing_alg: str | None = Field(default=None, max_length=16)  # NULL: any allowed
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -77,6 +81,16 @@ class LoginFailureRow(SQLModel, table=True):
     failures: int
     last_failure_at: datetime = Field(sa_column=_timestamp())
     expires_at: datetime = Field(sa_column=_timestamp(index=True))  # the count starts over after this
+
+
+class UsedClientAssertionRow(SQLModel, table=True):
+    """A spent private_key_jwt assertion (RFC 7523 §3 item 7), by a hash of its client and jti: inserted
+    once per authentication, a conflict being a replay; the purge deletes it once the assertion expired."""
+
+    __tablename__ = "used_client_assertions"
+
+    key: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_column=_timestamp(index=True))
 
 
 class AuthorizationCodeRow(SQLModel, table=True):
@@ -208,5 +222,6 @@ revoked = _table(RevokedAccessTokenRow)
 revoked_grants = _table(RevokedGrantRow)
 consents = _table(ConsentRow)
 login_failures = _table(LoginFailureRow)
+used_client_assertions = _table(UsedClientAssertionRow)
 sessions = _table(SessionRow)
 session_clients = _table(SessionClientRow)

@@ -19,6 +19,7 @@ from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
 from authserver.observability import metrics
 from authserver.protocol.authorization_flow import AuthorizationFlow
+from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.grant_revocation import GrantRevoker
@@ -28,6 +29,7 @@ from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
 from authserver.protocol.login_throttle import LoginThrottle
+from authserver.protocol.metadata import endpoints
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.session_end import SessionEndListener
@@ -45,6 +47,7 @@ from authserver.storage.postgres.direct_pool import DirectPool, split_pool_budge
 from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
 from authserver.web.backchannel_delivery import BackchannelLogout
+from authserver.web.client_jwks import ClientKeySource
 
 log = logging.getLogger(__name__)
 # Revocations written by another replica with a clock slightly behind ours are still picked up.
@@ -76,6 +79,7 @@ class Services:
     ip_limiter: RateLimiter
     clients: ClientCache
     backchannel_logout: BackchannelLogout
+    client_keys: ClientKeySource
     sessions: Sessions
     # Who hears of each sign-in session's end (``protocol.session_end``): the list ``sessions`` announces to.
     session_end_listeners: list[SessionEndListener]
@@ -109,6 +113,7 @@ class Services:
         # First, while the database is still there for their client lookups: pending back-channel logout
         # deliveries get a bounded time (after uvicorn's graceful shutdown, within the pod's grace period).
         await self.backchannel_logout.close()
+        await self.client_keys.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -245,6 +250,24 @@ def backchannel_logout_for(
     )
 
 
+def client_assertions(
+    settings: Settings, keys: ClientKeySource, store: SqliteStore | PostgresStore
+) -> ClientAssertionVerifier:
+    """private_key_jwt as the settings configure it. RFC 7523 §3 item 3: the audience is this server, named
+    by its issuer or the URL of an endpoint that authenticates clients (OIDC Core §9: the token endpoint)."""
+    urls = endpoints(settings.issuer)
+    audiences = {
+        settings.issuer,
+        urls["token_endpoint"],
+        urls["introspection_endpoint"],
+        urls["revocation_endpoint"],
+    }
+    policy = AssertionPolicy(
+        audiences=frozenset(audiences), max_lifetime=settings.client_assertion_max_lifetime
+    )
+    return ClientAssertionVerifier(policy, keys, store.spend_client_assertion)
+
+
 def build_services(settings: Settings, session_secret: bytes) -> Services:
     passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
     engine, direct = _database(settings)
@@ -254,6 +277,11 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     revocations = RevocationList()
     grant_revoker = GrantRevoker(store, minter, revocations)
     clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
+    client_keys = ClientKeySource(
+        timeout=settings.client_jwks_timeout.total_seconds(),
+        cache_seconds=settings.client_jwks_cache.total_seconds(),
+    )
+    assertions = client_assertions(settings, client_keys, store)
     backchannel_logout = backchannel_logout_for(settings, clients.get, minter)
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)
@@ -282,10 +310,10 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         registry=store,
         keys=keys,
         minter=minter,
-        token_endpoint=TokenEndpoint(grants, clients.get),
+        token_endpoint=TokenEndpoint(grants, clients.get, assertions),
         inspector=inspector,
-        introspection_endpoint=IntrospectionEndpoint(inspector, clients.get),
-        revocation_endpoint=RevocationEndpoint(inspector, clients.get),
+        introspection_endpoint=IntrospectionEndpoint(inspector, clients.get, assertions),
+        revocation_endpoint=RevocationEndpoint(inspector, clients.get, assertions),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(
             store, CodeIssuer(minter.policy, store), LoginThrottle(store, settings.throttle_policy), sessions
@@ -299,6 +327,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
         clients=clients,
         backchannel_logout=backchannel_logout,
+        client_keys=client_keys,
         sessions=sessions,
         session_end_listeners=session_end_listeners,
         direct=direct,

@@ -197,6 +197,43 @@ def test_a_backchannel_logout_uri_is_registered_or_refused_clearly(tmp_path: Pat
     assert alone.returncode == 2 and "needs a backchannel_logout_uri" in alone.stderr
 
 
+def test_a_private_key_jwt_client_is_registered_from_a_jwks_file_or_uri(tmp_path: Path) -> None:
+    from tests.support.client_assertions import ec_key, public_jwk
+
+    svc = ("clients", "create", "--name", "Signer", "--grant-type", "client_credentials")
+    svc += ("--token-endpoint-auth-method", "private_key_jwt")
+    key = public_jwk(ec_key(), "k1")
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps({"keys": [key]}))
+    created = _run(
+        tmp_path, *svc, "--jwks-file", str(jwks_file), "--token-endpoint-auth-signing-alg", "ES256"
+    )
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert (
+        client["jwks"] == {"keys": [key]} and client["has_secret"] is False and "client_secret" not in client
+    )
+    assert client["token_endpoint_auth_signing_alg"] == "ES256"
+    by_uri = _run(tmp_path, *svc, "--jwks-uri", "https://svc.example.com/jwks.json")
+    assert (
+        by_uri.returncode == 0
+        and json.loads(by_uri.stdout)["jwks_uri"] == "https://svc.example.com/jwks.json"
+    )
+
+    jwks_file.write_text(json.dumps({"keys": [{**key, "d": "c2VjcmV0"}]}))
+    private = _run(tmp_path, *svc, "--jwks-file", str(jwks_file))
+    assert (
+        private.returncode == 2
+        and "private members (d)" in private.stderr
+        and "c2VjcmV0" not in private.stderr
+    )
+    jwks_file.write_text("{not json")
+    garbage = _run(tmp_path, *svc, "--jwks-file", str(jwks_file))
+    assert garbage.returncode == 2 and "Traceback" not in garbage.stderr and "as JSON" in garbage.stderr
+    neither = _run(tmp_path, *svc)
+    assert neither.returncode == 2 and "jwks or jwks_uri" in neither.stderr
+
+
 def test_a_users_remembered_consents_are_listed_and_revoked_from_the_command_line(tmp_path: Path) -> None:
     import asyncio
     from datetime import UTC, datetime

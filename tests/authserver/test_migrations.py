@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0011"
+    assert version == "0012"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -174,6 +174,50 @@ async def test_the_backchannel_logout_migration_upgrades_and_downgrades(
                 " WHERE client_id = 'old'"
             )
         assert not columns & await to("0010", downgrade=True)
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
+            assert kept.scalars().all() == ["old"]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_private_key_jwt_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0012 adds the clients' jwks, jwks_uri and assertion algorithm (NULL for the clients registered before
+    it, which keep their secrets) and the spent-assertion table; its downgrade drops them and keeps the
+    clients."""
+    engine = create_engine(_fresh(settings, request, "private_key_jwt_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        return await _migrate(engine, revision, downgrade=downgrade)
+
+    columns = {"jwks", "jwks_uri", "token_endpoint_auth_signing_alg"}
+    try:
+        before = await to("0011")
+        assert not columns & before["clients"] and "used_client_assertions" not in before
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+                " redirect_uris, secret_hash, created_at, updated_at) VALUES ('old', 'old', 'confidential',"
+                " '[]', '[]', '[]', '[]', 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        after = await to("0012")
+        assert columns <= after["clients"] and after["used_client_assertions"] == {"key", "expires_at"}
+        async with engine.begin() as connection:
+            old = await connection.exec_driver_sql(
+                "SELECT jwks, jwks_uri, token_endpoint_auth_signing_alg, secret_hash FROM clients"
+                " WHERE client_id = 'old'"
+            )
+            assert old.one() == (None, None, None, "hash")
+            await connection.exec_driver_sql(
+                "INSERT INTO used_client_assertions (key, expires_at) VALUES ('k', CURRENT_TIMESTAMP)"
+            )
+            await connection.exec_driver_sql(
+                "UPDATE clients SET jwks_uri = 'https://svc.example.com/jwks' WHERE client_id = 'old'"
+            )
+        downgraded = await to("0011", downgrade=True)
+        assert not columns & downgraded["clients"] and "used_client_assertions" not in downgraded
         async with engine.connect() as connection:
             kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
             assert kept.scalars().all() == ["old"]

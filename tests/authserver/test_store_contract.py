@@ -27,6 +27,7 @@ from authserver.protocol.models import (
     RedemptionOutcome,
     RegisteredClient,
     SignInSession,
+    TokenEndpointAuthMethod,
     User,
 )
 from authserver.protocol.session_end import EndedSession, EndReason
@@ -658,3 +659,45 @@ async def test_the_sweep_ends_expired_and_idle_sessions_and_revokes_their_famili
     swept = await store.end_expired_sessions(now, timedelta(minutes=30), TTL)
     assert [e.session_id for e in swept] == [idle]
     assert [s.session_id for s in await store.list_sessions(user.user_id)] == [live]
+
+
+async def test_a_client_assertion_is_spent_once_until_it_expires(store: Store) -> None:
+    """RFC 7523 §3 item 7: the first spend of a jti wins, a second one (any worker) is a replay; once its
+    assertion expired the key may be spent again (the purge may not have run yet)."""
+    key, other = uuid.uuid4().hex * 2, uuid.uuid4().hex * 2
+    now = datetime.now(UTC).replace(microsecond=0)
+    expires = now + timedelta(minutes=5)
+    assert await store.spend_client_assertion(key, expires, now) is True
+    assert await store.spend_client_assertion(key, expires, now + timedelta(minutes=4)) is False
+    assert await store.spend_client_assertion(other, expires, now) is True
+    assert await store.spend_client_assertion(key, expires + timedelta(minutes=5), expires) is True
+    assert await store.spend_client_assertion(key, expires, expires - timedelta(seconds=1)) is False
+
+
+async def test_the_registry_keeps_a_private_key_jwt_clients_keys_and_no_secret(
+    store: Store, registry: ClientRegistry
+) -> None:
+    """A private_key_jwt client (RFC 7523 §2.2) is stored with its JWK Set or jwks_uri and its algorithm, and
+    without any secret: none generated on creation, and a secret client switched to it loses its secret."""
+    client_id = _client_id()
+    x = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"  # RFC 8037 §A.2's public key
+    jwks = f'{{"keys":[{{"crv":"Ed25519","kid":"k1","kty":"OKP","x":"{x}"}}]}}'
+    method = TokenEndpointAuthMethod.PRIVATE_KEY_JWT
+    desired = _desired(
+        client_id, token_endpoint_auth_method=method, jwks=jwks, token_endpoint_auth_signing_alg="EdDSA"
+    )
+    created = await register_client(registry, desired, None, None)
+    assert created.generated_secret is None
+    stored = await store.get_client(client_id)
+    assert stored is not None and stored.secret_hash is None
+    assert (stored.jwks, stored.jwks_uri, stored.token_endpoint_auth_signing_alg) == (jwks, None, "EdDSA")
+    uri = "https://svc.example.com/.well-known/jwks.json"
+    await register_client(registry, replace(desired, jwks=None, jwks_uri=uri), None, None)
+    stored = await store.get_client(client_id)
+    assert stored is not None and (stored.jwks, stored.jwks_uri) == (None, uri)
+
+    secret_client = _client_id()
+    await register_client(registry, _desired(secret_client), "s" * 43, None)
+    await register_client(registry, replace(desired, client_id=secret_client), None, None)
+    switched = await store.get_client(secret_client)
+    assert switched is not None and switched.secret_hash is None and switched.jwks == jwks

@@ -71,6 +71,7 @@ class MemoryStore:
         self.consents: dict[tuple[str, str, str], datetime] = {}  # (user, client, scope) -> granted at
         self.failures: dict[str, LoginFailures] = {}  # the login throttle's counters, by key
         self.sessions: dict[str, SignInSession] = {}  # client_ids kept in first-signed-into order
+        self.used_client_assertions: dict[str, datetime] = {}  # spent assertions: key -> expires at
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -181,6 +182,13 @@ class MemoryStore:
 
     async def revoke_access_token(self, jti: str, expires_at: datetime) -> None:
         self.revoked_access_tokens.setdefault(jti, _Revocation(expires_at, datetime.now(UTC)))
+
+    async def spend_client_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
+        current = self.used_client_assertions.get(key)
+        if current is not None and current > now:
+            return False
+        self.used_client_assertions[key] = expires_at
+        return True
 
     async def revoked_since(self, since: datetime) -> RevokedSince:
         now = datetime.now(UTC)

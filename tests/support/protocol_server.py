@@ -7,10 +7,11 @@ the protocol's bodies and exceptions (the ``OAuthError`` a client would see as i
 from __future__ import annotations
 
 import functools
+import json
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,6 +22,11 @@ from authserver.crypto.keyset_document import new_document
 from authserver.crypto.passwords import hash_password
 from authserver.protocol.authorization import AuthorizationRequest, validate_authorization_request
 from authserver.protocol.authorization_flow import AuthorizationFlow, LoginSession, ReturnToClient
+from authserver.protocol.client_assertion import (
+    AssertionPolicy,
+    ClientAssertionVerifier,
+    ClientKeysUnavailable,
+)
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
@@ -38,6 +44,7 @@ from tests.support.memory_store import MemoryStore
 from tests.support.oauth import PASSWORD, basic, pkce_pair, query_of
 
 ISSUER = "https://auth.example.com"
+TOKEN_ENDPOINT = f"{ISSUER}/token"
 API = "https://api.example.com"
 REDIRECT = "https://app.example.com/callback"
 
@@ -96,6 +103,16 @@ class ProtocolServer:
         lookup = self.store.get_client
         self.revocations = RevocationList()
         self.grants = GrantRevoker(self.store, self.minter, self.revocations)
+        # private_key_jwt: what a client's jwks_uri serves (by client_id; an exception: it cannot be had),
+        # what it will serve once fetched again, and each fetch's refresh flag.
+        self.served_keys: dict[str, list[dict[str, Any]] | ClientKeysUnavailable] = {}
+        self.key_fetches: list[bool] = []
+        self._fetched_keys: dict[str, list[dict[str, Any]]] = {}
+        self.assertions = ClientAssertionVerifier(
+            AssertionPolicy(audiences={ISSUER, TOKEN_ENDPOINT}),
+            self._client_keys,
+            self.store.spend_client_assertion,
+        )
         self.token_endpoint = TokenEndpoint(
             [
                 ClientCredentialsGrant(self.minter),
@@ -103,13 +120,30 @@ class ProtocolServer:
                 RefreshTokenGrant(self.minter, self.store, self.grants),
             ],
             lookup,
+            self.assertions,
         )
         self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
-        self.introspection = IntrospectionEndpoint(self.inspector, lookup)
-        self.revocation = RevocationEndpoint(self.inspector, lookup)
+        self.introspection = IntrospectionEndpoint(self.inspector, lookup, self.assertions)
+        self.revocation = RevocationEndpoint(self.inspector, lookup, self.assertions)
         self.userinfo = UserinfoEndpoint(self.inspector, self.store)
         self.codes = CodeIssuer(self.policy, self.store)
         self.flow = AuthorizationFlow(self.store, self.codes)
+
+    async def _client_keys(self, client: Client, refresh: bool) -> Sequence[Mapping[str, Any]]:
+        """The ``ClientKeys`` port as ``web.client_jwks`` serves it: inline keys, or a jwks_uri's set
+        fetched once and again only when a refresh is asked (``key_fetches`` records each fetch's flag)."""
+        if client.jwks is not None:
+            return list(json.loads(client.jwks)["keys"])
+        if not refresh and client.client_id in self._fetched_keys:
+            return self._fetched_keys[client.client_id]
+        self.key_fetches.append(refresh)
+        served = self.served_keys.get(
+            client.client_id, ClientKeysUnavailable("its jwks_uri answered HTTP 404")
+        )
+        if isinstance(served, ClientKeysUnavailable):
+            raise served
+        self._fetched_keys[client.client_id] = list(served)
+        return self._fetched_keys[client.client_id]
 
     # Registrations
     def confidential_client(self, **fields: Any) -> RegisteredForTest:

@@ -36,6 +36,14 @@ def _form_body(properties: dict[str, Any], required_fields: list[str]) -> dict[s
 
 
 _STRING = {"type": "string"}
+# private_key_jwt (RFC 7523 §2.2): instead of a secret, a JWT the client signed.
+_CLIENT_ASSERTION = {
+    "client_assertion_type": {
+        "type": "string",
+        "enum": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"],
+    },
+    "client_assertion": {**_STRING, "maxLength": 8192},
+}
 _TOKEN_FORM = _form_body(
     {
         "grant_type": {
@@ -50,11 +58,19 @@ _TOKEN_FORM = _form_body(
         "refresh_token": _STRING,
         "client_id": _STRING,
         "client_secret": _STRING,
+        **_CLIENT_ASSERTION,
     },
     ["grant_type"],
 )
 _TOKEN_FORM_WITH_HINT = _form_body(
-    {"token": _STRING, "token_type_hint": _STRING, "client_id": _STRING, "client_secret": _STRING}, ["token"]
+    {
+        "token": _STRING,
+        "token_type_hint": _STRING,
+        "client_id": _STRING,
+        "client_secret": _STRING,
+        **_CLIENT_ASSERTION,
+    },
+    ["token"],
 )
 
 

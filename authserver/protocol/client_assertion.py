@@ -1,0 +1,184 @@
+"""private_key_jwt: a client authenticates with a JWT it signed (RFC 7523 §2.2 and §3, OIDC Core §9).
+
+The assertion's keys come through a port (``ClientKeys``: inline ``jwks`` or a fetched ``jwks_uri``, the
+fetching done outside this layer); its ``jti`` is spent through the store, once across every worker and
+replica. Every refusal is ``invalid_client`` with a description meant for the client's developer: it names
+the rule broken, never a key or a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from jwt.exceptions import InvalidSubjectError
+
+from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS, algorithms_for
+from authserver.protocol.errors import InvalidClient
+from authserver.protocol.models import Client
+from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
+
+# RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
+JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_BYTES = 8192
+# Authlib (and most client libraries) sign assertions that live one hour.
+DEFAULT_MAX_LIFETIME = timedelta(hours=1)
+_MAX_JTI_LENGTH = 255
+
+
+class ClientKeysUnavailable(Exception):
+    """The client's keys cannot be had (its jwks_uri hangs, fails or serves garbage); ``description`` says
+    what went wrong without echoing what was served."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+# The client's public JWKs; ``refresh``: a kid was not found, look again (the fetcher may decline if it
+# looked very recently). Raises ClientKeysUnavailable.
+ClientKeys = Callable[[Client, bool], Awaitable[Sequence[Mapping[str, Any]]]]
+# Spend an assertion's jti: True the first time ``key`` is seen before ``expires_at``, False on a replay.
+SpendAssertion = Callable[[str, datetime, datetime], Awaitable[bool]]
+
+
+def unverified_client_id(assertion: str) -> str:
+    """The ``sub`` the assertion names (its client, RFC 7523 §3 item 2), read before its signature can be
+    checked: it only says which client's keys to check it with."""
+    _check_size(assertion)
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise InvalidClient("client_assertion is not a well-formed JWT") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise InvalidClient("client_assertion must have a sub claim naming the client_id (RFC 7523 §3)")
+    return subject
+
+
+def _check_size(assertion: str) -> None:
+    if len(assertion) > MAX_ASSERTION_BYTES:
+        raise InvalidClient(f"client_assertion is longer than {MAX_ASSERTION_BYTES} bytes")
+
+
+def assertion_key(client_id: str, jti: str) -> str:
+    """What the store keeps of a spent assertion: a hash of its client and jti (jti is unique per issuer)."""
+    return hashlib.sha256(f"{client_id}\x00{jti}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AssertionPolicy:
+    # RFC 7523 §3 item 3: the server's own identity; this server accepts its issuer and the URL of its token
+    # endpoint (OIDC Core §9 names it) and those of the other endpoints that authenticate clients.
+    audiences: Collection[str]
+    max_lifetime: timedelta = DEFAULT_MAX_LIFETIME
+    leeway_seconds: int = CLOCK_LEEWAY_SECONDS
+
+
+class ClientAssertionVerifier:
+    def __init__(self, policy: AssertionPolicy, keys: ClientKeys, spend: SpendAssertion) -> None:
+        self.policy = policy
+        self.keys = keys
+        self.spend = spend
+
+    async def verify(self, client: Client, assertion: str, now: datetime | None = None) -> None:
+        """Raise InvalidClient unless ``assertion`` proves ``client`` (RFC 7523 §3, OIDC Core §9)."""
+        _check_size(assertion)
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise InvalidClient("client_assertion is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        allowed: tuple[str, ...] = ASSERTION_ALGORITHMS
+        if client.token_endpoint_auth_signing_alg is not None:
+            allowed = (client.token_endpoint_auth_signing_alg,)
+        if not isinstance(algorithm, str) or algorithm not in allowed:
+            raise InvalidClient(f"client_assertion must be signed with {' or '.join(allowed)}")
+        key = await self._key(client, algorithm, header.get("kid"))
+        claims = self._decode(client, assertion, algorithm, key)
+        now = now or datetime.now(UTC)
+        expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        longest = self.policy.max_lifetime + timedelta(seconds=self.policy.leeway_seconds)
+        if expires_at - now > longest:
+            raise InvalidClient(
+                f"client_assertion exp is more than {int(self.policy.max_lifetime.total_seconds())} s away"
+            )
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti or len(jti) > _MAX_JTI_LENGTH:
+            raise InvalidClient("client_assertion jti must be a non-empty string")
+        # RFC 7523 §3 item 7: a jti is accepted once; kept until the assertion could no longer be accepted.
+        keep_until = expires_at + timedelta(seconds=self.policy.leeway_seconds)
+        if not await self.spend(assertion_key(client.client_id, jti), keep_until, now):
+            raise InvalidClient("client_assertion was already used (its jti is spent)")
+
+    async def _key(self, client: Client, algorithm: str, kid: object) -> jwt.PyJWK:
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidClient("client_assertion kid must be a string")
+        try:
+            keys = await self.keys(client, False)
+            found = _pick(keys, algorithm, kid)
+            if found is None and kid is not None:
+                # An unknown kid may be a key the client just added (a signing-key rotation): look again.
+                keys = await self.keys(client, True)
+                found = _pick(keys, algorithm, kid)
+        except ClientKeysUnavailable as error:
+            raise InvalidClient(f"the client's keys are unavailable: {error.description}") from None
+        if found is None:
+            if kid is not None:
+                raise InvalidClient(f"no registered key of this client has kid {kid[:64]!r} for {algorithm}")
+            raise InvalidClient(f"no registered key of this client fits {algorithm}")
+        try:
+            return jwt.PyJWK(dict(found), algorithm=algorithm)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            raise InvalidClient(f"the registered key for {algorithm} cannot be used") from None
+
+    def _decode(self, client: Client, assertion: str, algorithm: str, key: jwt.PyJWK) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                assertion,
+                key,
+                algorithms=[algorithm],
+                audience=list(self.policy.audiences),
+                issuer=client.client_id,
+                subject=client.client_id,
+                leeway=self.policy.leeway_seconds,
+                options={"require": ["iss", "sub", "aud", "exp", "jti"]},
+            )
+        except jwt.MissingRequiredClaimError as error:
+            raise InvalidClient(f"client_assertion lacks the {error.claim} claim (RFC 7523 §3)") from None
+        except jwt.ExpiredSignatureError:
+            raise InvalidClient("client_assertion has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidClient("client_assertion is not valid yet (nbf or iat in the future)") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidClient(
+                "client_assertion aud must contain this server's token endpoint URL or its issuer"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise InvalidClient("client_assertion iss must be the client_id (RFC 7523 §3)") from None
+        except InvalidSubjectError:
+            raise InvalidClient("client_assertion sub must be the client_id (RFC 7523 §3)") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidClient("client_assertion signature does not verify with the client's key") from None
+        except jwt.PyJWTError:
+            raise InvalidClient("client_assertion is not a valid JWT") from None
+        if not isinstance(claims["exp"], int | float):
+            raise InvalidClient("client_assertion exp must be a number")
+        return claims
+
+
+def _pick(keys: Sequence[Mapping[str, Any]], algorithm: str, kid: str | None) -> Mapping[str, Any] | None:
+    """The key with ``kid``, or without a kid the one key whose type fits ``algorithm`` (several: the
+    client must say which). A key whose type (or its own ``alg``) does not allow ``algorithm`` never fits."""
+    fitting = [
+        key for key in keys if algorithm in algorithms_for(key) and key.get("alg", algorithm) == algorithm
+    ]
+    if kid is not None:
+        return next((key for key in fitting if key.get("kid") == kid), None)
+    if len(fitting) > 1:
+        raise InvalidClient(f"several registered keys fit {algorithm}: send kid in the header")
+    return fitting[0] if fitting else None

@@ -1,0 +1,67 @@
+"""A client's jwks_uri for private_key_jwt tests: a small HTTP server on loopback, in a thread, serving one
+JWK Set per path that a test may change (a client's key rotation), garbage, or nothing at all (it hangs)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+GARBAGE = b"<html>not a key set</html>"
+
+
+@dataclass
+class JwksServer:
+    port: int = 0
+    # path -> the JWK Set served there, or a script: "garbage", "hang" (no answer), "redirect" (302)
+    documents: dict[str, Any] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)  # path -> GETs served
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def uri(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@contextlib.contextmanager
+def serving_jwks() -> Iterator[JwksServer]:
+    state = JwksServer()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.hits[self.path] = state.hits.get(self.path, 0) + 1
+            document = state.documents.get(self.path)
+            if document == "hang":
+                state.release.wait(30)
+                return
+            if document == "redirect":
+                self.send_response(302)
+                self.send_header("location", f"http://127.0.0.1:{state.port}/elsewhere")
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            body = GARBAGE if document == "garbage" else json.dumps(document).encode()
+            self.send_response(404 if document is None else 200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
