@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from authserver.config import Settings
 from authserver.protocol.models import User
 from authserver.web.app import create_app
 from harness.accounts import new_user
+from harness.authserver import AuthServer, running_server
 from harness.postgres import PostgresCluster
 from tests.support.app import store_of
 from tests.support.oauth import ADMIN_TOKEN, CALLBACK, PASSWORD, register
@@ -50,6 +52,20 @@ def make_settings(directory: Path, database_url: str, **overrides: object) -> Se
 @pytest.fixture(scope="module", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@contextlib.contextmanager
+def server_process(
+    backend: str, request: pytest.FixtureRequest, *, workers: int = 2, **env: str
+) -> Iterator[AuthServer]:
+    """A real ``authserver serve`` on a fresh database of ``backend`` (its own SQLite file, or a new
+    PostgreSQL database), with ``env`` added to its environment."""
+    directory = request.getfixturevalue("tmp_path_factory").mktemp(f"serve-{backend}")
+    url = None
+    if backend == "postgresql":
+        url = request.getfixturevalue("postgres_cluster").create_database(f"s_{uuid.uuid4().hex[:12]}")
+    with running_server(directory, url, workers=workers, **env) as started:
+        yield started
 
 
 def settings_for(backend: str, request: pytest.FixtureRequest, **overrides: object) -> Settings:

@@ -8,13 +8,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from harness.authserver import AuthServer, running_server
+from harness.authserver import AuthServer
+from tests.conftest import server_process
 from tests.support.oauth import authorization_request, hidden_fields
 
 LIMIT = 8
@@ -24,16 +24,8 @@ PAGE_ROUTE = "/authorize"
 
 
 @pytest.fixture(scope="module")
-def server(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AuthServer]:
-    url = None
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_cluster").create_database(f"thr_{uuid.uuid4().hex[:12]}")
-    directory: Path = tmp_path_factory.mktemp(f"throttle-{backend}")
-    with running_server(
-        directory, url, workers=2, AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT=str(LIMIT)
-    ) as started:
+def server(backend: str, request: pytest.FixtureRequest) -> Iterator[AuthServer]:
+    with server_process(backend, request, AUTHSERVER_LOGIN_MAX_FAILURES_PER_ACCOUNT=str(LIMIT)) as started:
         yield started
 
 

@@ -18,8 +18,9 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
-from harness.authserver import AuthServer, running_server
+from harness.authserver import AuthServer
 from harness.polling import wait_for
+from tests.conftest import server_process
 from tests.support.client_assertions import (
     JWT_BEARER,
     PrivateKey,
@@ -44,14 +45,8 @@ def jwks() -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
-def server(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[AuthServer]:
-    url = None
-    if backend == "postgresql":
-        url = request.getfixturevalue("postgres_cluster").create_database(f"pkj_{uuid.uuid4().hex[:12]}")
-    directory: Path = tmp_path_factory.mktemp(f"pkjwt-{backend}")
-    with running_server(directory, url, workers=2, AUTHSERVER_CLIENT_JWKS_TIMEOUT="2s") as started:
+def server(backend: str, request: pytest.FixtureRequest) -> Iterator[AuthServer]:
+    with server_process(backend, request, AUTHSERVER_CLIENT_JWKS_TIMEOUT="2s") as started:
         yield started
 
 
