@@ -37,12 +37,13 @@ SCENARIOS = (
     "jwks",
     "metadata",
     "client_credentials",
+    "private_key_jwt",
     "introspection",
     "refresh_token",
     "authorization_code",
     "login",
 )
-PROFILED = ("client_credentials", "introspection", "refresh_token", "authorization_code")
+PROFILED = ("client_credentials", "private_key_jwt", "introspection", "refresh_token", "authorization_code")
 MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
 
@@ -286,7 +287,7 @@ class Bench:
                     )
                     self.record("introspection", kind, workers, concurrency, result)
 
-            for scenario in ("refresh_token", "authorization_code"):
+            for scenario in ("private_key_jwt", "refresh_token", "authorization_code"):
                 if scenario in self.scenarios:
                     for concurrency in self.concurrencies:
                         self.run_consuming(scenario, server, database, workers, concurrency, cc_rates)
@@ -304,6 +305,14 @@ class Bench:
         assert database.user_id is not None
         path = database.directory / f"{scenario}-{time.monotonic_ns()}.txt"
         started = time.monotonic()
+        if scenario == "private_key_jwt":
+            seed.sign_client_assertions(server.base_url, database.credentials, count, path)
+            log(f"signed {count} client assertions in {time.monotonic() - started:.1f} s")
+            return {
+                "BENCH_TOKEN_FILE": str(path),
+                "BENCH_CLIENT_ID": seed.KEY_CLIENT_ID,
+                "BENCH_SCOPE": seed.SERVICE_SCOPE,
+            }
         seeder = seed.seed_refresh_tokens if scenario == "refresh_token" else seed.seed_authorization_codes
         seeder(database.url, count, database.user_id, server.base_url, path)
         log(f"seeded {count} {scenario} credentials in {time.monotonic() - started:.1f} s")

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import insert
 
 from authserver.config import Settings
@@ -28,6 +30,8 @@ from harness.accounts import new_user
 
 SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
+KEY_CLIENT_ID = "bench-private-key-jwt"  # authenticates with private_key_jwt (RFC 7523 §2.2)
+KEY_ID = "bench-assertion-key"
 SERVICE_SCOPE = "bench.read"
 USER_SCOPE = "openid profile"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
@@ -45,6 +49,7 @@ class Credentials:
     service_secret: str
     web_secret: str
     password: str
+    assertion_key: ec.EllipticCurvePrivateKey  # KEY_CLIENT_ID's signing key (ES256)
 
     @staticmethod
     def generate() -> Credentials:
@@ -53,7 +58,13 @@ class Credentials:
             service_secret=secrets.token_urlsafe(32),  # 43 characters: the admin API's minimum
             web_secret=secrets.token_urlsafe(32),
             password=secrets.token_urlsafe(16),
+            assertion_key=ec.generate_private_key(ec.SECP256R1()),
         )
+
+    @property
+    def public_jwks(self) -> dict[str, object]:
+        jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.assertion_key.public_key(), as_dict=True)
+        return {"keys": [{**jwk, "kid": KEY_ID, "use": "sig", "alg": "ES256"}]}
 
     @staticmethod
     def basic(client_id: str, secret: str) -> str:
@@ -84,6 +95,13 @@ def register_clients(base_url: str, credentials: Credentials) -> None:
             "redirect_uris": [REDIRECT_URI],
             "client_secret": credentials.web_secret,
         },
+        KEY_CLIENT_ID: {
+            "name": "Benchmark service with private_key_jwt",
+            "grant_types": ["client_credentials"],
+            "scopes": [SERVICE_SCOPE],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": credentials.public_jwks,
+        },
     }
     headers = {"Authorization": f"Bearer {credentials.admin_token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as client:
@@ -103,6 +121,21 @@ def access_token(base_url: str, credentials: Credentials) -> str:
     )
     response.raise_for_status()
     return str(response.json()["access_token"])
+
+
+def sign_client_assertions(base_url: str, credentials: Credentials, count: int, path: Path) -> None:
+    """``count`` private_key_jwt assertions of KEY_CLIENT_ID, each with its own jti (the server spends
+    each once), valid for an hour, one per line of ``path``: signing is the client's cost, not measured."""
+    metadata = httpx.get(f"{base_url}/.well-known/oauth-authorization-server", timeout=10.0)
+    metadata.raise_for_status()
+    audience = metadata.json()["token_endpoint"]
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"iss": KEY_CLIENT_ID, "sub": KEY_CLIENT_ID, "aud": audience, "iat": now, "exp": now + 3600}
+    headers = {"kid": KEY_ID}
+    with path.open("w") as out:
+        for _ in range(count):
+            claims["jti"] = secrets.token_urlsafe(16)
+            out.write(jwt.encode(claims, credentials.assertion_key, "ES256", headers) + "\n")
 
 
 def _settings(database_url: str) -> Settings:

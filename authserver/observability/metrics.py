@@ -66,8 +66,8 @@ DB_POOL_SIZE = Gauge(
 DB_POOL_MAX = Gauge(
     "authserver_db_pool_max_size", "Most connections a worker may open", ["pool"], multiprocess_mode="livesum"
 )
-# write="refresh_rotation" / "code_redemption": how many of them went to the database together (one
-# statement on PostgreSQL, one transaction on SQLite).
+# write="refresh_rotation" / "code_redemption" / "client_assertion" (a private_key_jwt jti spent): how many
+# of them went to the database together (one statement on PostgreSQL, one transaction on SQLite).
 DB_WRITE_BATCH_SIZE = Histogram(
     "authserver_db_write_batch_size",
     "Token path writes sent to the database together (one statement or transaction)",
@@ -112,7 +112,7 @@ BACKCHANNEL_LOGOUT_QUEUE = Gauge(
 # first increment, which rate() could not count (it has no earlier sample), and a quiet panel shows 0 rather
 # than no data.
 RATE_LIMITS = ("ip", "client")
-BATCHED_WRITES = ("refresh_rotation", "code_redemption")
+BATCHED_WRITES = ("refresh_rotation", "code_redemption", "client_assertion")
 
 
 def export_known_label_sets() -> None:

@@ -47,7 +47,11 @@ from authserver.storage.tables import (
 from authserver.storage.user_directory import SqlUserDirectory
 from authserver.storage.write_batches import Execute
 
-_WRITE_NAMES = {"rotate_refresh": "refresh_rotation", "redeem": "code_redemption"}
+_WRITE_NAMES = {
+    "rotate_refresh": "refresh_rotation",
+    "redeem": "code_redemption",
+    "spend_assertions": "client_assertion",
+}
 
 
 def observe_batch(execute: Execute, size: int) -> None:
@@ -170,21 +174,6 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
                     .values(jti=jti, expires_at=expires_at, revoked_at=datetime.now(UTC))
                     .on_conflict_do_nothing(index_elements=["jti"])
                 )
-        except DATABASE_ERRORS as error:
-            raise unavailable(error) from error
-
-    async def spend_client_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
-        statement = self._insert(used_client_assertions).values(key=key, expires_at=expires_at)
-        # One statement, atomic on both databases: a row that expired but is not yet purged is taken over,
-        # a live one is a replay (nothing written, no row counted).
-        statement = statement.on_conflict_do_update(
-            index_elements=["key"],
-            set_={"expires_at": statement.excluded.expires_at},
-            where=used_client_assertions.c.expires_at <= now,
-        )
-        try:
-            async with self._autocommit.begin() as connection:
-                return bool((await connection.execute(statement)).rowcount == 1)
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 

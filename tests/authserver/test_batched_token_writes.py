@@ -204,3 +204,29 @@ async def test_concurrent_redemptions_share_statements_and_each_gets_its_own_out
             )
         ).all()
     assert len(consumed) == len(values)  # every code used up, the mismatched one too
+
+
+async def test_concurrent_client_assertion_spends_share_statements_and_each_jti_is_spent_once(
+    store: SqlStore,
+) -> None:
+    """RFC 7523 §3 item 7 under load: private_key_jwt authentications waiting for their turn share one write,
+    and of two spends of one jti exactly one wins, whether they meet in one batch or in two."""
+    now = datetime.now(UTC)
+    expires = now + timedelta(minutes=5)
+    keys = [uuid.uuid4().hex * 2 for _ in range(10)]
+    live = uuid.uuid4().hex * 2  # spent before: a replay in any batch
+    stale = uuid.uuid4().hex * 2  # spent before, expired: may be spent again
+    assert await store.spend_client_assertion(live, expires, now) is True
+    assert await store.spend_client_assertion(stale, now - timedelta(seconds=1), now - timedelta(minutes=1))
+    spends = [*keys, *keys[:4], live, stale]  # the first four twice in the same gather
+    statements_before, writes_before = _batches("client_assertion")
+    outcomes = await asyncio.gather(*(store.spend_client_assertion(key, expires, now) for key in spends))
+    statements, writes = _batches("client_assertion")
+    assert writes - writes_before == len(spends)
+    assert statements - statements_before < len(spends) - 2  # the waiting ones went together
+    for key in keys:
+        wins = [outcome for spent, outcome in zip(spends, outcomes, strict=True) if spent == key]
+        assert wins.count(True) == 1
+    assert outcomes[-2] is False and outcomes[-1] is True
+    replays = await asyncio.gather(*(store.spend_client_assertion(key, expires, now) for key in keys))
+    assert replays == [False] * len(keys)

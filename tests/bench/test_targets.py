@@ -136,4 +136,12 @@ def test_logins_per_core_prefer_the_servers_own_cpu_figure() -> None:
     assert checks["logins"].met is True
     assert "41.7 per server core-second" in checks["logins"].measured
     slow = {**login, "alone_server_cpu_ms_per_login": 40.0}
-    assert targets.evaluate({"rows": [], "logins": [slow]})[5].met is False
+    slow_checks = targets.evaluate({"rows": [], "logins": [slow]})
+    assert next(check for check in slow_checks if check.target.startswith("logins")).met is False
+
+
+def test_private_key_jwt_needs_four_tenths_of_the_ceiling_and_no_errors() -> None:
+    assert _verdicts({"rows": [_row("private_key_jwt", 3000, 12.0, 0.41)]})["private_key_jwt"] == "met"
+    assert _verdicts({"rows": [_row("private_key_jwt", 2800, 12.0, 0.38)]})["private_key_jwt"] == "missed"
+    failing = _row("private_key_jwt", 3000, 12.0, 0.45, errors=1)
+    assert _verdicts({"rows": [failing]})["private_key_jwt"] == "missed"

@@ -23,7 +23,12 @@ from authserver.protocol.models import (
 )
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.postgres.direct_pool import Connections, EngineConnections
-from authserver.storage.postgres.token_writes import CodeRedemption, RefreshRotation, TokenWrites
+from authserver.storage.postgres.token_writes import (
+    AssertionSpend,
+    CodeRedemption,
+    RefreshRotation,
+    TokenWrites,
+)
 from authserver.storage.rows import USER_FIELDS, redeemed, rotated, user_from_row
 from authserver.storage.sql_store import SqlStore, observe_batch
 from authserver.storage.statements import CODE_FAMILY
@@ -110,3 +115,13 @@ class PostgresStore(SqlStore):
             row["session_id"],
         )
         return rotated(family_id, client_id, grant, successor)
+
+    async def spend_client_assertion(self, key: str, expires_at: datetime, now: datetime) -> bool:
+        # Every private_key_jwt authentication writes: one statement, shared with the spends waiting for a
+        # connection.
+        spend = AssertionSpend(key, expires_at, now)
+        try:
+            spent: bool = await self.write_batches.submit(self._token_writes.spend_assertions, key, spend)
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+        return spent

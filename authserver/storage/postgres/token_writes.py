@@ -12,7 +12,7 @@ writes fail like any database error (503), none half done.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from authserver.storage.postgres.direct_pool import Connections
@@ -92,6 +92,18 @@ SELECT claimed.*, users.username AS user_username, users.password_hash AS user_p
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """
 
+# A client assertion's key, spent once (a row that expired but is not yet purged is taken over; a live one
+# is a replay: nothing changes, no row returned). A batch carries distinct keys and one "now": the
+# earliest of its writes', so a row is never taken over before it expired for each of them.
+_SPEND = """
+INSERT INTO used_client_assertions (key, expires_at) {input}
+ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at
+WHERE used_client_assertions.expires_at <= $3
+RETURNING key
+"""
+SPEND_ONE = _SPEND.format(input="VALUES ($1::text, $2::timestamptz)")
+SPEND_MANY = _SPEND.format(input="SELECT * FROM unnest($1::text[], $2::timestamptz[])")
+
 # A write alone (the usual case unless the database falls behind) sends scalars: for one row the batch
 # form costs PostgreSQL about a quarter more CPU (docs/performance.md).
 ROTATE_ONE = _ROTATE.format(input=_one_row(_ROTATION_COLUMNS))
@@ -104,6 +116,7 @@ REDEEM_MANY = _REDEEM.format(input=_many_rows(_REDEMPTION_COLUMNS))
 WARM_UP: Sequence[tuple[str, Sequence[Any]]] = (
     (ROTATE_MANY, [[] for _ in _ROTATION_COLUMNS]),
     (REDEEM_MANY, [[] for _ in _REDEMPTION_COLUMNS]),
+    (SPEND_MANY, [[], [], datetime(1970, 1, 1, tzinfo=UTC)]),
 )
 
 
@@ -113,6 +126,12 @@ class RefreshRotation(NamedTuple):
     client_id: str
     new_hash: str
     new_expires_at: datetime
+    now: datetime
+
+
+class AssertionSpend(NamedTuple):
+    key: str
+    expires_at: datetime
     now: datetime
 
 
@@ -136,7 +155,7 @@ def _columns(items: Sequence[NamedTuple]) -> list[list[Any]]:
 
 
 class TokenWrites:
-    """The two batched writes on ``connections``; ``WriteBatcher.submit(writes.rotate_refresh, ...)``."""
+    """The batched writes on ``connections``; ``WriteBatcher.submit(writes.rotate_refresh, ...)``."""
 
     def __init__(self, connections: Connections) -> None:
         self.connections = connections
@@ -159,3 +178,15 @@ class TokenWrites:
         rows = await self.connections.fetch(REDEEM_MANY, _columns(ordered))
         by_code = {row["code_hash"]: row for row in rows}
         return [by_code.get(redemption.code_hash) for redemption in redemptions]
+
+    async def spend_assertions(self, spends: Sequence[AssertionSpend]) -> list[bool]:
+        """Per spend: True when its key was spent now, False for a replay of a live one."""
+        if len(spends) == 1:
+            spend = spends[0]
+            return [bool(await self.connections.fetch(SPEND_ONE, spend))]
+        keys = sorted(spend.key for spend in spends)  # the same lock order in concurrent batches
+        expiries = {spend.key: spend.expires_at for spend in spends}
+        now = min(spend.now for spend in spends)
+        rows = await self.connections.fetch(SPEND_MANY, [keys, [expiries[key] for key in keys], now])
+        spent = {row["key"] for row in rows}
+        return [spend.key in spent for spend in spends]

@@ -59,13 +59,18 @@ CLAIM_CODE = (
     "WHERE code_hash = ? AND consumed_at IS NULL RETURNING client_id, user_id, redirect_uri, scope, "
     "audience, code_challenge, nonce, auth_time, expires_at, family_id, claims, session_id"
 )
+# A row that expired but is not yet purged is taken over; a live one is a replay: nothing changes.
+SPEND_ASSERTION = (
+    "INSERT INTO used_client_assertions (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+    "SET expires_at = excluded.expires_at WHERE used_client_assertions.expires_at <= ?"
+)
 _FAMILY_BY_ID = _compiled(FAMILY_BY_ID)
 _CODE_FAMILY = _compiled(CODE_FAMILY)
 _USER_BY_ID = _compiled(USER_BY_ID)
 
 
 class TokenWrites:
-    """The two batched writes (``WriteBatcher``, one slot per worker; more would only queue on the lock
+    """The batched writes (``WriteBatcher``, one slot per worker; more would only queue on the lock
     file). Each write runs exactly as it would alone; a failure rolls back and fails the whole batch, like
     any database error (503)."""
 
@@ -76,6 +81,9 @@ class TokenWrites:
         return await run(self.engine, _each(works))
 
     async def redeem(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        return await run(self.engine, _each(works))
+
+    async def spend_assertions(self, works: Sequence[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         return await run(self.engine, _each(works))
 
 
@@ -103,6 +111,15 @@ def rotate_refresh(
         if current is None:
             return False, None
         return False, (*current[:6], loaded(current[6]), current[7])
+
+    return work
+
+
+def spend_assertion(key: str, expires_at: datetime, now: datetime) -> Callable[[sqlite3.Connection], bool]:
+    """True when the assertion's key was spent now; False for a replay of a live one."""
+
+    def work(connection: sqlite3.Connection) -> bool:
+        return connection.execute(SPEND_ASSERTION, (key, stored(expires_at), stored(now))).rowcount == 1
 
     return work
 
