@@ -28,6 +28,9 @@ if $want_test_deps; then
   command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
   [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
   [[ -x /usr/sbin/haproxy ]] || apt_install haproxy
+  # A real LDAP directory for the LDAP sign-in tests (each runs its own slapd on loopback; the package's
+  # own service is not used).
+  [[ -x /usr/sbin/slapd ]] || apt_install slapd
   # promtool checks the chart's alerts; a Prometheus scrapes the server and the operator in the tests, each
   # run with its own configuration on loopback. The package's system service is not wanted: stop it where
   # systemd started it.
