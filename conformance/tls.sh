@@ -2,7 +2,7 @@
 # A throwaway certificate authority and a server certificate it signs, for HAProxy to terminate TLS in front
 # of `authserver serve` (which speaks plain HTTP): the conformance suite only talks to https:// endpoints.
 #
-#   conformance/tls.sh DIR HOSTNAME
+#   conformance/tls.sh DIR HOSTNAME-OR-IPv4
 #
 # DIR receives ca.pem (the CA certificate, for clients to trust), server.pem (certificate, chain and key in
 # one file, as HAProxy's `crt` takes it) and nothing else; the CA's key is deleted once it has signed, so the
@@ -22,7 +22,10 @@ openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha25
   -keyout "$work/ca.key" -out "$dir/ca.pem" 2>/dev/null
 openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -sha256 -subj "/CN=$host" \
   -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$host" >"$work/ext"
+# A name, or an address (the kind job's issuer is the kind network's gateway address).
+san="DNS:$host"
+[[ "$host" =~ ^[0-9.]+$ ]] && san="IP:$host"
+printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$san" >"$work/ext"
 openssl x509 -req -in "$work/server.csr" -CA "$dir/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -CAserial "$work/ca.srl" \
   -days 2 -sha256 -extfile "$work/ext" -out "$work/server.crt" 2>/dev/null
 cat "$work/server.crt" "$dir/ca.pem" "$work/server.key" >"$dir/server.pem"

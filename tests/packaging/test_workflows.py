@@ -167,9 +167,9 @@ def test_kind_its_node_image_and_kubectl_are_pinned() -> None:
         "kubectl and the cluster are different Kubernetes versions"
     )
     clusters = [step for job in workflow["jobs"].values() for step in _step_using(job, KIND_ACTION)]
-    assert len(clusters) == 2  # the fresh install and the upgrade
+    assert len(clusters) == 3  # the fresh install, the upgrade, kubectl sign-in
     for step in clusters:
-        inputs = {key: _expand(str(value), env) for key, value in step["with"].items()}
+        inputs = {key: _expand(str(value), env) for key, value in step["with"].items() if key != "config"}
         assert inputs["version"] == env["KIND_VERSION"]
         assert inputs["node_image"] == env["KIND_NODE_IMAGE"]
         assert inputs["kubectl_version"] == env["KUBECTL_VERSION"]
@@ -197,13 +197,28 @@ def test_the_images_loaded_into_kind_are_the_ones_the_chart_and_the_operator_use
 # --- the jobs ----------------------------------------------------------------------------------------------
 
 
-def test_the_fresh_install_job_runs_every_e2e_test_but_the_upgrade() -> None:
+def test_the_fresh_install_job_runs_every_e2e_test_but_the_upgrade_and_the_sign_in() -> None:
     job = _e2e()["jobs"]["kind"]
     load, _ = _step_running(job, "scripts/kind-load-images.sh")
     index, step = _step_running(job, "pytest e2e")
     assert index > load
-    assert '-m "not upgrade"' in step["run"]
+    assert '-m "not upgrade and not kubectl_sign_in"' in step["run"]
     assert step["env"]["AUTHYARD_E2E_REQUIRE_CLUSTER"] == "1"
+
+
+def test_the_sign_in_job_makes_the_issuer_before_the_cluster_that_trusts_it() -> None:
+    """The API server reads its authentication configuration at start: the issuer script runs first and
+    hands the kind configuration (which mounts that file) to the cluster step; the e2e module must run."""
+    job = _e2e()["jobs"]["kubectl-sign-in"]
+    issuer, script = _step_running(job, "scripts/kind-oidc-issuer.sh")
+    assert '>>"$GITHUB_ENV"' in script["run"]
+    (cluster,) = _step_using(job, KIND_ACTION)
+    assert job["steps"].index(cluster) > issuer
+    assert cluster["with"]["config"] == "${{ env.AUTHYARD_E2E_OIDC_KIND_CONFIG }}"
+    index, step = _step_running(job, "pytest e2e")
+    assert index > job["steps"].index(cluster)
+    assert "-m kubectl_sign_in" in step["run"]
+    assert step["env"]["AUTHYARD_E2E_REQUIRE_OIDC"] == "1"
 
 
 def test_the_upgrade_job_installs_the_previous_chart_then_upgrades() -> None:
