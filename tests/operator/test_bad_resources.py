@@ -221,6 +221,25 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         "BackchannelCAMissing",
         "spec.backchannelLogout.trustedCA",
     ),
+    "missing-upstream-client-secret": (
+        {
+            "identityProviders": {
+                "providers": [
+                    {
+                        "name": "corp",
+                        "displayName": "Corp",
+                        "oidc": {
+                            "issuer": "https://login.example.com",
+                            "clientId": "authyard",
+                            "clientSecretRef": {"name": "corp-oidc", "key": "client-secret"},
+                        },
+                    }
+                ]
+            }
+        },
+        "IdentityProviderInputMissing",
+        "spec.identityProviders.providers[corp].oidc.clientSecretRef",
+    ),
     "older-crd-replicas-three": ({"replicas": "three"}, "InvalidSpec", "spec.replicas"),
     "older-crd-unknown-algorithm": (
         {"tokens": {"signingAlgorithm": "HS256"}},

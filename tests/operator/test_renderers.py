@@ -86,7 +86,9 @@ def test_no_service_monitor_without_its_crd() -> None:
 def test_unwanted_children_follow_the_spec() -> None:
     assert ("autoscaling/v2", "HorizontalPodAutoscaler", "auth") in unwanted_children("auth", spec_of({}))
     assert ("apps/v1", "Deployment", "auth-pgbouncer") in unwanted_children("auth", spec_of({}))
-    assert unwanted_children("auth", spec_of(SPECS["pgbouncer"])) == []
+    assert unwanted_children("auth", spec_of(SPECS["pgbouncer"])) == [
+        ("v1", "ConfigMap", "auth-identity-providers")  # local accounts only: no upstream document
+    ]
 
 
 def test_rendering_refuses_a_spec_that_does_not_fit() -> None:

@@ -16,6 +16,22 @@ from tests.operator.support import DB, apply_defaults, schema_of, strict
 MODELS = {"AuthServer": AuthServerSpec, "OAuthClient": OAuthClientSpec}
 CLIENT = {"authServerRef": {"name": "auth"}}
 SPA = {**CLIENT, "type": "public", "grantTypes": ["authorization_code"], "redirectUris": ["https://app/cb"]}
+OIDC_UPSTREAM = {
+    "issuer": "https://login.example.com",
+    "clientId": "authyard",
+    "clientSecretRef": {"name": "upstream", "key": "secret"},
+}
+LDAP_UPSTREAM = {
+    "url": "ldaps://ldap.example.com",
+    "bindDN": "cn=reader,dc=example,dc=com",
+    "bindPasswordRef": {"name": "ldap", "key": "password"},
+    "userSearch": {"baseDN": "ou=people,dc=example,dc=com"},
+}
+
+
+def _upstreams(*providers: dict[str, Any], **options: Any) -> dict[str, Any]:
+    return {"identityProviders": {"providers": list(providers), **options}}
+
 
 # (kind, spec, field the problem points at, words of the message, who rejects it)
 # who: "schema" = the CRD's OpenAPI schema (and pydantic); "cel" = a CEL rule in the CRD and
@@ -252,6 +268,96 @@ INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
         "between 1m and 24h",
         "operator",
     ),
+    (
+        "AuthServer",
+        _upstreams({"name": "corp", "displayName": "Corp", "oidc": OIDC_UPSTREAM, "ldap": LDAP_UPSTREAM}),
+        "spec.identityProviders.providers",
+        "exactly one of oidc and ldap",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        _upstreams({"name": "corp", "displayName": "Corp"}),
+        "spec.identityProviders.providers",
+        "exactly one of oidc and ldap",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        _upstreams(
+            {"name": "corp", "displayName": "Corp", "oidc": OIDC_UPSTREAM},
+            {"name": "corp", "displayName": "Corp again", "ldap": LDAP_UPSTREAM},
+        ),
+        "spec.identityProviders.providers",
+        "names must be unique",
+        "operator",  # a list-map keyed by name: the API server refuses the duplicate key itself
+    ),
+    (
+        "AuthServer",
+        _upstreams(
+            {
+                "name": "corp",
+                "displayName": "Corp",
+                "ldap": {**LDAP_UPSTREAM, "url": "ldap://ldap.example.com"},
+            }
+        ),
+        "spec.identityProviders.providers",
+        "over TLS",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        _upstreams(
+            {
+                "name": "corp",
+                "displayName": "Corp",
+                "ldap": {
+                    **LDAP_UPSTREAM,
+                    "caConfigMapRef": {"name": "ca", "key": "ca.crt"},
+                    "caSecretRef": {"name": "ca", "key": "ca.crt"},
+                },
+            }
+        ),
+        "spec.identityProviders.providers",
+        "not both",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        _upstreams(localAccounts=False),
+        "spec.identityProviders.localAccounts",
+        "a way to sign in",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        _upstreams(
+            {"name": "corp", "displayName": "Corp", "oidc": {**OIDC_UPSTREAM, "issuer": "http://idp"}}
+        ),
+        "spec.identityProviders.providers[0].oidc.issuer",
+        "pattern",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        _upstreams({"name": "Corp!", "displayName": "Corp", "oidc": OIDC_UPSTREAM}),
+        "spec.identityProviders.providers[0].name",
+        "pattern",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        _upstreams(
+            {
+                "name": "corp",
+                "displayName": "Corp",
+                "ldap": {**LDAP_UPSTREAM, "userSearch": {"baseDN": "dc=x", "filter": "uid=*"}},
+            }
+        ),
+        "spec.identityProviders.providers[0].ldap.userSearch.filter",
+        "pattern",
+        "schema",
+    ),
 ]
 
 
@@ -304,6 +410,15 @@ def test_invalid_spec_is_rejected_with_a_readable_message(
             "resources": {"requests": {"cpu": 1, "memory": "1Gi"}},
         },
         {"autoscaling": {"enabled": False, "minReplicas": 9, "maxReplicas": 2}},  # ignored while disabled
+        _upstreams(
+            {"name": "corp", "displayName": "Corp", "oidc": OIDC_UPSTREAM},
+            {
+                "name": "directory",
+                "displayName": "Directory",
+                "ldap": {**LDAP_UPSTREAM, "url": "ldap://ldap.example.com:389", "startTLS": True},
+            },
+            localAccounts=False,
+        ),
     ],
 )
 def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:

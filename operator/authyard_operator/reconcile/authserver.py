@@ -12,6 +12,7 @@ from authyard_operator.constants import API_VERSION
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.reconcile.outcome import Event, Outcome
+from authyard_operator.resources import identity_providers
 from authyard_operator.resources.bundle import Observed, render_children
 from authyard_operator.resources.meta import Names
 from authyard_operator.retry_after import delay as retry_delay
@@ -59,6 +60,22 @@ async def _secret_value(kube: Kube, namespace: str, name: str, key: str) -> str:
         ) from None
 
 
+async def _identity_provider_inputs(kube: Kube, namespace: str, spec: AuthServerSpec) -> tuple[str, ...]:
+    """The resourceVersion of every Secret and ConfigMap spec.identityProviders names, each checked to hold
+    its key (a pod would otherwise wait for the volume forever)."""
+    versions = []
+    for reference in identity_providers.references(spec):
+        found = await kube.get("v1", reference.kind, namespace, reference.name)
+        if not ((found or {}).get("data") or {}).get(reference.key):
+            raise MissingInput(
+                "IdentityProviderInputMissing",
+                f"{reference.kind} {reference.name} key '{reference.key}' ({reference.field}) is missing or "
+                "empty",
+            )
+        versions.append(str((found or {}).get("metadata", {}).get("resourceVersion", "")))
+    return tuple(versions)
+
+
 async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -> Observed:
     names = Names(name)
     database_url = None
@@ -78,6 +95,7 @@ async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -
             )
     return Observed(
         backchannel_ca=backchannel_ca,
+        identity_provider_versions=await _identity_provider_inputs(kube, namespace, spec),
         signing_keys_secret=await kube.get("v1", "Secret", namespace, names.signing_keys),
         admin_secret=await kube.get("v1", "Secret", namespace, names.admin),
         database_url=database_url,

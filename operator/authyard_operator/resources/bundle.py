@@ -9,6 +9,7 @@ from typing import Any
 
 from authyard_operator.dburl import parse_database_url
 from authyard_operator.keys import KeyPlan
+from authyard_operator.resources import identity_providers
 from authyard_operator.resources.configmap import config_hash, render_configmap
 from authyard_operator.resources.deployment import render_deployment
 from authyard_operator.resources.hpa import render_hpa
@@ -39,6 +40,9 @@ class Observed:
     database_url: str | None = None  # the value behind spec.database.urlSecretRef (PgBouncer mode needs it)
     service_monitor_available: bool = False  # the monitoring.coreos.com ServiceMonitor CRD exists
     backchannel_ca: str | None = None  # the PEM behind spec.backchannelLogout.trustedCA
+    # The resourceVersions of the Secrets and ConfigMaps spec.identityProviders names: a new version rolls
+    # the pods (a digest of the values would be a digest of secrets: no place for an annotation).
+    identity_provider_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ def render_children(
         _check_certificates(observed.backchannel_ca)
     # The CA file is read when a worker starts: a new one must roll the pods (certificates are public).
     pod_config_hash = config_hash(configmap["data"], observed.backchannel_ca or "")
+    if identity_providers.wanted(spec):
+        upstreams = identity_providers.render_configmap(name, namespace, spec)
+        children.append(upstreams)
+        pod_config_hash = config_hash(pod_config_hash, upstreams["data"], observed.identity_provider_versions)
     if spec.uses_pgbouncer:
         if not observed.database_url:
             raise ValueError("the database URL Secret (spec.database.urlSecretRef) is missing or empty")
@@ -113,6 +121,8 @@ def unwanted_children(name: str, spec: AuthServerSpec) -> list[tuple[str, str, s
     unwanted = []
     if not spec.autoscaling.enabled:
         unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names.server))
+    if not identity_providers.wanted(spec):
+        unwanted.append(("v1", "ConfigMap", names.identity_providers))
     if not spec.uses_pgbouncer:
         unwanted += [
             ("apps/v1", "Deployment", names.pgbouncer),

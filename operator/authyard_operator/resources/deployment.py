@@ -19,6 +19,7 @@ from authyard_operator.constants import (
     SERVER_UID,
     TERMINATION_GRACE_PERIOD_SECONDS,
 )
+from authyard_operator.resources import identity_providers
 from authyard_operator.resources.configmap import (
     BACKCHANNEL_CA_DIR,
     BACKCHANNEL_CA_FILE_NAME,
@@ -125,6 +126,10 @@ def _volumes(name: str, spec: AuthServerSpec) -> tuple[list[dict[str, Any]], lis
         items = [{"key": trusted_ca.key, "path": BACKCHANNEL_CA_FILE_NAME}]
         volumes.append({"name": "backchannel-ca", "configMap": {"name": trusted_ca.name, "items": items}})
         mounts.append({"name": "backchannel-ca", "mountPath": BACKCHANNEL_CA_DIR, "readOnly": True})
+    if identity_providers.wanted(spec):
+        volume, mount = identity_providers.volume(name, spec)
+        volumes.append(volume)
+        mounts.append(mount)
     return volumes, mounts
 
 

@@ -42,6 +42,10 @@ class Names:
     def pgbouncer(self) -> str:
         return f"{self.instance}-pgbouncer"
 
+    @property
+    def identity_providers(self) -> str:  # ConfigMap: spec.identityProviders for the server
+        return f"{self.instance}-identity-providers"
+
 
 def selector_labels(instance: str, component: str = SERVER) -> dict[str, str]:
     """The immutable part: what Deployments select and Services route to."""

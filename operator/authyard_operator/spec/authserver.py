@@ -20,6 +20,7 @@ from authyard_operator.spec.common import (
     SecretKeyRef,
     SpecModel,
 )
+from authyard_operator.spec.identity_providers import IdentityProviders
 
 GrantType = Literal["client_credentials", "authorization_code", "refresh_token"]
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
@@ -376,6 +377,11 @@ class AuthServerSpec(SpecModel):
     )
     consent: Consent = Field(
         default_factory=Consent, description="OAuthClients whose users are never shown the consent page."
+    )
+    identity_providers: IdentityProviders = Field(
+        default_factory=IdentityProviders,
+        description="How people sign in: local accounts and upstream OpenID Connect providers or LDAP "
+        "directories.",
     )
 
     @property

@@ -70,6 +70,75 @@ def _requests_cover_hpa(spec: AuthServerSpec) -> bool:
     return {"cpu", "memory"} <= set(spec.resources.requests)
 
 
+def _one_kind_each(spec: AuthServerSpec) -> bool:
+    return all(
+        (provider.oidc is None) != (provider.ldap is None) for provider in spec.identity_providers.providers
+    )
+
+
+def _unique_provider_names(spec: AuthServerSpec) -> bool:
+    names = [provider.name for provider in spec.identity_providers.providers]
+    return len(names) == len(set(names))
+
+
+def _ldap_over_tls(spec: AuthServerSpec) -> bool:
+    return all(
+        provider.ldap is None or provider.ldap.url.startswith("ldaps://") or provider.ldap.start_tls
+        for provider in spec.identity_providers.providers
+    )
+
+
+def _one_ldap_ca(spec: AuthServerSpec) -> bool:
+    return all(
+        provider.ldap is None
+        or provider.ldap.ca_config_map_ref is None
+        or provider.ldap.ca_secret_ref is None
+        for provider in spec.identity_providers.providers
+    )
+
+
+IDENTITY_PROVIDER_RULES: tuple[Rule[AuthServerSpec], ...] = (
+    Rule(
+        field="identityProviders.providers",
+        message="each identity provider has exactly one of oidc and ldap",
+        holds=_one_kind_each,
+        cel="!has(self.identityProviders) || !has(self.identityProviders.providers)"
+        " || self.identityProviders.providers.all(p, has(p.oidc) != has(p.ldap))",
+    ),
+    Rule(
+        field="identityProviders.providers",
+        message="identity provider names must be unique",
+        holds=_unique_provider_names,
+        # A list-map keyed by name: the API server itself refuses duplicates.
+    ),
+    Rule(
+        field="identityProviders.providers",
+        message="an LDAP directory is reached over TLS: use an ldaps:// url or set startTLS (the password "
+        "people type would otherwise cross the network in clear text)",
+        holds=_ldap_over_tls,
+        cel="!has(self.identityProviders) || !has(self.identityProviders.providers)"
+        " || self.identityProviders.providers.all(p, !has(p.ldap) || p.ldap.url.startsWith('ldaps://')"
+        " || (has(p.ldap.startTLS) && p.ldap.startTLS))",
+    ),
+    Rule(
+        field="identityProviders.providers",
+        message="an LDAP directory's CA comes from caConfigMapRef or caSecretRef, not both",
+        holds=_one_ldap_ca,
+        cel="!has(self.identityProviders) || !has(self.identityProviders.providers)"
+        " || self.identityProviders.providers.all(p, !has(p.ldap) || !has(p.ldap.caConfigMapRef)"
+        " || !has(p.ldap.caSecretRef))",
+    ),
+    Rule(
+        field="identityProviders.localAccounts",
+        message="people need a way to sign in: keep identityProviders.localAccounts or add a provider",
+        holds=lambda s: s.identity_providers.local_accounts or bool(s.identity_providers.providers),
+        cel="!has(self.identityProviders) || !has(self.identityProviders.localAccounts)"
+        " || self.identityProviders.localAccounts"
+        " || (has(self.identityProviders.providers) && size(self.identityProviders.providers) > 0)",
+    ),
+)
+
+
 AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
     Rule(
         field="autoscaling.minReplicas",
@@ -154,6 +223,7 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         "before it signs)",
         holds=lambda s: seconds_of(s.tokens.key_rotation_interval) >= 3600,
     ),
+    *IDENTITY_PROVIDER_RULES,
 )
 
 
