@@ -25,6 +25,8 @@ from authserver.serving import connection_shares
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from authserver.admin.registration import TokenExchangeRegistration
+
 log = logging.getLogger("authserver")
 T = TypeVar("T")
 
@@ -138,6 +140,7 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             jwks=jwks,
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.token_endpoint_auth_signing_alg,
+            token_exchange=_token_exchange_policy(args),
         )
     except ValidationError as error:
         for problem in error.errors():
@@ -150,6 +153,19 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
     view = ClientView.of(result.registered, result.generated_secret)
     print(json.dumps(view.model_dump(exclude_none=True), indent=2))
     return 0
+
+
+def _token_exchange_policy(args: argparse.Namespace) -> TokenExchangeRegistration | None:
+    """The --exchange-* flags as the registration's token_exchange (None: none given, the defaults)."""
+    from authserver.admin.registration import TokenExchangeRegistration
+
+    if not (args.exchange_audience or args.exchange_subject_audience or args.exchange_allow_impersonation):
+        return None
+    return TokenExchangeRegistration(
+        audiences=args.exchange_audience or [],
+        subject_audiences=args.exchange_subject_audience or [],
+        allow_impersonation=args.exchange_allow_impersonation,
+    )
 
 
 def _password_from_stdin(username: str, email: str | None) -> str | None:
@@ -384,7 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--grant-type",
         action="append",
         required=True,
-        choices=["client_credentials", "authorization_code", "refresh_token"],
+        choices=[
+            "client_credentials",
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ],
     )
     create.add_argument("--scope", action="append")
     create.add_argument("--audience", action="append")
@@ -441,6 +462,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--backchannel-logout-session-required",
         action="store_true",
         help="the client needs sid in logout tokens (always sent; needs --backchannel-logout-uri)",
+    )
+    create.add_argument(
+        "--exchange-audience",
+        action="append",
+        help="token exchange (RFC 8693): an audience or resource this client may ask an exchanged token for",
+    )
+    create.add_argument(
+        "--exchange-subject-audience",
+        action="append",
+        help="token exchange: besides tokens issued to this client, it may exchange tokens with this aud",
+    )
+    create.add_argument(
+        "--exchange-allow-impersonation",
+        action="store_true",
+        help="token exchange: allow exchanges without an actor_token (the token names no actor)",
     )
     create.set_defaults(handler=cmd_clients_create)
 

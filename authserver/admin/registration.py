@@ -19,15 +19,24 @@ from authserver.protocol.errors import InvalidRequest
 from authserver.protocol.models import (
     Client,
     ClientType,
+    GrantType,
     RegisteredClient,
     RegistrationChange,
     TokenEndpointAuthMethod,
+    TokenExchangePolicy,
 )
 from authserver.protocol.store import ClientRegistry
 from authyard_values.durations import parse_duration
 
 ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$", max_length=128)]
-GrantTypeName = Literal["client_credentials", "authorization_code", "refresh_token"]
+GrantTypeName = Literal[
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
+# An RFC 8693 audience is a URI or a logical name: any text without whitespace.
+TargetName = Annotated[str, StringConstraints(pattern=r"^\S+$", max_length=2048)]
 IdTokenAlgorithm = Literal["ES256", "RS256", "EdDSA"]
 # private_key_jwt assertions (crypto.client_jwks.ASSERTION_ALGORITHMS): never none, never HMAC.
 AssertionAlgorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
@@ -105,6 +114,39 @@ def _is_loopback(host: str) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+class TokenExchangeRegistration(BaseModel):
+    """A client's token-exchange policy (RFC 8693): which targets it may ask for, whose tokens it may
+    exchange, and whether it may impersonate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audiences: list[TargetName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The audience and resource values (RFC 8693 §2.1, RFC 8707) this client may ask an "
+        "exchanged token for. Empty: it may ask for none; the token keeps the subject token's audience.",
+    )
+    subject_audiences: list[TargetName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Besides the tokens issued to this client, it may exchange those whose aud holds one of "
+        "these (its own identifiers as a resource server, e.g. the URI users' tokens are sent to it for).",
+    )
+    allow_impersonation: bool = Field(
+        False,
+        description="true: an exchange without actor_token is allowed and its token names no actor "
+        "(RFC 8693 §1.1 impersonation). false: an actor_token is required and the token carries act "
+        "(§4.1 delegation).",
+    )
+
+    def policy(self) -> TokenExchangePolicy:
+        return TokenExchangePolicy(
+            audiences=tuple(dict.fromkeys(self.audiences)),
+            subject_audiences=tuple(dict.fromkeys(self.subject_audiences)),
+            allow_impersonation=self.allow_impersonation,
+        )
+
+
 class ClientRegistration(BaseModel):
     """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
 
@@ -149,6 +191,12 @@ class ClientRegistration(BaseModel):
         None,
         description="private_key_jwt: the one JWS algorithm the client's assertions must use. Absent: any "
         "of RS256, PS256, ES256, EdDSA that the key allows.",
+    )
+    token_exchange: TokenExchangeRegistration | None = Field(
+        None,
+        description="The token-exchange policy (RFC 8693), for a client with the grant type "
+        "urn:ietf:params:oauth:grant-type:token-exchange. Absent: no audiences to ask for, no subject "
+        "audiences, no impersonation.",
     )
     require_pkce: bool = Field(
         True,
@@ -270,6 +318,11 @@ class ClientRegistration(BaseModel):
             raise ValueError("refresh_token is only issued with authorization_code")
         if self.backchannel_logout_session_required and self.backchannel_logout_uri is None:
             raise ValueError("backchannel_logout_session_required needs a backchannel_logout_uri")
+        exchanges = GrantType.TOKEN_EXCHANGE.value in self.grant_types
+        if exchanges and self.type == "public":
+            raise ValueError("public clients cannot use token exchange: they cannot authenticate")
+        if self.token_exchange is not None and not exchanges:
+            raise ValueError(f"token_exchange needs the grant type {GrantType.TOKEN_EXCHANGE.value}")
         return self
 
     def _check_key_registration(self) -> None:
@@ -327,6 +380,7 @@ class ClientRegistration(BaseModel):
             else None,
             jwks_uri=self.jwks_uri,
             token_endpoint_auth_signing_alg=self.token_endpoint_auth_signing_alg,
+            token_exchange=self.token_exchange.policy() if self.token_exchange is not None else None,
         )
 
     @property
@@ -402,6 +456,9 @@ class ClientView(BaseModel):
     jwks: dict[str, Any] | None = Field(None, description="private_key_jwt: the registered public keys.")
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    token_exchange: TokenExchangeRegistration | None = Field(
+        None, description="null: the token-exchange defaults (or no token exchange)."
+    )
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -432,6 +489,7 @@ class ClientView(BaseModel):
             jwks=json.loads(client.jwks) if client.jwks is not None else None,
             jwks_uri=client.jwks_uri,
             token_endpoint_auth_signing_alg=client.token_endpoint_auth_signing_alg,
+            token_exchange=_token_exchange_view(client.token_exchange),
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),
@@ -439,6 +497,16 @@ class ClientView(BaseModel):
             updated_at=registered.updated_at.isoformat(),
             client_secret=generated_secret,
         )
+
+
+def _token_exchange_view(policy: TokenExchangePolicy | None) -> TokenExchangeRegistration | None:
+    if policy is None:
+        return None
+    return TokenExchangeRegistration(
+        audiences=list(policy.audiences),
+        subject_audiences=list(policy.subject_audiences),
+        allow_impersonation=policy.allow_impersonation,
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -14,6 +14,7 @@ class GrantType(StrEnum):
     CLIENT_CREDENTIALS = "client_credentials"
     AUTHORIZATION_CODE = "authorization_code"
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name
+    TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - RFC 8693 §2.1
 
 
 class ClientType(StrEnum):
@@ -27,6 +28,20 @@ class TokenEndpointAuthMethod(StrEnum):
     NONE = "none"
     # RFC 7523 §2.2, OIDC Core §9: a JWT signed with a key the client registered; such a client has no secret.
     PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+@dataclass(frozen=True)
+class TokenExchangePolicy:
+    """What a client may do with the token-exchange grant (RFC 8693 leaves this policy to the server)."""
+
+    # The targets it may ask for (RFC 8693 §2.1 audience, RFC 8707 resource); none: the subject's audience.
+    audiences: tuple[str, ...] = ()
+    # Subject tokens it may exchange besides those issued to it: tokens whose aud names one of these (its
+    # own identifiers as a resource server, where users' tokens are sent to it).
+    subject_audiences: tuple[str, ...] = ()
+    # Exchange without an actor_token: the issued token names no actor (§1.1 impersonation). False: an
+    # actor_token is required and the token carries ``act`` (§4.1 delegation).
+    allow_impersonation: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,8 @@ class Client:
     jwks: str | None = None
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    # RFC 8693: the token-exchange policy (None: the defaults, for a client with the grant type).
+    token_exchange: TokenExchangePolicy | None = None
 
     @property
     def is_public(self) -> bool:

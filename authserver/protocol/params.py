@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from authserver.protocol.errors import InvalidRequest
 
 Params = Mapping[str, Sequence[str]]
-# RFC 8707 allows several `resource` values; every other parameter must appear at most once (RFC 6749 §3.1).
-REPEATABLE = frozenset({"resource"})
+# RFC 8707 allows several `resource` values, RFC 8693 §2.1 several `audience` values; every other parameter
+# must appear at most once (RFC 6749 §3.1).
+REPEATABLE = frozenset({"resource", "audience"})
 
 
 def single(params: Params, name: str, *, required: bool = False) -> str | None:

@@ -20,7 +20,7 @@ from authserver.crypto.refresh_token_values import grant_id_of_family
 from authserver.protocol.models import RegisteredClient
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
-from authserver.storage.rows import aware, client_from_row
+from authserver.storage.rows import aware, client_from_row, token_exchange_value
 from authserver.storage.statements import grant_revocation
 from authserver.storage.tables import clients, consents, refresh_families
 
@@ -66,6 +66,7 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,
         "token_endpoint_auth_signing_alg": client.token_endpoint_auth_signing_alg,
+        "token_exchange": token_exchange_value(client.token_exchange),
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -18,6 +18,7 @@ from authserver.protocol.models import (
     RedemptionOutcome,
     RefreshToken,
     TokenEndpointAuthMethod,
+    TokenExchangePolicy,
     User,
 )
 
@@ -58,8 +59,32 @@ def client_from_row(row: Any) -> Client:
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
         token_endpoint_auth_signing_alg=row.token_endpoint_auth_signing_alg,
+        token_exchange=_token_exchange(row.token_exchange),
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
+
+
+def _token_exchange(value: Any) -> TokenExchangePolicy | None:
+    if isinstance(value, str):  # JSON as text: a raw row
+        value = json.loads(value)
+    if not value:
+        return None
+    return TokenExchangePolicy(
+        audiences=tuple(value.get("audiences") or ()),
+        subject_audiences=tuple(value.get("subject_audiences") or ()),
+        allow_impersonation=bool(value.get("allow_impersonation")),
+    )
+
+
+def token_exchange_value(policy: TokenExchangePolicy | None) -> dict[str, Any] | None:
+    """The policy as the clients.token_exchange column holds it."""
+    if policy is None:
+        return None
+    return {
+        "audiences": list(policy.audiences),
+        "subject_audiences": list(policy.subject_audiences),
+        "allow_impersonation": policy.allow_impersonation,
+    }
 
 
 def _auth_method(value: str | None) -> TokenEndpointAuthMethod | None:

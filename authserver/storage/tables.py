@@ -44,6 +44,9 @@ class ClientRow(SQLModel, table=True):
     jwks: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     jwks_uri: str | None = Field(default=None, max_length=2048)
     token_endpoint_auth_signing_alg: str | None = Field(default=None, max_length=16)  # NULL: any allowed
+    # RFC 8693 policy: {"audiences": [...], "subject_audiences": [...], "allow_impersonation": bool}; NULL:
+    # the defaults.
+    token_exchange: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 

@@ -22,11 +22,13 @@ from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
+from authserver.protocol.exchangeable_tokens import LocalAccessTokens
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.base import Grant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
+from authserver.protocol.grants.token_exchange import TokenExchangeGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
 from authserver.protocol.login_throttle import LoginThrottle
 from authserver.protocol.metadata import endpoints
@@ -285,11 +287,6 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     backchannel_logout = backchannel_logout_for(settings, clients.get, minter)
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)
-    grants: list[Grant] = [
-        ClientCredentialsGrant(minter),
-        AuthorizationCodeGrant(minter, store, grant_revoker),
-        RefreshTokenGrant(minter, store, grant_revoker),
-    ]
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
     if direct is not None:
         metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
@@ -303,6 +300,12 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         grant_revoker,
         settings.verified_token_cache,
     )
+    grants: list[Grant] = [
+        ClientCredentialsGrant(minter),
+        AuthorizationCodeGrant(minter, store, grant_revoker),
+        RefreshTokenGrant(minter, store, grant_revoker),
+        TokenExchangeGrant(minter, [LocalAccessTokens(inspector)]),
+    ]
     return Services(
         settings=settings,
         engine=engine,

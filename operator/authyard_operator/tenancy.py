@@ -50,6 +50,13 @@ def policy_violations(
                 f"audiences not allowed by the AuthServer: {', '.join(refused_audiences)} (spec.audiences; "
                 "its spec.clientPolicy.allowedAudiences)"
             )
+        targets = spec.token_exchange.audiences if spec.token_exchange is not None else []
+        refused_targets = sorted(set(targets) - set(policy.allowed_audiences))
+        if refused_targets:
+            problems.append(
+                f"token-exchange audiences not allowed by the AuthServer: {', '.join(refused_targets)} "
+                "(spec.tokenExchange.audiences; its spec.clientPolicy.allowedAudiences)"
+            )
     logout = spec.backchannel_logout
     allowed_hosts = policy.allowed_backchannel_logout_hosts
     if logout is not None and allowed_hosts is not None:

@@ -368,3 +368,51 @@ def test_a_users_sessions_are_listed_and_ended_and_a_client_gets_post_logout_uri
     assert json.loads(registered.stdout)["post_logout_redirect_uris"] == ["https://app.example.com/bye"]
     refused = _run(tmp_path, *web, "--post-logout-redirect-uri", "http://app.example.com/bye")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_a_token_exchange_client_is_registered_with_its_policy(tmp_path: Path) -> None:
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    svc = (
+        "clients",
+        "create",
+        "--name",
+        "Gateway",
+        "--grant-type",
+        "client_credentials",
+        "--grant-type",
+        grant,
+    )
+    created = _run(
+        tmp_path,
+        *svc,
+        "--exchange-audience",
+        "https://orders-b.example.com",
+        "--exchange-audience",
+        "billing",
+        "--exchange-subject-audience",
+        "https://api.example.com",
+        "--exchange-allow-impersonation",
+    )
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    assert client["grant_types"] == ["client_credentials", grant]
+    assert client["token_exchange"] == {
+        "audiences": ["https://orders-b.example.com", "billing"],
+        "subject_audiences": ["https://api.example.com"],
+        "allow_impersonation": True,
+    }
+    plain = json.loads(_run(tmp_path, *svc).stdout)
+    assert "token_exchange" not in plain  # the defaults
+    without_grant = _run(
+        tmp_path,
+        "clients",
+        "create",
+        "--name",
+        "x",
+        "--grant-type",
+        "client_credentials",
+        "--exchange-audience",
+        "b",
+    )
+    assert without_grant.returncode == 2 and "Traceback" not in without_grant.stderr
+    assert "token_exchange needs the grant type" in without_grant.stderr

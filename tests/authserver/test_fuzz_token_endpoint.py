@@ -41,6 +41,7 @@ HYPOTHESIS = settings(
 )
 REQUEST_TIMEOUT_SECONDS = 30
 REDIRECT_URI = "https://app.example.com/cb"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 MAX_QUERY_CHARS = 12_000
 
 
@@ -107,7 +108,12 @@ def clients(app: InProcessServer) -> dict[str, dict[str, Any]]:
     """A confidential service client and a web client, so that fuzzed requests can get past authentication."""
     registered = {}
     for client_id, body in {
-        "fuzz-svc": {"name": "fuzz svc", "grant_types": ["client_credentials"], "scopes": ["read", "write"]},
+        "fuzz-svc": {
+            "name": "fuzz svc",
+            "grant_types": ["client_credentials", TOKEN_EXCHANGE],
+            "scopes": ["read", "write"],
+            "token_exchange": {"audiences": ["https://api.example.com"], "allow_impersonation": True},
+        },
         "fuzz-web": {
             "name": "fuzz web",
             "grant_types": ["authorization_code", "refresh_token"],
@@ -154,8 +160,17 @@ PARAM_NAMES = [
     "password",
     "assertion",
     "audience",
+    # RFC 8693 §2.1
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
 ]
 INTERESTING_VALUES = [
+    "urn:ietf:params:oauth:token-type:access_token",
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:id_token",
     "client_credentials",
     "authorization_code",
     "refresh_token",
@@ -190,7 +205,10 @@ huge_values = st.builds(
 names = st.sampled_from(PARAM_NAMES) | st.sampled_from(PARAM_NAMES) | st.text(max_size=30)
 pairs = st.lists(st.tuples(names, text_values), max_size=8)
 distinct_pairs = st.lists(st.tuples(names, text_values), max_size=6, unique_by=lambda pair: pair[0])
-grant_types = st.sampled_from(["client_credentials", "authorization_code", "refresh_token"]) | text_values
+grant_types = (
+    st.sampled_from(["client_credentials", "authorization_code", "refresh_token", TOKEN_EXCHANGE])
+    | text_values
+)
 
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:

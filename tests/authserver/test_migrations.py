@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0012"
+    assert version == "0014"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -87,6 +87,16 @@ async def _migrate(engine: AsyncEngine, revision: str, *, downgrade: bool = Fals
 
     async with engine.begin() as connection:
         return await connection.run_sync(run)
+
+
+async def _add_old_client_with_a_secret(engine: AsyncEngine) -> None:
+    """A client registered before the migration under test: client_id 'old', secret hash 'hash'."""
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(
+            "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+            " redirect_uris, secret_hash, created_at, updated_at) VALUES ('old', 'old', 'confidential',"
+            " '[]', '[]', '[]', '[]', 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        )
 
 
 async def test_the_consents_migration_upgrades_and_downgrades(
@@ -196,12 +206,7 @@ async def test_the_private_key_jwt_migration_upgrades_and_downgrades(
     try:
         before = await to("0011")
         assert not columns & before["clients"] and "used_client_assertions" not in before
-        async with engine.begin() as connection:
-            await connection.exec_driver_sql(
-                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
-                " redirect_uris, secret_hash, created_at, updated_at) VALUES ('old', 'old', 'confidential',"
-                " '[]', '[]', '[]', '[]', 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            )
+        await _add_old_client_with_a_secret(engine)
         after = await to("0012")
         assert columns <= after["clients"] and after["used_client_assertions"] == {"key", "expires_at"}
         async with engine.begin() as connection:
@@ -221,6 +226,48 @@ async def test_the_private_key_jwt_migration_upgrades_and_downgrades(
         async with engine.connect() as connection:
             kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
             assert kept.scalars().all() == ["old"]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_token_exchange_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0014 adds the clients' token-exchange policy (NULL for the clients registered before it: the
+    defaults), which holds a JSON object; its downgrade drops it and keeps the clients."""
+    engine = create_engine(_fresh(settings, request, "token_exchange_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> set[str]:
+        return (await _migrate(engine, revision, downgrade=downgrade))["clients"]
+
+    try:
+        assert "token_exchange" not in await to("0012")
+        await _add_old_client_with_a_secret(engine)
+        assert "token_exchange" in await to("0014")
+        policy = {
+            "audiences": ["https://b.example.com"],
+            "subject_audiences": [],
+            "allow_impersonation": True,
+        }
+        async with engine.begin() as connection:
+            old = await connection.exec_driver_sql(
+                "SELECT token_exchange FROM clients WHERE client_id = 'old'"
+            )
+            assert old.scalar_one() is None
+            await connection.execute(
+                sa.text("UPDATE clients SET token_exchange = :policy WHERE client_id = 'old'").bindparams(
+                    sa.bindparam("policy", type_=sa.JSON())
+                ),
+                {"policy": policy},
+            )
+            stored = await connection.execute(
+                sa.select(sa.column("token_exchange", sa.JSON())).select_from(sa.table("clients"))
+            )
+            assert stored.scalar_one() == policy
+        assert "token_exchange" not in await to("0012", downgrade=True)
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT client_id, secret_hash FROM clients")
+            assert kept.all() == [("old", "hash")]
     finally:
         await engine.dispose()
 

@@ -22,12 +22,14 @@ from authserver.protocol.models import (
     Client,
     ClientType,
     CodeBinding,
+    GrantType,
     LoginFailures,
     NewRefreshToken,
     RedemptionOutcome,
     RegisteredClient,
     SignInSession,
     TokenEndpointAuthMethod,
+    TokenExchangePolicy,
     User,
 )
 from authserver.protocol.session_end import EndedSession, EndReason
@@ -701,3 +703,29 @@ async def test_the_registry_keeps_a_private_key_jwt_clients_keys_and_no_secret(
     await register_client(registry, replace(desired, client_id=secret_client), None, None)
     switched = await store.get_client(secret_client)
     assert switched is not None and switched.secret_hash is None and switched.jwks == jwks
+
+
+async def test_the_registry_keeps_a_clients_token_exchange_policy(
+    store: Store, registry: ClientRegistry
+) -> None:
+    """RFC 8693: the token-exchange policy is read back as registered (lists in order), changed, and removed
+    (None: the defaults)."""
+    client_id = _client_id()
+    policy = TokenExchangePolicy(
+        audiences=("https://b.example.com", "orders"),
+        subject_audiences=("https://a.example.com",),
+        allow_impersonation=True,
+    )
+    grants = ("client_credentials", GrantType.TOKEN_EXCHANGE.value)
+    desired = _desired(client_id, grant_types=grants, token_exchange=policy)
+    await register_client(registry, desired, "s" * 43, None)
+    stored = await store.get_client(client_id)
+    assert stored is not None and stored.token_exchange == policy
+    narrower = replace(policy, audiences=("orders",), allow_impersonation=False)
+    changed = await register_client(registry, replace(desired, token_exchange=narrower), None, None)
+    assert changed.changed
+    stored = await store.get_client(client_id)
+    assert stored is not None and stored.token_exchange == narrower
+    await register_client(registry, replace(desired, token_exchange=None), None, None)
+    registered = await registry.get_registered_client(client_id)
+    assert registered is not None and registered.client.token_exchange is None

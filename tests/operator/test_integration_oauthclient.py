@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 
+import httpx
 import jwt
 import pytest
 from authyard_operator import metrics
@@ -254,3 +255,57 @@ async def test_the_authservers_trusted_clients_register_with_skip_consent(stack:
         message="portal still trusted after leaving the AuthServer's list",
     )
     assert not await skips_consent("portal")
+
+
+async def test_token_exchange_reaches_the_registration_once_the_authserver_offers_it(stack: Stack) -> None:
+    """OAuthClient tokenExchange → token_exchange: refused (NotAllowed) until the AuthServer's clientPolicy
+    lists the grant; then registered, and the client's own credentials exchange a token (RFC 8693) for an
+    audience of its policy; removing the policy goes back to the server's defaults."""
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    policy = {"audiences": ["https://orders-b.example.com"], "allowImpersonation": True}
+    await stack.kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients",
+        oauthclient("gateway", grantTypes=["client_credentials", grant], tokenExchange=policy),
+    )
+    await wait_for(
+        lambda: stack.ready("gateway").get("reason") == "NotAllowed", timeout=30, message="not refused"
+    )
+    assert grant in stack.ready("gateway")["message"]
+
+    authserver = f"/apis/authyard.dev/v1alpha1/namespaces/{PLATFORM}/authservers/auth"
+    allowed = ["client_credentials", "authorization_code", "refresh_token", grant]
+    await stack.kube.merge(authserver, {"spec": {"clientPolicy": {"allowedGrantTypes": allowed}}})
+    await wait_for(
+        lambda: stack.ready("gateway").get("status") == "True", timeout=40, message="gateway not Ready"
+    )
+    registered = (await stack.admin("GET", "/admin/clients/team-a.gateway")).json()
+    assert registered["token_exchange"] == {
+        "audiences": ["https://orders-b.example.com"],
+        "subject_audiences": [],
+        "allow_impersonation": True,
+    }
+
+    credentials = stack.secret("gateway-oauth")
+    own = await token(credentials)
+    assert own.status_code == 200, own.text
+    async with httpx.AsyncClient() as http:
+        exchanged = await http.post(
+            credentials["token_endpoint"],
+            data={
+                "grant_type": grant,
+                "subject_token": own.json()["access_token"],
+                "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "audience": "https://orders-b.example.com",
+            },
+            auth=(credentials["client_id"], credentials["client_secret"]),
+        )
+    assert exchanged.status_code == 200, exchanged.text
+    assert exchanged.json()["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/gateway",
+        {"spec": {"tokenExchange": None}},
+    )
+    await wait_for(lambda: stack.client_status("gateway").get("observedGeneration") == 2, timeout=20)
+    registered = (await stack.admin("GET", "/admin/clients/team-a.gateway")).json()
+    assert registered["token_exchange"] is None

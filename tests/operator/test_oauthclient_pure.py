@@ -155,3 +155,60 @@ def test_a_backchannel_logout_host_pattern_is_a_host_not_a_url() -> None:
         with pytest.raises(ValidationError):
             ClientPolicy.model_validate({"allowedBackchannelLogoutHosts": [bad]})
     assert ClientPolicy.model_validate({"allowedBackchannelLogoutHosts": ["::1", "*.svc.cluster.local"]})
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def test_token_exchange_reaches_the_registration_as_the_server_reads_it() -> None:
+    """spec.tokenExchange → the admin API's token_exchange, which the server's own registration model
+    accepts as it is; absent from the body: the server's defaults."""
+    from authserver.admin.registration import ClientRegistration
+
+    spec = _client(
+        grantTypes=["client_credentials", TOKEN_EXCHANGE],
+        tokenExchange={
+            "audiences": ["https://orders-b.example.com", "billing"],
+            "subjectAudiences": ["https://orders.example.com"],
+            "allowImpersonation": True,
+        },
+    )
+    body = registration(spec, "gateway", "team-a")
+    assert body["grant_types"] == ["client_credentials", TOKEN_EXCHANGE]
+    assert body["token_exchange"] == {
+        "audiences": ["https://orders-b.example.com", "billing"],
+        "subject_audiences": ["https://orders.example.com"],
+        "allow_impersonation": True,
+    }
+    client = ClientRegistration.model_validate(body).desired_client("team-a.gateway")
+    assert client.token_exchange is not None and client.token_exchange.audiences == (
+        "https://orders-b.example.com",
+        "billing",
+    )
+    assert client.token_exchange.allow_impersonation is True
+    defaults = registration(_client(grantTypes=["client_credentials", TOKEN_EXCHANGE]), "gateway", "team-a")
+    assert "token_exchange" not in defaults
+    assert ClientRegistration.model_validate(defaults).desired_client("x").token_exchange is None
+
+
+def test_token_exchange_is_offered_only_when_the_authserver_lists_it() -> None:
+    spec = _client(grantTypes=["client_credentials", TOKEN_EXCHANGE], tokenExchange={"audiences": ["b"]})
+    problems = policy_violations(ClientPolicy(), "platform", "platform", spec)
+    assert len(problems) == 1 and TOKEN_EXCHANGE in problems[0] and "allowedGrantTypes" in problems[0]
+    offered = ClientPolicy.model_validate({"allowedGrantTypes": ["client_credentials", TOKEN_EXCHANGE]})
+    assert policy_violations(offered, "platform", "platform", spec) == []
+
+
+def test_token_exchange_audiences_are_held_to_the_allowed_audiences() -> None:
+    policy = ClientPolicy.model_validate({
+        "allowedGrantTypes": ["client_credentials", TOKEN_EXCHANGE],
+        "allowedAudiences": ["https://orders.example.com", "https://orders-b.example.com"],
+    })  # fmt: skip
+    spec = _client(
+        grantTypes=["client_credentials", TOKEN_EXCHANGE],
+        tokenExchange={"audiences": ["https://orders-b.example.com", "https://billing.example.com"]},
+    )
+    problems = policy_violations(policy, "platform", "platform", spec)
+    assert len(problems) == 1 and "token-exchange audiences not allowed" in problems[0]
+    assert "billing" in problems[0] and "orders-b" not in problems[0]
+    assert "spec.tokenExchange.audiences" in problems[0]

@@ -15,6 +15,7 @@ from tests.operator.support import DB, apply_defaults, schema_of, strict
 
 MODELS = {"AuthServer": AuthServerSpec, "OAuthClient": OAuthClientSpec}
 CLIENT = {"authServerRef": {"name": "auth"}}
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SPA = {**CLIENT, "type": "public", "grantTypes": ["authorization_code"], "redirectUris": ["https://app/cb"]}
 OIDC_UPSTREAM = {
     "issuer": "https://login.example.com",
@@ -263,6 +264,41 @@ INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
     ),
     (
         "OAuthClient",
+        {**SPA, "grantTypes": ["authorization_code", TOKEN_EXCHANGE]},
+        "spec.grantTypes",
+        "public clients cannot use token exchange",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "tokenExchange": {"audiences": ["https://b.example.com"]}},
+        "spec.tokenExchange",
+        "tokenExchange is used only by token exchange",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": [TOKEN_EXCHANGE], "tokenExchange": {"audiences": ["two words"]}},
+        "spec.tokenExchange.audiences[0]",
+        "pattern",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": [TOKEN_EXCHANGE], "tokenExchange": {"allowImpersonation": "sometimes"}},
+        "spec.tokenExchange.allowImpersonation",
+        "boolean",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "grantTypes": [TOKEN_EXCHANGE], "tokenExchange": {"impersonate": True}},
+        "spec.tokenExchange.impersonate",
+        "xtra",
+        "schema",
+    ),
+    (
+        "OAuthClient",
         {**CLIENT, "accessTokenTTL": "48h"},
         "spec.accessTokenTTL",
         "between 1m and 24h",
@@ -443,6 +479,12 @@ def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:
             **CLIENT,
             "tokenEndpointAuthMethod": "client_secret_post",
             "secret": {"name": "x", "policy": "RequireExisting"},
+        },
+        {**CLIENT, "grantTypes": ["client_credentials", TOKEN_EXCHANGE]},
+        {
+            **CLIENT,
+            "grantTypes": [TOKEN_EXCHANGE],
+            "tokenExchange": {"audiences": ["https://b.example.com", "billing"], "allowImpersonation": True},
         },
     ],
 )

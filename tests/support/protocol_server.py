@@ -28,10 +28,12 @@ from authserver.protocol.client_assertion import (
     ClientKeysUnavailable,
 )
 from authserver.protocol.code_issuance import CodeIssuer
+from authserver.protocol.exchangeable_tokens import LocalAccessTokens, TokenValidator
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
+from authserver.protocol.grants.token_exchange import TokenExchangeGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
 from authserver.protocol.models import Client, ClientType, TokenEndpointAuthMethod, User
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
@@ -113,16 +115,19 @@ class ProtocolServer:
             self._client_keys,
             self.store.spend_client_assertion,
         )
+        self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
+        # Token exchange reads this server's access tokens, then any validator a test adds (a trusted issuer).
+        self.exchangeable: list[TokenValidator] = [LocalAccessTokens(self.inspector)]
         self.token_endpoint = TokenEndpoint(
             [
                 ClientCredentialsGrant(self.minter),
                 AuthorizationCodeGrant(self.minter, self.store, self.grants),
                 RefreshTokenGrant(self.minter, self.store, self.grants),
+                TokenExchangeGrant(self.minter, self.exchangeable),
             ],
             lookup,
             self.assertions,
         )
-        self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
         self.introspection = IntrospectionEndpoint(self.inspector, lookup, self.assertions)
         self.revocation = RevocationEndpoint(self.inspector, lookup, self.assertions)
         self.userinfo = UserinfoEndpoint(self.inspector, self.store)

@@ -48,7 +48,12 @@ _TOKEN_FORM = _form_body(
     {
         "grant_type": {
             "type": "string",
-            "enum": ["client_credentials", "authorization_code", "refresh_token"],
+            "enum": [
+                "client_credentials",
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ],
         },
         "scope": _STRING,
         "resource": _STRING,
@@ -56,6 +61,13 @@ _TOKEN_FORM = _form_body(
         "redirect_uri": _STRING,
         "code_verifier": _STRING,
         "refresh_token": _STRING,
+        # RFC 8693 §2.1: token exchange.
+        "subject_token": _STRING,
+        "subject_token_type": _STRING,
+        "actor_token": _STRING,
+        "actor_token_type": _STRING,
+        "requested_token_type": _STRING,
+        "audience": _STRING,
         "client_id": _STRING,
         "client_secret": _STRING,
         **_CLIENT_ASSERTION,

@@ -152,6 +152,12 @@ def registration(
         body["access_token_ttl"] = spec.access_token_ttl
     if spec.id_token_signing_alg:
         body["id_token_signed_response_alg"] = spec.id_token_signing_alg
+    if spec.token_exchange is not None:  # absent from the PUT: the defaults
+        body["token_exchange"] = {
+            "audiences": list(spec.token_exchange.audiences),
+            "subject_audiences": list(spec.token_exchange.subject_audiences),
+            "allow_impersonation": spec.token_exchange.allow_impersonation,
+        }
     if spec.backchannel_logout is not None:  # absent from the PUT: no back-channel logout any more
         body["backchannel_logout_uri"] = spec.backchannel_logout.uri
         body["backchannel_logout_session_required"] = spec.backchannel_logout.session_required

@@ -22,11 +22,23 @@ from authyard_operator.spec.common import (
 )
 from authyard_operator.spec.identity_providers import IdentityProviders
 
-GrantType = Literal["client_credentials", "authorization_code", "refresh_token"]
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - RFC 8693's grant type
+GrantType = Literal[
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+]
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
 PoolerType = Literal["none", "pgbouncer"]
 
-ALL_GRANT_TYPES: tuple[GrantType, ...] = ("client_credentials", "authorization_code", "refresh_token")
+# Token exchange is not among them: a client with it mints tokens for users it did not sign in, so an
+# AuthServer's owner lists it in spec.clientPolicy.allowedGrantTypes to offer it.
+DEFAULT_ALLOWED_GRANT_TYPES: tuple[GrantType, ...] = (
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+)
 # An issuer is an https URL (http for in-cluster and development) with no query, fragment or trailing slash.
 ISSUER_PATTERN = r"^https?://[^\s/?#]+(/[^\s?#]*[^\s?#/])?$"
 IMAGE_PATTERN = r"^\S+$"
@@ -236,10 +248,11 @@ class ClientPolicy(SpecModel):
         description='Namespaces whose OAuthClients may register. Empty: this namespace only; "*": any.',
     )
     allowed_grant_types: list[GrantType] = Field(
-        default_factory=lambda: list(ALL_GRANT_TYPES),
-        max_length=3,
+        default_factory=lambda: list(DEFAULT_ALLOWED_GRANT_TYPES),
+        max_length=4,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="Grant types OAuthClients may use.",
+        description="Grant types OAuthClients may use. Default: client_credentials, authorization_code and "
+        "refresh_token; token exchange (urn:ietf:params:oauth:grant-type:token-exchange) only when listed.",
     )
     allowed_scopes: list[Scope] | None = Field(
         None,
@@ -251,7 +264,8 @@ class ClientPolicy(SpecModel):
         None,
         max_length=256,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="Audiences OAuthClients may request. Absent: any audience.",
+        description="Audiences OAuthClients may request, and ask exchanged tokens for (spec.tokenExchange."
+        "audiences). Absent: any audience.",
     )
     allowed_backchannel_logout_hosts: list[HostPattern] | None = Field(
         None,

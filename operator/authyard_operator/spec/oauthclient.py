@@ -72,6 +72,31 @@ class BackchannelLogoutSpec(SpecModel):
     )
 
 
+class TokenExchangeSpec(SpecModel):
+    """The client's token-exchange policy (RFC 8693), for grantTypes with
+    urn:ietf:params:oauth:grant-type:token-exchange."""
+
+    audiences: list[Audience] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="The audience and resource values the client may ask an exchanged token for. Empty: "
+        "none; the exchanged token keeps the subject token's audience.",
+    )
+    subject_audiences: list[Audience] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Besides the tokens issued to this client, it may exchange the tokens whose aud holds "
+        "one of these: its own identifiers as a resource server.",
+    )
+    allow_impersonation: bool = Field(
+        False,
+        description="true: an exchange without actor_token is allowed and its token names no actor. false: "
+        "the client sends an actor_token and the token carries act (delegation).",
+    )
+
+
 class OAuthClientSpec(SpecModel):
     """The desired state of an OAuth client registered with an AuthServer."""
 
@@ -84,9 +109,11 @@ class OAuthClientSpec(SpecModel):
     grant_types: list[GrantType] = Field(
         default_factory=lambda: list[GrantType](["client_credentials"]),
         min_length=1,
-        max_length=3,
+        max_length=4,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="Grant types: client_credentials, authorization_code (with PKCE), refresh_token.",
+        description="Grant types: client_credentials, authorization_code (with PKCE), refresh_token, "
+        "urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693; confidential clients, policy in "
+        "tokenExchange).",
     )
     redirect_uris: list[RedirectUri] = Field(
         default_factory=list,
@@ -140,6 +167,11 @@ class OAuthClientSpec(SpecModel):
         None,
         description="Back-channel logout (OpenID Connect Back-Channel Logout 1.0). Absent: the client is "
         "sent no logout tokens.",
+    )
+    token_exchange: TokenExchangeSpec | None = Field(
+        None,
+        description="Token-exchange policy (RFC 8693); needs the token-exchange grant type. Absent: no "
+        "audiences to ask for, no subject audiences, no impersonation.",
     )
     secret: ClientSecretSpec | None = Field(
         None,

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from authyard_operator.spec.authserver import AuthServerSpec
+from authyard_operator.spec.authserver import TOKEN_EXCHANGE, AuthServerSpec
 from authyard_operator.spec.common import seconds_of
 from authyard_operator.spec.oauthclient import OAuthClientSpec
 
@@ -318,6 +318,19 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         holds=_post_logout_redirects_on_loopback_only_for_http,
         cel=f"!has(self.postLogoutRedirectUris) || self.postLogoutRedirectUris.all(u, "
         f"!u.startsWith('http://') || u.matches(r'{LOOPBACK_HTTP}'))",
+    ),
+    Rule(
+        field="grantTypes",
+        message="public clients cannot use token exchange (they cannot authenticate)",
+        holds=lambda s: s.type != "public" or TOKEN_EXCHANGE not in s.grant_types,
+        cel=f"self.type != 'public' || !('{TOKEN_EXCHANGE}' in self.grantTypes)",
+    ),
+    Rule(
+        field="tokenExchange",
+        message=f"tokenExchange is used only by token exchange: add {TOKEN_EXCHANGE} to grantTypes or "
+        "remove it",
+        holds=lambda s: s.token_exchange is None or TOKEN_EXCHANGE in s.grant_types,
+        cel=f"!has(self.tokenExchange) || '{TOKEN_EXCHANGE}' in self.grantTypes",
     ),
     Rule(
         field="accessTokenTTL",
