@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0014"
+    assert version == "0013"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -233,7 +233,7 @@ async def test_the_private_key_jwt_migration_upgrades_and_downgrades(
 async def test_the_token_exchange_migration_upgrades_and_downgrades(
     settings: Settings, request: pytest.FixtureRequest
 ) -> None:
-    """0014 adds the clients' token-exchange policy (NULL for the clients registered before it: the
+    """0013 adds the clients' token-exchange policy (NULL for the clients registered before it: the
     defaults), which holds a JSON object; its downgrade drops it and keeps the clients."""
     engine = create_engine(_fresh(settings, request, "token_exchange_migration"))
 
@@ -243,7 +243,7 @@ async def test_the_token_exchange_migration_upgrades_and_downgrades(
     try:
         assert "token_exchange" not in await to("0012")
         await _add_old_client_with_a_secret(engine)
-        assert "token_exchange" in await to("0014")
+        assert "token_exchange" in await to("0013")
         policy = {
             "audiences": ["https://b.example.com"],
             "subject_audiences": [],

@@ -7,7 +7,7 @@ Downgrade drops the column. A client registered with the token-exchange grant ke
 falls back to the defaults (no audiences to ask for, no subject audiences, no impersonation) until its
 registration gives the policy again after a later upgrade.
 
-Revision ID: 0014
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-07 14:30:00
 """
@@ -15,7 +15,7 @@ Create Date: 2026-12-07 14:30:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
