@@ -88,6 +88,77 @@ INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
     ),
     (
         "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 0}},
+        "spec.capacity.peakTokensPerSecond",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "capacity": {}},
+        "spec.capacity.peakTokensPerSecond",
+        "required",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 100, "perPodTokensPerSecond": 0}},
+        "spec.capacity.perPodTokensPerSecond",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 100, "headroom": 0.8}},
+        "spec.capacity.headroom",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 100, "maxCores": 0}},
+        "spec.capacity.maxCores",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 100, "minReplicasForAvailability": 0}},
+        "spec.capacity.minReplicasForAvailability",
+        "greater than or equal to 1",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"capacity": {"peakTokensPerSecond": 100}},
+        "spec.capacity",
+        "embedded SQLite (no spec.database) runs one",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        {
+            "database": DB,
+            "capacity": {"peakTokensPerSecond": 100},
+            "resources": {"requests": {"cpu": "2", "memory": "1Gi"}},
+        },
+        "spec.resources.requests",
+        "the plan sets the CPU request",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        {
+            "database": DB,
+            "capacity": {"peakTokensPerSecond": 100},
+            "resources": {"limits": {"memory": "1Gi"}},
+        },
+        "spec.resources.requests",
+        "the plan sets the CPU request",
+        "cel",
+    ),
+    (
+        "AuthServer",
         {"tokens": {"accessTokenTTL": "30s"}},
         "spec.tokens.accessTokenTTL",
         "between 1m and 24h",
@@ -304,6 +375,13 @@ def test_invalid_spec_is_rejected_with_a_readable_message(
             "resources": {"requests": {"cpu": 1, "memory": "1Gi"}},
         },
         {"autoscaling": {"enabled": False, "minReplicas": 9, "maxReplicas": 2}},  # ignored while disabled
+        {"database": DB, "capacity": {"peakTokensPerSecond": 100}},
+        {
+            "database": DB,
+            "capacity": {"peakTokensPerSecond": 5000, "headroom": 1, "maxCores": 4},
+            "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 6},
+            "resources": {"requests": {"memory": "1Gi"}},
+        },
     ],
 )
 def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:
