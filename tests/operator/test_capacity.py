@@ -18,7 +18,7 @@ from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.status.authserver import DeploymentState, reconciled_status
 
-from tests.operator.support import DB, NOW, by_kind, spec_of
+from tests.operator.support import DB, EXAMPLES, NOW, by_kind, load_yaml, spec_of
 from tests.operator.test_status_authserver import assert_fits_the_crd
 
 
@@ -327,3 +327,21 @@ def test_status_capacity_shows_the_plan_and_fits_the_crd() -> None:
     ]
     ready = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert ready["message"].startswith("10000 tokens/s: 7 replica(s) of 1500/s needed, 3-8 planned (plan)")
+
+
+def test_the_example_renders_what_its_comments_say() -> None:
+    """examples/authserver-capacity.yaml: 3-6 pods of 1000m at 100% CPU, 15 connections per worker."""
+    raw = load_yaml(EXAMPLES / "authserver-capacity.yaml")["spec"]
+    children, plan = rendered(raw)
+    hpa = children[("HorizontalPodAutoscaler", "auth")]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 6)
+    assert hpa["spec"]["metrics"][0] == utilization("cpu", 100)
+    resources = children[("Deployment", "auth")]["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"memory": "256Mi", "cpu": "1000m"}
+    assert children[("ConfigMap", "auth-config")]["data"]["AUTHSERVER_DB_POOL_MAX_SIZE"] == "15"
+    assert (plan.replicas_needed, plan.replicas_with_headroom, plan.within_cores, plan.within_budget) == (
+        5,
+        6,
+        16,
+        45,
+    )
