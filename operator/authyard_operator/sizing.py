@@ -3,7 +3,9 @@
 ``spec.database.maxConnections`` (B) is the budget this AuthServer may use. 10% of it stays in reserve (for
 the migration init container, ``psql`` sessions, a surge during a node drain), so the pools share
 ``usable = floor(0.9 x B)``. Each pod runs ``spec.workers`` (W) worker processes with one pool each, and the
-most pods that can run at once (P) are ``autoscaling.maxReplicas`` when autoscaling is on, else ``replicas``.
+most pods that can run at once (P) are ``autoscaling.maxReplicas`` when autoscaling is on, the capacity
+plan's maxReplicas with ``spec.capacity`` (``capacity.py``, which keeps it within this budget), else
+``replicas``.
 
 Direct (pods connect to PostgreSQL)::
 
@@ -120,8 +122,9 @@ class PoolSizing:
         return result
 
 
-def size_pools(spec: AuthServerSpec) -> PoolSizing:
-    pods, workers = spec.max_pods, spec.workers
+def size_pools(spec: AuthServerSpec, max_pods: int | None = None) -> PoolSizing:
+    """``max_pods``: the maxReplicas a capacity plan chose (``capacity.py``), instead of the spec's."""
+    pods, workers = max_pods or spec.max_pods, spec.workers
     if spec.database is None:
         return _embedded(pods, workers)
     database = spec.database
@@ -130,7 +133,13 @@ def size_pools(spec: AuthServerSpec) -> PoolSizing:
             database.max_connections, database.pooler.instances, pods, workers, database.write_connections
         )
     else:
-        pods_field = "spec.autoscaling.maxReplicas" if spec.autoscaling.enabled else "spec.replicas"
+        pods_field = (
+            "spec.autoscaling.maxReplicas"
+            if spec.autoscaling.enabled
+            else "spec.capacity.peakTokensPerSecond"
+            if max_pods is not None
+            else "spec.replicas"
+        )
         sizing = _direct(database.max_connections, pods, workers, pods_field, database.write_connections)
     return replace(sizing, write_connections=database.write_connections)
 

@@ -71,6 +71,21 @@ SCHEMA_REJECTED: dict[str, tuple[str, dict[str, Any], str]] = {
         {"database": DB, "autoscaling": {"enabled": True, "maxReplicas": 101}},
         "spec.autoscaling.maxReplicas",
     ),
+    "capacity-headroom-below-one": (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 1000, "headroom": 0.5}},
+        "spec.capacity.headroom",
+    ),
+    "capacity-without-a-peak": (
+        "AuthServer",
+        {"database": DB, "capacity": {"perPodTokensPerSecond": 1000}},
+        "peakTokensPerSecond",
+    ),
+    "capacity-zero-cores": (
+        "AuthServer",
+        {"database": DB, "capacity": {"peakTokensPerSecond": 1000, "maxCores": 0}},
+        "spec.capacity.maxCores",
+    ),
     "issuer-trailing-slash": ("AuthServer", {"issuer": "https://auth.example.com/"}, "spec.issuer"),
     "issuer-not-http": ("AuthServer", {"issuer": "ftp://auth.example.com"}, "spec.issuer"),
     "hs256": ("AuthServer", {"tokens": {"signingAlgorithm": "HS256"}}, "spec.tokens.signingAlgorithm"),
@@ -205,6 +220,12 @@ AUTHSERVERS_REPORTED: dict[str, tuple[dict[str, Any], str, str]] = {
         {"database": {**DB, "maxConnections": 10}, "autoscaling": {"enabled": True, "maxReplicas": 20}},
         "PoolBudgetExceeded",
         "spec.database.maxConnections",
+    ),
+    "capacity-on-sqlite": ({"capacity": {"peakTokensPerSecond": 100}}, "InvalidSpec", "spec.capacity"),
+    "capacity-beyond-cores": (
+        {"database": DB, "capacity": {"peakTokensPerSecond": 50000, "maxCores": 4}},
+        "CapacityUnreachable",
+        "spec.capacity.maxCores",
     ),
     "writes-fill-the-pool": (
         {"database": {**DB, "maxConnections": 10, "writeConnections": 9}},

@@ -1,4 +1,4 @@
-"""Reconcile an AuthServer: validate, size pools, observe, render children, apply, report."""
+"""Reconcile an AuthServer: validate, plan capacity, size pools, observe, render children, apply, report."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from authyard_operator.apply import apply_children, delete_unwanted
+from authyard_operator.capacity import CAPACITY_UNREACHABLE, plan_capacity
 from authyard_operator.constants import API_VERSION
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.kube.client import Kube, KubeError
@@ -21,6 +22,7 @@ from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.spec.rules import parse_spec
 from authyard_operator.status.authserver import (
     DeploymentState,
+    capacity_status,
     failed_status,
     invalid_spec_status,
     reconciled_status,
@@ -118,7 +120,15 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
             [Event("Warning", "InvalidSpec", message)],
             permanent_failure=True,
         )
-    sizing = size_pools(spec)
+    plan = plan_capacity(spec)
+    if plan is not None and not plan.reachable:
+        status = failed_status(generation, CAPACITY_UNREACHABLE, plan.message, now, previous)
+        return Outcome(
+            {**status, "capacity": capacity_status(previous, plan.status())},
+            [Event("Warning", CAPACITY_UNREACHABLE, plan.message)],
+            permanent_failure=True,
+        )
+    sizing = size_pools(spec, plan.max_replicas if plan is not None else None)
     if not sizing.fits:
         return Outcome(
             failed_status(generation, "PoolBudgetExceeded", sizing.message, now, previous),
@@ -128,7 +138,7 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
 
     try:
         observed = await observe(kube, name, namespace, spec)
-        desired = render_children(name, namespace, spec, sizing, observed, now)
+        desired = render_children(name, namespace, spec, sizing, observed, now, plan)
     except MissingInput as missing:
         return Outcome(
             failed_status(generation, missing.reason, missing.message, now, previous),
@@ -149,11 +159,13 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
     events = [
         Event("Normal", "Deleted", f"deleted {item}, which the spec no longer wants") for item in deleted
     ]
-    plan = desired.key_plan
-    if plan.action == "regenerated":
-        events.append(Event("Warning", "SigningKeysRegenerated", plan.note))
-    elif plan.changed:
-        events.append(Event("Normal", f"SigningKeys{plan.action.capitalize()}", plan.note or plan.action))
+    key_plan = desired.key_plan
+    if key_plan.action == "regenerated":
+        events.append(Event("Warning", "SigningKeysRegenerated", key_plan.note))
+    elif key_plan.changed:
+        events.append(
+            Event("Normal", f"SigningKeys{key_plan.action.capitalize()}", key_plan.note or key_plan.action)
+        )
     if previous.get("observedGeneration") != generation:
         events.append(Event("Normal", "Reconciled", f"generation {generation}: {len(live)} children applied"))
 
@@ -163,7 +175,8 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
         generation=generation,
         issuer=effective_issuer(name, namespace, spec),
         sizing=sizing,
-        key_plan=plan,
+        capacity=plan,
+        key_plan=key_plan,
         tokens=spec.tokens,
         deployment=state,
         now=now,

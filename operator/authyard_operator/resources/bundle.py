@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from authyard_operator.capacity import CapacityPlan
 from authyard_operator.dburl import parse_database_url
 from authyard_operator.keys import KeyPlan
 from authyard_operator.resources import identity_providers
@@ -54,12 +55,21 @@ class Desired:
 
 
 def render_children(
-    name: str, namespace: str, spec: AuthServerSpec, sizing: PoolSizing, observed: Observed, now: datetime
+    name: str,
+    namespace: str,
+    spec: AuthServerSpec,
+    sizing: PoolSizing,
+    observed: Observed,
+    now: datetime,
+    plan: CapacityPlan | None = None,
 ) -> Desired:
-    """All children for a spec whose pools fit (``sizing.fits``). ValueError: an input is unusable (e.g. the
-    database URL in PgBouncer mode), with a message for the AuthServer's status."""
+    """All children for a spec whose pools fit (``sizing.fits``) and whose capacity plan, if any, is
+    reachable. ValueError: an input is unusable (e.g. the database URL in PgBouncer mode), with a message
+    for the AuthServer's status."""
     if not sizing.fits:
         raise ValueError(sizing.message)
+    if plan is not None and not plan.reachable:
+        raise ValueError(plan.message)
     configmap = render_configmap(name, namespace, spec, sizing)
     signing_keys, key_plan = render_signing_keys_secret(
         name, namespace, spec.tokens, observed.signing_keys_secret, now
@@ -95,12 +105,12 @@ def render_children(
             render_pdb(name, namespace, PGBOUNCER),
         ]
     children += [
-        render_deployment(name, namespace, spec, sizing, pod_config_hash),
+        render_deployment(name, namespace, spec, sizing, pod_config_hash, plan),
         render_service(name, namespace),
         render_pdb(name, namespace),
     ]
-    if spec.autoscaling.enabled:
-        children.append(render_hpa(name, namespace, spec))
+    if spec.autoscaled:
+        children.append(render_hpa(name, namespace, spec, plan))
     if observed.service_monitor_available:
         children.append(render_service_monitor(name, namespace))
     return Desired(children, key_plan, pod_config_hash, unwanted_children(name, spec))
@@ -119,7 +129,7 @@ def unwanted_children(name: str, spec: AuthServerSpec) -> list[tuple[str, str, s
     listed: dropping a database is not a side effect of an edit (it goes with the AuthServer)."""
     names = Names(name)
     unwanted = []
-    if not spec.autoscaling.enabled:
+    if not spec.autoscaled:
         unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names.server))
     if not identity_providers.wanted(spec):
         unwanted.append(("v1", "ConfigMap", names.identity_providers))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from authyard_operator.capacity import CapacityPlan
 from authyard_operator.constants import (
     CONFIG_HASH_ANNOTATION,
     DEFAULT_IMAGE,
@@ -61,14 +62,19 @@ def pod_security_context(uid: int = SERVER_UID) -> dict[str, Any]:
     }
 
 
-def container_resources(spec: AuthServerSpec) -> dict[str, Any]:
+def container_resources(spec: AuthServerSpec, plan: CapacityPlan | None = None) -> dict[str, Any]:
+    """spec.resources or the defaults; a capacity plan sets the CPU request (the rules keep it out of
+    spec.resources)."""
     if spec.resources is None:
-        return {kind: dict(values) for kind, values in DEFAULT_RESOURCES.items()}
-    result: dict[str, Any] = {}
-    if spec.resources.requests:
-        result["requests"] = dict(spec.resources.requests)
-    if spec.resources.limits:
-        result["limits"] = dict(spec.resources.limits)
+        result = {kind: dict(values) for kind, values in DEFAULT_RESOURCES.items()}
+    else:
+        result = {}
+        if spec.resources.requests:
+            result["requests"] = dict(spec.resources.requests)
+        if spec.resources.limits:
+            result["limits"] = dict(spec.resources.limits)
+    if plan is not None:
+        result["requests"] = {**result.get("requests", {}), "cpu": plan.cpu_request}
     return result
 
 
@@ -152,14 +158,19 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 
 
 def render_deployment(
-    name: str, namespace: str, spec: AuthServerSpec, sizing: PoolSizing, config_hash: str
+    name: str,
+    namespace: str,
+    spec: AuthServerSpec,
+    sizing: PoolSizing,
+    config_hash: str,
+    plan: CapacityPlan | None = None,
 ) -> dict[str, Any]:
     names = Names(name)
     image = spec.image or DEFAULT_IMAGE
     env = _env(name, namespace, spec)
     env_from = [{"configMapRef": {"name": names.config}}]
     volumes, mounts = _volumes(name, spec)
-    resources = container_resources(spec)
+    resources = container_resources(spec, plan)
     server_env = env + (pgbouncer_overrides(name, namespace) if spec.uses_pgbouncer else [])
     migrate = {
         "name": "migrate",
@@ -213,7 +224,7 @@ def render_deployment(
             },
         },
     }
-    if not spec.autoscaling.enabled:
+    if not spec.autoscaled:
         # With an HPA the field is left out entirely: whoever sets it under server-side apply owns it, and the
         # operator must not fight the HPA over the replica count.
         deployment_spec = {"replicas": spec.replicas, **deployment_spec}

@@ -81,6 +81,58 @@ class Autoscaling(SpecModel):
     )
 
 
+# What one worker is assumed to serve when spec.capacity.perPodTokensPerSecond is absent: about half of what
+# the benchmark measured (docs/performance.md: a 2-worker pod served 7,764 client_credentials tokens/s on
+# PostgreSQL, 4,646/s in the slowest run of the day), because a cluster's pods share their nodes.
+DEFAULT_TOKENS_PER_SECOND_PER_WORKER = 2000
+BENCHMARK_COMMAND = (
+    "python -m bench --db postgresql --scenarios client_credentials --workers 2 --concurrency 50 "
+    "--duration 5 --repeat 1 --no-login --no-profile --no-save"
+)
+
+
+class Capacity(SpecModel):
+    """A throughput target the operator turns into the autoscaler's bounds and targets and the pods' CPU
+    requests (status.capacity shows the arithmetic). It runs an HPA; spec.autoscaling.enabled: true makes
+    spec.autoscaling's minReplicas and maxReplicas win over the plan's."""
+
+    peak_tokens_per_second: int = Field(
+        ge=1, le=10_000_000, description="The peak token requests per second the AuthServer must serve."
+    )
+    per_pod_tokens_per_second: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="Token requests per second one pod sustains. Absent: "
+        f"{DEFAULT_TOKENS_PER_SECOND_PER_WORKER} x spec.workers, about half of what the benchmark measured "
+        "for client_credentials (a 2-worker pod served 7,764/s on PostgreSQL). Measure your own with "
+        f"`{BENCHMARK_COMMAND}` on a node like yours.",
+    )
+    headroom: float = Field(
+        1.2,
+        ge=1,
+        le=10,
+        description="Spare capacity above the peak: maxReplicas covers headroom x peak, and the per-pod "
+        "target is peak / maxReplicas x headroom.",
+    )
+    min_replicas_for_availability: int = Field(
+        3, ge=1, le=100, description="Fewest replicas, whatever the load (3 survive a node and a zone loss)."
+    )
+    max_cores: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="CPU cores the cluster can give this AuthServer's pods (their CPU requests together); "
+        "bounds maxReplicas. Absent: no bound but the connection budget's.",
+    )
+    requests_per_second_metric: bool = Field(
+        False,
+        description="Also scale on the Pods metric http_requests_per_second (needs a custom-metrics adapter "
+        "such as prometheus-adapter; without one the HPA cannot read it and never scales down). The CPU "
+        "utilization target, derived from the same figures, is always set.",
+    )
+
+
 class Pooler(SpecModel):
     """An optional connection pooler between the auth server pods and the database."""
 
@@ -367,6 +419,11 @@ class AuthServerSpec(SpecModel):
         "connection budget is split across replicas x workers.",
     )
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling.")
+    capacity: Capacity | None = Field(
+        None,
+        description="A throughput target: the operator runs an HPA and derives its bounds and targets and "
+        "the pods' CPU requests from it (spec.replicas is then ignored). Needs spec.database.",
+    )
     resources: ResourceRequirements | None = Field(
         None,
         description="Compute resources of the server container. Absent: requests cpu 100m, memory 128Mi; "
@@ -407,6 +464,11 @@ class AuthServerSpec(SpecModel):
         return self.database is not None and self.database.pooler.type == "pgbouncer"
 
     @property
+    def autoscaled(self) -> bool:
+        """Whether an HPA runs the Deployment: asked for, or planned from spec.capacity."""
+        return self.autoscaling.enabled or self.capacity is not None
+
+    @property
     def max_pods(self) -> int:
         """The most pods that can run at once: what the connection budget must cover."""
         return self.autoscaling.max_replicas if self.autoscaling.enabled else self.replicas
@@ -440,6 +502,52 @@ class DatabaseStatus(SpecModel):
     )
     pooler_pool_size: int | None = Field(
         None, description="PgBouncer's server connections per instance (default_pool_size), pgbouncer only."
+    )
+
+
+class CapacityStatus(SpecModel):
+    """The capacity plan (spec.capacity) and its arithmetic, to be checked by hand."""
+
+    reachable: bool | None = Field(None, description="Whether the peak can be served within the limits.")
+    binding_limit: str | None = Field(
+        None, description="The limit that bounds maxReplicas below the plan's, or makes the peak unreachable."
+    )
+    peak_tokens_per_second: int | None = Field(None, description="spec.capacity.peakTokensPerSecond.")
+    per_pod_tokens_per_second: int | None = Field(
+        None, description="What one pod is assumed to sustain (spec, or the default per worker)."
+    )
+    headroom: float | None = Field(None, description="spec.capacity.headroom.")
+    replicas_needed: int | None = Field(None, description="ceil(peak / perPod): pods that serve the peak.")
+    replicas_with_headroom: int | None = Field(
+        None, description="ceil(headroom x peak / perPod): pods that serve the peak with its headroom."
+    )
+    cpu_per_pod: str | None = Field(None, description="The CPU request of each server pod.")
+    replicas_within_cores: int | None = Field(
+        None, description="floor(maxCores / cpuPerPod), when spec.capacity.maxCores is set."
+    )
+    replicas_within_connection_budget: int | None = Field(
+        None, description="Most pods whose pools fit the connection budget (direct connections only)."
+    )
+    min_replicas: int | None = Field(None, description="The HPA's minReplicas.")
+    max_replicas: int | None = Field(None, description="The HPA's maxReplicas.")
+    bounds_from: Literal["plan", "spec.autoscaling"] | None = Field(
+        None, description="Where minReplicas and maxReplicas come from: the plan, or spec.autoscaling."
+    )
+    target_requests_per_second_per_pod: int | None = Field(
+        None,
+        description="min(perPod, floor(peak / maxReplicas x headroom)): what each pod is scaled to serve.",
+    )
+    target_cpu_utilization: int | None = Field(
+        None,
+        alias="targetCPUUtilization",
+        description="The HPA's CPU target: floor(100 x target / perPod) percent of cpuPerPod.",
+    )
+    connections: int | None = Field(
+        None, description="Database connections at maxReplicas (all pods, or all PgBouncer instances)."
+    )
+    connection_budget: int | None = Field(None, description="spec.database.maxConnections (90% usable).")
+    arithmetic: list[str] | None = Field(
+        None, max_length=32, description="Each figure above as the formula with its numbers."
     )
 
 
@@ -487,4 +595,5 @@ class AuthServerStatus(SpecModel):
     replicas: int | None = Field(None, description="Pods of the Deployment.")
     ready_replicas: int | None = Field(None, description="Ready pods of the Deployment.")
     database: DatabaseStatus | None = Field(None, description="Connection pool figures.")
+    capacity: CapacityStatus | None = Field(None, description="The capacity plan and its arithmetic.")
     signing_keys: SigningKeysStatus | None = Field(None, description="Signing-key rotation state.")

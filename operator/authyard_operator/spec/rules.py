@@ -65,8 +65,8 @@ def _autoscaling_on(spec: AuthServerSpec) -> bool:
 
 
 def _requests_cover_hpa(spec: AuthServerSpec) -> bool:
-    if not spec.autoscaling.enabled or spec.resources is None:
-        return True  # absent resources get the defaults, which have both requests
+    if not spec.autoscaling.enabled or spec.resources is None or spec.capacity is not None:
+        return True  # absent resources get the defaults, which have both requests; capacity: see below
     return {"cpu", "memory"} <= set(spec.resources.requests)
 
 
@@ -139,6 +139,12 @@ IDENTITY_PROVIDER_RULES: tuple[Rule[AuthServerSpec], ...] = (
 )
 
 
+def _capacity_leaves_cpu_to_the_plan(spec: AuthServerSpec) -> bool:
+    if spec.capacity is None or spec.resources is None:
+        return True
+    return "cpu" not in spec.resources.requests and "memory" in spec.resources.requests
+
+
 AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
     Rule(
         field="autoscaling.minReplicas",
@@ -166,9 +172,24 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         message="autoscaling needs cpu and memory requests (its targets are percentages of them): set "
         "spec.resources.requests.cpu and .memory, or leave spec.resources out to get the defaults",
         holds=_requests_cover_hpa,
-        cel="!has(self.autoscaling) || !self.autoscaling.enabled || !has(self.resources)"
-        " || (has(self.resources.requests) && 'cpu' in self.resources.requests"
+        cel="!has(self.autoscaling) || !self.autoscaling.enabled || has(self.capacity)"
+        " || !has(self.resources) || (has(self.resources.requests) && 'cpu' in self.resources.requests"
         " && 'memory' in self.resources.requests)",
+    ),
+    Rule(
+        field="capacity",
+        message="spec.capacity plans several replicas and embedded SQLite (no spec.database) runs one: "
+        "configure spec.database, or remove spec.capacity",
+        holds=lambda s: s.capacity is None or not s.embedded,
+        cel="has(self.database) || !has(self.capacity)",
+    ),
+    Rule(
+        field="resources.requests",
+        message="with spec.capacity the plan sets the CPU request and the HPA needs a memory request: remove "
+        "spec.resources.requests.cpu and set spec.resources.requests.memory, or leave spec.resources out",
+        holds=_capacity_leaves_cpu_to_the_plan,
+        cel="!has(self.capacity) || !has(self.resources) || (has(self.resources.requests)"
+        " && !('cpu' in self.resources.requests) && 'memory' in self.resources.requests)",
     ),
     # Durations: operator only (see the module docstring).
     Rule(

@@ -1,5 +1,5 @@
 """The AuthServer's status as a pure function of what a reconcile found: conditions (Ready, Progressing,
-Degraded), observedGeneration, replicas, endpoints, pool figures and signing keys."""
+Degraded), observedGeneration, replicas, endpoints, pool figures, the capacity plan and signing keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from authyard_operator.capacity import CapacityPlan
 from authyard_operator.endpoints import endpoint_urls
 from authyard_operator.keys import KeyPlan, keys_status
 from authyard_operator.sizing import PoolSizing
@@ -124,12 +125,14 @@ def reconciled_status(
     deployment: DeploymentState | None,
     now: datetime,
     previous: dict[str, Any] | None = None,
+    capacity: CapacityPlan | None = None,
 ) -> dict[str, Any]:
     """The status after every child was applied: Ready once the Deployment has rolled out."""
     ready, progressing = _readiness(deployment)
-    degraded = (False, "AsExpected", sizing.message)
+    message = sizing.message if capacity is None else f"{capacity.message}; {sizing.message}"
+    degraded = (False, "AsExpected", message)
     previous_conditions = (previous or {}).get("conditions", [])
-    return {
+    status = {
         "observedGeneration": generation,
         "conditions": _conditions(ready, progressing, degraded, generation, now, previous_conditions),
         "issuer": issuer,
@@ -139,3 +142,16 @@ def reconciled_status(
         "database": sizing.status(),
         "signingKeys": keys_status(key_plan, tokens),
     }
+    plan = capacity.status(sizing) if capacity is not None else None
+    if plan is not None or (previous or {}).get("capacity") is not None:
+        status["capacity"] = capacity_status(previous, plan)
+    return status
+
+
+def capacity_status(previous: dict[str, Any] | None, plan: dict[str, Any] | None) -> dict[str, Any] | None:
+    """status.capacity as a merge patch over the previous one: a figure the plan no longer has (a binding
+    limit that stopped binding, maxCores removed) is deleted, not left behind; None deletes the plan."""
+    before = (previous or {}).get("capacity") or {}
+    if plan is None:
+        return None
+    return {**{key: None for key in before if key not in plan}, **plan}
