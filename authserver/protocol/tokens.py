@@ -83,6 +83,7 @@ class TokenMinter:
         auth_time: int | None = None,
         grant_id: str | None = None,
         userinfo_claims: str | None = None,
+        groups: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         now = int(time.time())
         claims: dict[str, Any] = {
@@ -103,6 +104,8 @@ class TokenMinter:
             claims[GRANT_ID_CLAIM] = grant_id
         if userinfo_claims is not None:
             claims[USERINFO_CLAIMS_CLAIM] = userinfo_claims  # what the claims request asked userinfo for
+        if groups:
+            claims["groups"] = groups
         return self._keys().sign(claims, ACCESS_TOKEN_TYP), claims
 
     def id_token(
