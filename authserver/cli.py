@@ -224,7 +224,8 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     if not asyncio.run(_with_engine(create)):
         print(f"user {args.username} already exists", file=sys.stderr)
         return 1
-    print(json.dumps({"user_id": user.user_id, "username": user.username}))
+    created = {"user_id": user.user_id, "username": user.username}
+    print(json.dumps({**created, "groups": list(user.groups)} if user.groups else created))
     return 0
 
 

@@ -371,3 +371,30 @@ def test_a_provider_down_or_slow_is_a_bounded_page_and_local_sign_in_still_works
         data={**hidden_fields(page.text), "username": username, "password": password},
     )
     assert answer.status_code == 200 and 'id="allow"' in answer.text  # signed in: the consent page
+
+
+def test_local_membership_from_the_command_line_is_the_groups_claim_of_a_local_sign_in(
+    server: AuthServer, browser: Browser
+) -> None:
+    username, password = f"ops-{uuid.uuid4().hex[:6]}", secrets.token_urlsafe(16)
+    created = server.cli(
+        "users",
+        "create",
+        "--username",
+        username,
+        "--password-stdin",
+        "--group",
+        "ops",
+        "--group",
+        "dev",
+        stdin=password + "\n",
+    )
+    assert json.loads(created.stdout)["groups"] == ["ops", "dev"]
+    page = browser.login_page()
+    consent = browser.http.post(
+        f"{server.base_url}/authorize/login",
+        data={**hidden_fields(page.text), "username": username, "password": password},
+    )
+    tokens = browser.tokens(browser.consent_and_code(consent))
+    assert claims_of(tokens["id_token"])["groups"] == ["ops", "dev"]
+    assert claims_of(tokens["access_token"])["groups"] == ["ops", "dev"]

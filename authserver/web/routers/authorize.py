@@ -236,12 +236,12 @@ async def _posted(
 @router.post("/authorize/login", summary="Login form submission", include_in_schema=False)
 async def login(request: Request) -> Response:
     svc = services(request)
+    if not svc.identity_providers.local_accounts:
+        return error_page("Signing in with a username and password is turned off here.", 403)
     posted = await _posted(request, svc)
     if isinstance(posted, Response):
         return posted
     form, auth = posted
-    if not svc.identity_providers.local_accounts:
-        return error_page("Signing in with a username and password is turned off here.", 403)
     username = (form.get("username") or [""])[0][:255]
     password = (form.get("password") or [""])[0][:1024]
     address = real_client_address(request, svc.settings.trusted_proxies)
