@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from harness.authserver import AuthServer
+from harness.authserver import ADMIN_TOKEN, AuthServer
 from tests.conftest import server_process
 from tests.support.oauth import hidden_fields, pkce_pair
 from tests.support.upstream_provider import ScriptedProvider, closed_port, scripted_provider, silent_listener
@@ -398,3 +398,27 @@ def test_local_membership_from_the_command_line_is_the_groups_claim_of_a_local_s
     tokens = browser.tokens(browser.consent_and_code(consent))
     assert claims_of(tokens["id_token"])["groups"] == ["ops", "dev"]
     assert claims_of(tokens["access_token"])["groups"] == ["ops", "dev"]
+
+
+def test_a_disabled_user_cannot_sign_in_through_the_provider(
+    server: AuthServer, client: dict[str, Any], upstream: ScriptedProvider
+) -> None:
+    upstream.person = person()
+    first = Browser(server, client)
+    try:
+        username = signed_in_through(first, "scripted")["id_token"]["preferred_username"]
+    finally:
+        first.close()
+    disabled = httpx.post(
+        f"{server.base_url}/admin/users/{username}/disable",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=15,
+    )
+    assert disabled.status_code == 200, disabled.text
+    again = Browser(server, client)
+    try:
+        page = again.sign_in_upstream("scripted")
+    finally:
+        again.close()
+    assert page.status_code == 403
+    assert "Signing in with Scripted IdP failed: your account here is disabled." in page.text
