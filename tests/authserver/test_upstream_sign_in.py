@@ -10,6 +10,7 @@ real provider and a real browser is ``test_upstream_browser.py``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -215,11 +216,8 @@ class Browser:
 
 @pytest.fixture
 def browser(server: AuthServer, client: dict[str, Any]) -> Iterator[Browser]:
-    opened = Browser(server, client)
-    try:
+    with new_browser(server, client) as opened:
         yield opened
-    finally:
-        opened.close()
 
 
 def claims_of(token: str) -> dict[str, Any]:
@@ -233,15 +231,22 @@ def signed_in_through(browser: Browser, name: str) -> dict[str, Any]:
     return {"id_token": claims_of(tokens["id_token"]), "access_token": claims_of(tokens["access_token"])}
 
 
+@contextlib.contextmanager
+def new_browser(server: AuthServer, client: dict[str, Any]) -> Iterator[Browser]:
+    """A browser of its own (no cookies from an earlier sign-in)."""
+    opened = Browser(server, client)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def test_a_first_sign_in_provisions_a_linked_user_and_a_later_one_refreshes_it(
     server: AuthServer, client: dict[str, Any], upstream: ScriptedProvider
 ) -> None:
     upstream.person = person()
-    first_browser = Browser(server, client)
-    try:
+    with new_browser(server, client) as first_browser:
         first = signed_in_through(first_browser, "scripted")
-    finally:
-        first_browser.close()
     id_token = first["id_token"]
     assert id_token["preferred_username"] == upstream.person["preferred_username"]
     assert (id_token["name"], id_token["email"], id_token["email_verified"]) == (
@@ -254,11 +259,8 @@ def test_a_first_sign_in_provisions_a_linked_user_and_a_later_one_refreshes_it(
     assert id_token["sub"] != upstream.person["sub"]  # a local user, linked to the upstream subject
 
     upstream.person = {**upstream.person, "name": "Pat Renamed", "groups": ["devs"], "email_verified": False}
-    again_browser = Browser(server, client)
-    try:
+    with new_browser(server, client) as again_browser:
         again = signed_in_through(again_browser, "scripted")
-    finally:
-        again_browser.close()
     assert again["id_token"]["sub"] == id_token["sub"]  # the same person: the stable link
     assert again["id_token"]["name"] == "Pat Renamed" and again["id_token"]["groups"] == ["devs"]
     assert again["id_token"]["email_verified"] is False
@@ -404,21 +406,15 @@ def test_a_disabled_user_cannot_sign_in_through_the_provider(
     server: AuthServer, client: dict[str, Any], upstream: ScriptedProvider
 ) -> None:
     upstream.person = person()
-    first = Browser(server, client)
-    try:
+    with new_browser(server, client) as first:
         username = signed_in_through(first, "scripted")["id_token"]["preferred_username"]
-    finally:
-        first.close()
     disabled = httpx.post(
         f"{server.base_url}/admin/users/{username}/disable",
         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         timeout=15,
     )
     assert disabled.status_code == 200, disabled.text
-    again = Browser(server, client)
-    try:
+    with new_browser(server, client) as again:
         page = again.sign_in_upstream("scripted")
-    finally:
-        again.close()
     assert page.status_code == 403
     assert "Signing in with Scripted IdP failed: your account here is disabled." in page.text
