@@ -280,12 +280,13 @@ def test_a_username_or_email_of_a_local_account_never_links_to_it(
     assert signed_in["preferred_username"] == f"{local}@scripted"
 
 
-@pytest.mark.parametrize("defect", ["issuer", "audience", "nonce", "azp", "signature"])
+@pytest.mark.parametrize("defect", ["issuer", "audience", "nonce", "azp", "signature", "response_iss"])
 def test_an_id_token_the_relying_party_must_refuse_gives_a_page_naming_the_provider(
     browser: Browser, upstream: ScriptedProvider, defect: str
 ) -> None:
     """OIDC Core §3.1.3.7: another issuer, another audience, another nonce, several audiences without our
-    azp, a signature by a key the provider does not publish: no sign-in, a page saying which provider."""
+    azp, a signature by a key the provider does not publish; or an answer naming another issuer (RFC 9207
+    §2.4, a mix-up): no sign-in, a page saying which provider."""
     upstream.person = person()
     upstream.defect = defect
     page = browser.sign_in_upstream("scripted")

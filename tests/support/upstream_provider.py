@@ -4,8 +4,9 @@ A real HTTP server (a thread) with discovery, an authorization endpoint that ans
 ask), a token endpoint that checks the client's secret (client_secret_post) and the PKCE verifier, and a
 JWK Set. ``defect`` makes its next answers wrong in one named way: an ID token from another issuer, for
 another audience, with another nonce, with several audiences and no azp, signed by a key it does not
-publish, or an answer whose state is not the one sent. The happy path is tested against panva's
-oidc-provider (``tests/interop/oidc_provider``); this stands in only where a provider must misbehave.
+publish, or an answer whose state (or RFC 9207 ``iss``) is not the one expected. The happy path is tested
+against panva's oidc-provider (``tests/interop/oidc_provider``); this stands in only where a provider must
+misbehave.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class ScriptedProvider:
         }
         state = query.get("state", "")
         answer = {"code": code, "state": "not-the-state-sent" if self.defect == "state" else state}
+        if self.defect == "response_iss":  # RFC 9207: the answer says it comes from another issuer
+            answer["iss"] = "http://127.0.0.1:1/another-issuer"
         if self.defect == "error":
             answer = {"error": "access_denied", "state": state}
         return f"{query['redirect_uri']}?{urlencode(answer)}"

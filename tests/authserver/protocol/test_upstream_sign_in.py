@@ -144,3 +144,39 @@ async def test_a_provider_that_is_down_is_asked_again_only_after_a_few_seconds()
         assert again.value is not first.value
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"issuer": "https://login.evil.example"}, "names another issuer"),  # OIDC Discovery §4.3
+        ({"jwks_uri": None}, "no usable jwks_uri"),
+        ({"token_endpoint": "ftp://login.corp.example/token"}, "no usable token_endpoint"),
+    ],
+)
+def test_a_discovery_document_that_cannot_be_used_is_refused(change: dict[str, Any], detail: str) -> None:
+    document = {
+        "issuer": ISSUER,
+        "authorization_endpoint": f"{ISSUER}/authorize",
+        "token_endpoint": f"{ISSUER}/token",
+        "jwks_uri": f"{ISSUER}/jwks",
+        **change,
+    }
+    with pytest.raises(UpstreamFailure) as refused:
+        ProviderMetadata.parse(document, UPSTREAM)
+    assert detail in refused.value.detail
+
+
+def test_client_secret_post_only_when_the_provider_offers_only_it() -> None:
+    document = {
+        "issuer": ISSUER,
+        "authorization_endpoint": f"{ISSUER}/authorize",
+        "token_endpoint": f"{ISSUER}/token",
+        "jwks_uri": f"{ISSUER}/jwks",
+    }
+    assert ProviderMetadata.parse(document, UPSTREAM).client_authentication() == "client_secret_basic"
+    methods = ["client_secret_post", "client_secret_basic"]
+    both = {**document, "token_endpoint_auth_methods_supported": methods}
+    assert ProviderMetadata.parse(both, UPSTREAM).client_authentication() == "client_secret_basic"
+    post = {**document, "token_endpoint_auth_methods_supported": ["client_secret_post"]}
+    assert ProviderMetadata.parse(post, UPSTREAM).client_authentication() == "client_secret_post"
