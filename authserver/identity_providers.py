@@ -20,6 +20,7 @@ from authserver.protocol.upstream_sign_in import ClaimMapping, IdentityProviders
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 ClaimName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+EmailDomain = Annotated[str, StringConstraints(pattern=r"^[^@\s.][^@\s]*$", max_length=253)]
 _MAX_SECRET_BYTES = 4096
 
 
@@ -49,14 +50,16 @@ class _OidcProvider(BaseModel):
     display_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     type: Literal["oidc"]
     issuer: str
-    client_id: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    client_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     client_secret_file: Path
     scopes: list[Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+$")]] = Field(
         default_factory=lambda: ["openid", "profile", "email"]
     )
     claims: _Claims = Field(default_factory=_Claims)
-    allowed_email_domains: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+\.[^@\s]+$")]] = []
-    allowed_groups: list[Annotated[str, StringConstraints(min_length=1, max_length=255)]] = []
+    allowed_email_domains: list[
+        Annotated[str, StringConstraints(pattern=r"^[^@\s.][^@\s]*$", max_length=253)]
+    ] = []
+    allowed_groups: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = []
     trust_email_verified: bool = False
     ca_file: Path | None = None
 

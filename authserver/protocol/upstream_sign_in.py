@@ -48,6 +48,7 @@ ID_TOKEN_ALGORITHMS = (
 )
 MAX_GROUPS = 256
 _MAX_VALUE_CHARS = 255
+_MAX_GROUP_CHARS = 256  # as the operator's allowedGroups entries
 _USERNAME_ALLOWED = re.compile(r"[^\s/\x00-\x1f\x7f]+")  # as the admin API's usernames (a path segment)
 _PROVISIONING_ATTEMPTS = 8
 
@@ -357,7 +358,7 @@ def _groups(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         return ()
     names = [item.strip() for item in value if isinstance(item, str) and item.strip()]
-    return tuple(dict.fromkeys(name[:_MAX_VALUE_CHARS] for name in names))[:MAX_GROUPS]
+    return tuple(dict.fromkeys(name[:_MAX_GROUP_CHARS] for name in names))[:MAX_GROUPS]
 
 
 def check_allowed(upstream: OidcUpstream, identity: UpstreamIdentity) -> None:

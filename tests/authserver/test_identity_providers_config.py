@@ -59,6 +59,37 @@ def test_a_valid_file_becomes_the_providers_with_their_secret_read_from_its_file
     assert SECRET not in repr(parsed)
 
 
+def test_the_document_the_operator_renders_for_an_oidc_provider_is_accepted(secret_file: Path) -> None:
+    """The shape ``spec.identityProviders`` becomes in the pods (the operator's ConfigMap): every member it
+    writes, with the limits its schema allows (a 32-character name, a dotless e-mail domain, long groups)."""
+    rendered = {
+        "local_accounts": False,
+        "providers": [
+            {
+                "name": "a" * 32,
+                "display_name": "D" * 64,
+                "type": "oidc",
+                "issuer": "https://login.corp.example/tenant/v2.0",
+                "client_id": "c" * 256,
+                "client_secret_file": str(secret_file),
+                "scopes": ["openid", "profile", "email", "groups"],
+                "claims": {
+                    "subject": "oid",
+                    "username": "upn",
+                    "email": "email",
+                    "name": "name",
+                    "groups": "roles",
+                },
+                "allowed_email_domains": ["corp"],
+                "allowed_groups": ["g" * 256],
+                "trust_email_verified": True,
+            }
+        ],
+    }
+    parsed = parse_identity_providers(json.dumps(rendered))
+    assert parsed.local_accounts is False and parsed.providers[0].claims.subject == "oid"
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [
@@ -73,7 +104,7 @@ def test_a_valid_file_becomes_the_providers_with_their_secret_read_from_its_file
         ),
         ({"client_secret": SECRET}, "providers.0.client_secret: Extra inputs are not permitted"),
         ({"claims": {"subject": ""}}, "providers.0.claims.subject"),
-        ({"allowed_email_domains": ["@corp"]}, "providers.0.allowed_email_domains.0"),
+        ({"allowed_email_domains": ["a@corp"]}, "providers.0.allowed_email_domains.0"),
         ({"ca_file": "/nonexistent/ca.pem"}, "not a readable PEM file"),
     ],
 )
