@@ -77,9 +77,8 @@ class _OidcProvider(BaseModel):
     @field_validator("scopes")
     @classmethod
     def _openid_scope(cls, value: list[str]) -> list[str]:
-        if "openid" not in value:
-            raise ValueError("must include openid (an ID token is how the provider says who signed in)")
-        return list(dict.fromkeys(value))
+        # Always sent: the ID token is how the provider says who signed in (OIDC Core §3.1.2.1).
+        return list(dict.fromkeys(["openid", *value]))
 
     @field_validator("allowed_email_domains")
     @classmethod

@@ -54,6 +54,8 @@ def test_a_valid_file_becomes_the_providers_with_their_secret_read_from_its_file
     corp = parsed.get("corp")
     assert corp is not None and corp.client_secret == SECRET  # the trailing newline of a mounted file dropped
     assert corp.scopes == ("openid", "profile", "email")  # the default
+    without = parse_identity_providers(json.dumps({"providers": [provider(secret_file, scopes=["email"])]}))
+    assert without.providers[0].scopes == ("openid", "email")  # openid is always asked for
     assert corp.allowed_email_domains == ("corp.example",)
     assert (corp.claims.username, corp.claims.groups, corp.claims.subject) == ("upn", "roles", "sub")
     assert SECRET not in repr(parsed)
@@ -97,7 +99,6 @@ def test_the_document_the_operator_renders_for_an_oidc_provider_is_accepted(secr
         ({"type": "ldap"}, "providers.0.type"),
         ({"issuer": "http://login.corp.example"}, "https URL (http only for a loopback address)"),
         ({"issuer": "https://login.corp.example?tenant=1"}, "without query or fragment"),
-        ({"scopes": ["profile", "email"]}, "must include openid"),
         (
             {"client_secret_file": "/nonexistent/secret"},
             "client_secret_file /nonexistent/secret cannot be read",
@@ -134,8 +135,8 @@ def test_documents_nobody_could_use_are_refused(secret_file: Path, tmp_path: Pat
 
 def test_the_server_refuses_to_start_with_a_wrong_file(secret_file: Path, tmp_path: Path) -> None:
     path = tmp_path / "providers.json"
-    path.write_text(json.dumps({"providers": [provider(secret_file, scopes=["email"])]}))
-    with pytest.raises(SettingsError, match=r"AUTHSERVER_IDENTITY_PROVIDERS_FILE: .*must include openid"):
+    path.write_text(json.dumps({"providers": [provider(secret_file, issuer="ftp://login.corp.example")]}))
+    with pytest.raises(SettingsError, match=r"AUTHSERVER_IDENTITY_PROVIDERS_FILE: .*providers.0.issuer"):
         load_settings(identity_providers_file=str(path))
     with pytest.raises(SettingsError, match=r"AUTHSERVER_IDENTITY_PROVIDERS_FILE: .*cannot be read"):
         load_settings(identity_providers_file=str(tmp_path / "missing.json"))
