@@ -128,18 +128,35 @@ class _Document(BaseModel):
     providers: list[_OidcProvider] = []
 
 
+def _known_types(raw: object) -> None:
+    """One clear error for a provider kind this server does not sign in with (rather than one per field)."""
+    providers = raw.get("providers") if isinstance(raw, dict) else None
+    for index, entry in enumerate(providers if isinstance(providers, list) else []):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(kind, str) and kind not in _KINDS:
+            known = ", ".join(_KINDS)
+            raise ValueError(f"providers.{index}.type: {kind!r} is not a kind this server knows ({known})")
+
+
+_KINDS = ("oidc",)
+
+
 def parse_identity_providers(text: str | bytes, source: str = "identity providers") -> IdentityProviders:
     """The configuration the file's text describes; ``ValueError`` naming every problem otherwise."""
     try:
-        document = _Document.model_validate(json.loads(text))
+        raw = json.loads(text)
+        _known_types(raw)
+        document = _Document.model_validate(raw)
     except ValueError as error:
         if isinstance(error, ValidationError):
             problems = "; ".join(
                 f"{'.'.join(str(part) for part in item['loc']) or 'the document'}: {item['msg']}"
                 for item in error.errors(include_input=False, include_url=False)
             )
-        else:
+        elif isinstance(error, json.JSONDecodeError):
             problems = f"not valid JSON ({error})"
+        else:
+            problems = str(error)
         raise ValueError(f"{source}: {problems}") from None
     names = [provider.name for provider in document.providers]
     duplicates = sorted({name for name in names if names.count(name) > 1})

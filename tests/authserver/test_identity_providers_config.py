@@ -96,7 +96,7 @@ def test_the_document_the_operator_renders_for_an_oidc_provider_is_accepted(secr
     ("change", "says"),
     [
         ({"name": "Corp SSO"}, "providers.0.name"),
-        ({"type": "ldap"}, "providers.0.type"),
+        ({"type": "ldap"}, "providers.0.type: 'ldap' is not a kind this server knows"),
         ({"issuer": "http://login.corp.example"}, "https URL (http only for a loopback address)"),
         ({"issuer": "https://login.corp.example?tenant=1"}, "without query or fragment"),
         (
