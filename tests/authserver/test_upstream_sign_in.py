@@ -419,3 +419,16 @@ def test_a_disabled_user_cannot_sign_in_through_the_provider(
         page = again.sign_in_upstream("scripted")
     assert page.status_code == 403
     assert "Signing in with Scripted IdP failed: your account here is disabled." in page.text
+
+
+def test_a_request_too_large_for_the_state_cookie_is_said_at_once(
+    server: AuthServer, client: dict[str, Any], upstream: ScriptedProvider
+) -> None:
+    """The pending request travels in the state cookie; one larger than browsers keep (RFC 6265 §6.1) would
+    be dropped and the answer refused as another browser's. A large claims request is told so up front."""
+    claims = {"userinfo": {f"https://claims.example/{index:04d}/" + "x" * 40: None for index in range(50)}}
+    with new_browser(server, client) as browser:
+        browser.authorize_url += "&" + urlencode({"claims": json.dumps(claims)})
+        page = browser.sign_in_upstream("scripted")
+    assert page.status_code == 400
+    assert "too large to sign in with Scripted IdP" in page.text and 'id="username"' in page.text

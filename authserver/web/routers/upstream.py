@@ -56,6 +56,7 @@ router = APIRouter(tags=["Upstream sign-in"])
 STATE_COOKIE = "authyard_upstream"
 _STATE_COOKIE_PATH = "/upstream/"
 _STATE_TTL_SECONDS = 600  # as long as the login page stays usable
+_MAX_COOKIE_BYTES = 4000  # the value; with the name and attributes within the 4096 bytes browsers keep
 # The page's status for each kind of failure.
 _STATUS = {
     Failure.UNAVAILABLE: 502,
@@ -111,12 +112,24 @@ async def start(request: Request, name: str) -> Response:
         nonce=signer.derive("nonce", state),
         verifier=signer.derive("pkce", state),
     )
+    pending = signer.dumps({"p": upstream.name, "s": state, "r": auth.to_dict()}, _STATE_TTL_SECONDS)
+    if len(pending) > _MAX_COOKIE_BYTES:
+        # Browsers drop a larger cookie silently (RFC 6265 §6.1 asks them to keep 4096 bytes): the answer
+        # would then look like another browser's. Said now, with the other ways to sign in at hand.
+        return login_page(
+            request,
+            svc,
+            auth,
+            None,
+            status_code=400,
+            error=f"This application's request is too large to sign in with {upstream.display_name}.",
+        )
     response = RedirectResponse(location, 302)
     response.headers["Cache-Control"] = "no-store"
     # SameSite=Lax: the provider's redirect back is a top-level GET from another site, which Lax allows.
     response.set_cookie(
         STATE_COOKIE,
-        signer.dumps({"p": upstream.name, "s": state, "r": auth.to_dict()}, _STATE_TTL_SECONDS),
+        pending,
         max_age=_STATE_TTL_SECONDS,
         path=_STATE_COOKIE_PATH,
         httponly=True,
