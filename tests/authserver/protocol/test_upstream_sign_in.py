@@ -45,7 +45,7 @@ def id_token(key: Any = KEY, algorithm: str = "ES256", kid: str | None = "k1", *
         "aud": "authyard",
         "sub": "s-1",
         "iat": now,
-        "exp": now + 60,
+        "exp": now + 3600,  # the parametrized tokens are made at collection, maybe minutes before their test
         "nonce": "n-1",
         **claims,
     }
