@@ -231,6 +231,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
         phone_number=args.phone_number,
         phone_number_verified=bool(args.phone_number) and args.phone_number_verified,
         address=_address(args),
+        groups=tuple(dict.fromkeys(group.strip() for group in args.group or () if group.strip())),
     )
 
     async def create(engine: AsyncEngine) -> bool:
@@ -239,7 +240,8 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     if not asyncio.run(_with_engine(create)):
         print(f"user {args.username} already exists", file=sys.stderr)
         return 1
-    print(json.dumps({"user_id": user.user_id, "username": user.username}))
+    created = {"user_id": user.user_id, "username": user.username}
+    print(json.dumps({**created, "groups": list(user.groups)} if user.groups else created))
     return 0
 
 
@@ -490,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     for claim in ("given-name", "family-name", "locale", "zoneinfo", "phone-number"):
         user.add_argument(f"--{claim}")
     user.add_argument("--phone-number-verified", action="store_true")
+    user.add_argument(
+        "--group", action="append", help="a group the user is in (the groups claim); repeat for several"
+    )
     for member in ("formatted", "street-address", "locality", "region", "postal-code", "country"):
         user.add_argument(f"--address-{member}")
     user.set_defaults(handler=cmd_users_create)

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         description="End a sign-in session this long after its browser was last at /authorize; 0: never.",
     )
     advertised_scopes: CommaList = Field(
-        default_factory=lambda: ["openid", "profile", "email", "address", "phone"],
+        default_factory=lambda: ["openid", "profile", "email", "address", "phone", "groups"],
         description="scopes_supported in metadata.",
     )
     default_audience: str | None = Field(
@@ -200,6 +200,16 @@ class Settings(BaseSettings):
         description="private_key_jwt: how long a worker keeps a client's fetched jwks_uri key set (an "
         "unknown kid fetches it again, at most every 5 s).",
     )
+    identity_providers_file: Path | None = Field(
+        None,
+        description="JSON file of the sign-in methods: local accounts (on or off) and upstream OpenID "
+        "providers (README: Identity providers); unset: local accounts only.",
+    )
+    upstream_timeout: Duration = Field(
+        timedelta(seconds=5),
+        description="Each request to an upstream identity provider (discovery, keys, token, userinfo), "
+        "connecting included; slower is an error page naming the provider.",
+    )
     verified_token_cache: int = Field(
         2048,
         ge=0,
@@ -221,6 +231,16 @@ class Settings(BaseSettings):
                 ssl.create_default_context().load_verify_locations(cafile=str(value))
             except (OSError, ssl.SSLError) as error:
                 raise ValueError(f"{value}: not a readable PEM file of certificates ({error})") from None
+        return value
+
+    @field_validator("identity_providers_file")
+    @classmethod
+    def _identity_providers_load(cls, value: Path | None) -> Path | None:
+        # Checked at startup: a typo in the file must stop the server, not the first person signing in.
+        if value is not None:
+            from authserver.identity_providers import load_identity_providers
+
+            load_identity_providers(value)
         return value
 
     @field_validator("issuer")

@@ -22,6 +22,8 @@ Username = Annotated[str, StringConstraints(pattern=r"^[^\s/\x00-\x1f\x7f]{1,255
 Password = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Group = Annotated[str, StringConstraints(pattern=r"^\S(.*\S)?$", max_length=255)]
+Groups = Annotated[list[Group], Field(max_length=256, description="The groups claim (scope groups).")]
 
 
 class UserView(BaseModel):
@@ -32,6 +34,7 @@ class UserView(BaseModel):
     name: str | None
     disabled: bool
     password_set: bool = Field(description="False: the user cannot sign in until a password is set.")
+    groups: list[str] = Field(default_factory=list, description="The groups claim (scope groups).")
 
     @classmethod
     def of(cls, user: User) -> UserView:
@@ -43,6 +46,7 @@ class UserView(BaseModel):
             name=user.name,
             disabled=user.disabled,
             password_set=user.password_set,
+            groups=list(user.groups),
         )
 
 
@@ -54,6 +58,7 @@ class NewUser(BaseModel):
     email: Email | None = None
     email_verified: bool = False
     name: Name | None = None
+    groups: Groups = []
 
 
 class UserChange(BaseModel):
@@ -64,6 +69,7 @@ class UserChange(BaseModel):
     email: Email | None = None
     email_verified: bool | None = None
     name: Name | None = None
+    groups: Groups | None = Field(None, description="Replaces the user's groups; null: unchanged.")
 
 
 class PasswordReset(BaseModel):
@@ -95,6 +101,7 @@ async def create_user(directory: UserDirectory, policy: PasswordPolicy, new: New
         email=new.email,
         email_verified=new.email_verified and new.email is not None,
         name=new.name,
+        groups=tuple(dict.fromkeys(new.groups)),
     )
     return user if await directory.add_user(user) else None
 
@@ -103,6 +110,11 @@ async def update_user(directory: UserDirectory, username: str, change: UserChang
     fields = change.model_dump(exclude_unset=True)
     if fields.get("email_verified", False) is None:
         del fields["email_verified"]  # null: unchanged (it is a flag, not a value to clear)
+    if "groups" in fields:
+        if fields["groups"] is None:
+            del fields["groups"]
+        else:
+            fields["groups"] = tuple(dict.fromkeys(fields["groups"]))
 
     def changed(user: User) -> User:
         updated = replace(user, **fields)

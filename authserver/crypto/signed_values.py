@@ -32,6 +32,11 @@ class Signer:
         body = _b64(orjson.dumps({"p": payload, "exp": int(time.time() + ttl_seconds)}))
         return f"{body}.{_b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())}"
 
+    def derive(self, label: str, value: str) -> str:
+        """A secret value derived from ``value`` (HMAC): recomputed when needed instead of being sent to the
+        browser (the upstream sign-in's nonce and PKCE verifier, from its state)."""
+        return _b64(hmac.new(self._key, f"{label}\x00{value}".encode(), hashlib.sha256).digest())
+
     def loads(self, value: str | None) -> dict[str, Any] | None:
         """The payload, or None when the value is missing, forged, malformed or expired."""
         if not value or value.count(".") != 1:

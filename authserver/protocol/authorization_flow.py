@@ -26,6 +26,7 @@ from authserver.crypto.passwords import KdfBusy, check_capacity, verify_password
 from authserver.protocol.authorization import AuthorizationRequest, redirect_with
 from authserver.protocol.code_issuance import CodeIssuer
 from authserver.protocol.login_throttle import LoginThrottle, Throttled, ThrottlePolicy
+from authserver.protocol.models import User
 from authserver.protocol.session_end import EndReason
 from authserver.protocol.sessions import SessionPolicy, Sessions
 from authserver.protocol.store import Store
@@ -227,6 +228,12 @@ class AuthorizationFlow:
             await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
         await self.throttle.succeeded(username, checked)
+        return await self.signed_in_as(user, current)
+
+    async def signed_in_as(self, user: User, current: LoginSession | None) -> LoginSession:
+        """The session of ``user``, who just proved who they are (a password, an upstream provider): the
+        browser's current one if it is theirs (its sid stays valid for the relying parties), else a new one
+        (another user's current session ends: the browser is someone else's now)."""
         at = time.time()
         if current is not None and current.session_id is not None:
             if current.user_id == user.user_id:

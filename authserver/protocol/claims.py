@@ -41,6 +41,9 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "email": ("email", "email_verified"),
     "address": ("address",),
     "phone": ("phone_number", "phone_number_verified"),
+    # Not a standard scope: the user's groups (local membership, or the upstream provider's), as Kubernetes'
+    # OIDC authenticators and most relying parties read them (a JSON array of strings).
+    "groups": ("groups",),
 }
 # Every user claim this server may return (discovery's claims_supported adds the ID token's own).
 USER_CLAIMS = ("sub", *(claim for claims in SCOPE_CLAIMS.values() for claim in claims))
@@ -72,6 +75,8 @@ def user_claims(user: User) -> dict[str, Any]:
     if user.phone_number:
         values["phone_number"] = user.phone_number
         values["phone_number_verified"] = user.phone_number_verified
+    if user.groups:
+        values["groups"] = list(user.groups)
     address = {key: value for key, value in (user.address or {}).items() if key in ADDRESS_MEMBERS and value}
     if address:
         values["address"] = address
@@ -91,6 +96,14 @@ def release(user: User, scope: str, requested: Iterable[str] = ()) -> dict[str, 
 
 def claims_for_scope(user: User, scope: str) -> dict[str, Any]:
     return release(user, scope)
+
+
+def access_token_groups(user: User | None, scope: str) -> list[str] | None:
+    """The ``groups`` claim of an access token (RFC 9068 §2.2.3.1 lists groups among the claims a resource
+    server may need): only when the ``groups`` scope was granted, and the user has groups."""
+    if user is None or not user.groups or "groups" not in scope.split():
+        return None
+    return list(user.groups)
 
 
 def parse_claims_request(text: str | None) -> str | None:

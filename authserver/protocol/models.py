@@ -134,6 +134,8 @@ class User:
     updated_at: datetime | None = None  # when the user's information last changed
     # A disabled user cannot sign in; disabling also revokes their refresh-token families.
     disabled: bool = False
+    # The groups claim (scope ``groups``): local membership, or what an upstream provider said at sign-in.
+    groups: tuple[str, ...] = ()
 
     @property
     def password_set(self) -> bool:

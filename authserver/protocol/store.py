@@ -210,3 +210,19 @@ class UserDirectory(Protocol):
         """Remove the user and their remembered consents, and revoke their grants (as ``change_user``
         does). False if there was no such user."""
         ...
+
+    async def federated_user(self, provider: str, subject: str) -> User | None:
+        """The user linked to ``subject`` at the upstream identity provider ``provider``; None: no link."""
+        ...
+
+    async def add_federated_user(self, provider: str, subject: str, user: User) -> bool:
+        """Store a new user and their link to (``provider``, ``subject``) in one transaction; False (nothing
+        written) when the username, the user_id or that link is taken."""
+        ...
+
+    async def federated_sign_in(
+        self, provider: str, subject: str, change: Callable[[User], User]
+    ) -> User | None:
+        """In one transaction, with the linked user locked: store what ``change`` makes of them (attributes
+        refreshed from the upstream) and note the sign-in; None when no user is linked to ``subject``."""
+        ...

@@ -85,6 +85,7 @@ class TokenMinter:
         userinfo_claims: str | None = None,
         ttl: int | None = None,
         extra_claims: Mapping[str, Any] | None = None,
+        groups: list[str] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """``ttl``: a shorter lifetime than the client's; ``extra_claims``: more claims (RFC 8693 act)."""
         now = int(time.time())
@@ -108,6 +109,8 @@ class TokenMinter:
             claims[USERINFO_CLAIMS_CLAIM] = userinfo_claims  # what the claims request asked userinfo for
         if extra_claims:
             claims.update(extra_claims)
+        if groups:
+            claims["groups"] = groups
         return self._keys().sign(claims, ACCESS_TOKEN_TYP), claims
 
     def id_token(

@@ -96,6 +96,12 @@ def _auth_method(value: str | None) -> TokenEndpointAuthMethod | None:
 USER_FIELDS = tuple(field.name for field in fields(User))
 
 
+def _groups(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # JSON as text, as for the address
+        value = json.loads(value)
+    return tuple(str(group) for group in value) if isinstance(value, list) else ()
+
+
 def user_from_row(row: Any) -> User:
     """A row of ``statements.USER_COLUMNS``, in that order."""
     values = dict(zip(USER_FIELDS, row, strict=True))
@@ -112,6 +118,7 @@ def user_from_row(row: Any) -> User:
             "address": address if isinstance(address, dict) else None,
             "updated_at": aware(updated_at),
             "disabled": bool(values["disabled"]),
+            "groups": _groups(values["groups"]),
         }
     )
 

@@ -41,6 +41,7 @@ USER_COLUMNS = (
     # A user row not changed since it was created: created_at is its change time (OIDC Core §5.1 updated_at).
     func.coalesce(users.c.updated_at, users.c.created_at).label("updated_at"),
     users.c.disabled,
+    users.c.groups,
 )
 USER_BY_ID = select(*USER_COLUMNS).where(users.c.user_id == bindparam("b_user_id"))
 USER_BY_NAME = select(*USER_COLUMNS).where(users.c.username == bindparam("b_username"))

@@ -72,6 +72,20 @@ class UserRow(SQLModel, table=True):
     address: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     updated_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
     disabled: bool = False  # no sign-in; set with the revocation of the user's refresh families
+    groups: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # NULL: none
+
+
+class FederatedIdentityRow(SQLModel, table=True):
+    """The stable link of a user to an upstream identity provider's subject (OIDC Core §2: iss + sub identify
+    an end-user; the provider's configured name stands for its issuer). Never made from an e-mail address."""
+
+    __tablename__ = "federated_identities"
+
+    provider: str = Field(primary_key=True, max_length=64)
+    subject: str = Field(primary_key=True, max_length=255)
+    user_id: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(sa_column=_timestamp())
+    last_sign_in_at: datetime = Field(sa_column=_timestamp())
 
 
 class LoginFailureRow(SQLModel, table=True):
@@ -218,6 +232,7 @@ def _table(model: type[SQLModel]) -> Table:
 # The tables as SQLAlchemy Core sees them: what every statement of both stores is built from.
 clients = _table(ClientRow)
 users = _table(UserRow)
+federated_identities = _table(FederatedIdentityRow)
 codes = _table(AuthorizationCodeRow)
 refresh_families = _table(RefreshFamilyRow)
 legacy_refresh_tokens = _table(LegacyRefreshTokenRow)

@@ -18,7 +18,14 @@ from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, user_from_row
 from authserver.storage.statements import USER_COLUMNS, grant_revocation
-from authserver.storage.tables import clients, consents, login_failures, refresh_families, users
+from authserver.storage.tables import (
+    clients,
+    consents,
+    federated_identities,
+    login_failures,
+    refresh_families,
+    users,
+)
 
 _REVOCATIONS_PER_STATEMENT = 1_000
 
@@ -37,6 +44,7 @@ def _user_values(user: User) -> dict[str, Any]:
         "phone_number_verified": user.phone_number_verified,
         "address": user.address,
         "disabled": user.disabled,
+        "groups": list(user.groups) or None,
     }
 
 
@@ -146,10 +154,93 @@ class SqlUserDirectory:
                 if user_id is None:
                     return False
                 await connection.execute(delete(users).where(users.c.user_id == user_id))
+                await connection.execute(
+                    delete(federated_identities).where(federated_identities.c.user_id == user_id)
+                )
                 # A user created again under this name is someone new: nothing they allowed carries over.
                 await connection.execute(delete(consents).where(consents.c.user_id == user_id))
                 await self._revoke_user_grants(connection, user_id, default_access_token_ttl)
             return True
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def federated_user(self, provider: str, subject: str) -> User | None:
+        query = (
+            select(*USER_COLUMNS)
+            .select_from(federated_identities.join(users, users.c.user_id == federated_identities.c.user_id))
+            .where(federated_identities.c.provider == provider, federated_identities.c.subject == subject)
+        )
+        try:
+            async with self.engine.connect() as connection:
+                row = (await connection.execute(query)).first()
+            return user_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def add_federated_user(self, provider: str, subject: str, user: User) -> bool:
+        now = datetime.now(UTC)
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    insert(users).values(
+                        user_id=user.user_id, username=user.username, created_at=now, **_user_values(user)
+                    )
+                )
+                await connection.execute(
+                    insert(federated_identities).values(
+                        provider=provider,
+                        subject=subject,
+                        user_id=user.user_id,
+                        created_at=now,
+                        last_sign_in_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False  # the username, or this link (a concurrent first sign-in), is taken: nothing written
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def federated_sign_in(
+        self, provider: str, subject: str, change: Callable[[User], User]
+    ) -> User | None:
+        try:
+            async with self.engine.begin() as connection:
+                row = (
+                    await connection.execute(
+                        select(*USER_COLUMNS)
+                        .select_from(
+                            federated_identities.join(
+                                users, users.c.user_id == federated_identities.c.user_id
+                            )
+                        )
+                        .where(
+                            federated_identities.c.provider == provider,
+                            federated_identities.c.subject == subject,
+                        )
+                        .with_for_update()
+                    )
+                ).first()
+                if row is None:
+                    return None
+                current = user_from_row(row)
+                wanted = change(current)
+                now = datetime.now(UTC)
+                if wanted != current:
+                    wanted = replace(wanted, updated_at=now)  # OIDC Core §5.1
+                    await connection.execute(
+                        update(users)
+                        .where(users.c.user_id == current.user_id)
+                        .values(**_user_values(wanted), updated_at=wanted.updated_at)
+                    )
+                await connection.execute(
+                    update(federated_identities)
+                    .where(
+                        federated_identities.c.provider == provider, federated_identities.c.subject == subject
+                    )
+                    .values(last_sign_in_at=now)
+                )
+                return wanted
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 

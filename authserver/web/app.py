@@ -22,7 +22,7 @@ from authserver.web.fast_routes import fast_routes
 from authserver.web.guards import InFlightLimit, SizeLimits
 from authserver.web.openapi import install_openapi
 from authserver.web.request_metrics import route_templates
-from authserver.web.routers import admin, authorize, discovery, health, logout, token, userinfo
+from authserver.web.routers import admin, authorize, discovery, health, logout, token, upstream, userinfo
 from authserver.web.services import build_services
 
 DESCRIPTION = """
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
         redoc_url=None,
     )
     install_error_handlers(app)
-    for module in (token, authorize, logout, discovery, userinfo, admin, health):
+    for module in (token, authorize, upstream, logout, discovery, userinfo, admin, health):
         app.include_router(module.router)
     install_openapi(app)
     return app

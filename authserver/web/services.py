@@ -17,6 +17,7 @@ from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
 from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
+from authserver.identity_providers import load_identity_providers
 from authserver.observability import metrics
 from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
@@ -39,6 +40,7 @@ from authserver.protocol.sessions import SWEEP_INTERVAL, Sessions
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.upstream_sign_in import IdentityProviders
 from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.ratelimit import RateLimiter
 from authserver.storage.backends import store_for
@@ -50,6 +52,7 @@ from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
 from authserver.web.backchannel_delivery import BackchannelLogout
 from authserver.web.client_jwks import ClientKeySource
+from authserver.web.upstream_oidc import UpstreamOidcClient
 
 log = logging.getLogger(__name__)
 # Revocations written by another replica with a clock slightly behind ours are still picked up.
@@ -85,6 +88,9 @@ class Services:
     sessions: Sessions
     # Who hears of each sign-in session's end (``protocol.session_end``): the list ``sessions`` announces to.
     session_end_listeners: list[SessionEndListener]
+    upstream_signer: Signer  # the upstream sign-in's cookie (its state) and the nonce and verifier derived
+    identity_providers: IdentityProviders = field(default_factory=IdentityProviders)
+    upstream_client: UpstreamOidcClient = field(default_factory=UpstreamOidcClient)
     direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -116,6 +122,7 @@ class Services:
         # deliveries get a bounded time (after uvicorn's graceful shutdown, within the pod's grace period).
         await self.backchannel_logout.close()
         await self.client_keys.close()
+        await self.upstream_client.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -333,6 +340,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         client_keys=client_keys,
         sessions=sessions,
         session_end_listeners=session_end_listeners,
+        identity_providers=load_identity_providers(settings.identity_providers_file),
+        upstream_client=UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds()),
+        upstream_signer=Signer(session_secret, "upstream-sign-in"),
         direct=direct,
     )
 

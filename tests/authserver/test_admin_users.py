@@ -99,6 +99,7 @@ async def test_a_user_is_created_read_listed_updated_and_deleted(app_client: htt
         "name": "Bea",
         "disabled": False,
         "password_set": True,
+        "groups": [],
     }
     read = await _admin(app_client, "GET", f"/admin/users/{username}")
     assert read.status_code == 200 and read.json() == created and read.headers["cache-control"] == "no-store"
@@ -276,3 +277,20 @@ async def test_the_users_calls_are_in_the_openapi_document(app_client: httpx.Asy
     for action in ("disable", "enable", "password"):
         assert "post" in paths[f"/admin/users/{{username}}/{action}"]
     assert "409" in paths["/admin/users"]["post"]["responses"]
+
+
+async def test_a_users_groups_are_set_at_creation_replaced_and_kept_when_not_named(
+    app_client: httpx.AsyncClient,
+) -> None:
+    created = await _create(app_client, groups=["admins", "devs", "admins"])
+    username = created["username"]
+    assert created["groups"] == ["admins", "devs"]  # each once, in order
+    renamed = await _admin(app_client, "PATCH", f"/admin/users/{username}", json={"name": "G"})
+    assert renamed.json()["groups"] == ["admins", "devs"]  # not named: unchanged
+    replaced = await _admin(app_client, "PATCH", f"/admin/users/{username}", json={"groups": ["sre"]})
+    assert replaced.status_code == 200 and replaced.json()["groups"] == ["sre"]
+    cleared = await _admin(app_client, "PATCH", f"/admin/users/{username}", json={"groups": []})
+    assert cleared.json()["groups"] == []
+    for bad in ([" padded"], [""], ["x" * 256], "admins"):
+        refused = await _admin(app_client, "PATCH", f"/admin/users/{username}", json={"groups": bad})
+        assert "groups" in _error(refused, 400, "invalid_request"), bad

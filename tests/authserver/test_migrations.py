@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0013"
+    assert version == "0014"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -429,5 +429,51 @@ async def test_the_sessions_migration_upgrades_and_downgrades_keeping_the_rows(
             kept = await connection.exec_driver_sql("SELECT count(*) FROM refresh_families")
             assert kept.scalar_one() == 1
         assert "sessions" in await _migrate(engine, "0010")  # and up again
+    finally:
+        await engine.dispose()
+
+
+async def test_the_upstream_sign_in_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0014 adds users.groups (NULL: no groups, for the users created before it) and the federated_identities
+    links; its downgrade drops both and keeps the users."""
+    from authserver.storage.rows import user_from_row
+    from authserver.storage.statements import USER_COLUMNS
+
+    engine = create_engine(_fresh(settings, request, "upstream_sign_in_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        return await _migrate(engine, revision, downgrade=downgrade)
+
+    try:
+        before = await to("0013")
+        assert "groups" not in before["users"] and "federated_identities" not in before
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO users (user_id, username, password_hash, email_verified, created_at, disabled)"
+                " VALUES ('u-1', 'old', 'hash', false, CURRENT_TIMESTAMP, false)"
+            )
+        after = await to("0014")
+        assert "groups" in after["users"]
+        assert after["federated_identities"] == {
+            "provider",
+            "subject",
+            "user_id",
+            "created_at",
+            "last_sign_in_at",
+        }
+        async with engine.begin() as connection:
+            old = (await connection.execute(sa.select(*USER_COLUMNS))).one()
+            assert user_from_row(old).groups == ()  # read as no groups, not an error
+            await connection.exec_driver_sql(
+                "INSERT INTO federated_identities (provider, subject, user_id, created_at, last_sign_in_at)"
+                " VALUES ('corp', 'sub-1', 'u-1', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        downgraded = await to("0013", downgrade=True)
+        assert "groups" not in downgraded["users"] and "federated_identities" not in downgraded
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT username FROM users")
+            assert kept.scalars().all() == ["old"]
     finally:
         await engine.dispose()

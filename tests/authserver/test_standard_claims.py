@@ -263,9 +263,49 @@ async def test_a_sub_value_allows_no_code_for_another_user(
 
 async def test_discovery_names_the_scopes_and_claims_served(app_client: httpx.AsyncClient) -> None:
     metadata = (await app_client.get("/.well-known/openid-configuration")).json()
-    assert {"openid", "profile", "email", "address", "phone"} <= set(metadata["scopes_supported"])
-    assert {"sub", *PROFILE, "email", "email_verified", "address", "phone_number"} <= set(
+    assert {"openid", "profile", "email", "address", "phone", "groups"} <= set(metadata["scopes_supported"])
+    assert {"sub", *PROFILE, "email", "email_verified", "address", "phone_number", "groups"} <= set(
         metadata["claims_supported"]
     )
     assert metadata["claims_parameter_supported"] is True
     assert "acr" not in metadata["claims_supported"]
+
+
+async def test_the_groups_scope_releases_the_users_groups_in_every_token_and_userinfo(
+    app_client: httpx.AsyncClient,
+) -> None:
+    """Local membership (a user created with groups): the ID token, userinfo and the access token carry the
+    groups claim when the groups scope is granted, a refreshed access token carries the groups as they are
+    now, and without the scope none of them has it."""
+    store = store_of(app_client)
+    gina = replace(
+        new_user(f"gina-{uuid.uuid4().hex[:6]}", PASSWORD, email="-", name="-"), groups=("ops", "dev")
+    )
+    await store.create_user(gina)
+    client_id, _ = await register(
+        app_client,
+        type="public",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid", "groups"],
+        redirect_uris=[CALLBACK],
+    )
+    body, id_token, info = await _sign_in(app_client, client_id, gina, "openid groups")
+    assert id_token["groups"] == ["ops", "dev"] and info["groups"] == ["ops", "dev"]
+    assert _claims(body["access_token"])["groups"] == ["ops", "dev"]
+
+    await store.change_user(gina.username, lambda user: replace(user, groups=("dev",)))
+    refreshed = await refresh(app_client, str(body["refresh_token"]), client_id=client_id)
+    assert refreshed.status_code == 200, refreshed.text
+    assert _claims(refreshed.json()["access_token"])["groups"] == ["dev"]
+
+    body, id_token, info = await _sign_in(app_client, client_id, gina, "openid")
+    assert "groups" not in id_token and "groups" not in info
+    assert "groups" not in _claims(body["access_token"])
+
+
+def _claims(token: object) -> dict[str, object]:
+    import base64
+
+    payload = str(token).split(".")[1]
+    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded

@@ -494,6 +494,56 @@ async def test_users_are_added_once_listed_in_pages_changed_and_deleted(store: S
     assert not await directory.delete_user(f"{prefix}-a", timedelta(minutes=15))
 
 
+async def test_a_users_groups_round_trip_and_change(store: Store) -> None:
+    directory = _directory(store)
+    user = User(str(uuid.uuid4()), f"g-{uuid.uuid4().hex[:8]}", "", groups=("admins", "dev ops"))
+    assert await directory.add_user(user)
+    stored = await store.get_user(user.user_id)
+    assert stored is not None and stored.groups == ("admins", "dev ops")
+    changed = await directory.change_user(user.username, lambda u: replace(u, groups=()))
+    assert changed is not None and changed.groups == ()
+    assert (await store.get_user_by_username(user.username)) == changed
+
+
+async def test_a_federated_user_is_linked_once_found_by_the_link_refreshed_and_unlinked_on_delete(
+    store: Store,
+) -> None:
+    directory = _directory(store)
+    provider, subject = f"p-{uuid.uuid4().hex[:6]}", f"sub-{uuid.uuid4().hex}"
+    assert await directory.federated_user(provider, subject) is None
+    assert await directory.federated_sign_in(provider, subject, lambda u: u) is None  # no link: nothing
+    person = User(str(uuid.uuid4()), f"f-{uuid.uuid4().hex[:8]}", "", email="a@corp.example", groups=("g1",))
+    assert await directory.add_federated_user(provider, subject, person)
+    found = await directory.federated_user(provider, subject)
+    assert found is not None and (found.user_id, found.groups, found.password_set) == (
+        person.user_id,
+        ("g1",),
+        False,
+    )
+    # The same link again (a concurrent first sign-in) and a taken username: refused, nothing written.
+    twin = User(str(uuid.uuid4()), f"f-{uuid.uuid4().hex[:8]}", "")
+    assert not await directory.add_federated_user(provider, subject, twin)
+    assert await store.get_user(twin.user_id) is None
+    taken = User(str(uuid.uuid4()), person.username, "")
+    assert not await directory.add_federated_user(provider, f"other-{subject}", taken)
+    assert await directory.federated_user(provider, f"other-{subject}") is None
+    # Another provider's same subject is someone else.
+    assert await directory.federated_user(f"{provider}x", subject) is None
+
+    refreshed = await directory.federated_sign_in(
+        provider, subject, lambda u: replace(u, name="New Name", groups=("g2", "g3"))
+    )
+    assert refreshed is not None and (refreshed.name, refreshed.groups) == ("New Name", ("g2", "g3"))
+    assert refreshed.updated_at is not None and found.updated_at is not None
+    assert refreshed.updated_at > found.updated_at
+    assert await directory.federated_user(provider, subject) == refreshed
+
+    assert await directory.delete_user(person.username, timedelta(minutes=15))
+    assert await directory.federated_user(provider, subject) is None
+    # The link went with the user: the person's next first sign-in provisions afresh.
+    assert await directory.add_federated_user(provider, subject, replace(person, user_id=str(uuid.uuid4())))
+
+
 async def test_revoking_a_users_grants_revokes_every_family_of_theirs_and_no_other(store: Store) -> None:
     directory = _directory(store)
     owner, other = await _user(store), await _user(store)

@@ -72,6 +72,7 @@ class MemoryStore:
         self.failures: dict[str, LoginFailures] = {}  # the login throttle's counters, by key
         self.sessions: dict[str, SignInSession] = {}  # client_ids kept in first-signed-into order
         self.used_client_assertions: dict[str, datetime] = {}  # spent assertions: key -> expires at
+        self.federated: dict[tuple[str, str], str] = {}  # (provider, upstream subject) -> user_id
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -297,9 +298,28 @@ class MemoryStore:
         if user is None:
             return False
         del self.users[user.user_id]
+        self.federated = {link: owner for link, owner in self.federated.items() if owner != user.user_id}
         await self.revoke_consents(user.user_id, None)
         self._revoke_user_grants(user.user_id, default_access_token_ttl)
         return True
+
+    async def federated_user(self, provider: str, subject: str) -> User | None:
+        user_id = self.federated.get((provider, subject))
+        return None if user_id is None else self.users.get(user_id)
+
+    async def add_federated_user(self, provider: str, subject: str, user: User) -> bool:
+        if (provider, subject) in self.federated or not await self.add_user(user):
+            return False
+        self.federated[(provider, subject)] = user.user_id
+        return True
+
+    async def federated_sign_in(
+        self, provider: str, subject: str, change: Callable[[User], User]
+    ) -> User | None:
+        current = await self.federated_user(provider, subject)
+        if current is None:
+            return None
+        return await self.change_user(current.username, change)
 
     def _revoke_user_grants(self, user_id: str, default_access_token_ttl: timedelta) -> None:
         self._revoke_families(lambda grant: grant.user_id == user_id, default_access_token_ttl)

@@ -7,7 +7,12 @@ from typing import Any
 
 from authserver.crypto.opaque_tokens import token_hash
 from authserver.crypto.refresh_token_values import grant_id_of_code, grant_id_of_family, new_family_id
-from authserver.protocol.claims import release, requested_claims, userinfo_claim_names
+from authserver.protocol.claims import (
+    access_token_groups,
+    release,
+    requested_claims,
+    userinfo_claim_names,
+)
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, CodeBinding, GrantType, RedemptionOutcome
@@ -86,6 +91,7 @@ class AuthorizationCodeGrant:
             auth_time=code.auth_time,
             grant_id=grant_id,
             userinfo_claims=userinfo_claim_names(code.claims),
+            groups=access_token_groups(redeemed.user, code.scope),
         )
         id_token = None
         if "openid" in code.scope.split():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from authserver.crypto.refresh_token_values import grant_id_of_family
-from authserver.protocol.claims import userinfo_claim_names
+from authserver.protocol.claims import access_token_groups, userinfo_claim_names
 from authserver.protocol.errors import InvalidGrant
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.models import Client, GrantType, RedemptionOutcome, RefreshToken
@@ -55,6 +55,13 @@ class RefreshTokenGrant:
             await self._refuse(rotated, client, now)
 
         scope = rotated.scope if requested_scope is None else narrow_scope(requested_scope, rotated.scope)
+        # The groups as they are now (an upstream sign-in or an administrator may have changed them): read
+        # only when the scope asks for them.
+        user = (
+            await self.store.get_user(rotated.user_id)
+            if rotated.user_id and "groups" in scope.split()
+            else None
+        )
         access_token, _ = self.minter.access_token(
             client,
             subject=rotated.user_id or client.client_id,
@@ -63,6 +70,7 @@ class RefreshTokenGrant:
             auth_time=rotated.auth_time,
             grant_id=grant_id_of_family(family_id),
             userinfo_claims=userinfo_claim_names(rotated.claims),
+            groups=access_token_groups(user, scope),
         )
         return token_response(access_token, self.minter.access_token_ttl(client), scope, value)
 

@@ -87,7 +87,7 @@ SELECT claimed.*, users.username AS user_username, users.password_hash AS user_p
     users.zoneinfo AS user_zoneinfo, users.phone_number AS user_phone_number,
     users.phone_number_verified AS user_phone_number_verified, users.address AS user_address,
     coalesce(users.updated_at, users.created_at) AS user_updated_at,
-    users.disabled AS user_disabled,
+    users.disabled AS user_disabled, users.groups AS user_groups,
     claimed.family_id IN (SELECT family_id FROM issued) AS issued
 FROM claimed LEFT JOIN users ON users.user_id = claimed.user_id
 """

@@ -57,7 +57,7 @@ def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(_templates.get_template(name).render(**context), status_code, headers=_PAGE_HEADERS)
 
 
-def _error_page(message: str, status_code: int = 400) -> HTMLResponse:
+def error_page(message: str, status_code: int = 400) -> HTMLResponse:
     return page("error.html", status_code, message=message)
 
 
@@ -86,6 +86,8 @@ class _Pages:
             csrf_token=self.svc.csrf_signer.dumps({"c": self.csrf_cookie}, _PAGE_TTL_SECONDS),
             action=f"/authorize/{'login' if name == 'login.html' else 'consent'}",
             scopes=auth.scope.split(),
+            local_accounts=self.svc.identity_providers.local_accounts,
+            upstreams=self.svc.identity_providers.providers,
             **context,
         )
         response.headers["Content-Security-Policy"] = page_csp(auth.redirect_uri)
@@ -178,13 +180,13 @@ async def authorize(request: Request) -> Response:
             params, svc.lookup_client, svc.issuer, svc.minter.policy.default_audience, svc.keyset
         )
     except AuthorizationPageError as error:
-        return _error_page(error.message)
+        return error_page(error.message)
     except OAuthError as error:  # malformed query or body (control characters...): a page, never a redirect
-        return _error_page(error.description)
+        return error_page(error.description)
     except RedirectError as error:
         return RedirectResponse(error.location, redirect_status)
     step = await svc.authorization_flow.start(auth, await signed_in(request, svc))
-    return _show(step, request, svc, auth, redirect_status=redirect_status)
+    return show_step(step, request, svc, auth, redirect_status=redirect_status)
 
 
 # One handler for both methods (OIDC Core §3.1.2.1: GET and POST MUST be supported), validated alike; a
@@ -222,18 +224,20 @@ async def _posted(
     try:
         form = await read_form(request)
     except OAuthError as error:
-        return _error_page(error.description)
+        return error_page(error.description)
     if not csrf_matches(form, request, svc):
-        return _error_page("This form has expired or was not sent from our page. Start again.", 403)
+        return error_page("This form has expired or was not sent from our page. Start again.", 403)
     signed = svc.request_signer.loads((form.get("request") or [""])[0])
     if signed is None:
-        return _error_page("This sign-in request has expired. Return to the application and start again.")
+        return error_page("This sign-in request has expired. Return to the application and start again.")
     return form, AuthorizationRequest.from_dict(signed)
 
 
 @router.post("/authorize/login", summary="Login form submission", include_in_schema=False)
 async def login(request: Request) -> Response:
     svc = services(request)
+    if not svc.identity_providers.local_accounts:
+        return error_page("Signing in with a username and password is turned off here.", 403)
     posted = await _posted(request, svc)
     if isinstance(posted, Response):
         return posted
@@ -250,19 +254,24 @@ async def login(request: Request) -> Response:
         return _throttled_page(request, svc, auth, outcome, username)
     if isinstance(outcome, LoginProblem):
         metrics.LOGINS.labels(_LOGIN_RESULTS[outcome]).inc()
-        return _login_page(request, svc, auth, outcome, username)
+        return login_page(request, svc, auth, outcome, username)
     metrics.LOGINS.labels("success").inc()
     step = await svc.authorization_flow.after_sign_in(auth, outcome)
-    response = _show(step, request, svc, auth, redirect_status=303)
+    response = show_step(step, request, svc, auth, redirect_status=303)
+    set_session_cookie(response, svc, outcome)
+    return response
+
+
+def set_session_cookie(response: Response, svc: Services, session: LoginSession) -> None:
+    """The browser's sign-in: the signed ``LoginSession`` naming its server-side session."""
     response.set_cookie(
         SESSION_COOKIE,
-        svc.session_signer.dumps(outcome.to_dict(), svc.settings.login_session_ttl.total_seconds()),
+        svc.session_signer.dumps(session.to_dict(), svc.settings.login_session_ttl.total_seconds()),
         max_age=int(svc.settings.login_session_ttl.total_seconds()),
         httponly=True,
         samesite="lax",
         secure=secure_cookies(svc),
     )
-    return response
 
 
 @router.post("/authorize/consent", summary="Consent form submission", include_in_schema=False)
@@ -274,7 +283,7 @@ async def consent(request: Request) -> Response:
     form, auth = posted
     allowed = (form.get("decision") or [""])[0] == "allow"
     step = await svc.authorization_flow.answer_consent(auth, await signed_in(request, svc), allowed)
-    return _show(step, request, svc, auth, redirect_status=303)
+    return show_step(step, request, svc, auth, redirect_status=303)
 
 
 # What the login page says about each problem, with its status code.
@@ -287,7 +296,7 @@ _LOGIN_PROBLEMS = {
 _LOGIN_RESULTS = {LoginProblem.WRONG_CREDENTIALS: "failure", LoginProblem.BUSY: "refused"}
 
 
-def _show(
+def show_step(
     step: NextStep, request: Request, svc: Services, auth: AuthorizationRequest, *, redirect_status: int
 ) -> Response:
     """The page (or redirect) for the flow's next step."""
@@ -295,17 +304,22 @@ def _show(
         return RedirectResponse(step.location, redirect_status)
     if isinstance(step, ShowConsent):
         return _Pages(request, svc).render("consent.html", auth, username=step.session.username)
-    return _login_page(request, svc, auth, step.problem, step.login_hint or "")
+    return login_page(request, svc, auth, step.problem, step.login_hint or "")
 
 
-def _login_page(
+def login_page(
     request: Request,
     svc: Services,
     auth: AuthorizationRequest,
     problem: LoginProblem | None,
     username: str = "",
+    *,
+    status_code: int = 200,
+    error: str | None = None,
 ) -> Response:
-    status_code, error = _LOGIN_PROBLEMS[problem] if problem else (200, None)
+    """The login page; ``problem`` or else ``error`` (with its ``status_code``) says what went wrong."""
+    if problem:
+        status_code, error = _LOGIN_PROBLEMS[problem]
     response = _Pages(request, svc).render("login.html", auth, status_code, username=username, error=error)
     if problem is LoginProblem.BUSY:
         response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
