@@ -39,6 +39,7 @@ from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.usage import UsageCounter
 from authserver.protocol.userinfo import UserinfoEndpoint
 from tests.support.memory_store import MemoryStore
 from tests.support.oauth import PASSWORD, basic, pkce_pair, query_of
@@ -113,6 +114,7 @@ class ProtocolServer:
             self._client_keys,
             self.store.spend_client_assertion,
         )
+        self.usage = UsageCounter()  # what the token endpoint counts per client (``protocol.usage``)
         self.token_endpoint = TokenEndpoint(
             [
                 ClientCredentialsGrant(self.minter),
@@ -121,6 +123,7 @@ class ProtocolServer:
             ],
             lookup,
             self.assertions,
+            self.usage,
         )
         self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
         self.introspection = IntrospectionEndpoint(self.inspector, lookup, self.assertions)
