@@ -329,6 +329,18 @@ class Consent(SpecModel):
     )
 
 
+class ClientUsage(SpecModel):
+    """How the usage of this AuthServer's OAuthClients is judged."""
+
+    unused_after_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="An OAuthClient is Unused (its condition True) after this many days without a token, "
+        "unless it sets spec.unusedAfterDays.",
+    )
+
+
 class AuthServerSpec(SpecModel):
     """The desired state of an OAuth 2.1 authorization server."""
 
@@ -376,6 +388,9 @@ class AuthServerSpec(SpecModel):
     )
     consent: Consent = Field(
         default_factory=Consent, description="OAuthClients whose users are never shown the consent page."
+    )
+    client_usage: ClientUsage = Field(
+        default_factory=ClientUsage, description="When an OAuthClient of this AuthServer counts as unused."
     )
 
     @property
