@@ -12,6 +12,8 @@ window, as if its tokens were spread evenly over its hour.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -115,13 +117,23 @@ class UsageCounter:
 
 async def flush(counter: UsageCounter, record: Callable[[Sequence[UsageCount]], Awaitable[None]]) -> int:
     """Hand what ``counter`` holds to ``record`` (the store's one batched, additive write); what it could
-    not store goes back into the counter for the next flush. How many (client, hour) counts were stored."""
+    not store goes back into the counter for the next flush. How many (client, hour) counts were stored.
+
+    Cancelled mid-write (a shutdown), it waits for the write it started: counts restored after a write that
+    did commit would be added twice by the shutdown's last flush."""
     counts = counter.drain()
     if not counts:
         return 0
+    write = asyncio.ensure_future(record(counts))
     try:
-        await record(counts)
-    except BaseException:
+        await asyncio.shield(write)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await write
+        if not write.done() or write.cancelled() or write.exception() is not None:
+            counter.restore(counts)
+        raise
+    except Exception:
         counter.restore(counts)
         raise
     return len(counts)

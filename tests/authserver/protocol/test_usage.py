@@ -3,6 +3,7 @@ store, and how the last hour and day are told from hourly buckets."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -99,6 +100,29 @@ async def test_a_flush_the_store_refuses_keeps_the_counts_for_the_next_one() -> 
     assert stored.hours == ((datetime.fromtimestamp(T0, UTC), 2, 1),)
     assert stored.last_token_at == datetime.fromtimestamp(T0 + 10, UTC)
     assert (stored.last_error, stored.last_error_at) == ("invalid_grant", datetime.fromtimestamp(T0 + 5, UTC))
+
+
+async def test_a_flush_cancelled_mid_write_lets_the_write_finish_and_keeps_nothing_back() -> None:
+    """A shutdown cancels the periodic flush while its write is in flight: the write still commits, and its
+    counts are not taken back (the shutdown's last flush would store them a second time)."""
+    counter, store = UsageCounter(), MemoryStore()
+    counter.token("a", T0)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(counts: Sequence[UsageCount]) -> None:
+        started.set()
+        await release.wait()
+        await store.record_client_usage(counts)
+
+    flushing = asyncio.create_task(flush(counter, slow))
+    await started.wait()
+    flushing.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert len(counter) == 0
+    stored = await store.get_client_usage("a", datetime.fromtimestamp(T0, UTC))
+    assert stored is not None and stored.hours == ((datetime.fromtimestamp(T0, UTC), 1, 0),)
 
 
 def test_the_last_hour_and_day_are_sliding_windows_over_the_hourly_buckets() -> None:
