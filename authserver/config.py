@@ -219,6 +219,17 @@ class Settings(BaseSettings):
     revocation_sync_interval: Duration = Field(
         timedelta(milliseconds=500), description="How often a worker reads revocations made by others."
     )
+    usage_flush_interval: Duration = Field(
+        timedelta(seconds=15),
+        description="How often a worker adds the token counts per client it kept in memory to the database "
+        "(client usage; also on a graceful shutdown).",
+    )
+    metrics_max_clients: int = Field(
+        100,
+        ge=0,
+        description="Clients with their own series in authserver_tokens_issued_total, per worker (the first "
+        'ones seen); any further client is counted under client_id="other".',
+    )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -30,6 +30,25 @@ class LabelCache:
         return child
 
 
+class ClientLabels:
+    """The client_id label of per-client series, bounded: the first ``limit`` clients a worker sees get their
+    own; every further one is counted as ``OTHER_CLIENTS``. Thousands of clients would otherwise make
+    thousands of series per label set, each a file entry per worker and a series in every scrape."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._named: set[str] = set()
+
+    def __call__(self, client_id: str) -> str:
+        if client_id in self._named:
+            return client_id
+        if len(self._named) < self.limit:
+            self._named.add(client_id)
+            return client_id
+        return OTHER_CLIENTS
+
+
+OTHER_CLIENTS = "other"
 REQUESTS = Counter("authserver_http_requests_total", "HTTP requests handled", ["method", "route", "status"])
 REQUEST_DURATION = Histogram(
     "authserver_http_request_duration_seconds",
@@ -37,7 +56,12 @@ REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+# client_id: bounded by ClientLabels (AUTHSERVER_METRICS_MAX_CLIENTS per worker, then "other").
 TOKENS_ISSUED = Counter("authserver_tokens_issued_total", "Access tokens issued", ["grant_type", "client_id"])
+# Counts a worker could not keep for client usage (its table between two flushes was full).
+USAGE_DROPPED = Counter(
+    "authserver_client_usage_dropped_total", "Token endpoint outcomes not counted in client usage"
+)
 TOKEN_ERRORS = Counter("authserver_token_errors_total", "Token endpoint errors", ["error"])
 RATE_LIMITED = Counter("authserver_rate_limited_total", "Requests refused by a rate limit", ["limit"])
 OVERLOAD_REJECTED = Counter(

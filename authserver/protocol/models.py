@@ -257,3 +257,29 @@ class Redemption(Generic[T]):
     outcome: RedemptionOutcome
     record: T | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UsageCount:
+    """What one worker counted for one client in one clock hour since its last flush: added to what the
+    database holds (several workers and replicas flush the same client and hour)."""
+
+    client_id: str
+    hour: datetime  # the start of the clock hour, UTC
+    tokens: int
+    errors: int
+    last_token_at: datetime | None  # the latest token counted (None: none)
+    last_error: str | None  # the latest error's code (RFC 6749 §5.2), with its time
+    last_error_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ClientUsage:
+    """A client's usage as stored: its recent hourly buckets (hour start, tokens, errors), the last token's
+    time and the last error (kept as long as the client, unlike the buckets)."""
+
+    client_id: str
+    last_token_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    hours: tuple[tuple[datetime, int, int], ...] = ()

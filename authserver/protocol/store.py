@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from authserver.protocol.models import (
     AuthorizationCode,
     Client,
+    ClientUsage,
     CodeBinding,
     Consent,
     LoginFailures,
@@ -19,6 +20,7 @@ from authserver.protocol.models import (
     RegisteredClient,
     RevokedSince,
     SignInSession,
+    UsageCount,
     User,
 )
 from authserver.protocol.session_end import EndedSession, EndReason
@@ -160,6 +162,27 @@ class Store(Protocol):
     ) -> list[EndedSession]:
         """``end_session`` (EXPIRED) for every unended session whose lifetime has passed by ``now`` or, with
         ``idle_timeout``, that was last seen that long ago."""
+        ...
+
+    # Usage per client (``protocol.usage``): counted by each worker in memory, added here every few seconds.
+    async def record_client_usage(self, counts: Sequence[UsageCount]) -> None:
+        """Add ``counts`` in one transaction: tokens and errors to their client's hourly bucket (made at 0),
+        and each client's last token time and last error, where later than the stored ones."""
+        ...
+
+    async def get_client_usage(self, client_id: str, buckets_since: datetime) -> ClientUsage | None:
+        """The client's last use and its hourly buckets from ``buckets_since`` on (None: nothing recorded)."""
+        ...
+
+    async def list_client_usage(
+        self, after: str | None, limit: int, buckets_since: datetime, active_since: datetime | None = None
+    ) -> list[ClientUsage]:
+        """Up to ``limit`` clients with recorded usage, in client_id order after ``after``; with
+        ``active_since``, only those with a token or an error since then."""
+        ...
+
+    async def purge_client_usage(self, hours_before: datetime) -> None:
+        """Drop the hourly buckets before ``hours_before``, and the last use of unregistered clients."""
         ...
 
 

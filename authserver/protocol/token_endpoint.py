@@ -8,10 +8,11 @@ from typing import Any
 
 from authserver.protocol.client_assertion import ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup, authenticate_client
-from authserver.protocol.errors import UnauthorizedClient, UnsupportedGrantType
+from authserver.protocol.errors import OAuthError, UnauthorizedClient, UnsupportedGrantType
 from authserver.protocol.grants.base import Grant
 from authserver.protocol.models import Client
 from authserver.protocol.params import Params, check_no_duplicates, required
+from authserver.protocol.usage import UsageCounter
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,16 @@ class TokenResult:
 
 class TokenEndpoint:
     def __init__(
-        self, grants: list[Grant], lookup: ClientLookup, assertions: ClientAssertionVerifier | None = None
+        self,
+        grants: list[Grant],
+        lookup: ClientLookup,
+        assertions: ClientAssertionVerifier | None = None,
+        usage: UsageCounter | None = None,
     ) -> None:
         self.grants = {grant.grant_type.value: grant for grant in grants}
         self.lookup = lookup
         self.assertions = assertions
+        self.usage = usage
 
     @property
     def grant_types(self) -> list[str]:
@@ -36,13 +42,42 @@ class TokenEndpoint:
     async def handle(
         self, params: Params, authorization: str | None, admit: Callable[[Client], None] | None = None
     ) -> TokenResult:
-        """``admit`` runs once the client is known (per-client rate limit); it raises to refuse."""
+        """``admit`` runs once the client is known (per-client rate limit); it raises to refuse.
+
+        With ``usage``, each token and each error is counted for its client: a registered client the request
+        named (an error before any client was found, e.g. an unknown client_id, is counted for none)."""
+        if self.usage is None:
+            return await self._handle(params, authorization, admit, self.lookup)
+        named: list[Client] = []
+
+        async def lookup(client_id: str) -> Client | None:
+            client = await self.lookup(client_id)
+            if client is not None:
+                named.append(client)
+            return client
+
+        try:
+            result = await self._handle(params, authorization, admit, lookup)
+        except OAuthError as error:
+            if named:
+                self.usage.error(named[-1].client_id, error.error)
+            raise
+        self.usage.token(result.client.client_id)
+        return result
+
+    async def _handle(
+        self,
+        params: Params,
+        authorization: str | None,
+        admit: Callable[[Client], None] | None,
+        lookup: ClientLookup,
+    ) -> TokenResult:
         check_no_duplicates(params)
         grant_type = required(params, "grant_type")
         grant = self.grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
-        client = await authenticate_client(params, authorization, self.lookup, assertions=self.assertions)
+        client = await authenticate_client(params, authorization, lookup, assertions=self.assertions)
         if admit is not None:
             admit(client)
         if grant_type not in client.grant_types:

@@ -10,15 +10,37 @@ so there it is the engine as is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, insert, literal_column, select, union_all, update
+from sqlalchemy import (
+    Column,
+    Table,
+    and_,
+    case,
+    delete,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.observability import metrics
-from authserver.protocol.models import AuthorizationCode, Client, Consent, RefreshToken, RevokedSince, User
+from authserver.protocol.models import (
+    AuthorizationCode,
+    Client,
+    ClientUsage,
+    Consent,
+    RefreshToken,
+    RevokedSince,
+    UsageCount,
+    User,
+)
+from authserver.protocol.usage import RETENTION as USAGE_RETENTION
 from authserver.storage.client_registry import SqlClientRegistry
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, family_as_seen, user_from_row
@@ -34,6 +56,9 @@ from authserver.storage.statements import (
     grant_revocation,
 )
 from authserver.storage.tables import (
+    client_last_use,
+    client_usage,
+    clients,
     codes,
     consents,
     legacy_refresh_tokens,
@@ -52,6 +77,8 @@ _WRITE_NAMES = {
     "redeem": "code_redemption",
     "spend_assertions": "client_assertion",
 }
+# Rows per INSERT of a usage flush: well under both databases' limit on bound parameters.
+_USAGE_ROWS_PER_STATEMENT = 1000
 
 
 def observe_batch(execute: Execute, size: int) -> None:
@@ -257,10 +284,130 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
+    # Usage per client (``protocol.usage``)
+    async def record_client_usage(self, counts: Sequence[UsageCount]) -> None:
+        hourly, last = merge_usage(counts)
+        if not hourly:
+            return
+        add = self._insert(client_usage)
+        # Additive: every worker's and replica's counts for the same client and hour sum.
+        add = add.on_conflict_do_update(
+            index_elements=["client_id", "hour"],
+            set_={
+                "tokens": client_usage.c.tokens + add.excluded.tokens,
+                "errors": client_usage.c.errors + add.excluded.errors,
+            },
+        )
+        keep = self._insert(client_last_use)
+        # The later of the stored time and the flushed one wins (flushes of several workers interleave).
+        newer_token = and_(
+            keep.excluded.last_token_at.is_not(None),
+            or_(
+                client_last_use.c.last_token_at.is_(None),
+                keep.excluded.last_token_at > client_last_use.c.last_token_at,
+            ),
+        )
+        newer_error = and_(
+            keep.excluded.last_error_at.is_not(None),
+            or_(
+                client_last_use.c.last_error_at.is_(None),
+                keep.excluded.last_error_at > client_last_use.c.last_error_at,
+            ),
+        )
+        keep = keep.on_conflict_do_update(
+            index_elements=["client_id"],
+            set_={
+                "last_token_at": case(
+                    (newer_token, keep.excluded.last_token_at), else_=client_last_use.c.last_token_at
+                ),
+                "last_error": case(
+                    (newer_error, keep.excluded.last_error), else_=client_last_use.c.last_error
+                ),
+                "last_error_at": case(
+                    (newer_error, keep.excluded.last_error_at), else_=client_last_use.c.last_error_at
+                ),
+            },
+        )
+        try:
+            async with self.engine.begin() as connection:
+                for start in range(0, len(hourly), _USAGE_ROWS_PER_STATEMENT):
+                    await connection.execute(add.values(hourly[start : start + _USAGE_ROWS_PER_STATEMENT]))
+                for start in range(0, len(last), _USAGE_ROWS_PER_STATEMENT):
+                    await connection.execute(keep.values(last[start : start + _USAGE_ROWS_PER_STATEMENT]))
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def get_client_usage(self, client_id: str, buckets_since: datetime) -> ClientUsage | None:
+        found = await self._usage(
+            select_last_use().where(client_last_use.c.client_id == client_id), buckets_since
+        )
+        return found[0] if found else None
+
+    async def list_client_usage(
+        self, after: str | None, limit: int, buckets_since: datetime, active_since: datetime | None = None
+    ) -> list[ClientUsage]:
+        statement = select_last_use().order_by(client_last_use.c.client_id).limit(limit)
+        if after is not None:
+            statement = statement.where(client_last_use.c.client_id > after)
+        if active_since is not None:
+            statement = statement.where(
+                or_(
+                    client_last_use.c.last_token_at >= active_since,
+                    client_last_use.c.last_error_at >= active_since,
+                )
+            )
+        return await self._usage(statement, buckets_since)
+
+    async def _usage(self, last_uses: Any, buckets_since: datetime) -> list[ClientUsage]:
+        try:
+            async with self._reader.connect() as connection:
+                lasts = (await connection.execute(last_uses)).all()
+                if not lasts:
+                    return []
+                buckets = (
+                    await connection.execute(
+                        select(client_usage)
+                        .where(
+                            client_usage.c.client_id.in_([row.client_id for row in lasts]),
+                            client_usage.c.hour >= buckets_since,
+                        )
+                        .order_by(client_usage.c.client_id, client_usage.c.hour)
+                    )
+                ).all()
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+        hours: dict[str, list[tuple[datetime, int, int]]] = {}
+        for bucket in buckets:
+            hours.setdefault(bucket.client_id, []).append((aware(bucket.hour), bucket.tokens, bucket.errors))
+        return [
+            ClientUsage(
+                client_id=row.client_id,
+                last_token_at=aware(row.last_token_at) if row.last_token_at else None,
+                last_error=row.last_error,
+                last_error_at=aware(row.last_error_at) if row.last_error_at else None,
+                hours=tuple(hours.get(row.client_id, ())),
+            )
+            for row in lasts
+        ]
+
+    async def purge_client_usage(self, hours_before: datetime) -> None:
+        """Delete hourly usage older than ``hours_before``, and the last use of unregistered clients."""
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(delete(client_usage).where(client_usage.c.hour < hours_before))
+                await connection.execute(
+                    delete(client_last_use).where(
+                        client_last_use.c.client_id.not_in(select(clients.c.client_id))
+                    )
+                )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
     async def purge_expired(self, now: datetime) -> None:
         """Delete what can never be used again; hashes of used codes are kept until they expire (replay),
         and so is a family, revoked or not, until its current token expires."""
         await self.purge_ended_sessions(now)
+        await self.purge_client_usage(now - USAGE_RETENTION)
         try:
             async with self.engine.begin() as connection:
                 await connection.execute(delete(codes).where(codes.c.expires_at < now))
@@ -285,6 +432,42 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
                 after = page[-1]
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
+
+
+def select_last_use() -> Any:
+    return select(
+        client_last_use.c.client_id,
+        client_last_use.c.last_token_at,
+        client_last_use.c.last_error,
+        client_last_use.c.last_error_at,
+    )
+
+
+def merge_usage(counts: Sequence[UsageCount]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of one flush: one per (client, hour) and one per client (a statement may not name a key
+    twice: PostgreSQL refuses to update a row twice in one INSERT ... ON CONFLICT)."""
+    hourly: dict[tuple[str, datetime], dict[str, Any]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    for count in counts:
+        row = hourly.setdefault(
+            (count.client_id, count.hour),
+            {"client_id": count.client_id, "hour": count.hour, "tokens": 0, "errors": 0},
+        )
+        row["tokens"] += count.tokens
+        row["errors"] += count.errors
+        latest = last.setdefault(
+            count.client_id,
+            {"client_id": count.client_id, "last_token_at": None, "last_error": None, "last_error_at": None},
+        )
+        if count.last_token_at is not None and (
+            latest["last_token_at"] is None or count.last_token_at > latest["last_token_at"]
+        ):
+            latest["last_token_at"] = count.last_token_at
+        if count.last_error_at is not None and (
+            latest["last_error_at"] is None or count.last_error_at > latest["last_error_at"]
+        ):
+            latest["last_error"], latest["last_error_at"] = count.last_error, count.last_error_at
+    return list(hourly.values()), list(last.values())
 
 
 def _revoked_after(kind: int, table: Table, key: Column[str], since: datetime, now: datetime) -> Any:

@@ -225,6 +225,31 @@ class ConsentRow(SQLModel, table=True):
     granted_at: datetime = Field(sa_column=_timestamp())
 
 
+class ClientUsageRow(SQLModel, table=True):
+    """Tokens and token-endpoint errors of one client in one clock hour, summed over every worker and replica:
+    each worker adds its counts every few seconds (one batched upsert), never once per request. The purge
+    deletes hours older than ``protocol.usage.RETENTION``."""
+
+    __tablename__ = "client_usage"
+
+    client_id: str = Field(primary_key=True, max_length=255)
+    hour: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True, index=True))
+    tokens: int = 0
+    errors: int = 0
+
+
+class ClientLastUseRow(SQLModel, table=True):
+    """A client's last token and last error, kept while the client is registered (long after its hourly
+    rows are purged: "unused for 30 days" needs it); written by the same flush, the later time winning."""
+
+    __tablename__ = "client_last_use"
+
+    client_id: str = Field(primary_key=True, max_length=255)
+    last_token_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    last_error: str | None = Field(default=None, max_length=64)
+    last_error_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
 def _table(model: type[SQLModel]) -> Table:
     return model.__table__  # type: ignore[attr-defined, no-any-return]  # SQLModel sets it without declaring it
 
@@ -243,3 +268,5 @@ login_failures = _table(LoginFailureRow)
 used_client_assertions = _table(UsedClientAssertionRow)
 sessions = _table(SessionRow)
 session_clients = _table(SessionClientRow)
+client_usage = _table(ClientUsageRow)
+client_last_use = _table(ClientLastUseRow)

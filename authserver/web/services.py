@@ -19,6 +19,7 @@ from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
 from authserver.identity_providers import load_identity_providers
 from authserver.observability import metrics
+from authserver.protocol import usage
 from authserver.protocol.authorization_flow import AuthorizationFlow
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
@@ -41,6 +42,7 @@ from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
 from authserver.protocol.upstream_sign_in import IdentityProviders
+from authserver.protocol.usage import UsageCounter
 from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.ratelimit import RateLimiter
 from authserver.storage.backends import store_for
@@ -91,6 +93,10 @@ class Services:
     upstream_signer: Signer  # the upstream sign-in's cookie (its state) and the nonce and verifier derived
     identity_providers: IdentityProviders = field(default_factory=IdentityProviders)
     upstream_client: UpstreamOidcClient = field(default_factory=UpstreamOidcClient)
+    # Tokens and errors per client since the last flush (``protocol.usage``), and the bounded client_id
+    # label of the per-client metrics.
+    usage: UsageCounter = field(default_factory=UsageCounter)
+    client_labels: metrics.ClientLabels = field(default_factory=lambda: metrics.ClientLabels(100))
     direct: DirectPool | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -112,6 +118,7 @@ class Services:
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
             asyncio.create_task(self._every(SWEEP_INTERVAL, self._sweep_sessions, jitter=True)),
+            asyncio.create_task(self._every(self.settings.usage_flush_interval, self.flush_usage)),
         ]
         if isinstance(self.store, SqliteStore):  # its commits no longer checkpoint the log themselves
             self._tasks.append(asyncio.create_task(self._checkpoints(self.store)))
@@ -128,6 +135,12 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # The requests served since the last flush are counted too (the loop above may have been mid-flush:
+        # what it drained is either stored or back in the counter).
+        try:
+            await self.flush_usage()
+        except Exception as error:  # the database may be the reason for the shutdown
+            log.warning("client usage not flushed on shutdown: %s", type(error).__name__)
         if self.direct is not None:
             await self.direct.close()
         await self.engine.dispose()
@@ -175,6 +188,14 @@ class Services:
             self.revocations.add_grant(grant_id, expires_at.timestamp())
         self.revocations.synced_until = max(revoked.newest, self.revocations.synced_until)
         self.revocations.prune()
+
+    async def flush_usage(self) -> None:
+        """Add this worker's counts per client to the database: one batched write, additive, so every
+        worker's and replica's counts sum. Counts a failed write could not store go with the next flush."""
+        dropped = self.usage.take_dropped()
+        if dropped:
+            metrics.USAGE_DROPPED.inc(dropped)
+        await usage.flush(self.usage, self.store.record_client_usage)
 
     async def _sample_pool(self) -> None:
         pool = self.engine.pool
@@ -291,6 +312,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         cache_seconds=settings.client_jwks_cache.total_seconds(),
     )
     assertions = client_assertions(settings, client_keys, store)
+    usage_counter = UsageCounter()
     backchannel_logout = backchannel_logout_for(settings, clients.get, minter)
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)
@@ -320,7 +342,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         registry=store,
         keys=keys,
         minter=minter,
-        token_endpoint=TokenEndpoint(grants, clients.get, assertions),
+        token_endpoint=TokenEndpoint(grants, clients.get, assertions, usage_counter),
         inspector=inspector,
         introspection_endpoint=IntrospectionEndpoint(inspector, clients.get, assertions),
         revocation_endpoint=RevocationEndpoint(inspector, clients.get, assertions),
@@ -343,6 +365,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         identity_providers=load_identity_providers(settings.identity_providers_file),
         upstream_client=UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds()),
         upstream_signer=Signer(session_secret, "upstream-sign-in"),
+        usage=usage_counter,
+        client_labels=metrics.ClientLabels(settings.metrics_max_clients),
         direct=direct,
     )
 

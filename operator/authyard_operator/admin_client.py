@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from authyard_operator.retry_after import parse as parse_retry_after
+
+USAGE_PAGE = 1000  # the most the admin API returns at once
 
 
 class AdminApiError(Exception):
@@ -57,6 +60,23 @@ class AdminClient:
         response = await self._call("PUT", f"{base_url}/admin/clients/{client_id}", token, registration)
         registered: dict[str, Any] = response.json()  # the admin API's ClientView
         return registered
+
+    async def usage(
+        self, base_url: str, token: str, page_size: int = USAGE_PAGE
+    ) -> dict[str, dict[str, Any]]:
+        """Every client's usage the AuthServer recorded (``GET /admin/usage``, page by page), by client_id."""
+        found: dict[str, dict[str, Any]] = {}
+        after: str | None = None
+        while True:
+            query = f"?limit={page_size}" + (f"&after={quote(after, safe='')}" if after else "")
+            response = await self._call("GET", f"{base_url}/admin/usage{query}", token)
+            if response.status_code == 404:  # a server from before usage was counted
+                return found
+            page = response.json()
+            found.update((entry["client_id"], entry) for entry in page["clients"])
+            after = page.get("next")
+            if not after:
+                return found
 
     async def delete(self, base_url: str, token: str, client_id: str) -> bool:
         """True when deleted, False when there was nothing to delete."""

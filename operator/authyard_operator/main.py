@@ -14,7 +14,7 @@ import kopf
 
 from authyard_operator.admin_client import AdminClient
 from authyard_operator.constants import GROUP
-from authyard_operator.handlers import authserver, oauthclient  # noqa: F401 - registers the handlers
+from authyard_operator.handlers import authserver, oauthclient, usage  # noqa: F401 - registers the handlers
 from authyard_operator.kube import config as cluster_config
 from authyard_operator.kube.client import Kube
 from authyard_operator.kube.credentials import token_source

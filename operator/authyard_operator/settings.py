@@ -23,6 +23,11 @@ class OperatorSettings(BaseSettings):
     client_resync_interval: Duration = Field(
         timedelta(minutes=5), description="Full reconcile of every OAuthClient: its Secret and registration."
     )
+    usage_interval: Duration = Field(
+        timedelta(seconds=60),
+        description="How often each AuthServer's client usage is read (one admin API call per page of 1000 "
+        "clients) into its OAuthClients' status.usage and Unused condition.",
+    )
     unregister_timeout: Duration = Field(
         timedelta(minutes=5),
         description="How long deleting an OAuthClient retries an unreachable AuthServer before it lets go.",

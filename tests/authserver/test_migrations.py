@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0014"
+    assert version == "0015"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -475,5 +475,35 @@ async def test_the_upstream_sign_in_migration_upgrades_and_downgrades(
         async with engine.connect() as connection:
             kept = await connection.exec_driver_sql("SELECT username FROM users")
             assert kept.scalars().all() == ["old"]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_client_usage_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0015 adds the hourly usage and last-use tables, empty; its downgrade drops them and nothing else."""
+    engine = create_engine(_fresh(settings, request, "client_usage_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        return await _migrate(engine, revision, downgrade=downgrade)
+
+    try:
+        before = await to("0014")
+        assert "client_usage" not in before and "client_last_use" not in before
+        after = await to("0015")
+        assert after["client_usage"] == {"client_id", "hour", "tokens", "errors"}
+        assert after["client_last_use"] == {"client_id", "last_token_at", "last_error", "last_error_at"}
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO client_usage (client_id, hour, tokens, errors)"
+                " VALUES ('c', CURRENT_TIMESTAMP, 1, 0)"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO client_last_use (client_id, last_token_at) VALUES ('c', CURRENT_TIMESTAMP)"
+            )
+        downgraded = await to("0014", downgrade=True)
+        assert "client_usage" not in downgraded and "client_last_use" not in downgraded
+        assert set(before) == set(downgraded)
     finally:
         await engine.dispose()

@@ -34,6 +34,7 @@ from tests.support.client_assertions import (
     unsigned,
 )
 from tests.support.jwks_server import JwksServer, serving_jwks
+from tests.support.worker_connections import Connection, close_all, open_on_two_workers
 
 TOKEN_ROUTE = "/token"
 
@@ -128,40 +129,14 @@ def test_authlib_gets_introspects_and_revokes_a_token_with_inline_keys(
         assert after.json() == {"active": False}
 
 
-class Connection:
-    """One kept-alive connection, so that every request on it reaches the same worker."""
-
-    def __init__(self, server: AuthServer) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.base_url, timeout=10)
-        self.worker = 0
-
-    async def find_worker(self) -> Connection:
-        """The pid of the worker serving this connection: the one whose count of /token requests grows."""
-        before = self.server.requests_by_worker(TOKEN_ROUTE)
-        assert self.http.post(TOKEN_ROUTE, data={"grant_type": "client_credentials"}).status_code == 401
-
-        def grown() -> list[int]:  # a worker counts a request as its response goes out
-            counts = self.server.requests_by_worker(TOKEN_ROUTE)
-            return [pid for pid, count in counts.items() if count > before.get(pid, 0)]
-
-        (self.worker,) = await wait_for(grown, timeout=10, message="no worker counted the request")
-        return self
-
-
 @pytest.fixture
 async def connections(server: AuthServer) -> AsyncIterator[tuple[Connection, Connection]]:
     """Two connections that two different workers serve (opened and kept until both workers hold one)."""
-    opened: list[Connection] = []
+    opened, pair = await open_on_two_workers(server)
     try:
-        while len({connection.worker for connection in opened}) < 2:
-            assert len(opened) < 16, "sixteen connections, all served by one worker"
-            opened.append(await Connection(server).find_worker())
-        first = opened[0]
-        yield first, next(connection for connection in opened if connection.worker != first.worker)
+        yield pair
     finally:
-        for connection in opened:
-            connection.http.close()
+        close_all(opened)
 
 
 async def test_a_jwks_uri_is_fetched_and_a_new_kid_picked_up(

@@ -30,6 +30,7 @@ from authserver.protocol.models import (
     SignInSession,
     TokenEndpointAuthMethod,
     TokenExchangePolicy,
+    UsageCount,
     User,
 )
 from authserver.protocol.session_end import EndedSession, EndReason
@@ -779,3 +780,101 @@ async def test_the_registry_keeps_a_clients_token_exchange_policy(
     await register_client(registry, replace(desired, token_exchange=None), None, None)
     registered = await registry.get_registered_client(client_id)
     assert registered is not None and registered.client.token_exchange is None
+
+
+def _usage(
+    client_id: str,
+    hour: datetime,
+    tokens: int,
+    errors: int = 0,
+    last_token_at: datetime | None = None,
+    error: tuple[str, datetime] | None = None,
+) -> UsageCount:
+    return UsageCount(
+        client_id,
+        hour,
+        tokens,
+        errors,
+        last_token_at,
+        error[0] if error else None,
+        error[1] if error else None,
+    )
+
+
+async def test_usage_flushes_add_up_and_the_latest_last_use_wins(store: Store) -> None:
+    """Several workers flush the same client and hour: tokens and errors sum per hourly bucket; the last token
+    and the last error are the latest ones flushed, whatever order the flushes arrive in."""
+    prefix = f"u-{uuid.uuid4().hex[:6]}"
+    first, second = f"{prefix}-a", f"{prefix}-b"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    earlier = hour - timedelta(hours=1)
+    late, early = hour + timedelta(minutes=30), hour + timedelta(minutes=10)
+    # Worker 1: two hours of the first client, and one error.
+    await store.record_client_usage(
+        [
+            _usage(first, earlier, 5, 0, earlier + timedelta(minutes=59)),
+            _usage(first, hour, 3, 1, late, ("invalid_grant", late)),
+            _usage(second, hour, 0, 2, None, ("invalid_client", early)),
+        ]
+    )
+    # Worker 2, flushing later with older last-use times: they must not win.
+    await store.record_client_usage(
+        [
+            _usage(first, hour, 4, 1, early, ("invalid_scope", early)),
+            _usage(second, hour, 0, 1, None, ("unauthorized_client", late)),
+        ]
+    )
+    since = earlier - timedelta(hours=1)
+    used = await store.get_client_usage(first, since)
+    assert used is not None
+    assert used.hours == ((earlier, 5, 0), (hour, 7, 2))
+    assert (used.last_token_at, used.last_error, used.last_error_at) == (late, "invalid_grant", late)
+    errored = await store.get_client_usage(second, since)
+    assert errored is not None
+    assert errored.hours == ((hour, 0, 3),)
+    assert errored.last_token_at is None
+    assert (errored.last_error, errored.last_error_at) == ("unauthorized_client", late)
+    # Buckets before buckets_since are left out; the last use stays.
+    recent = await store.get_client_usage(first, hour)
+    assert recent is not None and recent.hours == ((hour, 7, 2),) and recent.last_token_at == late
+    assert await store.get_client_usage(f"{prefix}-none", since) is None
+
+
+async def test_usage_lists_in_pages_and_filters_by_activity(store: Store) -> None:
+    prefix = f"v-{uuid.uuid4().hex[:6]}"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    old, new = hour - timedelta(days=3), hour + timedelta(minutes=1)
+    await store.record_client_usage(
+        [
+            _usage(f"{prefix}-a", hour, 1, 0, old),
+            _usage(f"{prefix}-b", hour, 1, 0, new),
+            _usage(f"{prefix}-c", hour, 0, 1, None, ("invalid_client", new)),
+        ]
+    )
+    since = hour - timedelta(hours=1)
+    listed = [u.client_id for u in await store.list_client_usage(f"{prefix}-", 1000, since)]
+    assert [c for c in listed if c.startswith(prefix)] == [f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]
+    page = await store.list_client_usage(f"{prefix}-a", 1, since)
+    assert [u.client_id for u in page] == [f"{prefix}-b"] and page[0].hours == ((hour, 1, 0),)
+    active = await store.list_client_usage(f"{prefix}-", 1000, since, active_since=hour)
+    assert [u.client_id for u in active if u.client_id.startswith(prefix)] == [f"{prefix}-b", f"{prefix}-c"]
+
+
+async def test_the_usage_purge_drops_old_hours_and_unregistered_clients(
+    store: Store, registry: ClientRegistry
+) -> None:
+    registered, gone = _client_id(), _client_id()
+    await register_client(registry, _desired(registered), None, None)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    old = hour - timedelta(hours=49)
+    await store.record_client_usage(
+        [
+            _usage(registered, old, 2, 0, old),
+            _usage(registered, hour, 1, 0, hour),
+            _usage(gone, hour, 1, 0, hour),
+        ]
+    )
+    await store.purge_client_usage(hour - timedelta(hours=48))
+    kept = await store.get_client_usage(registered, old - timedelta(hours=1))
+    assert kept is not None and kept.hours == ((hour, 1, 0),) and kept.last_token_at == hour
+    assert await store.get_client_usage(gone, old) is None

@@ -12,7 +12,7 @@ against this store and the real ones on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +20,7 @@ from authserver.crypto.refresh_token_values import grant_id_of_family
 from authserver.protocol.models import (
     AuthorizationCode,
     Client,
+    ClientUsage,
     CodeBinding,
     Consent,
     LoginFailures,
@@ -31,6 +32,7 @@ from authserver.protocol.models import (
     RegisteredClient,
     RevokedSince,
     SignInSession,
+    UsageCount,
     User,
 )
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
@@ -73,6 +75,8 @@ class MemoryStore:
         self.sessions: dict[str, SignInSession] = {}  # client_ids kept in first-signed-into order
         self.used_client_assertions: dict[str, datetime] = {}  # spent assertions: key -> expires at
         self.federated: dict[tuple[str, str], str] = {}  # (provider, upstream subject) -> user_id
+        self.usage_hours: dict[tuple[str, datetime], tuple[int, int]] = {}  # (client, hour) -> tokens, errors
+        self.last_use: dict[str, ClientUsage] = {}  # by client; its hours empty
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -416,6 +420,51 @@ class MemoryStore:
     async def forget_login_failures(self, keys: Iterable[str]) -> None:
         for key in keys:
             self.failures.pop(key, None)
+
+    # Usage per client
+    async def record_client_usage(self, counts: Sequence[UsageCount]) -> None:
+        for count in counts:
+            tokens, errors = self.usage_hours.get((count.client_id, count.hour), (0, 0))
+            self.usage_hours[(count.client_id, count.hour)] = (tokens + count.tokens, errors + count.errors)
+            last = self.last_use.get(count.client_id) or ClientUsage(count.client_id, None, None, None)
+            if count.last_token_at is not None and (
+                last.last_token_at is None or count.last_token_at > last.last_token_at
+            ):
+                last = replace(last, last_token_at=count.last_token_at)
+            if count.last_error_at is not None and (
+                last.last_error_at is None or count.last_error_at > last.last_error_at
+            ):
+                last = replace(last, last_error=count.last_error, last_error_at=count.last_error_at)
+            self.last_use[count.client_id] = last
+
+    async def get_client_usage(self, client_id: str, buckets_since: datetime) -> ClientUsage | None:
+        last = self.last_use.get(client_id)
+        return None if last is None else self._with_hours(last, buckets_since)
+
+    async def list_client_usage(
+        self, after: str | None, limit: int, buckets_since: datetime, active_since: datetime | None = None
+    ) -> list[ClientUsage]:
+        def active(last: ClientUsage) -> bool:
+            times = (last.last_token_at, last.last_error_at)
+            return active_since is None or any(at is not None and at >= active_since for at in times)
+
+        chosen = sorted(
+            (last for client_id, last in self.last_use.items() if (after is None or client_id > after)),
+            key=lambda last: last.client_id,
+        )
+        return [self._with_hours(last, buckets_since) for last in chosen if active(last)][:limit]
+
+    def _with_hours(self, last: ClientUsage, since: datetime) -> ClientUsage:
+        hours = sorted(
+            (hour, tokens, errors)
+            for (client_id, hour), (tokens, errors) in self.usage_hours.items()
+            if client_id == last.client_id and hour >= since
+        )
+        return replace(last, hours=tuple(hours))
+
+    async def purge_client_usage(self, hours_before: datetime) -> None:
+        self.usage_hours = {key: value for key, value in self.usage_hours.items() if key[1] >= hours_before}
+        self.last_use = {key: value for key, value in self.last_use.items() if key in self.clients}
 
 
 def _username(user: User) -> str:

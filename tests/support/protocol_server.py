@@ -41,6 +41,7 @@ from authserver.protocol.revocation_list import RevocationList
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.usage import UsageCounter
 from authserver.protocol.userinfo import UserinfoEndpoint
 from tests.support.memory_store import MemoryStore
 from tests.support.oauth import PASSWORD, basic, pkce_pair, query_of
@@ -118,6 +119,7 @@ class ProtocolServer:
         self.inspector = TokenInspector(lambda: self.keys, self.store, self.revocations, ISSUER, self.grants)
         # Token exchange reads this server's access tokens, then any validator a test adds (a trusted issuer).
         self.exchangeable: list[TokenValidator] = [LocalAccessTokens(self.inspector)]
+        self.usage = UsageCounter()  # what the token endpoint counts per client (``protocol.usage``)
         self.token_endpoint = TokenEndpoint(
             [
                 ClientCredentialsGrant(self.minter),
@@ -127,6 +129,7 @@ class ProtocolServer:
             ],
             lookup,
             self.assertions,
+            self.usage,
         )
         self.introspection = IntrospectionEndpoint(self.inspector, lookup, self.assertions)
         self.revocation = RevocationEndpoint(self.inspector, lookup, self.assertions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -19,6 +20,7 @@ from starlette.responses import Response
 from authserver.admin.consents import UserConsents, revoke_user_consents, user_consents
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
 from authserver.admin.sessions import UserSessions, end_user_sessions, user_sessions
+from authserver.admin.usage import UsagePage, UsageView, client_usage, usage_page
 from authserver.admin.users import (
     NewUser,
     PasswordReset,
@@ -96,6 +98,39 @@ async def get_client(request: Request, client_id: str) -> Response:
     if registered is None:
         raise NotFound(f"no client {client_id}")
     return json_response(ClientView.of(registered).model_dump(), headers=NO_STORE)
+
+
+@router.get(
+    "/clients/{client_id}/usage",
+    summary="A client's usage: last token, tokens in the last hour and day, last token endpoint error",
+    response_model=UsageView,
+    responses=errors(404),
+)
+async def get_client_usage(request: Request, client_id: str) -> Response:
+    svc = services(request)
+    if await svc.registry.get_registered_client(_check_client_id(client_id)) is None:
+        raise NotFound(f"no client {client_id}")
+    view = await client_usage(svc.store, client_id)
+    return json_response(view.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.get(
+    "/usage",
+    summary="Usage of every client with any recorded (in pages, by client_id)",
+    response_model=UsagePage,
+)
+async def list_usage(
+    request: Request,
+    after: Annotated[str | None, Query(max_length=255, description="Page after this client_id")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    since: Annotated[
+        datetime | None, Query(description="Only clients with a token or an error since then (RFC 3339)")
+    ] = None,
+) -> Response:
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    page = await usage_page(services(request).store, after, limit, since)
+    return json_response(page.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.put(

@@ -116,7 +116,7 @@ async def token(request: Request) -> Response:
             # RFC 6749 §5.2: the Basic challenge is for clients that tried Basic; others get none.
             error.headers.pop("WWW-Authenticate", None)
         return oauth_error_response(error)
-    _tokens_issued.get(result.grant_type, result.client.client_id).inc()
+    _tokens_issued.get(result.grant_type, svc.client_labels(result.client.client_id)).inc()
     return json_response(result.body, 200, NO_STORE)
 
 

@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO_ROOT / "crds"
 
 _READY = '.status.conditions[?(@.type=="Ready")]'
+_UNUSED = '.status.conditions[?(@.type=="Unused")]'
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ OAUTHCLIENT = Kind(
         {"name": "ClientID", "type": "string", "jsonPath": ".status.clientId"},
         {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"},
         {"name": "Trusted", "type": "boolean", "jsonPath": ".status.trusted"},
+        {"name": "Last Token", "type": "date", "jsonPath": ".status.usage.lastTokenAt"},
+        {"name": "Unused", "type": "string", "jsonPath": f"{_UNUSED}.status", "priority": 1},
         {"name": "AuthServer", "type": "string", "jsonPath": ".status.authServer", "priority": 1},
         {"name": "Reason", "type": "string", "jsonPath": f"{_READY}.reason", "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -91,7 +91,7 @@ async def _live_authserver(kube: Kube, namespace: str, name: str) -> dict[str, A
     return authserver
 
 
-async def _admin_access(kube: Kube, namespace: str, name: str, url_template: str) -> AdminAccess | None:
+async def admin_access(kube: Kube, namespace: str, name: str, url_template: str) -> AdminAccess | None:
     """None until the AuthServer's admin Secret exists."""
     admin_secret = await kube.get("v1", "Secret", namespace, Names(name).admin)
     if admin_secret is None:
@@ -114,7 +114,7 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
         raise NotReady("NotAllowed", "; ".join(violations), retry_after=None)
     if not is_ready(authserver.get("status")):
         raise NotReady("AuthServerNotReady", f"AuthServer {where} is not Ready yet")
-    admin = await _admin_access(kube, target_namespace, target_name, admin_url_template)
+    admin = await admin_access(kube, target_namespace, target_name, admin_url_template)
     if admin is None:
         raise NotReady("AuthServerNotReady", f"AuthServer {where} has no admin Secret yet")
     issuer = (authserver.get("status") or {}).get("issuer") or effective_issuer(
@@ -222,7 +222,7 @@ class ClientReconciler:
         admin = None
         try:
             if await _live_authserver(self.kube, namespace, name) is not None:
-                admin = await _admin_access(self.kube, namespace, name, self.admin_url_template)
+                admin = await admin_access(self.kube, namespace, name, self.admin_url_template)
         except KubeError as error:  # the API itself: always worth another try
             delay = retry_delay(10, error.retry_after)
             raise UnregisterPending(f"Kubernetes API error: {error}", delay) from None

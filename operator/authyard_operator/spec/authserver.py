@@ -396,6 +396,18 @@ class Consent(SpecModel):
     )
 
 
+class ClientUsage(SpecModel):
+    """How the usage of this AuthServer's OAuthClients is judged."""
+
+    unused_after_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="An OAuthClient is Unused (its condition True) after this many days without a token, "
+        "unless it sets spec.unusedAfterDays.",
+    )
+
+
 class AuthServerSpec(SpecModel):
     """The desired state of an OAuth 2.1 authorization server."""
 
@@ -453,6 +465,9 @@ class AuthServerSpec(SpecModel):
         default_factory=IdentityProviders,
         description="How people sign in: local accounts and upstream OpenID Connect providers or LDAP "
         "directories.",
+    )
+    client_usage: ClientUsage = Field(
+        default_factory=ClientUsage, description="When an OAuthClient of this AuthServer counts as unused."
     )
 
     @property

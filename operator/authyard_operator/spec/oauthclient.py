@@ -178,6 +178,13 @@ class OAuthClientSpec(SpecModel):
         description="Where the credentials go (confidential clients only). Absent: a generated Secret "
         "named <name>-oauth-client.",
     )
+    unused_after_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="The Unused condition turns True when the client got no token for this many days. "
+        "Absent: the AuthServer's spec.clientUsage.unusedAfterDays.",
+    )
 
     @property
     def effective_auth_method(self) -> AuthMethod | None:
@@ -190,6 +197,24 @@ class OAuthClientSpec(SpecModel):
         if self.type == "public":
             return None
         return self.secret or ClientSecretSpec(name=f"{client_name}-oauth-client")
+
+
+class LastErrorStatus(SpecModel):
+    """The last error the token endpoint answered this client."""
+
+    code: str = Field(max_length=64, description="The OAuth error code (RFC 6749 §5.2), e.g. invalid_client.")
+    at: str = Field(json_schema_extra={"format": "date-time"}, description="When.")
+
+
+class ClientUsageStatus(SpecModel):
+    """What the AuthServer counted for this client at its token endpoint (all replicas and workers)."""
+
+    last_token_at: str | None = Field(
+        None, json_schema_extra={"format": "date-time"}, description="When the client last got a token."
+    )
+    tokens_last_hour: int | None = Field(None, description="Tokens issued in the last hour (estimated).")
+    tokens_last_day: int | None = Field(None, description="Tokens issued in the last 24 hours (estimated).")
+    last_error: LastErrorStatus | None = Field(None, description="The last token endpoint error, if any.")
 
 
 class OAuthClientStatus(SpecModel):
@@ -207,4 +232,9 @@ class OAuthClientStatus(SpecModel):
         None,
         description="Whether the AuthServer's spec.consent trusts this client: its users see no consent "
         "page (registered with skip_consent).",
+    )
+    usage: ClientUsageStatus | None = Field(
+        None,
+        description="Token usage read from the AuthServer's admin API every AUTHYARD_USAGE_INTERVAL "
+        "(lags by up to that and the server's flush interval).",
     )
