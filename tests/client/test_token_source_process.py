@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -231,6 +232,14 @@ def test_fifty_threads_make_one_token_request_at_each_refresh(server: AuthServer
     assert during <= first | {new}
     assert len(recorder.to(TOKEN_ROUTE)) == 2
     assert source.stats.count("proactive", "success") == 1 and source.stats.count() == 2
+    labels = {"client_id": client["client_id"], "outcome": "success"}
+    refreshes = "authyard_client_token_refreshes_total"
+    assert REGISTRY.get_sample_value(refreshes, {**labels, "kind": "initial"}) == 1
+    assert REGISTRY.get_sample_value(refreshes, {**labels, "kind": "proactive"}) == 1
+    life_used = REGISTRY.get_sample_value(
+        "authyard_client_token_life_used_at_refresh_ratio_sum", {"client_id": client["client_id"]}
+    )
+    assert life_used is not None and 0.87 <= life_used < 0.9
 
 
 async def test_the_service_account_token_file_is_read_for_each_request(
@@ -323,3 +332,22 @@ async def test_bearer_auth_retries_once_with_a_fresh_token_after_a_401(
     with pytest.raises(TypeError, match="AsyncTokenSource"):
         unused = httpx.MockTransport(lambda _: httpx.Response(200))
         httpx.Client(auth=BearerAuth(source), transport=unused).get(API)
+
+
+def test_the_sync_bearer_auth_retries_once_after_a_401(server: AuthServer) -> None:
+    """The same retry in a sync httpx.Client (the resource server here is a stand-in that refuses the first
+    token it sees; the tokens come from the real server)."""
+    client = register_service(server)
+    seen: list[tuple[str, bytes]] = []
+
+    def resource(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers["authorization"].removeprefix("Bearer "), request.read()))
+        return httpx.Response(401 if len(seen) == 1 else 200)
+
+    with (
+        TokenSource.from_settings(secret_settings(server, client)) as source,
+        httpx.Client(transport=httpx.MockTransport(resource), auth=BearerAuth(source)) as api,
+    ):
+        assert api.post(f"{API}/orders", content=b"order").status_code == 200
+    assert len(seen) == 2 and seen[0][0] != seen[1][0] and seen[0][1] == seen[1][1] == b"order"
+    assert source.stats.count("rejected", "success") == 1

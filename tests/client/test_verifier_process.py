@@ -169,6 +169,10 @@ async def test_no_reachable_jwks_is_unavailability_not_a_bad_token(server: AuthS
     try:
         with pytest.raises(VerifierUnavailable):
             await verifier.verify(forged(server))
+        transport = httpx.ASGITransport(app=resource_app(verifier, server))
+        async with httpx.AsyncClient(transport=transport, base_url=API) as api:
+            answer = await api.get("/orders", headers={"Authorization": f"Bearer {forged(server)}"})
+        assert answer.status_code == 503 and "www-authenticate" not in answer.headers
     finally:
         await verifier.aclose()
 
