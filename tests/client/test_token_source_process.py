@@ -8,7 +8,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from authyard_client import (
 )
 from harness.authserver import ADMIN_TOKEN, AuthServer
 from harness.polling import wait_for
-from tests.conftest import server_process
 from tests.support.client_assertions import ec_key, private_pem, public_jwk, rsa_key
 from tests.support.client_kit import (
     API,
@@ -49,20 +47,6 @@ from tests.support.client_kit import (
 )
 
 TOKEN_ROUTE = "/token"
-
-
-@pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[AuthServer]:
-    # The kit touches no storage: one database is enough.
-    with server_process("sqlite", request) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-async def verifier(server: AuthServer) -> AsyncIterator[TokenVerifier]:
-    checker = TokenVerifier(server.issuer, API)
-    yield checker
-    await checker.aclose()
 
 
 def token_requests_counted_by_server(server: AuthServer) -> float:

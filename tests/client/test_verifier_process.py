@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -31,7 +30,6 @@ from authyard_client import (
 from authyard_client.resource_server import ProtectedResource, protected_resource_route, require_scopes
 from harness.authserver import AuthServer
 from harness.polling import wait_for
-from tests.conftest import server_process
 from tests.support.client_assertions import ec_key
 from tests.support.client_kit import (
     API,
@@ -46,21 +44,8 @@ JWKS_ROUTE = "/.well-known/jwks.json"
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest) -> Iterator[AuthServer]:
-    with server_process("sqlite", request) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
 def service(server: AuthServer) -> dict[str, Any]:
     return register_service(server, scopes=("orders.read", "orders.write"))
-
-
-@pytest.fixture
-async def verifier(server: AuthServer) -> AsyncIterator[TokenVerifier]:
-    checker = TokenVerifier(server.issuer, API)
-    yield checker
-    await checker.aclose()
 
 
 def issue(server: AuthServer, client: dict[str, Any], scope: str = "orders.read") -> str:
