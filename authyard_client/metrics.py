@@ -1,9 +1,10 @@
 """Counts of token refreshes, by kind and outcome, in memory and (when prometheus_client is installed) as
 Prometheus metrics on its default registry.
 
-Kinds: ``initial`` (the first token), ``proactive`` (the token in hand still had more than the last 10% of
-its life), ``emergency`` (it had expired or was in its last 10%), ``rejected`` (a resource server answered
-401 to it). Under steady use at least 95% of refreshes should be proactive:
+Kinds: ``initial`` (the first request for the first token), ``proactive`` (the token in hand still had more
+than the last 10% of its life), ``emergency`` (it had expired or was in its last 10%, or the first request
+failed and there is still no token), ``rejected`` (a resource server answered 401 to it).
+Under steady use at least 95% of refreshes should be proactive:
 ``sum(rate(authyard_client_token_refreshes_total{kind="proactive"}[1h])) /
 sum(rate(authyard_client_token_refreshes_total{kind=~"proactive|emergency"}[1h]))``.
 """
