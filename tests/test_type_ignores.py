@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ("authserver", "operator/authyard_operator")  # what [tool.mypy] files lists
+CHECKED = ("authserver", "operator/authyard_operator", "authyard_client")  # what [tool.mypy] files lists
 _IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<after>.*)$")
 _REASON = re.compile(r"\s+#\s*\w")
 

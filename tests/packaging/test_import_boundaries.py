@@ -5,6 +5,8 @@ the test suite; the harness serves both and imports neither."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ FORBIDDEN = [
     ("operator/authyard_operator", {"harness", "bench", "tests"}),
     ("bench", {"tests"}),
     ("harness", {"bench", "tests"}),
+    # The client kit goes into applications: nothing of the server, the operator or the repository's tools.
+    ("authyard_client", {"authserver", "authyard_operator", "authyard_values", "harness", "bench", "tests"}),
 ]
 
 
@@ -49,3 +53,17 @@ def test_the_scan_sees_every_kind_of_import(tmp_path: Path) -> None:
         "def later():\n    import bench.wrk\n"
     )
     assert imported_packages(module) == {"tests", "harness", "bench"}
+
+
+def test_the_client_kit_loads_without_the_server_or_a_web_framework() -> None:
+    """An application imports the token source and the verifier with httpx and PyJWT only; Starlette is
+    needed by authyard_client.resource_server alone."""
+    probe = (
+        "import sys, authyard_client; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'authserver', 'authyard_operator', 'authyard_values', 'starlette', 'fastapi', 'sqlalchemy'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True, cwd=ROOT
+    ).stdout
+    assert loaded.strip() == "[]"
