@@ -18,7 +18,7 @@ import jwt
 from jwt.exceptions import InvalidSubjectError
 
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS, algorithms_for
-from authserver.protocol.errors import InvalidClient
+from authserver.protocol.errors import InvalidClient, OAuthError
 from authserver.protocol.models import Client
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 
@@ -120,11 +120,11 @@ class ClientAssertionVerifier:
             raise InvalidClient("client_assertion kid must be a string")
         try:
             keys = await self.keys(client, False)
-            found = _pick(keys, algorithm, kid)
+            found = pick_key(keys, algorithm, kid)
             if found is None and kid is not None:
                 # An unknown kid may be a key the client just added (a signing-key rotation): look again.
                 keys = await self.keys(client, True)
-                found = _pick(keys, algorithm, kid)
+                found = pick_key(keys, algorithm, kid)
         except ClientKeysUnavailable as error:
             raise InvalidClient(f"the client's keys are unavailable: {error.description}") from None
         if found is None:
@@ -171,14 +171,19 @@ class ClientAssertionVerifier:
         return claims
 
 
-def _pick(keys: Sequence[Mapping[str, Any]], algorithm: str, kid: str | None) -> Mapping[str, Any] | None:
+def pick_key(
+    keys: Sequence[Mapping[str, Any]],
+    algorithm: str,
+    kid: str | None,
+    error: Callable[[str], OAuthError] = InvalidClient,
+) -> Mapping[str, Any] | None:
     """The key with ``kid``, or without a kid the one key whose type fits ``algorithm`` (several: the
-    client must say which). A key whose type (or its own ``alg``) does not allow ``algorithm`` never fits."""
+    signer must say which). A key whose type (or its own ``alg``) does not allow ``algorithm`` never fits."""
     fitting = [
         key for key in keys if algorithm in algorithms_for(key) and key.get("alg", algorithm) == algorithm
     ]
     if kid is not None:
         return next((key for key in fitting if key.get("kid") == kid), None)
     if len(fitting) > 1:
-        raise InvalidClient(f"several registered keys fit {algorithm}: send kid in the header")
+        raise error(f"several keys fit {algorithm}: send kid in the header")
     return fitting[0] if fitting else None

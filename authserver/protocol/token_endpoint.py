@@ -12,6 +12,7 @@ from authserver.protocol.errors import UnauthorizedClient, UnsupportedGrantType
 from authserver.protocol.grants.base import Grant
 from authserver.protocol.models import Client
 from authserver.protocol.params import Params, check_no_duplicates, required
+from authserver.protocol.workload_identity import WorkloadAuthenticator
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,16 @@ class TokenResult:
 
 class TokenEndpoint:
     def __init__(
-        self, grants: list[Grant], lookup: ClientLookup, assertions: ClientAssertionVerifier | None = None
+        self,
+        grants: list[Grant],
+        lookup: ClientLookup,
+        assertions: ClientAssertionVerifier | None = None,
+        workloads: WorkloadAuthenticator | None = None,
     ) -> None:
         self.grants = {grant.grant_type.value: grant for grant in grants}
         self.lookup = lookup
         self.assertions = assertions
+        self.workloads = workloads
 
     @property
     def grant_types(self) -> list[str]:
@@ -42,7 +48,9 @@ class TokenEndpoint:
         grant = self.grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
-        client = await authenticate_client(params, authorization, self.lookup, assertions=self.assertions)
+        client = await authenticate_client(
+            params, authorization, self.lookup, assertions=self.assertions, workloads=self.workloads
+        )
         if admit is not None:
             admit(client)
         if grant_type not in client.grant_types:
