@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS
-from authserver.protocol.client_assertion import MAX_ASSERTION_BYTES, ClientKeysUnavailable, pick_key
+from authserver.protocol.client_assertion import MAX_ASSERTION_BYTES, load_key
 from authserver.protocol.errors import OAuthError
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 
@@ -103,25 +103,14 @@ class TrustedTokenVerifier:
     ) -> jwt.PyJWK:
         if kid is not None and not isinstance(kid, str):
             raise error(f"{what} kid must be a string")
-        try:
-            keys = await self.keys(issuer, False)
-            found = pick_key(keys, algorithm, kid, error)
-            if found is None and kid is not None:
-                # An unknown kid may be the issuer's new key (a signing-key rotation): look again.
-                keys = await self.keys(issuer, True)
-                found = pick_key(keys, algorithm, kid, error)
-        except ClientKeysUnavailable as failure:
-            raise error(
-                f"the keys of trusted issuer {issuer.name} are unavailable: {failure.description}"
-            ) from None
-        if found is None:
-            if kid is not None:
-                raise error(f"no key of trusted issuer {issuer.name} has kid {kid[:64]!r} for {algorithm}")
-            raise error(f"no key of trusted issuer {issuer.name} fits {algorithm}")
-        try:
-            return jwt.PyJWK(dict(found), algorithm=algorithm)
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-            raise error(f"the key of trusted issuer {issuer.name} for {algorithm} cannot be used") from None
+        return await load_key(
+            lambda refresh: self.keys(issuer, refresh),
+            algorithm,
+            kid,
+            error,
+            whose_key=f"key of trusted issuer {issuer.name}",
+            whose_keys=f"the keys of trusted issuer {issuer.name}",
+        )
 
     def _decode(
         self,

@@ -316,13 +316,12 @@ def test_the_jwt_bearer_grant(server: AuthServer, cluster: ClusterIssuer) -> Non
     gateway = json.loads(created.stdout)
     auth = (gateway["client_id"], gateway["client_secret"])
     server.seen_secrets.add(gateway["client_secret"])
-    assertion = cluster.token(NAMESPACE, "checkout", server.issuer)
-    response = httpx.post(
-        f"{server.base_url}/token",
-        data={"grant_type": JWT_BEARER_GRANT, "assertion": assertion, "scope": "orders.read"},
-        auth=auth,
-        timeout=10,
-    )
+
+    def grant(assertion: str, **extra: str) -> httpx.Response:
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion, **extra}
+        return httpx.post(f"{server.base_url}/token", data=form, auth=auth, timeout=10)
+
+    response = grant(cluster.token(NAMESPACE, "checkout", server.issuer), scope="orders.read")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["scope"] == "orders.read" and "refresh_token" not in body
@@ -333,21 +332,24 @@ def test_the_jwt_bearer_grant(server: AuthServer, cluster: ClusterIssuer) -> Non
     assert introspected["sub"] == f"kubernetes:system:serviceaccount:{NAMESPACE}:checkout"
     assert introspected["client_id"] == gateway["client_id"]
     expired = cluster.token(NAMESPACE, "checkout", server.issuer, issued_at=int(time.time()) - 900)
-    refused = httpx.post(
-        f"{server.base_url}/token",
-        data={"grant_type": JWT_BEARER_GRANT, "assertion": expired},
-        auth=auth,
-        timeout=10,
-    )
-    _refused(refused, "assertion has expired", error="invalid_grant")
+    _refused(grant(expired), "assertion has expired", error="invalid_grant")
     wrong_aud = cluster.token(NAMESPACE, "checkout", "https://api.other.example")
+    _refused(grant(wrong_aud), "aud must contain", error="invalid_grant")
+    # A client without the grant registered is refused it (RFC 6749 §5.2 unauthorized_client).
+    other = json.loads(
+        server.cli("clients", "create", "--name", "n", "--grant-type", "client_credentials").stdout
+    )
+    server.seen_secrets.add(other["client_secret"])
     refused = httpx.post(
         f"{server.base_url}/token",
-        data={"grant_type": JWT_BEARER_GRANT, "assertion": wrong_aud},
-        auth=auth,
+        data={
+            "grant_type": JWT_BEARER_GRANT,
+            "assertion": cluster.token(NAMESPACE, "checkout", server.issuer),
+        },
+        auth=(other["client_id"], other["client_secret"]),
         timeout=10,
     )
-    _refused(refused, "aud must contain", error="invalid_grant")
+    assert refused.status_code == 400 and refused.json()["error"] == "unauthorized_client", refused.text
 
 
 def test_fetches_are_counted_in_metrics(server: AuthServer, cluster: ClusterIssuer) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.client_assertions import public_jwk
+from tests.support.jwks_server import serving_on_loopback
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
@@ -154,14 +154,6 @@ def serving_cluster_issuer(accepted_tokens: set[str] | None = None) -> Iterator[
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_on_loopback(Handler) as port:
+        state.port = port
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -27,6 +27,21 @@ class JwksServer:
 
 
 @contextlib.contextmanager
+def serving_on_loopback(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[int]:
+    """``handler`` served by a threading HTTP server on a free loopback port (yielded), stopped on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@contextlib.contextmanager
 def serving_jwks() -> Iterator[JwksServer]:
     state = JwksServer()
 
@@ -53,15 +68,9 @@ def serving_jwks() -> Iterator[JwksServer]:
         def log_message(self, *args: Any) -> None:
             return None
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving_on_loopback(Handler) as port:
+        state.port = port
+        try:
+            yield state
+        finally:
+            state.release.set()  # a hanging answer ends before the server shuts down
