@@ -17,9 +17,14 @@ from prometheus_client import REGISTRY
 
 from authserver.config import SettingsError, TrustedIssuerConfig, load_settings
 from authserver.protocol.client_assertion import ClientKeysUnavailable
+from authserver.protocol.models import Client, ClientType, TokenEndpointAuthMethod
 from authserver.protocol.trusted_issuers import TrustedIssuer
+from authserver.web.client_jwks import ClientKeySource
 from authserver.web.issuer_keys import IssuerKeySource
+from tests.support.client_assertions import ec_key, public_jwk
 from tests.support.cluster_issuer import DISCOVERY_PATH, JWKS_PATH, ClusterIssuer, serving_cluster_issuer
+from tests.support.jwks_server import serving_jwks
+from tests.support.tls import server_context
 
 POD_TOKEN = "the-servers-own-pod-token"
 
@@ -160,6 +165,44 @@ async def test_an_unreachable_issuer_is_a_reason_not_an_error(sources: Sources) 
     source, issuer = sources(issuer="http://127.0.0.1:1")
     with pytest.raises(ClientKeysUnavailable, match="could not be fetched"):
         await source(issuer, False)
+
+
+async def test_an_issuer_behind_a_private_ca_needs_its_ca_file(tmp_path: Path, sources: Sources) -> None:
+    """The cluster's API server presents a certificate of the cluster CA: trusted only with ca_file."""
+    tls, ca = server_context(tmp_path)
+    with serving_cluster_issuer(tls=tls) as cluster:
+        untrusting, issuer = sources(issuer=cluster.issuer)
+        with pytest.raises(ClientKeysUnavailable, match="could not be fetched"):
+            await untrusting(issuer, False)
+        trusting, issuer = sources(issuer=cluster.issuer, ca_file=ca)
+        keys = await trusting(issuer, False)
+    assert [key["kid"] for key in keys] == [cluster.signing_kid]
+
+
+async def test_a_client_jwks_uri_behind_a_private_ca_needs_the_ca_file_setting(tmp_path: Path) -> None:
+    """AUTHSERVER_CLIENT_JWKS_CA_FILE: a private_key_jwt client's jwks_uri served with a private CA."""
+    tls, ca = server_context(tmp_path)
+    with serving_jwks(tls) as served:
+        served.documents["/jwks"] = {"keys": [public_jwk(ec_key(), "k1")]}
+        client = Client(
+            client_id="pk-tls",
+            name="signer",
+            client_type=ClientType.CONFIDENTIAL,
+            grant_types=("client_credentials",),
+            scopes=(),
+            token_endpoint_auth_method=TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
+            jwks_uri=served.uri("/jwks"),
+        )
+        for ca_file, expected in ((None, None), (ca, "k1")):
+            source = ClientKeySource(ca_file=ca_file)
+            try:
+                if expected is None:
+                    with pytest.raises(ClientKeysUnavailable, match="could not be fetched"):
+                        await source(client, False)
+                else:
+                    assert [key["kid"] for key in await source(client, False)] == [expected]
+            finally:
+                await source.close()
 
 
 # The file, checked at startup

@@ -13,8 +13,8 @@ the old one stays published until it is retired.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
+import ssl
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +25,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.client_assertions import public_jwk
-from tests.support.jwks_server import serving_on_loopback
+from tests.support.jwks_server import QuietHandler, answer, serving_on_loopback
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 JWKS_PATH = "/openid/v1/jwks"
@@ -50,10 +50,11 @@ class ClusterIssuer:
     hits: dict[str, int] = field(default_factory=dict)  # path -> answered GETs (any status)
     authorizations: list[str | None] = field(default_factory=list)  # the Authorization header of each GET
     issuer_in_document: str | None = None  # None: the real issuer; else what discovery claims (a lie)
+    scheme: str = "http"  # https: served with a certificate of a private CA (the cluster's)
 
     @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def signing_kid(self) -> str:
@@ -123,11 +124,13 @@ def _status(reason: str, code: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def serving_cluster_issuer(accepted_tokens: set[str] | None = None) -> Iterator[ClusterIssuer]:
-    state = ClusterIssuer(accepted_tokens=set(accepted_tokens or ()))
+def serving_cluster_issuer(
+    accepted_tokens: set[str] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[ClusterIssuer]:
+    state = ClusterIssuer(accepted_tokens=set(accepted_tokens or ()), scheme="https" if tls else "http")
     state.rotate()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             state.hits[self.path] = state.hits.get(self.path, 0) + 1
             authorization = self.headers.get("authorization")
@@ -144,16 +147,8 @@ def serving_cluster_issuer(accepted_tokens: set[str] | None = None) -> Iterator[
                 self._answer(404, _status("NotFound", 404))
 
         def _answer(self, status: int, document: dict[str, Any], kind: str = "application/json") -> None:
-            body = json.dumps(document).encode()
-            self.send_response(status)
-            self.send_header("content-type", kind)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer(self, status, json.dumps(document).encode(), kind)
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    with serving_on_loopback(Handler) as port:
+    with serving_on_loopback(Handler, tls) as port:
         state.port = port
         yield state
