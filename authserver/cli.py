@@ -108,8 +108,10 @@ async def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def cmd_clients_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from authserver.admin.registration import ClientRegistration, ClientView, register
+    from authserver.admin.registration import ClientRegistration, ClientView, WorkloadIdentity, register
     from authserver.crypto.client_secrets import generate_client_id
+    from authserver.protocol.errors import InvalidRequest
+    from authserver.protocol.store import WorkloadTaken
     from authserver.storage.backends import store_for
 
     jwks = None
@@ -141,13 +143,28 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             jwks_uri=args.jwks_uri,
             token_endpoint_auth_signing_alg=args.token_endpoint_auth_signing_alg,
             token_exchange=_token_exchange_policy(args),
+            workload_identity=WorkloadIdentity(issuer=args.workload_issuer, subject=args.workload_subject)
+            if args.workload_issuer is not None or args.workload_subject is not None
+            else None,
         )
     except ValidationError as error:
         for problem in error.errors():
             print(f"invalid client: {problem['msg']}", file=sys.stderr)
         return 2
     client_id = args.client_id or generate_client_id()
-    result = asyncio.run(_with_engine(lambda engine: register(store_for(engine), client_id, registration)))
+    trusted = [issuer.name for issuer in _settings().trusted_issuers]
+    try:
+        result = asyncio.run(
+            _with_engine(
+                lambda engine: register(store_for(engine), client_id, registration, trusted_issuers=trusted)
+            )
+        )
+    except InvalidRequest as error:
+        print(f"invalid client: {error.description}", file=sys.stderr)
+        return 2
+    except WorkloadTaken:
+        print("invalid client: another client is registered for this workload", file=sys.stderr)
+        return 2
     if not result.created:
         print(f"client {client_id} already exists; its secret is unchanged", file=sys.stderr)
     view = ClientView.of(result.registered, result.generated_secret)
@@ -407,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
             "authorization_code",
             "refresh_token",
             "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
         ],
     )
     create.add_argument("--scope", action="append")
@@ -420,9 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--public", action="store_true", help="a public client (no secret)")
     create.add_argument(
         "--token-endpoint-auth-method",
-        choices=["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        choices=["client_secret_basic", "client_secret_post", "private_key_jwt", "workload_identity"],
         help="pin one secret method (default: either), or private_key_jwt (no secret; needs --jwks-file or "
-        "--jwks-uri)",
+        "--jwks-uri), or workload_identity (no secret; needs --workload-issuer and --workload-subject)",
+    )
+    create.add_argument(
+        "--workload-issuer", help="workload_identity: the trusted issuer's name (e.g. kubernetes)"
+    )
+    create.add_argument(
+        "--workload-subject",
+        help="workload_identity: the exact sub of the workload's tokens (system:serviceaccount:<ns>:<name>)",
     )
     key_source = create.add_mutually_exclusive_group()
     key_source.add_argument(

@@ -11,7 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from authserver.protocol.backchannel_logout import RetryPolicy
@@ -22,6 +31,100 @@ from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
 
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
+_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
+def check_trusted_url(value: str) -> str:
+    """https, or plain http only on loopback (a test issuer): the keys that vouch for workloads must not
+    travel in the clear."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
+        raise ValueError(f"{value!r} must be an absolute https URL without a fragment")
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        raise ValueError(f"{value!r}: plain http is allowed only for loopback addresses")
+    return value
+
+
+def _check_ca_file(value: Path | None) -> Path | None:
+    # Refused at startup, not at the first request: a worker must never find its trust store broken.
+    if value is not None:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(f"{value}: not a readable PEM file of certificates ({error})") from None
+    return value
+
+
+class TrustedIssuerConfig(BaseModel):
+    """One entry of AUTHSERVER_TRUSTED_ISSUERS_FILE: an issuer whose JWTs identify workloads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
+    issuer: str = Field(max_length=2048)
+    # RFC 7523 §3 item 3; empty: the server's own issuer.
+    audiences: tuple[str, ...] = ()
+    discovery_url: str | None = Field(None, max_length=2048)
+    jwks_uri: str | None = Field(None, max_length=2048)
+    ca_file: Path | None = None
+    bearer_token_file: Path | None = None
+
+    @field_validator("issuer", "discovery_url", "jwks_uri")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return check_trusted_url(value) if value is not None else None
+
+    @field_validator("audiences")
+    @classmethod
+    def _audiences(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not audience or len(audience) > 2048 for audience in value):
+            raise ValueError("each audience must be a non-empty string")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca(cls, value: Path | None) -> Path | None:
+        return _check_ca_file(value)
+
+    @field_validator("bearer_token_file")
+    @classmethod
+    def _token_file(cls, value: Path | None) -> Path | None:
+        # Read again on every fetch (the kubelet rotates it); here only checked to be there.
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value}: no such file")
+        return value
+
+    @property
+    def discovery_document_url(self) -> str:
+        # OIDC Discovery §4: the issuer, then /.well-known/openid-configuration.
+        return self.discovery_url or f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"
+
+
+class _TrustedIssuersDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuers: list[TrustedIssuerConfig] = Field(max_length=32)
+
+
+def parse_trusted_issuers(text: str) -> tuple[TrustedIssuerConfig, ...]:
+    """The issuers of the file's JSON; ValueError naming the field (never echoing a token) otherwise."""
+    try:
+        document = _TrustedIssuersDocument.model_validate_json(text)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'document'}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+        raise ValueError(problems) from None
+    names = [entry.name for entry in document.issuers]
+    issuers = [entry.issuer for entry in document.issuers]
+    if len(set(names)) != len(names):
+        raise ValueError("issuers: two entries have the same name")
+    if len(set(issuers)) != len(issuers):
+        raise ValueError("issuers: two entries have the same issuer")
+    return tuple(document.issuers)
 
 
 class Settings(BaseSettings):
@@ -210,6 +313,26 @@ class Settings(BaseSettings):
         description="Each request to an upstream identity provider (discovery, keys, token, userinfo), "
         "connecting included; slower is an error page naming the provider.",
     )
+    client_jwks_ca_file: Path | None = Field(
+        None,
+        description="private_key_jwt: PEM file of CA certificates trusted for clients' jwks_uri, beside the "
+        "public ones.",
+    )
+    trusted_issuers_file: Path | None = Field(
+        None,
+        description='JSON file of token issuers whose JWTs identify workloads: {"issuers": [{"name", '
+        '"issuer", "audiences", "discovery_url", "jwks_uri", "ca_file", "bearer_token_file"}]} (README: '
+        "Workload identity). Unset: none trusted.",
+    )
+    trusted_issuer_timeout: Duration = Field(
+        timedelta(seconds=3),
+        description="A trusted issuer's discovery document and JWKS fetch, each as a whole.",
+    )
+    trusted_issuer_cache: Duration = Field(
+        timedelta(minutes=5),
+        description="How long a worker keeps a trusted issuer's JWKS (an unknown kid fetches it again, at "
+        "most every 5 s).",
+    )
     verified_token_cache: int = Field(
         2048,
         ge=0,
@@ -233,16 +356,32 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("backchannel_logout_ca_file")
+    _trusted_issuers: tuple[TrustedIssuerConfig, ...] = PrivateAttr(default=())
+
+    @field_validator("backchannel_logout_ca_file", "client_jwks_ca_file")
     @classmethod
     def _ca_file_loads(cls, value: Path | None) -> Path | None:
-        # Refused at startup, not at the first sign-out: a worker must never find its trust store broken.
-        if value is not None:
+        return _check_ca_file(value)
+
+    @model_validator(mode="after")
+    def _trusted_issuers_load(self) -> Settings:
+        path = self.trusted_issuers_file
+        if path is not None:
             try:
-                ssl.create_default_context().load_verify_locations(cafile=str(value))
-            except (OSError, ssl.SSLError) as error:
-                raise ValueError(f"{value}: not a readable PEM file of certificates ({error})") from None
-        return value
+                text = path.read_text()
+            except (OSError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"AUTHSERVER_TRUSTED_ISSUERS_FILE: cannot read {path} ({type(error).__name__})"
+                ) from None
+            try:
+                self._trusted_issuers = parse_trusted_issuers(text)
+            except ValueError as error:
+                raise ValueError(f"AUTHSERVER_TRUSTED_ISSUERS_FILE {path}: {error}") from None
+        return self
+
+    @property
+    def trusted_issuers(self) -> tuple[TrustedIssuerConfig, ...]:
+        return self._trusted_issuers
 
     @field_validator("identity_providers_file")
     @classmethod

@@ -34,6 +34,7 @@ GrantTypeName = Literal[
     "authorization_code",
     "refresh_token",
     "urn:ietf:params:oauth:grant-type:token-exchange",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
 ]
 # An RFC 8693 audience is a URI or a logical name: any text without whitespace.
 TargetName = Annotated[str, StringConstraints(pattern=r"^\S+$", max_length=2048)]
@@ -147,6 +148,29 @@ class TokenExchangeRegistration(BaseModel):
         )
 
 
+WorkloadSubject = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+
+
+class WorkloadIdentity(BaseModel):
+    """Which workload a workload_identity client is: the trusted issuer (by its configured name) and the
+    exact ``sub`` of the tokens it gives that workload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(
+        pattern=r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$",
+        description="The name of a trusted issuer (AUTHSERVER_TRUSTED_ISSUERS_FILE), e.g. kubernetes.",
+    )
+    subject: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ] = Field(
+        description="The exact sub of the workload's tokens; for a Kubernetes service account "
+        "system:serviceaccount:<namespace>:<name>."
+    )
+
+
 class ClientRegistration(BaseModel):
     """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
 
@@ -170,12 +194,18 @@ class ClientRegistration(BaseModel):
         "RP-Initiated Logout 1.0 §3.1), matched exactly; the same rules as redirect_uris.",
     )
     token_endpoint_auth_method: (
-        Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"] | None
+        Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "workload_identity", "none"]
+        | None
     ) = Field(
         None,
         description="Pins how the client authenticates (RFC 6749 §2.3). Absent: a confidential client may "
         "use client_secret_basic or client_secret_post; a public client uses none. private_key_jwt (RFC 7523 "
-        "§2.2): the client signs a JWT with its private key; it has no secret and needs jwks or jwks_uri.",
+        "§2.2): the client signs a JWT with its private key; it has no secret and needs jwks or jwks_uri. "
+        "workload_identity: the client sends a trusted issuer's JWT for its workload (a Kubernetes "
+        "service-account token); it has no secret and needs workload_identity.",
+    )
+    workload_identity: WorkloadIdentity | None = Field(
+        None, description="workload_identity: the trusted issuer and the workload's subject."
     )
     jwks: dict[str, Any] | None = Field(
         None,
@@ -302,16 +332,19 @@ class ClientRegistration(BaseModel):
                 raise ValueError("public clients have no secret")
             if "client_credentials" in self.grant_types:
                 raise ValueError("public clients cannot use client_credentials")
+            if GrantType.JWT_BEARER.value in self.grant_types:
+                raise ValueError("public clients cannot use the JWT bearer grant")
             if not self.require_pkce:
                 raise ValueError("public clients always use PKCE (OAuth 2.1 §7.5.1)")
             if self.skip_consent:
                 _check_impersonation_proof(self.redirect_uris)
         elif method == "none":
             raise ValueError(
-                "confidential clients must authenticate: use client_secret_basic, client_secret_post or "
-                "private_key_jwt"
+                "confidential clients must authenticate: use client_secret_basic, client_secret_post, "
+                "private_key_jwt or workload_identity"
             )
         self._check_key_registration()
+        self._check_workload_registration()
         if "authorization_code" in self.grant_types and not self.redirect_uris:
             raise ValueError("authorization_code needs at least one redirect URI")
         if "refresh_token" in self.grant_types and "authorization_code" not in self.grant_types:
@@ -344,6 +377,16 @@ class ClientRegistration(BaseModel):
         if wanted is not None and self.jwks is not None:
             if not any(wanted in algorithms_for(key) for key in self.jwks["keys"]):
                 raise ValueError(f"no key in jwks can verify {wanted}")
+
+    def _check_workload_registration(self) -> None:
+        if self.token_endpoint_auth_method != TokenEndpointAuthMethod.WORKLOAD_IDENTITY.value:
+            if self.workload_identity is not None:
+                raise ValueError("workload_identity needs token_endpoint_auth_method workload_identity")
+            return
+        if self.workload_identity is None:
+            raise ValueError("workload_identity clients need workload_identity: {issuer, subject}")
+        if self.client_secret is not None or self.secret_grace_period is not None:
+            raise ValueError("a workload_identity client has no secret")
 
     @property
     def auth_method(self) -> TokenEndpointAuthMethod | None:
@@ -381,6 +424,8 @@ class ClientRegistration(BaseModel):
             jwks_uri=self.jwks_uri,
             token_endpoint_auth_signing_alg=self.token_endpoint_auth_signing_alg,
             token_exchange=self.token_exchange.policy() if self.token_exchange is not None else None,
+            workload_issuer=self.workload_identity.issuer if self.workload_identity else None,
+            workload_subject=self.workload_identity.subject if self.workload_identity else None,
         )
 
     @property
@@ -393,12 +438,21 @@ async def register(
     client_id: str,
     registration: ClientRegistration,
     id_token_algorithms: Collection[str] | None = None,
+    trusted_issuers: Collection[str] | None = None,
 ) -> RegistrationChange:
     """Apply ``registration`` to client ``client_id`` (the admin API's, the CLI's and the demo's way in).
 
     ``id_token_algorithms``: what the key set can sign ID tokens with; a client asking for another
-    algorithm is refused rather than given ID tokens its relying party would reject.
+    algorithm is refused rather than given ID tokens its relying party would reject. ``trusted_issuers``:
+    the names of the configured trusted issuers; a workload of another one could never authenticate.
+    Raises ``WorkloadTaken`` when another client is registered for the same workload.
     """
+    workload = registration.workload_identity
+    if workload is not None and trusted_issuers is not None and workload.issuer not in trusted_issuers:
+        configured = ", ".join(sorted(trusted_issuers)) or "none (AUTHSERVER_TRUSTED_ISSUERS_FILE)"
+        raise InvalidRequest(
+            f"workload_identity.issuer {workload.issuer} is not a trusted issuer; configured: {configured}"
+        )
     wanted = registration.id_token_signed_response_alg
     if wanted is not None and id_token_algorithms is not None and wanted not in id_token_algorithms:
         raise InvalidRequest(
@@ -459,6 +513,7 @@ class ClientView(BaseModel):
     token_exchange: TokenExchangeRegistration | None = Field(
         None, description="null: the token-exchange defaults (or no token exchange)."
     )
+    workload_identity: WorkloadIdentity | None = Field(None, description="workload_identity: the workload.")
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -490,6 +545,9 @@ class ClientView(BaseModel):
             jwks_uri=client.jwks_uri,
             token_endpoint_auth_signing_alg=client.token_endpoint_auth_signing_alg,
             token_exchange=_token_exchange_view(client.token_exchange),
+            workload_identity=WorkloadIdentity(issuer=client.workload_issuer, subject=client.workload_subject)
+            if client.workload_issuer is not None and client.workload_subject is not None
+            else None,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

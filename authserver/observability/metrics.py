@@ -132,6 +132,18 @@ BACKCHANNEL_LOGOUT_QUEUE = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Public-key fetches: clients' jwks_uri (private_key_jwt) and trusted issuers' discovery and JWKS (workload
+# identity), by outcome (web.key_fetching.FETCH_OUTCOMES); trusted issuers also by their configured name.
+CLIENT_JWKS_FETCHES = Counter(
+    "authserver_client_jwks_fetches_total", "Fetches of clients' jwks_uri key sets, by outcome", ["outcome"]
+)
+TRUSTED_ISSUER_FETCHES = Counter(
+    "authserver_trusted_issuer_fetches_total",
+    "Fetches of trusted issuers' keys (discovery document and JWKS), by issuer and outcome",
+    ["issuer", "outcome"],
+)
+FETCH_OUTCOMES = ("ok", "timeout", "http_status", "unreachable", "too_large", "invalid")
+
 # Label values known in advance. A series is exported from the worker's start (at 0) rather than from its
 # first increment, which rate() could not count (it has no earlier sample), and a quiet panel shows 0 rather
 # than no data.
@@ -148,6 +160,8 @@ def export_known_label_sets() -> None:
         LOGINS_THROTTLED.labels(by)
     for outcome in BACKCHANNEL_LOGOUT_OUTCOMES:
         BACKCHANNEL_LOGOUT_DELIVERIES.labels(outcome)
+    for outcome in FETCH_OUTCOMES:
+        CLIENT_JWKS_FETCHES.labels(outcome)
 
 
 def render_latest() -> bytes:

@@ -18,7 +18,7 @@ import jwt
 from jwt.exceptions import InvalidSubjectError
 
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS, algorithms_for
-from authserver.protocol.errors import InvalidClient
+from authserver.protocol.errors import InvalidClient, OAuthError
 from authserver.protocol.models import Client
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 
@@ -118,23 +118,14 @@ class ClientAssertionVerifier:
     async def _key(self, client: Client, algorithm: str, kid: object) -> jwt.PyJWK:
         if kid is not None and not isinstance(kid, str):
             raise InvalidClient("client_assertion kid must be a string")
-        try:
-            keys = await self.keys(client, False)
-            found = _pick(keys, algorithm, kid)
-            if found is None and kid is not None:
-                # An unknown kid may be a key the client just added (a signing-key rotation): look again.
-                keys = await self.keys(client, True)
-                found = _pick(keys, algorithm, kid)
-        except ClientKeysUnavailable as error:
-            raise InvalidClient(f"the client's keys are unavailable: {error.description}") from None
-        if found is None:
-            if kid is not None:
-                raise InvalidClient(f"no registered key of this client has kid {kid[:64]!r} for {algorithm}")
-            raise InvalidClient(f"no registered key of this client fits {algorithm}")
-        try:
-            return jwt.PyJWK(dict(found), algorithm=algorithm)
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-            raise InvalidClient(f"the registered key for {algorithm} cannot be used") from None
+        return await load_key(
+            lambda refresh: self.keys(client, refresh),
+            algorithm,
+            kid,
+            InvalidClient,
+            whose_key="registered key of this client",
+            whose_keys="the client's keys",
+        )
 
     def _decode(self, client: Client, assertion: str, algorithm: str, key: jwt.PyJWK) -> dict[str, Any]:
         try:
@@ -171,14 +162,47 @@ class ClientAssertionVerifier:
         return claims
 
 
-def _pick(keys: Sequence[Mapping[str, Any]], algorithm: str, kid: str | None) -> Mapping[str, Any] | None:
+async def load_key(
+    keys: Callable[[bool], Awaitable[Sequence[Mapping[str, Any]]]],
+    algorithm: str,
+    kid: str | None,
+    error: Callable[[str], OAuthError],
+    *,
+    whose_key: str,
+    whose_keys: str,
+) -> jwt.PyJWK:
+    """The key for ``algorithm`` and ``kid`` among ``keys(refresh=False)``; an unknown kid may be a key the
+    signer just added (a signing-key rotation), so ``keys(refresh=True)`` is looked at once more. Raises
+    ``error`` saying what is missing (``whose_key``: "registered key of this client", ...)."""
+    try:
+        found = pick_key(await keys(False), algorithm, kid, error)
+        if found is None and kid is not None:
+            found = pick_key(await keys(True), algorithm, kid, error)
+    except ClientKeysUnavailable as failure:
+        raise error(f"{whose_keys} are unavailable: {failure.description}") from None
+    if found is None:
+        if kid is not None:
+            raise error(f"no {whose_key} has kid {kid[:64]!r} for {algorithm}")
+        raise error(f"no {whose_key} fits {algorithm}")
+    try:
+        return jwt.PyJWK(dict(found), algorithm=algorithm)
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        raise error(f"the {whose_key} for {algorithm} cannot be used") from None
+
+
+def pick_key(
+    keys: Sequence[Mapping[str, Any]],
+    algorithm: str,
+    kid: str | None,
+    error: Callable[[str], OAuthError] = InvalidClient,
+) -> Mapping[str, Any] | None:
     """The key with ``kid``, or without a kid the one key whose type fits ``algorithm`` (several: the
-    client must say which). A key whose type (or its own ``alg``) does not allow ``algorithm`` never fits."""
+    signer must say which). A key whose type (or its own ``alg``) does not allow ``algorithm`` never fits."""
     fitting = [
         key for key in keys if algorithm in algorithms_for(key) and key.get("alg", algorithm) == algorithm
     ]
     if kid is not None:
         return next((key for key in fitting if key.get("kid") == kid), None)
     if len(fitting) > 1:
-        raise InvalidClient(f"several registered keys fit {algorithm}: send kid in the header")
+        raise error(f"several keys fit {algorithm}: send kid in the header")
     return fitting[0] if fitting else None

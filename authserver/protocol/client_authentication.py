@@ -18,6 +18,8 @@ from authserver.protocol.client_assertion import (
 from authserver.protocol.errors import InvalidClient, InvalidRequest
 from authserver.protocol.models import Client, TokenEndpointAuthMethod
 from authserver.protocol.params import Params, single
+from authserver.protocol.trusted_issuers import unverified_issuer
+from authserver.protocol.workload_identity import WorkloadAuthenticator
 
 ClientLookup = Callable[[str], Awaitable[Client | None]]
 _MAX_CREDENTIAL_LENGTH = 512
@@ -58,17 +60,19 @@ async def authenticate_client(
     lookup: ClientLookup,
     *,
     assertions: ClientAssertionVerifier | None = None,
+    workloads: WorkloadAuthenticator | None = None,
     now: datetime | None = None,
 ) -> Client:
     """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise.
 
-    ``assertions``: how private_key_jwt assertions are checked (None: the method is not offered)."""
+    ``assertions``: how private_key_jwt assertions are checked (None: the method is not offered);
+    ``workloads``: how trusted issuers' tokens are (None: no issuer is trusted)."""
     now = now or datetime.now(UTC)
     form_id, form_secret = single(params, "client_id"), single(params, "client_secret")
     assertion_type, assertion = single(params, "client_assertion_type"), single(params, "client_assertion")
     if assertion_type is not None or assertion is not None:
         return await _authenticate_with_assertion(
-            assertion_type, assertion, form_id, form_secret, authorization, lookup, assertions, now
+            assertion_type, assertion, form_id, form_secret, authorization, lookup, assertions, workloads, now
         )
     secret: str | None
     if authorization:
@@ -97,7 +101,8 @@ async def authenticate_client(
             raise InvalidClient("public clients do not authenticate with a secret")
         return client
     if not client.uses_secret:
-        raise InvalidClient("this client is registered for private_key_jwt: send a client_assertion")
+        method_name = client.token_endpoint_auth_method.value if client.token_endpoint_auth_method else ""
+        raise InvalidClient(f"this client is registered for {method_name}: send a client_assertion")
     if method is TokenEndpointAuthMethod.NONE or secret is None:
         raise InvalidClient("this client must authenticate with its secret")
     # Either secret method unless the registration pins one; one method per request (checked above).
@@ -117,26 +122,38 @@ async def _authenticate_with_assertion(
     authorization: str | None,
     lookup: ClientLookup,
     assertions: ClientAssertionVerifier | None,
+    workloads: WorkloadAuthenticator | None,
     now: datetime,
 ) -> Client:
-    """private_key_jwt (RFC 7523 §2.2, OIDC Core §9); one method per request (RFC 6749 §2.3)."""
+    """private_key_jwt (RFC 7523 §2.2, OIDC Core §9) or workload_identity (a trusted issuer's JWT, the
+    ``iss`` telling them apart); one method per request (RFC 6749 §2.3)."""
     if assertion_type != JWT_BEARER_ASSERTION_TYPE:
         raise InvalidClient(f"client_assertion_type must be {JWT_BEARER_ASSERTION_TYPE}")
     if not assertion:
         raise InvalidClient("client_assertion is required with client_assertion_type")
     if authorization or form_secret is not None:
         raise InvalidClient("use one client authentication method, not a client_assertion and a secret both")
+    if workloads is not None:
+        issuer = workloads.issuer_of(assertion)
+        if issuer is not None:
+            return await workloads.authenticate(issuer, assertion, form_id, lookup)
     if assertions is None:
         raise InvalidClient("private_key_jwt is not offered at this endpoint")
     client_id = unverified_client_id(assertion)
+    # A private_key_jwt client signs its own assertions (iss = sub = client_id, RFC 7523 §3 items 1-2); an
+    # assertion signed by someone else, for no such client, came from an issuer that is not trusted.
+    foreign = unverified_issuer(assertion, "client_assertion", InvalidClient) != client_id
+    untrusted = "client_assertion iss is not a trusted issuer (nor the client_id)"
     # RFC 7523 §3 item 2 with §2.2: a client_id sent beside the assertion must name the same client.
     if form_id is not None and form_id != client_id:
-        raise InvalidClient("client_id does not match the client_assertion's sub")
+        raise InvalidClient(untrusted if foreign else "client_id does not match the client_assertion's sub")
     if len(client_id) > _MAX_CREDENTIAL_LENGTH:
         raise InvalidClient()
     client = await lookup(client_id)
     if client is None:
-        raise InvalidClient()
+        raise InvalidClient(untrusted) if foreign else InvalidClient()
+    if client.token_endpoint_auth_method is TokenEndpointAuthMethod.WORKLOAD_IDENTITY:
+        raise InvalidClient("client_assertion iss is not a trusted issuer")
     if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
         raise InvalidClient("this client is not registered for private_key_jwt")
     await assertions.verify(client, assertion, now)

@@ -9,6 +9,7 @@ from authserver.protocol.client_authentication import ClientLookup, authenticate
 from authserver.protocol.errors import InvalidClient, InvalidRequest
 from authserver.protocol.params import Params, check_no_duplicates, single
 from authserver.protocol.token_inspection import TokenInspector
+from authserver.protocol.workload_identity import WorkloadAuthenticator
 
 
 class IntrospectionEndpoint:
@@ -17,14 +18,18 @@ class IntrospectionEndpoint:
         inspector: TokenInspector,
         lookup: ClientLookup,
         assertions: ClientAssertionVerifier | None = None,
+        workloads: WorkloadAuthenticator | None = None,
     ) -> None:
         self.inspector = inspector
         self.lookup = lookup
         self.assertions = assertions
+        self.workloads = workloads
 
     async def handle(self, params: Params, authorization: str | None) -> dict[str, Any]:
         check_no_duplicates(params)
-        client = await authenticate_client(params, authorization, self.lookup, assertions=self.assertions)
+        client = await authenticate_client(
+            params, authorization, self.lookup, assertions=self.assertions, workloads=self.workloads
+        )
         # RFC 7662 §2.1 and §4: the caller must authenticate, or anyone could scan for live tokens; a public
         # client has nothing to authenticate with.
         if client.is_public:

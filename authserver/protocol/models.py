@@ -15,6 +15,8 @@ class GrantType(StrEnum):
     AUTHORIZATION_CODE = "authorization_code"
     REFRESH_TOKEN = "refresh_token"  # noqa: S105 - a grant name
     TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - RFC 8693 §2.1
+    # RFC 7523 §2.1: a JWT from a trusted issuer is the authorization grant.
+    JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 class ClientType(StrEnum):
@@ -28,6 +30,11 @@ class TokenEndpointAuthMethod(StrEnum):
     NONE = "none"
     # RFC 7523 §2.2, OIDC Core §9: a JWT signed with a key the client registered; such a client has no secret.
     PRIVATE_KEY_JWT = "private_key_jwt"
+    # RFC 7523 §2.2 with a trusted issuer's JWT (a Kubernetes service-account token): no secret, no keys.
+    WORKLOAD_IDENTITY = "workload_identity"
+
+
+_ASSERTION_METHODS = (TokenEndpointAuthMethod.PRIVATE_KEY_JWT, TokenEndpointAuthMethod.WORKLOAD_IDENTITY)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,10 @@ class Client:
     token_endpoint_auth_signing_alg: str | None = None
     # RFC 8693: the token-exchange policy (None: the defaults, for a client with the grant type).
     token_exchange: TokenExchangePolicy | None = None
+    # workload_identity: the trusted issuer's name (as configured) and the exact ``sub`` its tokens carry
+    # for this client's workload (system:serviceaccount:<namespace>:<name> for Kubernetes).
+    workload_issuer: str | None = None
+    workload_subject: str | None = None
 
     @property
     def is_public(self) -> bool:
@@ -87,10 +98,7 @@ class Client:
     @property
     def uses_secret(self) -> bool:
         """A confidential client authenticating with a secret (not with a signed assertion)."""
-        return (
-            not self.is_public
-            and self.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT
-        )
+        return not self.is_public and self.token_endpoint_auth_method not in _ASSERTION_METHODS
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,18 @@ class StoreUnavailable(Exception):
     failure (the driver's and its own), so nothing above storage sees a driver's exceptions."""
 
 
+class WorkloadTaken(Exception):
+    """A registration names a workload (trusted issuer, subject) another client is registered for: one
+    workload is one client, or a token could not say which client it authenticates."""
+
+
 class Store(Protocol):
     async def get_client(self, client_id: str) -> Client | None: ...
+
+    async def get_client_by_workload(self, issuer: str, subject: str) -> Client | None:
+        """The workload_identity client registered for (trusted issuer name, subject), if any (one at
+        most: the pair is unique)."""
+        ...
 
     async def get_user(self, user_id: str) -> User | None: ...
 
@@ -200,7 +210,8 @@ class ClientRegistry(Protocol):
     ) -> RegisteredClient | None:
         """In one transaction, with the client locked: store what ``change`` makes of the client as it
         stands (None: not registered); ``change`` returning it unchanged, or None, writes nothing. The client
-        as stored afterwards. ``change`` may run more than once (a retry after a concurrent create)."""
+        as stored afterwards. ``change`` may run more than once (a retry after a concurrent create).
+        Raises WorkloadTaken when the result would name another client's workload."""
         ...
 
     async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:

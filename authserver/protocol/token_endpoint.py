@@ -13,6 +13,7 @@ from authserver.protocol.grants.base import Grant
 from authserver.protocol.models import Client
 from authserver.protocol.params import Params, check_no_duplicates, required
 from authserver.protocol.usage import UsageCounter
+from authserver.protocol.workload_identity import WorkloadAuthenticator
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,13 @@ class TokenEndpoint:
         lookup: ClientLookup,
         assertions: ClientAssertionVerifier | None = None,
         usage: UsageCounter | None = None,
+        workloads: WorkloadAuthenticator | None = None,
     ) -> None:
         self.grants = {grant.grant_type.value: grant for grant in grants}
         self.lookup = lookup
         self.assertions = assertions
         self.usage = usage
+        self.workloads = workloads
 
     @property
     def grant_types(self) -> list[str]:
@@ -77,7 +80,9 @@ class TokenEndpoint:
         grant = self.grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
-        client = await authenticate_client(params, authorization, lookup, assertions=self.assertions)
+        client = await authenticate_client(
+            params, authorization, lookup, assertions=self.assertions, workloads=self.workloads
+        )
         if admit is not None:
             admit(client)
         if grant_type not in client.grant_types:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.models import Client
+from authserver.protocol.workload_identity import WorkloadLookup
 
 # An entry is re-read in the background once this fraction of its TTL has passed.
 REFRESH_AHEAD_FRACTION = 0.75
@@ -42,8 +43,13 @@ class ClientCache:
         ttl_seconds: float,
         max_entries: int = 50_000,
         clock: Callable[[], float] = time.monotonic,
+        by_workload: WorkloadLookup | None = None,
     ) -> None:
         self._lookup = lookup
+        self._by_workload = by_workload
+        # (trusted issuer, subject) -> (client_id, until): which client a workload is, re-read after the TTL;
+        # the client itself comes through get() (and its cache), checked to still be that workload's.
+        self._workloads: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
         self._clock = clock
         self.ttl = ttl_seconds
         self.max_entries = max_entries
@@ -66,6 +72,27 @@ class ClientCache:
         read = self._reads.get(client_id) or self._start_read(client_id)
         # shield: a caller that gives up (client gone) must not cancel the read the others wait for.
         return await asyncio.shield(read)
+
+    async def get_by_workload(self, issuer: str, subject: str) -> Client | None:
+        """The workload_identity client registered for (issuer, subject), with the same consistency rule."""
+        if self._by_workload is None:
+            return None
+        key = (issuer, subject)
+        known = self._workloads.get(key)
+        if known is not None and known[1] > self._clock():
+            client = await self.get(known[0])
+            if client is not None and (client.workload_issuer, client.workload_subject) == key:
+                return client
+        started = self._clock()
+        client = await self._by_workload(issuer, subject)
+        if client is None:
+            self._workloads.pop(key, None)
+        elif self.ttl > 0:
+            self._workloads[key] = (client.client_id, started + self.ttl)
+            self._workloads.move_to_end(key)
+            if len(self._workloads) > self.max_entries:
+                self._workloads.popitem(last=False)
+        return client
 
     def invalidate(self, client_id: str) -> None:
         self._entries.pop(client_id, None)

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from authserver.crypto.refresh_token_values import grant_id_of_family
-from authserver.protocol.models import RegisteredClient
+from authserver.protocol.models import Client, RegisteredClient
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
+from authserver.protocol.store import WorkloadTaken
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, token_exchange_value
 from authserver.storage.statements import grant_revocation
@@ -67,6 +68,8 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "jwks_uri": client.jwks_uri,
         "token_endpoint_auth_signing_alg": client.token_endpoint_auth_signing_alg,
         "token_exchange": token_exchange_value(client.token_exchange),
+        "workload_issuer": client.workload_issuer,
+        "workload_subject": client.workload_subject,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }
@@ -88,6 +91,17 @@ class SqlClientRegistry:
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 
+    async def get_client_by_workload(self, issuer: str, subject: str) -> Client | None:
+        try:
+            async with self.engine.connect() as connection:
+                query = select(clients).where(
+                    clients.c.workload_issuer == issuer, clients.c.workload_subject == subject
+                )
+                row = (await connection.execute(query)).first()
+            return client_from_row(row) if row else None
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
     async def list_registered_clients(self, after: str | None, limit: int) -> list[RegisteredClient]:
         try:
             query = select(clients).order_by(clients.c.client_id).limit(limit)
@@ -106,7 +120,12 @@ class SqlClientRegistry:
                 return await self._change(client_id, change)
             except IntegrityError:
                 # Two callers created the same client at once; the loser now finds it and changes it instead.
+                pass
+            try:
                 return await self._change(client_id, change)
+            except IntegrityError:
+                # Not the client_id (the row exists now): the unique (workload_issuer, workload_subject).
+                raise WorkloadTaken() from None
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 

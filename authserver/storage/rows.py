@@ -60,6 +60,8 @@ def client_from_row(row: Any) -> Client:
         jwks_uri=row.jwks_uri,
         token_endpoint_auth_signing_alg=row.token_endpoint_auth_signing_alg,
         token_exchange=_token_exchange(row.token_exchange),
+        workload_issuer=row.workload_issuer,
+        workload_subject=row.workload_subject,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 

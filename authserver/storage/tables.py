@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, DateTime, Table, Text, text
+from sqlalchemy import JSON, Column, DateTime, Table, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -14,6 +14,7 @@ def _timestamp(*, nullable: bool = False, index: bool = False) -> Column[datetim
 
 class ClientRow(SQLModel, table=True):
     __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("workload_issuer", "workload_subject", name="uq_clients_workload"),)
 
     client_id: str = Field(primary_key=True, max_length=255)
     name: str = Field(max_length=255)
@@ -47,6 +48,10 @@ class ClientRow(SQLModel, table=True):
     # RFC 8693 policy: {"audiences": [...], "subject_audiences": [...], "allow_impersonation": bool}; NULL:
     # the defaults.
     token_exchange: dict[str, object] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # workload_identity: the trusted issuer's name and its tokens' exact sub; unique together, so one workload
+    # is one client (NULLs, every other client, never collide).
+    workload_issuer: str | None = Field(default=None, max_length=64)
+    workload_subject: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 

@@ -29,6 +29,7 @@ from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.base import Grant
 from authserver.protocol.grants.client_credentials import ClientCredentialsGrant
+from authserver.protocol.grants.jwt_bearer import JwtBearerGrant
 from authserver.protocol.grants.refresh_token import RefreshTokenGrant
 from authserver.protocol.grants.token_exchange import TokenExchangeGrant
 from authserver.protocol.introspection_endpoint import IntrospectionEndpoint
@@ -41,9 +42,11 @@ from authserver.protocol.sessions import SWEEP_INTERVAL, Sessions
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.token_inspection import TokenInspector
 from authserver.protocol.tokens import TokenMinter, TokenPolicy
+from authserver.protocol.trusted_issuers import TrustedIssuer, TrustedTokenVerifier
 from authserver.protocol.upstream_sign_in import IdentityProviders
 from authserver.protocol.usage import UsageCounter
 from authserver.protocol.userinfo import UserinfoEndpoint
+from authserver.protocol.workload_identity import WorkloadAuthenticator
 from authserver.ratelimit import RateLimiter
 from authserver.storage.backends import store_for
 from authserver.storage.client_cache import ClientCache
@@ -54,6 +57,7 @@ from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
 from authserver.web.backchannel_delivery import BackchannelLogout
 from authserver.web.client_jwks import ClientKeySource
+from authserver.web.issuer_keys import IssuerKeySource
 from authserver.web.upstream_oidc import UpstreamOidcClient
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,7 @@ class Services:
     clients: ClientCache
     backchannel_logout: BackchannelLogout
     client_keys: ClientKeySource
+    issuer_keys: IssuerKeySource
     sessions: Sessions
     # Who hears of each sign-in session's end (``protocol.session_end``): the list ``sessions`` announces to.
     session_end_listeners: list[SessionEndListener]
@@ -130,6 +135,7 @@ class Services:
         await self.backchannel_logout.close()
         await self.client_keys.close()
         await self.upstream_client.close()
+        await self.issuer_keys.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -298,6 +304,18 @@ def client_assertions(
     return ClientAssertionVerifier(policy, keys, store.spend_client_assertion)
 
 
+def trusted_tokens(settings: Settings, keys: IssuerKeySource) -> TrustedTokenVerifier | None:
+    """The trusted issuers as configured (None: none is); an issuer configured without audiences is
+    accepted for this server's issuer (RFC 7523 §3 item 3: the token must be meant for this server)."""
+    if not settings.trusted_issuers:
+        return None
+    issuers = [
+        TrustedIssuer(config.name, config.issuer, config.audiences or (settings.issuer,))
+        for config in settings.trusted_issuers
+    ]
+    return TrustedTokenVerifier(issuers, keys)
+
+
 def build_services(settings: Settings, session_secret: bytes) -> Services:
     passwords.configure(settings.login_kdf_threads, settings.login_kdf_queue)
     engine, direct = _database(settings)
@@ -306,16 +324,26 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     minter = token_minter(settings, keys)
     revocations = RevocationList()
     grant_revoker = GrantRevoker(store, minter, revocations)
-    clients = ClientCache(store.get_client, settings.client_cache_ttl.total_seconds())
+    clients = ClientCache(
+        store.get_client, settings.client_cache_ttl.total_seconds(), by_workload=store.get_client_by_workload
+    )
     client_keys = ClientKeySource(
         timeout=settings.client_jwks_timeout.total_seconds(),
         cache_seconds=settings.client_jwks_cache.total_seconds(),
+        ca_file=settings.client_jwks_ca_file,
     )
     assertions = client_assertions(settings, client_keys, store)
     usage_counter = UsageCounter()
     backchannel_logout = backchannel_logout_for(settings, clients.get, minter)
     session_end_listeners: list[SessionEndListener] = [backchannel_logout]
     sessions = Sessions(store, settings.session_policy, session_end_listeners)
+    issuer_keys = IssuerKeySource(
+        settings.trusted_issuers,
+        timeout=settings.trusted_issuer_timeout.total_seconds(),
+        cache_seconds=settings.trusted_issuer_cache.total_seconds(),
+    )
+    verifier = trusted_tokens(settings, issuer_keys)
+    workloads = WorkloadAuthenticator(verifier, clients.get_by_workload) if verifier is not None else None
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
     if direct is not None:
         metrics.DB_POOL_MAX.labels("token_writes").set(direct.max_size)
@@ -335,6 +363,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         RefreshTokenGrant(minter, store, grant_revoker),
         TokenExchangeGrant(minter, [LocalAccessTokens(inspector)]),
     ]
+    if verifier is not None:
+        grants.append(JwtBearerGrant(minter, verifier))  # RFC 7523 §2.1: only with trusted issuers
     return Services(
         settings=settings,
         engine=engine,
@@ -342,10 +372,12 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         registry=store,
         keys=keys,
         minter=minter,
-        token_endpoint=TokenEndpoint(grants, clients.get, assertions, usage_counter),
+        token_endpoint=TokenEndpoint(
+            grants, clients.get, assertions, usage=usage_counter, workloads=workloads
+        ),
         inspector=inspector,
-        introspection_endpoint=IntrospectionEndpoint(inspector, clients.get, assertions),
-        revocation_endpoint=RevocationEndpoint(inspector, clients.get, assertions),
+        introspection_endpoint=IntrospectionEndpoint(inspector, clients.get, assertions, workloads),
+        revocation_endpoint=RevocationEndpoint(inspector, clients.get, assertions, workloads),
         userinfo_endpoint=UserinfoEndpoint(inspector, store),
         authorization_flow=AuthorizationFlow(
             store, CodeIssuer(minter.policy, store), LoginThrottle(store, settings.throttle_policy), sessions
@@ -360,6 +392,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         clients=clients,
         backchannel_logout=backchannel_logout,
         client_keys=client_keys,
+        issuer_keys=issuer_keys,
         sessions=sessions,
         session_end_listeners=session_end_listeners,
         identity_providers=load_identity_providers(settings.identity_providers_file),

@@ -185,3 +185,40 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_read(clock: Clo
     database.gate.set()
     assert (await patient).scopes == ("read",)
     assert database.reads == 1
+
+
+async def test_a_workload_is_found_through_the_cache_and_a_moved_workload_is_read_again(clock: Clock) -> None:
+    """workload_identity: which client a (trusted issuer, subject) is, cached with the same TTL; a cached
+    answer is checked against the client as cached, so a workload given to another client is read again."""
+
+    def workload_client(client_id: str, subject: str) -> Client:
+        return Client(
+            client_id, "W", ClientType.CONFIDENTIAL, ("client_credentials",), (), workload_issuer="k8s",
+            workload_subject=subject,
+        )  # fmt: skip
+
+    database = {"a": workload_client("a", "system:serviceaccount:ns:sa")}
+    by_workload_reads: list[tuple[str, str]] = []
+
+    async def lookup(client_id: str) -> Client | None:
+        return database.get(client_id)
+
+    async def by_workload(issuer: str, subject: str) -> Client | None:
+        by_workload_reads.append((issuer, subject))
+        found = [c for c in database.values() if (c.workload_issuer, c.workload_subject) == (issuer, subject)]
+        return found[0] if found else None
+
+    cache = ClientCache(lookup, ttl_seconds=2, clock=clock, by_workload=by_workload)
+    for _ in range(3):
+        found = await cache.get_by_workload("k8s", "system:serviceaccount:ns:sa")
+        assert found is not None and found.client_id == "a"
+    assert len(by_workload_reads) == 1
+    assert await cache.get_by_workload("k8s", "system:serviceaccount:ns:other") is None
+    assert await cache.get_by_workload("k8s", "system:serviceaccount:ns:other") is None
+    assert len(by_workload_reads) == 3  # unknown workloads are never cached
+    # The admin API moves the workload to client b (a deleted in the same worker).
+    del database["a"]
+    database["b"] = workload_client("b", "system:serviceaccount:ns:sa")
+    cache.invalidate("a")
+    found = await cache.get_by_workload("k8s", "system:serviceaccount:ns:sa")
+    assert found is not None and found.client_id == "b"

@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0015"
+    assert version == "0016"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -268,6 +268,58 @@ async def test_the_token_exchange_migration_upgrades_and_downgrades(
         async with engine.connect() as connection:
             kept = await connection.exec_driver_sql("SELECT client_id, secret_hash FROM clients")
             assert kept.all() == [("old", "hash")]
+    finally:
+        await engine.dispose()
+
+
+async def test_the_workload_identity_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0016 adds the clients' workload (NULL for the clients before it), unique per (issuer, subject) so
+    one workload is one client while any number of other clients have none; its downgrade drops them and
+    keeps the clients."""
+    engine = create_engine(_fresh(settings, request, "workload_identity_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        return await _migrate(engine, revision, downgrade=downgrade)
+
+    def insert(client_id: str, issuer: str | None = None, subject: str | None = None) -> sa.TextClause:
+        workload = {"issuer": issuer, "subject": subject}
+        return sa.text(
+            "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+            " redirect_uris, created_at, updated_at, workload_issuer, workload_subject)"
+            " VALUES (:id, 'n', 'confidential',"
+            " '[]', '[]', '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, :issuer, :subject)"
+        ).bindparams(id=client_id, **workload)
+
+    columns = {"workload_issuer", "workload_subject"}
+    try:
+        before = await to("0015")
+        assert not columns & before["clients"]
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+                " redirect_uris, created_at, updated_at) VALUES ('old', 'n', 'confidential', '[]', '[]',"
+                " '[]', '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        after = await to("0016")
+        assert columns <= after["clients"]
+        async with engine.begin() as connection:
+            await connection.execute(insert("another"))  # two clients without a workload
+            await connection.execute(insert("sa", "kubernetes", "system:serviceaccount:a:b"))
+            await connection.execute(insert("sa2", "kubernetes", "system:serviceaccount:a:c"))
+            old = await connection.exec_driver_sql(
+                "SELECT workload_issuer, workload_subject FROM clients WHERE client_id = 'old'"
+            )
+            assert old.one() == (None, None)
+        with pytest.raises(sa.exc.IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(insert("sa3", "kubernetes", "system:serviceaccount:a:b"))
+        downgraded = await to("0015", downgrade=True)
+        assert not columns & downgraded["clients"]
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT client_id FROM clients ORDER BY client_id")
+            assert kept.scalars().all() == ["another", "old", "sa", "sa2"]
     finally:
         await engine.dispose()
 

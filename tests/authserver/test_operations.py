@@ -38,7 +38,8 @@ async def test_metadata_lists_every_endpoint(app_client: httpx.AsyncClient) -> N
         "client_credentials",
         "authorization_code",
         "refresh_token",
-    }
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+    }  # the JWT bearer grant only with a trusted issuer (none configured here)
     assert "password" not in metadata["grant_types_supported"]
     oidc = (await app_client.get("/.well-known/openid-configuration")).json()
     assert (

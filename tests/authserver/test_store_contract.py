@@ -35,7 +35,7 @@ from authserver.protocol.models import (
 )
 from authserver.protocol.session_end import EndedSession, EndReason
 from authserver.protocol.sessions import new_session_id
-from authserver.protocol.store import ClientRegistry, Store, UserDirectory
+from authserver.protocol.store import ClientRegistry, Store, UserDirectory, WorkloadTaken
 from tests.conftest import BACKENDS
 from tests.support.claims import with_standard_claims
 from tests.support.memory_store import MemoryStore
@@ -878,3 +878,37 @@ async def test_the_usage_purge_drops_old_hours_and_unregistered_clients(
     kept = await store.get_client_usage(registered, old - timedelta(hours=1))
     assert kept is not None and kept.hours == ((hour, 1, 0),) and kept.last_token_at == hour
     assert await store.get_client_usage(gone, old) is None
+
+
+async def test_one_workload_is_one_client_found_by_its_issuer_and_subject(
+    store: Store, registry: ClientRegistry
+) -> None:
+    """A workload_identity client is found by (trusted issuer, subject); a second client for the same
+    workload is refused (WorkloadTaken) and nothing of it is written, while other workloads, and clients
+    with none, are not constrained."""
+    subject = f"system:serviceaccount:shop:{uuid.uuid4().hex[:8]}"
+    method = TokenEndpointAuthMethod.WORKLOAD_IDENTITY
+    first = _desired(
+        _client_id(),
+        token_endpoint_auth_method=method,
+        workload_issuer="kubernetes",
+        workload_subject=subject,
+    )
+    created = await register_client(registry, first, None, None)
+    assert created.generated_secret is None
+    found = await store.get_client_by_workload("kubernetes", subject)
+    assert found is not None and found.client_id == first.client_id and found.secret_hash is None
+    assert await store.get_client_by_workload("other-cluster", subject) is None
+    assert await store.get_client_by_workload("kubernetes", subject + "x") is None
+    twin = replace(first, client_id=_client_id())
+    with pytest.raises(WorkloadTaken):
+        await register_client(registry, twin, None, None)
+    assert await registry.get_registered_client(twin.client_id) is None
+    # Re-registering the same client for its own workload is no conflict; a neighbour's workload is free.
+    await register_client(registry, replace(first, name="renamed"), None, None)
+    neighbour = replace(first, client_id=_client_id(), workload_subject=subject + "-b")
+    await register_client(registry, neighbour, None, None)
+    found = await store.get_client_by_workload("kubernetes", subject + "-b")
+    assert found is not None and found.client_id == neighbour.client_id
+    for _ in range(2):  # clients without a workload never collide
+        await register_client(registry, _desired(_client_id()), None, None)

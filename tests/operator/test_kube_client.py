@@ -13,7 +13,6 @@ import asyncio
 import base64
 import contextlib
 import datetime
-import ipaddress
 import json
 import socket
 import ssl
@@ -30,12 +29,9 @@ from authyard_operator.kube import config as cluster_config
 from authyard_operator.kube import credentials
 from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.kube.config import ClusterConfig, ConfigError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from harness.ports import free_port
+from tests.support.tls import self_signed
 
 # Stands for Secret data in a response: it must never reach an error message.
 SECRET_MARKER = "c2VjcmV0LXRoYXQtbXVzdC1ub3QtbGVhaw=="
@@ -285,37 +281,6 @@ async def test_the_registry_refuses_a_verb_it_does_not_list() -> None:
 
 
 # --- TLS ----------------------------------------------------------------------------------------------------
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A CA-flagged self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "emulated-apiserver")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "server.crt", directory / "server.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
 
 
 async def ok(_r: asyncio.StreamReader, writer: asyncio.StreamWriter, _q: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,16 +22,52 @@ class JwksServer:
     documents: dict[str, Any] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)  # path -> GETs served
     release: threading.Event = field(default_factory=threading.Event)
+    scheme: str = "http"
 
     def uri(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def answer(
+    handler: http.server.BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "application/json"
+) -> None:
+    handler.send_response(status)
+    handler.send_header("content-type", kind)
+    handler.send_header("content-length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 @contextlib.contextmanager
-def serving_jwks() -> Iterator[JwksServer]:
-    state = JwksServer()
+def serving_on_loopback(
+    handler: type[http.server.BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None
+) -> Iterator[int]:
+    """``handler`` served by a threading HTTP server (HTTPS with ``tls``) on a free loopback port (yielded),
+    stopped on exit."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+
+@contextlib.contextmanager
+def serving_jwks(tls: ssl.SSLContext | None = None) -> Iterator[JwksServer]:
+    state = JwksServer(scheme="https" if tls else "http")
+
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             state.hits[self.path] = state.hits.get(self.path, 0) + 1
             document = state.documents.get(self.path)
@@ -44,24 +81,11 @@ def serving_jwks() -> Iterator[JwksServer]:
                 self.end_headers()
                 return
             body = GARBAGE if document == "garbage" else json.dumps(document).encode()
-            self.send_response(404 if document is None else 200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer(self, 404 if document is None else 200, body)
 
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving_on_loopback(Handler, tls) as port:
+        state.port = port
+        try:
+            yield state
+        finally:
+            state.release.set()  # a hanging answer ends before the server shuts down

@@ -38,6 +38,7 @@ from authserver.protocol.models import (
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 from authserver.protocol.scopes import OFFLINE_ACCESS
 from authserver.protocol.session_end import EndedSession, EndReason
+from authserver.protocol.store import WorkloadTaken
 
 
 @dataclass
@@ -94,6 +95,17 @@ class MemoryStore:
     async def get_client(self, client_id: str) -> Client | None:
         registered = self.clients.get(client_id)
         return registered.client if registered else None
+
+    async def get_client_by_workload(self, issuer: str, subject: str) -> Client | None:
+        return next(
+            (
+                registered.client
+                for registered in self.clients.values()
+                if (registered.client.workload_issuer, registered.client.workload_subject)
+                == (issuer, subject)
+            ),
+            None,
+        )
 
     async def get_user(self, user_id: str) -> User | None:
         return self.users.get(user_id)
@@ -253,6 +265,13 @@ class MemoryStore:
         wanted = change(current)
         if wanted is None or wanted == current:
             return current
+        workload = (wanted.client.workload_issuer, wanted.client.workload_subject)
+        if workload != (None, None) and any(
+            (other.client.workload_issuer, other.client.workload_subject) == workload
+            for other_id, other in self.clients.items()
+            if other_id != client_id
+        ):
+            raise WorkloadTaken()
         self.clients[client_id] = wanted
         return wanted
 

@@ -35,6 +35,7 @@ from authserver.protocol.client_secret_rotation import rotate_client_secret
 from authserver.protocol.errors import InvalidRequest, OAuthError
 from authserver.protocol.models import User
 from authserver.protocol.session_end import EndReason
+from authserver.protocol.store import WorkloadTaken
 from authserver.web.dependencies import services
 from authserver.web.errors import NO_STORE, json_response
 from authserver.web.openapi import errors
@@ -137,13 +138,20 @@ async def list_usage(
     "/clients/{client_id}",
     summary="Create or update a client (idempotent upsert)",
     response_model=ClientView,
-    responses={201: {"description": "Created", "model": ClientView}},
+    responses={201: {"description": "Created", "model": ClientView}, **errors(409)},
 )
 async def put_client(request: Request, client_id: str, registration: ClientRegistration) -> Response:
     svc = services(request)
-    result = await register(
-        svc.registry, _check_client_id(client_id), registration, svc.keyset().id_token_algorithms
-    )
+    try:
+        result = await register(
+            svc.registry,
+            _check_client_id(client_id),
+            registration,
+            svc.keyset().id_token_algorithms,
+            [issuer.name for issuer in svc.settings.trusted_issuers],
+        )
+    except WorkloadTaken:
+        raise Conflict("another client is registered for this workload_identity (issuer, subject)") from None
     svc.clients.invalidate(client_id)
     view = ClientView.of(result.registered, result.generated_secret)
     return json_response(view.model_dump(), 201 if result.created else 200, NO_STORE)

@@ -36,7 +36,8 @@ def _form_body(properties: dict[str, Any], required_fields: list[str]) -> dict[s
 
 
 _STRING = {"type": "string"}
-# private_key_jwt (RFC 7523 §2.2): instead of a secret, a JWT the client signed.
+# private_key_jwt and workload_identity (RFC 7523 §2.2): instead of a secret, a JWT the client signed or a
+# trusted issuer's JWT for its workload.
 _CLIENT_ASSERTION = {
     "client_assertion_type": {
         "type": "string",
@@ -48,13 +49,16 @@ _TOKEN_FORM = _form_body(
     {
         "grant_type": {
             "type": "string",
+            # The JWT bearer grant (RFC 7523 §2.1) is offered when a trusted issuer is configured.
             "enum": [
                 "client_credentials",
                 "authorization_code",
                 "refresh_token",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
             ],
         },
+        "assertion": {**_STRING, "maxLength": 8192},
         "scope": _STRING,
         "resource": _STRING,
         "code": _STRING,
