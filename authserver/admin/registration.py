@@ -19,6 +19,7 @@ from authserver.protocol.errors import InvalidRequest
 from authserver.protocol.models import (
     Client,
     ClientType,
+    RateLimit,
     RegisteredClient,
     RegistrationChange,
     TokenEndpointAuthMethod,
@@ -105,6 +106,15 @@ def _is_loopback(host: str) -> bool:
     return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+class RateLimitRegistration(BaseModel):
+    """A client's own token-endpoint budget for the whole server (every worker of every replica)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_second: float = Field(gt=0, le=1_000_000, description="Sustained token requests per second.")
+    burst: int = Field(ge=1, le=1_000_000, description="Token requests admitted at once after a quiet spell.")
+
+
 class ClientRegistration(BaseModel):
     """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
 
@@ -180,6 +190,11 @@ class ClientRegistration(BaseModel):
         False,
         description="The RP needs the sid claim in logout tokens (§2.2). This server always sends sid, so "
         "it changes nothing sent; it needs backchannel_logout_uri.",
+    )
+    rate_limit: RateLimitRegistration | None = Field(
+        None,
+        description="This client's token-endpoint rate limit for the whole server, in place of the "
+        "server's per-client default (AUTHSERVER_TOKEN_RATE_PER_CLIENT / _BURST_PER_CLIENT).",
     )
     client_secret: str | None = Field(
         None,
@@ -327,6 +342,9 @@ class ClientRegistration(BaseModel):
             else None,
             jwks_uri=self.jwks_uri,
             token_endpoint_auth_signing_alg=self.token_endpoint_auth_signing_alg,
+            rate_limit=RateLimit(self.rate_limit.requests_per_second, self.rate_limit.burst)
+            if self.rate_limit is not None
+            else None,
         )
 
     @property
@@ -402,6 +420,7 @@ class ClientView(BaseModel):
     jwks: dict[str, Any] | None = Field(None, description="private_key_jwt: the registered public keys.")
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    rate_limit: RateLimitRegistration | None = Field(None, description="null: the server's default.")
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -432,6 +451,11 @@ class ClientView(BaseModel):
             jwks=json.loads(client.jwks) if client.jwks is not None else None,
             jwks_uri=client.jwks_uri,
             token_endpoint_auth_signing_alg=client.token_endpoint_auth_signing_alg,
+            rate_limit=RateLimitRegistration(
+                requests_per_second=client.rate_limit.requests_per_second, burst=client.rate_limit.burst
+            )
+            if client.rate_limit is not None
+            else None,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),
             secret_rotated_at=_iso(registered.secret_rotated_at),

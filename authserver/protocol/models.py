@@ -30,6 +30,15 @@ class TokenEndpointAuthMethod(StrEnum):
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token-endpoint budget for the whole server (every worker of every replica together): a sustained
+    rate and the burst admitted at once."""
+
+    requests_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Client:
     client_id: str
     name: str
@@ -62,6 +71,8 @@ class Client:
     jwks: str | None = None
     jwks_uri: str | None = None
     token_endpoint_auth_signing_alg: str | None = None
+    # This client's token-endpoint budget in place of the server's per-client default (None: the default).
+    rate_limit: RateLimit | None = None
 
     @property
     def is_public(self) -> bool:

@@ -66,6 +66,8 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "jwks": client.jwks,
         "jwks_uri": client.jwks_uri,
         "token_endpoint_auth_signing_alg": client.token_endpoint_auth_signing_alg,
+        "rate_limit_per_second": client.rate_limit.requests_per_second if client.rate_limit else None,
+        "rate_limit_burst": client.rate_limit.burst if client.rate_limit else None,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

@@ -13,6 +13,7 @@ from authserver.protocol.models import (
     Client,
     ClientType,
     NewRefreshToken,
+    RateLimit,
     RedeemedCode,
     Redemption,
     RedemptionOutcome,
@@ -58,6 +59,9 @@ def client_from_row(row: Any) -> Client:
         jwks=row.jwks,
         jwks_uri=row.jwks_uri,
         token_endpoint_auth_signing_alg=row.token_endpoint_auth_signing_alg,
+        rate_limit=RateLimit(row.rate_limit_per_second, row.rate_limit_burst)
+        if row.rate_limit_per_second is not None and row.rate_limit_burst is not None
+        else None,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 

@@ -72,6 +72,7 @@ class MemoryStore:
         self.failures: dict[str, LoginFailures] = {}  # the login throttle's counters, by key
         self.sessions: dict[str, SignInSession] = {}  # client_ids kept in first-signed-into order
         self.used_client_assertions: dict[str, datetime] = {}  # spent assertions: key -> expires at
+        self.heartbeats: dict[str, datetime] = {}  # the worker census: worker id -> last seen
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -208,6 +209,14 @@ class MemoryStore:
         )
 
     # Store: remembered consent
+    async def worker_heartbeat(self, worker_id: str, now: datetime, live_since: datetime) -> int:
+        self.heartbeats[worker_id] = now
+        self.heartbeats = {worker: seen for worker, seen in self.heartbeats.items() if seen >= live_since}
+        return sum(seen >= live_since for seen in self.heartbeats.values())
+
+    async def forget_worker(self, worker_id: str) -> None:
+        self.heartbeats.pop(worker_id, None)
+
     async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
         return frozenset(
             scope for (user, client, scope) in self.consents if (user, client) == (user_id, client_id)

@@ -13,6 +13,7 @@ from authyard_operator.spec.common import (
     DnsLabel,
     DnsSubdomain,
     Duration,
+    RateLimit,
     Scope,
     SpecModel,
 )
@@ -140,6 +141,11 @@ class OAuthClientSpec(SpecModel):
         None,
         description="Back-channel logout (OpenID Connect Back-Channel Logout 1.0). Absent: the client is "
         "sent no logout tokens.",
+    )
+    rate_limit: RateLimit | None = Field(
+        None,
+        description="This client's token-endpoint budget for the whole AuthServer (requestsPerSecond above "
+        "0). Absent: the AuthServer's spec.rateLimits.perClient.",
     )
     secret: ClientSecretSpec | None = Field(
         None,
