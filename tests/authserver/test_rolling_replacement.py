@@ -51,7 +51,14 @@ def running_haproxy(binary: str, directory: Path, backend_ports: list[int]) -> I
     """Every backend in rotation once healthy, connections to them kept alive and reused (a connection a
     stopping server closes under a request would fail it)."""
     haproxy = HAProxy(
-        directory, backend_ports, in_maintenance=False, close_server_connections=False, binary=binary
+        directory,
+        backend_ports,
+        in_maintenance=False,
+        close_server_connections=False,
+        # One failed check takes a draining backend out well within its 1 s drain.
+        health_check="inter 200ms fall 1 rise 2",
+        check_timeout=None,
+        binary=binary,
     )
     haproxy.start()
     try:
