@@ -108,12 +108,23 @@ async def _with_engine(action: Callable[[AsyncEngine], Awaitable[T]]) -> T:
 def cmd_clients_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from authserver.admin.registration import ClientRegistration, ClientView, WorkloadIdentity, register
+    from authserver.admin.registration import (
+        ClientRegistration,
+        ClientView,
+        RateLimitRegistration,
+        WorkloadIdentity,
+        register,
+    )
     from authserver.crypto.client_secrets import generate_client_id
     from authserver.protocol.errors import InvalidRequest
     from authserver.protocol.store import WorkloadTaken
     from authserver.storage.backends import store_for
 
+    if args.rate_limit_burst is not None and args.rate_limit is None:
+        print("invalid client: --rate-limit-burst needs --rate-limit", file=sys.stderr)
+        return 2
+    if args.rate_limit is not None and args.rate_limit_burst is None:
+        args.rate_limit_burst = max(1, math.ceil(2 * args.rate_limit))
     jwks = None
     if args.jwks_file is not None:
         try:
@@ -146,6 +157,9 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
             workload_identity=WorkloadIdentity(issuer=args.workload_issuer, subject=args.workload_subject)
             if args.workload_issuer is not None or args.workload_subject is not None
             else None,
+            rate_limit=None
+            if args.rate_limit is None
+            else RateLimitRegistration(requests_per_second=args.rate_limit, burst=args.rate_limit_burst),
         )
     except ValidationError as error:
         for problem in error.errors():
@@ -462,6 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["RS256", "PS256", "ES256", "EdDSA"],
         help="private_key_jwt: the one algorithm the client's assertions must use (default: any its key "
         "allows)",
+    )
+    create.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="PER_SECOND",
+        help="this client's token requests per second for the whole server, in place of "
+        "AUTHSERVER_TOKEN_RATE_PER_CLIENT",
+    )
+    create.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        metavar="REQUESTS",
+        help="with --rate-limit: the burst (default: twice the rate, at least 1)",
     )
     create.add_argument(
         "--pkce-optional",

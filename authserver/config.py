@@ -204,13 +204,19 @@ class Settings(BaseSettings):
 
     # Protection
     token_rate_per_client: float = Field(
-        200.0, ge=0, description="Token requests/s per client; 0 = unlimited."
+        200.0,
+        ge=0,
+        description="Token requests/s per client for the whole server (all workers and replicas, each "
+        "enforcing its share); 0 = unlimited. A client's registered rate_limit wins.",
     )
-    token_burst_per_client: int = Field(400, ge=1)
+    token_burst_per_client: int = Field(400, ge=1, description="Burst of the per-client budget.")
     token_rate_per_ip: float = Field(
-        500.0, ge=0, description="Token requests/s per source IP; 0 = unlimited."
+        500.0,
+        ge=0,
+        description="Token requests/s per client address for the whole server (the address behind "
+        "trusted_proxies); 0 = unlimited.",
     )
-    token_burst_per_ip: int = Field(1000, ge=1)
+    token_burst_per_ip: int = Field(1000, ge=1, description="Burst of the per-address budget.")
     max_in_flight: int = Field(256, ge=1, description="Concurrent requests per worker before a fast 503.")
     balance_connections: bool = Field(
         True,
@@ -275,7 +281,7 @@ class Settings(BaseSettings):
     trusted_proxies: CommaList = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For names the client "
-        "for the sign-in throttle; empty: the peer address is the client's.",
+        "for the sign-in throttle and the per-address rate limit; empty: the peer address is the client's.",
     )
     password_min_length: int = Field(8, ge=1, description="Shortest password the admin API and CLI accept.")
     password_max_length: int = Field(
@@ -340,7 +346,9 @@ class Settings(BaseSettings):
         "are still checked on every call); 0 disables.",
     )
     revocation_sync_interval: Duration = Field(
-        timedelta(milliseconds=500), description="How often a worker reads revocations made by others."
+        timedelta(milliseconds=500),
+        description="How often a worker reads revocations made by others and writes its heartbeat (the "
+        "census of live workers that divides the rate limits).",
     )
     usage_flush_interval: Duration = Field(
         timedelta(seconds=15),

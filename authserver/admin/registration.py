@@ -20,6 +20,7 @@ from authserver.protocol.models import (
     Client,
     ClientType,
     GrantType,
+    RateLimit,
     RegisteredClient,
     RegistrationChange,
     TokenEndpointAuthMethod,
@@ -171,6 +172,15 @@ class WorkloadIdentity(BaseModel):
     )
 
 
+class RateLimitRegistration(BaseModel):
+    """A client's own token-endpoint budget for the whole server (every worker of every replica)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_second: float = Field(gt=0, le=1_000_000, description="Sustained token requests per second.")
+    burst: int = Field(ge=1, le=1_000_000, description="Token requests admitted at once after a quiet spell.")
+
+
 class ClientRegistration(BaseModel):
     """The desired state of a client; PUT it to /admin/clients/{client_id} as often as you like."""
 
@@ -258,6 +268,11 @@ class ClientRegistration(BaseModel):
         False,
         description="The RP needs the sid claim in logout tokens (§2.2). This server always sends sid, so "
         "it changes nothing sent; it needs backchannel_logout_uri.",
+    )
+    rate_limit: RateLimitRegistration | None = Field(
+        None,
+        description="This client's token-endpoint rate limit for the whole server, in place of the "
+        "server's per-client default (AUTHSERVER_TOKEN_RATE_PER_CLIENT / _BURST_PER_CLIENT).",
     )
     client_secret: str | None = Field(
         None,
@@ -426,6 +441,9 @@ class ClientRegistration(BaseModel):
             token_exchange=self.token_exchange.policy() if self.token_exchange is not None else None,
             workload_issuer=self.workload_identity.issuer if self.workload_identity else None,
             workload_subject=self.workload_identity.subject if self.workload_identity else None,
+            rate_limit=RateLimit(self.rate_limit.requests_per_second, self.rate_limit.burst)
+            if self.rate_limit is not None
+            else None,
         )
 
     @property
@@ -514,6 +532,7 @@ class ClientView(BaseModel):
         None, description="null: the token-exchange defaults (or no token exchange)."
     )
     workload_identity: WorkloadIdentity | None = Field(None, description="workload_identity: the workload.")
+    rate_limit: RateLimitRegistration | None = Field(None, description="null: the server's default.")
     has_secret: bool
     previous_secret_expires_at: str | None = None
     secret_rotated_at: str | None = None
@@ -547,6 +566,11 @@ class ClientView(BaseModel):
             token_exchange=_token_exchange_view(client.token_exchange),
             workload_identity=WorkloadIdentity(issuer=client.workload_issuer, subject=client.workload_subject)
             if client.workload_issuer is not None and client.workload_subject is not None
+            else None,
+            rate_limit=RateLimitRegistration(
+                requests_per_second=client.rate_limit.requests_per_second, burst=client.rate_limit.burst
+            )
+            if client.rate_limit is not None
             else None,
             has_secret=client.secret_hash is not None,
             previous_secret_expires_at=_iso(client.previous_secret_expires_at),

@@ -126,6 +126,12 @@ BACKCHANNEL_LOGOUT_DELIVERIES = Counter(
     ["outcome"],
 )
 BACKCHANNEL_LOGOUT_OUTCOMES = ("delivered", "retried", "gave_up", "dropped")
+# Each worker's count of the live workers (all replicas): the divisor of its share of the rate limits.
+LIVE_WORKERS = Gauge(
+    "authserver_live_workers",
+    "Live server workers (every replica) this worker counted at its last heartbeat",
+    multiprocess_mode="liveall",
+)
 BACKCHANNEL_LOGOUT_QUEUE = Gauge(
     "authserver_backchannel_logout_queue_size",
     "Ended sessions waiting for their back-channel logout deliveries to start",

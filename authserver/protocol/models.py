@@ -52,6 +52,15 @@ class TokenExchangePolicy:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A token-endpoint budget for the whole server (every worker of every replica together): a sustained
+    rate and the burst admitted at once."""
+
+    requests_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class Client:
     client_id: str
     name: str
@@ -90,6 +99,8 @@ class Client:
     # for this client's workload (system:serviceaccount:<namespace>:<name> for Kubernetes).
     workload_issuer: str | None = None
     workload_subject: str | None = None
+    # This client's token-endpoint budget in place of the server's per-client default (None: the default).
+    rate_limit: RateLimit | None = None
 
     @property
     def is_public(self) -> bool:

@@ -119,6 +119,16 @@ class Store(Protocol):
         """Access tokens and grants revoked after ``since`` and not yet expired (incremental sync)."""
         ...
 
+    # The census of live workers (every worker of every replica), for the server-wide rate limits.
+    async def worker_heartbeat(self, worker_id: str, now: datetime, live_since: datetime) -> int:
+        """Record ``worker_id`` as seen at ``now``, forget the workers last seen before ``live_since`` (they
+        are gone), and return how many were seen since then, this one included."""
+        ...
+
+    async def forget_worker(self, worker_id: str) -> None:
+        """Drop ``worker_id`` from the census (a worker shutting down: the others take its share at once)."""
+        ...
+
     # The login throttle's failure counters, shared by every worker and replica.
     async def login_failures(self, keys: Iterable[str]) -> dict[str, LoginFailures]:
         """The counters of ``keys`` that have one (expired ones included: the caller compares)."""

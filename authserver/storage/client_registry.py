@@ -70,6 +70,8 @@ def _row_values(registered: RegisteredClient) -> dict[str, Any]:
         "token_exchange": token_exchange_value(client.token_exchange),
         "workload_issuer": client.workload_issuer,
         "workload_subject": client.workload_subject,
+        "rate_limit_per_second": client.rate_limit.requests_per_second if client.rate_limit else None,
+        "rate_limit_burst": client.rate_limit.burst if client.rate_limit else None,
         "created_at": registered.created_at,
         "updated_at": registered.updated_at,
     }

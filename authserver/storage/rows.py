@@ -13,6 +13,7 @@ from authserver.protocol.models import (
     Client,
     ClientType,
     NewRefreshToken,
+    RateLimit,
     RedeemedCode,
     Redemption,
     RedemptionOutcome,
@@ -62,6 +63,9 @@ def client_from_row(row: Any) -> Client:
         token_exchange=_token_exchange(row.token_exchange),
         workload_issuer=row.workload_issuer,
         workload_subject=row.workload_subject,
+        rate_limit=RateLimit(row.rate_limit_per_second, row.rate_limit_burst)
+        if row.rate_limit_per_second is not None and row.rate_limit_burst is not None
+        else None,
         post_logout_redirect_uris=tuple(row.post_logout_redirect_uris or ()),
     )
 

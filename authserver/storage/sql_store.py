@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     case,
     delete,
+    func,
     insert,
     literal_column,
     or_,
@@ -68,6 +69,7 @@ from authserver.storage.tables import (
     revoked_grants,
     used_client_assertions,
     users,
+    worker_heartbeats,
 )
 from authserver.storage.user_directory import SqlUserDirectory
 from authserver.storage.write_batches import Execute
@@ -221,6 +223,35 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
             grants=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 1],
             newest=max((aware(row.revoked_at) for row in rows), default=since),
         )
+
+    # The worker census
+    async def worker_heartbeat(self, worker_id: str, now: datetime, live_since: datetime) -> int:
+        beat = self._insert(worker_heartbeats).values(worker_id=worker_id, last_seen=now)
+        beat = beat.on_conflict_do_update(index_elements=["worker_id"], set_={"last_seen": now})
+        try:
+            # One short transaction, off the request path: the write, the dead rows' removal, the count.
+            async with self.engine.begin() as connection:
+                await connection.execute(beat)
+                await connection.execute(
+                    delete(worker_heartbeats).where(worker_heartbeats.c.last_seen < live_since)
+                )
+                live = await connection.execute(
+                    select(func.count())
+                    .select_from(worker_heartbeats)
+                    .where(worker_heartbeats.c.last_seen >= live_since)
+                )
+                return int(live.scalar_one())
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
+
+    async def forget_worker(self, worker_id: str) -> None:
+        try:
+            async with self._autocommit.begin() as connection:
+                await connection.execute(
+                    delete(worker_heartbeats).where(worker_heartbeats.c.worker_id == worker_id)
+                )
+        except DATABASE_ERRORS as error:
+            raise unavailable(error) from error
 
     # Remembered consent
     async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:

@@ -52,6 +52,9 @@ class ClientRow(SQLModel, table=True):
     # is one client (NULLs, every other client, never collide).
     workload_issuer: str | None = Field(default=None, max_length=64)
     workload_subject: str | None = Field(default=None, max_length=255)
+    # The client's own token-endpoint budget for the whole server; NULL: the server's per-client default.
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int | None = None
     created_at: datetime = Field(sa_column=_timestamp())
     updated_at: datetime = Field(sa_column=_timestamp())
 
@@ -218,6 +221,16 @@ class RevokedGrantRow(SQLModel, table=True):
     revoked_at: datetime = Field(sa_column=_timestamp(index=True))
 
 
+class WorkerHeartbeatRow(SQLModel, table=True):
+    """A live server worker (every worker of every replica): written on each revocation sync, so that each
+    worker counts the live ones and enforces its share of the server-wide rate limits."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: str = Field(primary_key=True, max_length=64)
+    last_seen: datetime = Field(sa_column=_timestamp(index=True))
+
+
 class ConsentRow(SQLModel, table=True):
     """A scope a user allowed a client (remembered consent): one row per user, client and scope, so that a
     grant is an insert that ignores what is already there, atomic without reading first."""
@@ -271,6 +284,7 @@ revoked_grants = _table(RevokedGrantRow)
 consents = _table(ConsentRow)
 login_failures = _table(LoginFailureRow)
 used_client_assertions = _table(UsedClientAssertionRow)
+worker_heartbeats = _table(WorkerHeartbeatRow)
 sessions = _table(SessionRow)
 session_clients = _table(SessionClientRow)
 client_usage = _table(ClientUsageRow)

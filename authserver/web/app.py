@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> AuthServerApp:
             await upgrade_to_head(services.engine)
         app.state.services = services
         try:
-            await services.sync_revocations()
+            await services.sync_with_others()  # serving from the first request with its share of the limits
             if services.direct is not None:
                 await services.direct.open_all()
         except Exception as error:  # the database may be down at start; readiness says so, the loop retries

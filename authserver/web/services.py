@@ -47,7 +47,7 @@ from authserver.protocol.upstream_sign_in import IdentityProviders
 from authserver.protocol.usage import UsageCounter
 from authserver.protocol.userinfo import UserinfoEndpoint
 from authserver.protocol.workload_identity import WorkloadAuthenticator
-from authserver.ratelimit import RateLimiter
+from authserver.ratelimit import RateLimiter, WorkerCensus, default_budget
 from authserver.storage.backends import store_for
 from authserver.storage.client_cache import ClientCache
 from authserver.storage.engine import create_engine, database_url
@@ -86,6 +86,7 @@ class Services:
     request_signer: Signer
     csrf_signer: Signer
     logout_signer: Signer
+    census: WorkerCensus
     client_limiter: RateLimiter
     ip_limiter: RateLimiter
     clients: ClientCache
@@ -119,7 +120,7 @@ class Services:
     def start_background(self) -> None:
         self._tasks = [
             asyncio.create_task(self._every(self.settings.keys_reload_interval, self._reload_keys)),
-            asyncio.create_task(self._every(self.settings.revocation_sync_interval, self.sync_revocations)),
+            asyncio.create_task(self._every(self.settings.revocation_sync_interval, self.sync_with_others)),
             asyncio.create_task(self._every(timedelta(seconds=1), self._sample_pool)),
             asyncio.create_task(self._every(timedelta(minutes=10), self._purge, jitter=True)),
             asyncio.create_task(self._every(SWEEP_INTERVAL, self._sweep_sessions, jitter=True)),
@@ -147,6 +148,10 @@ class Services:
             await self.flush_usage()
         except Exception as error:  # the database may be the reason for the shutdown
             log.warning("client usage not flushed on shutdown: %s", type(error).__name__)
+        try:  # the other workers take this one's share of the rate limits at their next heartbeat
+            await self.store.forget_worker(self.census.worker_id)
+        except Exception as error:  # its row then lapses by itself (ratelimit.LIVE_PERIODS)
+            log.warning("could not leave the worker census: %s", type(error).__name__)
         if self.direct is not None:
             await self.direct.close()
         await self.engine.dispose()
@@ -184,6 +189,18 @@ class Services:
     async def _reload_keys(self) -> None:
         if self.keys.refresh():
             report_key_set(self.keys.current, self.settings.id_token_signing_algorithm)
+
+    async def sync_with_others(self) -> None:
+        """What every worker learns from the database on each period: the revocations made by the others,
+        and (writing its own heartbeat) how many workers share the rate limits."""
+        try:
+            await self.sync_revocations()
+        finally:
+            await self.take_census()
+
+    async def take_census(self) -> None:
+        await self.census.beat(self.store, datetime.now(UTC), self.settings.revocation_sync_interval)
+        metrics.LIVE_WORKERS.set(self.census.live_workers)
 
     async def sync_revocations(self) -> None:
         since = self.revocations.synced_until - _SYNC_OVERLAP
@@ -323,6 +340,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
     keys = KeySetSource(settings.signing_keys_file)
     minter = token_minter(settings, keys)
     revocations = RevocationList()
+    census = WorkerCensus()
     grant_revoker = GrantRevoker(store, minter, revocations)
     clients = ClientCache(
         store.get_client, settings.client_cache_ttl.total_seconds(), by_workload=store.get_client_by_workload
@@ -387,8 +405,13 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         request_signer=Signer(session_secret, "authorization-request"),
         csrf_signer=Signer(session_secret, "csrf"),
         logout_signer=Signer(session_secret, "logout-request"),
-        client_limiter=RateLimiter(settings.token_rate_per_client, settings.token_burst_per_client),
-        ip_limiter=RateLimiter(settings.token_rate_per_ip, settings.token_burst_per_ip),
+        census=census,
+        client_limiter=RateLimiter(
+            default_budget(settings.token_rate_per_client, settings.token_burst_per_client), census
+        ),
+        ip_limiter=RateLimiter(
+            default_budget(settings.token_rate_per_ip, settings.token_burst_per_ip), census
+        ),
         clients=clients,
         backchannel_logout=backchannel_logout,
         client_keys=client_keys,

@@ -52,7 +52,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0016"
+    assert version == "0017"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -557,5 +557,48 @@ async def test_the_client_usage_migration_upgrades_and_downgrades(
         downgraded = await to("0014", downgrade=True)
         assert "client_usage" not in downgraded and "client_last_use" not in downgraded
         assert set(before) == set(downgraded)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_cluster_rate_limits_migration_upgrades_and_downgrades(
+    settings: Settings, request: pytest.FixtureRequest
+) -> None:
+    """0017 adds the worker census and the clients' own rate limits (NULL for the clients registered before
+    it: the server's default); its downgrade drops them and keeps the clients."""
+    engine = create_engine(_fresh(settings, request, "cluster_rate_limits_migration"))
+
+    async def to(revision: str, *, downgrade: bool = False) -> dict[str, set[str]]:
+        return await _migrate(engine, revision, downgrade=downgrade)
+
+    columns = {"rate_limit_per_second", "rate_limit_burst"}
+    try:
+        before = await to("0016")
+        assert not columns & before["clients"] and "worker_heartbeats" not in before
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(
+                "INSERT INTO clients (client_id, name, client_type, grant_types, scopes, audiences,"
+                " redirect_uris, secret_hash, created_at, updated_at) VALUES ('old', 'old', 'confidential',"
+                " '[]', '[]', '[]', '[]', 'hash', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        after = await to("0017")
+        assert columns <= after["clients"] and after["worker_heartbeats"] == {"worker_id", "last_seen"}
+        async with engine.begin() as connection:
+            old = await connection.exec_driver_sql(
+                "SELECT rate_limit_per_second, rate_limit_burst, secret_hash FROM clients"
+                " WHERE client_id = 'old'"
+            )
+            assert old.one() == (None, None, "hash")
+            await connection.exec_driver_sql(
+                "INSERT INTO worker_heartbeats (worker_id, last_seen) VALUES ('w', CURRENT_TIMESTAMP)"
+            )
+            await connection.exec_driver_sql(
+                "UPDATE clients SET rate_limit_per_second = 2.5, rate_limit_burst = 5 WHERE client_id = 'old'"
+            )
+        downgraded = await to("0016", downgrade=True)
+        assert not columns & downgraded["clients"] and "worker_heartbeats" not in downgraded
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
+            assert kept.scalars().all() == ["old"]
     finally:
         await engine.dispose()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ import pytest
 from harness.authserver import AuthServer, running_server, server_environment
 from harness.ports import free_port
 from harness.postgres import PostgresCluster, postgres_available
+from harness.replicas import HAProxy
 from tests.support.oauth import admin_headers, basic
 from tests.support.programs import require_program
 
@@ -40,68 +39,6 @@ CLIENTS = 4
 REQUESTS_PER_SECOND_PER_CLIENT = 25
 DRAIN = "1s"
 SHUTDOWN_TIMEOUT_SECONDS = 10
-HEALTH_CHECK = "inter 200ms fall 1 rise 2"
-START_TIMEOUT_SECONDS = 30.0
-
-
-@dataclass
-class HAProxy:
-    directory: Path
-    port: int
-    process: subprocess.Popen[bytes]
-
-    def server_states(self) -> dict[str, str]:
-        """Each backend server's state as HAProxy sees it (UP, DOWN, MAINT, ...), from its stats socket."""
-        with socket.socket(socket.AF_UNIX) as stats:
-            stats.settimeout(5)
-            stats.connect(str(self.directory / "admin.sock"))
-            stats.sendall(b"show stat\n")
-            data = b""
-            while chunk := stats.recv(65536):
-                data += chunk
-        states = {}
-        for line in data.decode().splitlines():
-            fields = line.split(",")
-            if len(fields) > 17 and fields[0] == "authservers" and fields[1].startswith("s"):
-                states[fields[1]] = fields[17]
-        return states
-
-    def wait_for(self, server: str, state: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
-        deadline = time.monotonic() + timeout
-        while (seen := self.server_states().get(server)) is None or not seen.startswith(state):
-            if time.monotonic() > deadline:
-                pytest.fail(f"HAProxy saw {server} as {seen}, not {state}, after {timeout} s")
-            time.sleep(0.05)
-
-
-def _haproxy_config(directory: Path, port: int, backend_ports: list[int]) -> str:
-    servers = "\n".join(
-        f"    server s{index} 127.0.0.1:{backend} check" for index, backend in enumerate(backend_ports)
-    )
-    return f"""
-global
-    stats socket {directory}/admin.sock mode 600 level admin
-    maxconn 2000
-
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    retries 0
-    no option redispatch
-
-frontend tokens
-    bind 127.0.0.1:{port}
-    default_backend authservers
-
-backend authservers
-    balance roundrobin
-    option httpchk GET /readyz
-    http-check expect status 200
-    default-server {HEALTH_CHECK}
-{servers}
-"""
 
 
 @pytest.fixture
@@ -111,29 +48,23 @@ def haproxy_binary() -> str:
 
 @contextlib.contextmanager
 def running_haproxy(binary: str, directory: Path, backend_ports: list[int]) -> Iterator[HAProxy]:
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = directory / "haproxy.cfg"
-    config.write_text(_haproxy_config(directory, port, backend_ports))
-    checked = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    with (directory / "haproxy.log").open("wb") as log:
-        process = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=log, stderr=log)
-    haproxy = HAProxy(directory, port, process)
+    """Every backend in rotation once healthy, connections to them kept alive and reused (a connection a
+    stopping server closes under a request would fail it)."""
+    haproxy = HAProxy(
+        directory,
+        backend_ports,
+        in_maintenance=False,
+        close_server_connections=False,
+        # One failed check takes a draining backend out well within its 1 s drain.
+        health_check="inter 200ms fall 1 rise 2",
+        check_timeout=None,
+        binary=binary,
+    )
+    haproxy.start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not (directory / "admin.sock").exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"HAProxy did not start:\n{(directory / 'haproxy.log').read_text()}")
-            time.sleep(0.05)
         yield haproxy
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        haproxy.stop()
 
 
 @dataclass
@@ -212,8 +143,8 @@ def test_replacing_every_backend_under_load_fails_no_request(
     try:
         with running_haproxy(haproxy_binary, tmp_path / "haproxy", old_ports + new_ports) as haproxy:
             for index in range(BACKENDS):
-                haproxy.wait_for(f"s{index}", "UP")
-                haproxy.wait_for(f"s{BACKENDS + index}", "DOWN")  # HAProxy starts every server as UP
+                haproxy.wait_for_status(f"s{index}", "UP")
+                haproxy.wait_for_status(f"s{BACKENDS + index}", "DOWN")  # HAProxy starts every server as UP
             url = f"http://127.0.0.1:{haproxy.port}"
             registered = httpx.put(
                 f"{url}/admin/clients/steady",
@@ -232,12 +163,12 @@ def test_replacing_every_backend_under_load_fails_no_request(
                 stop_seconds = []
                 for index in range(BACKENDS):
                     new.append(backend(BACKENDS + index, new_ports[index]))
-                    haproxy.wait_for(f"s{BACKENDS + index}", "UP")
+                    haproxy.wait_for_status(f"s{BACKENDS + index}", "UP")
                     signalled = time.monotonic()
                     exit_code = old[index].stop(timeout=SHUTDOWN_TIMEOUT_SECONDS + 10)
                     stop_seconds.append(time.monotonic() - signalled)
                     assert exit_code == 0, old[index].log_tail()
-                    haproxy.wait_for(f"s{index}", "DOWN")
+                    haproxy.wait_for_status(f"s{index}", "DOWN")
                 rollout_seconds = time.monotonic() - rollout_started
 
         assert traffic.failures == [], f"{len(traffic.failures)} failed requests, e.g. {traffic.failures[:5]}"

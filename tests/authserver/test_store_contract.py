@@ -912,3 +912,26 @@ async def test_one_workload_is_one_client_found_by_its_issuer_and_subject(
     assert found is not None and found.client_id == neighbour.client_id
     for _ in range(2):  # clients without a workload never collide
         await register_client(registry, _desired(_client_id()), None, None)
+
+
+async def test_the_worker_census_counts_live_workers_and_deletes_dead_ones(store: Store) -> None:
+    # Far ahead of the clock: the running app's own worker, beating meanwhile, is never among the live.
+    start = datetime.now(UTC) + timedelta(days=30)
+    window = timedelta(seconds=1.5)
+    first, second, third = (f"w-{uuid.uuid4().hex[:12]}" for _ in range(3))
+
+    async def beat(worker: str, seconds: float) -> int:
+        now = start + timedelta(seconds=seconds)
+        return await store.worker_heartbeat(worker, now, now - window)
+
+    assert await beat(first, 0) == 1
+    assert await beat(second, 0.5) == 2
+    assert await beat(first, 1.0) == 2  # a second beat of the same worker is still one worker
+    # first was last seen at 1.0: by 3.0 it is more than a window ago, so it is gone, and its row too ...
+    assert await beat(second, 3.0) == 1
+    # ... which a wider window shows: third counts second and itself, not first.
+    assert await store.worker_heartbeat(third, start + timedelta(seconds=3.1), start) == 2
+    assert await beat(first, 3.2) == 3  # a worker seen again counts again
+    await store.forget_worker(first)  # a worker shutting down leaves at once
+    await store.forget_worker(f"w-{uuid.uuid4().hex[:12]}")  # an unknown worker: nothing to forget
+    assert await beat(second, 3.5) == 2

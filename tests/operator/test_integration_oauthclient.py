@@ -202,6 +202,26 @@ async def test_id_token_signing_alg_reaches_the_registration(stack: Stack) -> No
     assert registered["id_token_signed_response_alg"] is None
 
 
+async def test_a_clients_rate_limit_reaches_the_registration_and_leaves_it(stack: Stack) -> None:
+    """OAuthClient rateLimit → the registration's rate_limit (this client's budget for the whole server);
+    removing it goes back to the AuthServer's spec.rateLimits.perClient."""
+    await stack.kube.post(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients",
+        oauthclient("batch", rateLimit={"requestsPerSecond": 2.5, "burst": 5}),
+    )
+    await wait_for(
+        lambda: stack.ready("batch").get("status") == "True", timeout=30, message="client not Ready"
+    )
+    registered = (await stack.admin("GET", "/admin/clients/team-a.batch")).json()
+    assert registered["rate_limit"] == {"requests_per_second": 2.5, "burst": 5}
+    await stack.kube.merge(
+        f"/apis/authyard.dev/v1alpha1/namespaces/{TEAM}/oauthclients/batch", {"spec": {"rateLimit": None}}
+    )
+    await wait_for(lambda: stack.client_status("batch").get("observedGeneration") == 2, timeout=20)
+    registered = (await stack.admin("GET", "/admin/clients/team-a.batch")).json()
+    assert registered["rate_limit"] is None
+
+
 async def test_backchannel_logout_reaches_the_registration_and_leaves_it(stack: Stack) -> None:
     """OAuthClient backchannelLogout → backchannel_logout_uri / _session_required (Back-Channel Logout
     §2.2); removing it removes the URI, so the client is sent no more logout tokens."""

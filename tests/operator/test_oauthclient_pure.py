@@ -81,6 +81,13 @@ def test_generated_secrets_are_256_bit_and_distinct() -> None:
     assert len(secrets) == 100 and all(len(s) >= 43 for s in secrets)
 
 
+def test_a_clients_rate_limit_reaches_the_registration_and_leaves_it() -> None:
+    limited = registration(_client(rateLimit={"requestsPerSecond": 2.5, "burst": 5}), "batch", "a")
+    assert limited["rate_limit"] == {"requests_per_second": 2.5, "burst": 5}
+    # Absent from the PUT: the server drops the client's own limit, and the AuthServer's default applies.
+    assert "rate_limit" not in registration(_client(), "batch", "a")
+
+
 def test_registration_body_follows_the_spec() -> None:
     body = registration(
         _client(

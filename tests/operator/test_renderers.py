@@ -118,6 +118,10 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_LOGIN_FAILURE_WINDOW": "15m",
         "AUTHSERVER_LOGIN_LOCKOUT": "1m",
         "AUTHSERVER_TRUSTED_PROXIES": "",
+        "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "200",
+        "AUTHSERVER_TOKEN_BURST_PER_CLIENT": "400",
+        "AUTHSERVER_TOKEN_RATE_PER_IP": "500",
+        "AUTHSERVER_TOKEN_BURST_PER_IP": "1000",
         "AUTHSERVER_PASSWORD_MIN_LENGTH": "8",
         "AUTHSERVER_PASSWORD_MAX_LENGTH": "256",
         "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": "true",
@@ -531,3 +535,38 @@ def test_a_trusted_ca_that_is_not_pem_certificates_is_refused_before_any_pod_see
     spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}}
     with pytest.raises(ValueError, match=r"spec.backchannelLogout.trustedCA is not PEM CA certificates"):
         render(spec, Observed(backchannel_ca="-----BEGIN CERTIFICATE-----\nnot base64\n"))
+
+
+@pytest.mark.parametrize("scale", [{"replicas": 1}, {"replicas": 6, "workers": 4}])
+def test_configmap_passes_the_rate_limits_as_budgets_for_the_whole_server(scale: dict[str, int]) -> None:
+    """The budgets reach the pods as written, whatever the replicas and workers: the server divides them by
+    the workers it counts live (``authserver.ratelimit``), so the operator must not."""
+    from authserver.config import Settings
+
+    spec = spec_of(
+        {
+            "database": SPECS["pgbouncer"]["database"],
+            **scale,
+            "rateLimits": {"perClient": {"requestsPerSecond": 2.5, "burst": 5}, "perAddress": {"burst": 50}},
+        }
+    )
+    data = render_configmap("auth", "platform", spec, size_pools(spec))["data"]
+    assert {key: data[key] for key in data if key.startswith("AUTHSERVER_TOKEN_")} == {
+        "AUTHSERVER_TOKEN_RATE_PER_CLIENT": "2.5",
+        "AUTHSERVER_TOKEN_BURST_PER_CLIENT": "5",
+        "AUTHSERVER_TOKEN_RATE_PER_IP": "500",
+        "AUTHSERVER_TOKEN_BURST_PER_IP": "50",
+    }
+    settings = Settings(
+        token_rate_per_client=data["AUTHSERVER_TOKEN_RATE_PER_CLIENT"],
+        token_burst_per_client=data["AUTHSERVER_TOKEN_BURST_PER_CLIENT"],
+        token_rate_per_ip=data["AUTHSERVER_TOKEN_RATE_PER_IP"],
+        token_burst_per_ip=data["AUTHSERVER_TOKEN_BURST_PER_IP"],
+    )
+    assert (settings.token_rate_per_client, settings.token_burst_per_client) == (2.5, 5)
+    assert (settings.token_rate_per_ip, settings.token_burst_per_ip) == (500.0, 50)
+    defaults = render_configmap("auth", "platform", spec_of({}), size_pools(spec_of({})))["data"]
+    assert (defaults["AUTHSERVER_TOKEN_RATE_PER_CLIENT"], defaults["AUTHSERVER_TOKEN_BURST_PER_CLIENT"]) == (
+        "200",
+        "400",
+    )

@@ -78,6 +78,7 @@ class MemoryStore:
         self.federated: dict[tuple[str, str], str] = {}  # (provider, upstream subject) -> user_id
         self.usage_hours: dict[tuple[str, datetime], tuple[int, int]] = {}  # (client, hour) -> tokens, errors
         self.last_use: dict[str, ClientUsage] = {}  # by client; its hours empty
+        self.heartbeats: dict[str, datetime] = {}  # the worker census: worker id -> last seen
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -225,6 +226,14 @@ class MemoryStore:
         )
 
     # Store: remembered consent
+    async def worker_heartbeat(self, worker_id: str, now: datetime, live_since: datetime) -> int:
+        self.heartbeats[worker_id] = now
+        self.heartbeats = {worker: seen for worker, seen in self.heartbeats.items() if seen >= live_since}
+        return sum(seen >= live_since for seen in self.heartbeats.values())
+
+    async def forget_worker(self, worker_id: str) -> None:
+        self.heartbeats.pop(worker_id, None)
+
     async def granted_scopes(self, user_id: str, client_id: str) -> frozenset[str]:
         return frozenset(
             scope for (user, client, scope) in self.consents if (user, client) == (user_id, client_id)

@@ -13,7 +13,7 @@ from authserver.observability.metrics import LabelCache
 from authserver.protocol.errors import InvalidClient, OAuthError, SlowDown
 from authserver.protocol.models import Client
 from authserver.ratelimit import retry_after_seconds
-from authserver.web.dependencies import client_ip, services
+from authserver.web.dependencies import real_client_address, services
 from authserver.web.errors import NO_STORE, json_response, oauth_error_response
 from authserver.web.forms import read_form
 from authserver.web.openapi import errors
@@ -98,7 +98,8 @@ _TOKEN_FORM_WITH_HINT = _form_body(
 )
 async def token(request: Request) -> Response:
     svc = services(request)
-    wait = svc.ip_limiter.acquire(client_ip(request))
+    # The client's own address, not a load balancer's: X-Forwarded-For only from the trusted proxies.
+    wait = svc.ip_limiter.acquire(real_client_address(request, svc.settings.trusted_proxies))
     if wait:
         metrics.RATE_LIMITED.labels("ip").inc()
         return oauth_error_response(
@@ -106,7 +107,7 @@ async def token(request: Request) -> Response:
         )
 
     def admit(client: Client) -> None:
-        client_wait = svc.client_limiter.acquire(client.client_id)
+        client_wait = svc.client_limiter.acquire(client.client_id, client.rate_limit)
         if client_wait:
             metrics.RATE_LIMITED.labels("client").inc()
             raise SlowDown("too many token requests for this client", retry_after_seconds(client_wait))

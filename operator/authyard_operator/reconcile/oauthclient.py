@@ -161,6 +161,11 @@ def registration(
     if spec.backchannel_logout is not None:  # absent from the PUT: no back-channel logout any more
         body["backchannel_logout_uri"] = spec.backchannel_logout.uri
         body["backchannel_logout_session_required"] = spec.backchannel_logout.session_required
+    if spec.rate_limit is not None:  # absent from the PUT: the AuthServer's default again
+        body["rate_limit"] = {
+            "requests_per_second": spec.rate_limit.requests_per_second,
+            "burst": spec.rate_limit.burst,
+        }
     if trusted:  # absent from the PUT is false: a client taken off the AuthServer's list is un-trusted
         body["skip_consent"] = True
     return body

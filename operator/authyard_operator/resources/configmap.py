@@ -45,6 +45,12 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         "AUTHSERVER_LOGIN_FAILURE_WINDOW": spec.sign_in.failure_window,
         "AUTHSERVER_LOGIN_LOCKOUT": spec.sign_in.lockout,
         "AUTHSERVER_TRUSTED_PROXIES": ",".join(spec.sign_in.trusted_proxies),
+        # Budgets for the whole AuthServer as written: each worker divides them by the live workers it
+        # counts, so nothing here depends on replicas or workers.
+        "AUTHSERVER_TOKEN_RATE_PER_CLIENT": _number(spec.rate_limits.per_client.requests_per_second),
+        "AUTHSERVER_TOKEN_BURST_PER_CLIENT": str(spec.rate_limits.per_client.burst),
+        "AUTHSERVER_TOKEN_RATE_PER_IP": _number(spec.rate_limits.per_address.requests_per_second),
+        "AUTHSERVER_TOKEN_BURST_PER_IP": str(spec.rate_limits.per_address.burst),
         "AUTHSERVER_PASSWORD_MIN_LENGTH": str(spec.sign_in.password_policy.min_length),
         "AUTHSERVER_PASSWORD_MAX_LENGTH": str(spec.sign_in.password_policy.max_length),
         "AUTHSERVER_PASSWORD_REJECT_ACCOUNT_NAMES": str(
@@ -83,3 +89,8 @@ def config_hash(*documents: Any) -> str:
     """A short, stable digest of the given JSON-able documents."""
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _number(value: float) -> str:
+    """A rate as the server reads it: 200 rather than 200.0."""
+    return str(int(value)) if value == int(value) else repr(value)

@@ -279,6 +279,40 @@ class SignIn(SpecModel):
     )
 
 
+_RATE = "Sustained token requests per second for the whole AuthServer; 0: unlimited."
+_BURST = "Token requests admitted at once after a quiet spell (each worker keeps at least one)."
+
+
+class PerClientRateLimit(SpecModel):
+    """Each client's token-endpoint budget for the whole AuthServer."""
+
+    requests_per_second: float = Field(200, ge=0, le=1000000, description=_RATE)
+    burst: int = Field(400, ge=1, le=1000000, description=_BURST)
+
+
+class PerAddressRateLimit(SpecModel):
+    """Each client address's token-endpoint budget for the whole AuthServer."""
+
+    requests_per_second: float = Field(500, ge=0, le=1000000, description=_RATE)
+    burst: int = Field(1000, ge=1, le=1000000, description=_BURST)
+
+
+class RateLimits(SpecModel):
+    """Token-endpoint rate limits: budgets for the whole AuthServer, not per pod, so they hold as the HPA
+    scales (each worker enforces its share; README "Rate limits" gives the bounds while shares converge).
+    A limit answers 429 slow_down with Retry-After."""
+
+    per_client: PerClientRateLimit = Field(
+        default_factory=PerClientRateLimit,
+        description="Each client's budget; an OAuthClient's spec.rateLimit wins.",
+    )
+    per_address: PerAddressRateLimit = Field(
+        default_factory=PerAddressRateLimit,
+        description="Each client address's budget: the peer's address, or the one spec.signIn.trustedProxies "
+        "forward in X-Forwarded-For (never the header of anyone else).",
+    )
+
+
 class BackchannelLogout(SpecModel):
     """How the server reaches OAuthClients' back-channel logout URIs."""
 
@@ -454,6 +488,10 @@ class AuthServerSpec(SpecModel):
     )
     sign_in: SignIn = Field(
         default_factory=SignIn, description="Failed sign-in throttling and the password policy."
+    )
+    rate_limits: RateLimits = Field(
+        default_factory=RateLimits,
+        description="Token-endpoint rate limits per client and per client address, for the whole AuthServer.",
     )
     client_policy: ClientPolicy = Field(
         default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."

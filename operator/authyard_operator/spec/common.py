@@ -109,6 +109,22 @@ class ResourceRequirements(SpecModel):
     )
 
 
+class RateLimit(SpecModel):
+    """A token-endpoint budget for the whole AuthServer: every pod and worker together, each enforcing its
+    share (the budget divided by the workers it counts live)."""
+
+    requests_per_second: float = Field(
+        ge=0,
+        le=1000000,
+        description="Sustained token requests per second for the whole AuthServer (above 0).",
+    )
+    burst: int = Field(
+        ge=1,
+        le=1000000,
+        description="Token requests admitted at once after a quiet spell (each worker keeps at least one).",
+    )
+
+
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 

@@ -13,6 +13,7 @@ from authyard_operator.spec.common import (
     DnsLabel,
     DnsSubdomain,
     Duration,
+    RateLimit,
     Scope,
     SpecModel,
 )
@@ -172,6 +173,11 @@ class OAuthClientSpec(SpecModel):
         None,
         description="Token-exchange policy (RFC 8693); needs the token-exchange grant type. Absent: no "
         "audiences to ask for, no subject audiences, no impersonation.",
+    )
+    rate_limit: RateLimit | None = Field(
+        None,
+        description="This client's token-endpoint budget for the whole AuthServer (requestsPerSecond above "
+        "0). Absent: the AuthServer's spec.rateLimits.perClient.",
     )
     secret: ClientSecretSpec | None = Field(
         None,

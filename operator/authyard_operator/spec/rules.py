@@ -354,6 +354,12 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         cel=f"!has(self.tokenExchange) || '{TOKEN_EXCHANGE}' in self.grantTypes",
     ),
     Rule(
+        field="rateLimit.requestsPerSecond",
+        message="rateLimit.requestsPerSecond must be above 0 (remove rateLimit for the AuthServer's default)",
+        holds=lambda s: s.rate_limit is None or s.rate_limit.requests_per_second > 0,
+        cel="!has(self.rateLimit) || double(self.rateLimit.requestsPerSecond) > 0.0",
+    ),
+    Rule(
         field="accessTokenTTL",
         message="accessTokenTTL must be between 1m and 24h",
         holds=lambda s: s.access_token_ttl is None or 60 <= seconds_of(s.access_token_ttl) <= 86400,
