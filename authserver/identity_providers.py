@@ -11,12 +11,19 @@ import ipaddress
 import json
 import ssl
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from authserver.protocol.upstream_sign_in import ClaimMapping, IdentityProviders, OidcUpstream
+from authserver.ldap.directory import LdapSettings
+from authserver.protocol.upstream_sign_in import (
+    ClaimMapping,
+    DirectoryUpstream,
+    IdentityProviders,
+    OidcUpstream,
+    UpstreamProvider,
+)
 
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 ClaimName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
@@ -41,6 +48,15 @@ def _loopback(host: str | None) -> bool:
         return host is not None and ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _readable_ca(value: Path | None) -> Path | None:
+    if value is not None:
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(value))
+        except (OSError, ssl.SSLError):
+            raise ValueError(f"{value}: not a readable PEM file of certificates") from None
+    return value
 
 
 class _OidcProvider(BaseModel):
@@ -88,12 +104,7 @@ class _OidcProvider(BaseModel):
     @field_validator("ca_file")
     @classmethod
     def _ca_file_loads(cls, value: Path | None) -> Path | None:
-        if value is not None:
-            try:
-                ssl.create_default_context().load_verify_locations(cafile=str(value))
-            except (OSError, ssl.SSLError):
-                raise ValueError(f"{value}: not a readable PEM file of certificates") from None
-        return value
+        return _readable_ca(value)
 
     def provider(self) -> OidcUpstream:
         try:
@@ -121,11 +132,88 @@ class _OidcProvider(BaseModel):
         )
 
 
+LdapAttribute = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]*$", max_length=64)]
+LdapFilter = Annotated[str, StringConstraints(pattern=r"^\(.*\)$", max_length=1024)]
+
+
+class _LdapProvider(BaseModel):
+    """An LDAP directory (the operator's spec.identityProviders[].ldap, rendered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ProviderName
+    display_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    type: Literal["ldap"]
+    url: Annotated[str, StringConstraints(pattern=r"^ldaps?://[^\s/?#]+$", max_length=512)]
+    start_tls: bool = False
+    ca_file: Path | None = None
+    bind_dn: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    bind_password_file: Path
+    user_base: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    user_filter: LdapFilter = "(objectClass=person)"
+    username_attribute: LdapAttribute = "uid"
+    subject_attribute: LdapAttribute = "entryUUID"
+    email_attribute: LdapAttribute = "mail"
+    name_attribute: LdapAttribute = "cn"
+    group_base: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    group_filter: LdapFilter | None = None
+    group_member_attribute: LdapAttribute | None = None
+    group_member_value: Literal["dn", "username"] | None = None
+    group_name_attribute: LdapAttribute | None = None
+    allowed_groups: list[Annotated[str, StringConstraints(min_length=1, max_length=256)]] = []
+    timeout_seconds: float = Field(5.0, gt=0, le=30)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_loads(cls, value: Path | None) -> Path | None:
+        return _readable_ca(value)
+
+    def provider(self) -> DirectoryUpstream:
+        return DirectoryUpstream(name=self.name, display_name=self.display_name)
+
+    def settings(self) -> LdapSettings:
+        """The directory client's settings, with the service account's password read from its file."""
+        try:
+            secret = self.bind_password_file.read_bytes()
+        except OSError as error:
+            raise ValueError(
+                f"provider {self.name}: bind_password_file {self.bind_password_file} cannot be read "
+                f"({error.strerror})"
+            ) from None
+        password = secret[:_MAX_SECRET_BYTES].decode("utf-8", "replace").rstrip("\r\n")
+        if not password:
+            raise ValueError(f"provider {self.name}: bind_password_file {self.bind_password_file} is empty")
+        groups: dict[str, Any] = {
+            "group_filter": self.group_filter,
+            "group_member_attribute": self.group_member_attribute,
+            "group_member_value": self.group_member_value,
+            "group_name_attribute": self.group_name_attribute,
+        }
+        return LdapSettings(
+            name=self.name,
+            url=self.url,
+            bind_dn=self.bind_dn,
+            bind_password=password,
+            user_base=self.user_base,
+            start_tls=self.start_tls,
+            ca_file=self.ca_file,
+            user_filter=self.user_filter,
+            username_attribute=self.username_attribute,
+            subject_attribute=self.subject_attribute,
+            email_attribute=self.email_attribute,
+            name_attribute=self.name_attribute,
+            group_base=self.group_base,
+            allowed_groups=frozenset(self.allowed_groups),
+            timeout_seconds=self.timeout_seconds,
+            **{name: value for name, value in groups.items() if value is not None},  # absent: the defaults
+        )
+
+
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     local_accounts: bool = True
-    providers: list[_OidcProvider] = []
+    providers: list[Annotated[_OidcProvider | _LdapProvider, Field(discriminator="type")]] = []
 
 
 def _known_types(raw: object) -> None:
@@ -138,11 +226,27 @@ def _known_types(raw: object) -> None:
             raise ValueError(f"providers.{index}.type: {kind!r} is not a kind this server knows ({known})")
 
 
-_KINDS = ("oidc",)
+_KINDS = ("oidc", "ldap")
+
+
+def _location(loc: tuple[int | str, ...]) -> list[int | str]:
+    """The field as the file names it: without the provider kind pydantic adds after the index."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] == "providers" and parts[2] in _KINDS:
+        del parts[2]
+    return parts
 
 
 def parse_identity_providers(text: str | bytes, source: str = "identity providers") -> IdentityProviders:
     """The configuration the file's text describes; ``ValueError`` naming every problem otherwise."""
+    return parse_sign_in(text, source)[0]
+
+
+def parse_sign_in(
+    text: str | bytes, source: str = "identity providers"
+) -> tuple[IdentityProviders, dict[str, LdapSettings]]:
+    """The configuration the file's text describes, and each LDAP directory's client settings by provider
+    name; ``ValueError`` naming every problem otherwise."""
     try:
         raw = json.loads(text)
         _known_types(raw)
@@ -150,7 +254,7 @@ def parse_identity_providers(text: str | bytes, source: str = "identity provider
     except ValueError as error:
         if isinstance(error, ValidationError):
             problems = "; ".join(
-                f"{'.'.join(str(part) for part in item['loc']) or 'the document'}: {item['msg']}"
+                f"{'.'.join(str(part) for part in _location(item['loc'])) or 'the document'}: {item['msg']}"
                 for item in error.errors(include_input=False, include_url=False)
             )
         elif isinstance(error, json.JSONDecodeError):
@@ -167,18 +271,28 @@ def parse_identity_providers(text: str | bytes, source: str = "identity provider
             f"{source}: local_accounts is false and no provider is configured: nobody could sign in"
         )
     try:
-        providers = tuple(provider.provider() for provider in document.providers)
+        providers: tuple[UpstreamProvider, ...] = tuple(entry.provider() for entry in document.providers)
+        directories = {
+            provider.name: provider.settings()
+            for provider in document.providers
+            if isinstance(provider, _LdapProvider)
+        }
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
-    return IdentityProviders(document.local_accounts, providers)
+    return IdentityProviders(document.local_accounts, providers), directories
 
 
 def load_identity_providers(path: Path | None) -> IdentityProviders:
     """The file's configuration; local accounts only when no file is configured."""
+    return load_sign_in(path)[0]
+
+
+def load_sign_in(path: Path | None) -> tuple[IdentityProviders, dict[str, LdapSettings]]:
+    """The file's configuration and its LDAP directories' settings; local accounts only without a file."""
     if path is None:
-        return IdentityProviders()
+        return IdentityProviders(), {}
     try:
         text = path.read_bytes()
     except OSError as error:
         raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
-    return parse_identity_providers(text, str(path))
+    return parse_sign_in(text, str(path))

@@ -42,6 +42,10 @@ class DirectoryUnavailable(Exception):
     ambiguous username): a fault to show the operator, never the person's mistake."""
 
 
+class DirectoryTimeout(DirectoryUnavailable):
+    """The directory did not answer within the configured bound."""
+
+
 @dataclass(frozen=True)
 class LdapSettings:
     name: str

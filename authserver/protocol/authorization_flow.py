@@ -17,6 +17,7 @@ does not skip the login page.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -29,7 +30,12 @@ from authserver.protocol.login_throttle import LoginThrottle, Throttled, Throttl
 from authserver.protocol.models import User
 from authserver.protocol.session_end import EndReason
 from authserver.protocol.sessions import SessionPolicy, Sessions
-from authserver.protocol.store import Store
+from authserver.protocol.store import Store, UserDirectory
+from authserver.protocol.upstream_sign_in import DirectoryUpstream, UpstreamIdentity, provision
+
+# Asks a directory whether the password is the person's: who they are, or None for a wrong username or
+# password (raises protocol.upstream_sign_in.UpstreamFailure when the directory cannot say, or refuses them).
+DirectoryCheck = Callable[[str, str], Awaitable[UpstreamIdentity | None]]
 
 _DEFAULT_SESSIONS = SessionPolicy(timedelta(hours=8), None, timedelta(minutes=15))
 
@@ -228,6 +234,34 @@ class AuthorizationFlow:
             await self.throttle.failed(username, address, now)
             return LoginProblem.WRONG_CREDENTIALS
         await self.throttle.succeeded(username, checked)
+        return await self.signed_in_as(user, current)
+
+    async def sign_in_through_directory(
+        self,
+        upstream: DirectoryUpstream,
+        check: DirectoryCheck,
+        users: UserDirectory,
+        username: str,
+        password: str,
+        address: str | None = None,
+        current: LoginSession | None = None,
+    ) -> LoginSession | LoginProblem | Throttled:
+        """The session of the directory user whose password ``check`` confirms (provisioned just in time and
+        linked to the directory's stable identifier, like an upstream provider's users). The sign-in throttle
+        counts failures per directory account (its own namespace: the directory's "alice" is not the local
+        "alice") and per address, so the directory is not a free password oracle either. Raises
+        UpstreamFailure when the directory cannot answer, or refuses the person (groups, a disabled link)."""
+        now = datetime.now(UTC)
+        account = f"{upstream.name}:{username}"
+        checked = await self.throttle.check(account, address, now)
+        if checked.throttled is not None:
+            return checked.throttled
+        identity = await check(username, password)
+        if identity is None:
+            await self.throttle.failed(account, address, now)
+            return LoginProblem.WRONG_CREDENTIALS
+        await self.throttle.succeeded(account, checked)
+        user = await provision(users, upstream, identity)
         return await self.signed_in_as(user, current)
 
     async def signed_in_as(self, user: User, current: LoginSession | None) -> LoginSession:

@@ -9,8 +9,10 @@ the token request, the JWK Set) and ``web/routers/upstream.py`` the browser's si
 
 Upstream tokens are used here and dropped: never stored, logged or forwarded to a client.
 
-A provider is one ``UpstreamProvider``; OIDC is the only kind today, the next (LDAP) will be another class
-beside ``OidcUpstream`` with its own ``kind``, behind the same ``IdentityProviders``.
+A provider is one ``UpstreamProvider``: an OpenID provider (``OidcUpstream``) or an LDAP directory
+(``DirectoryUpstream``: the person types their directory password on this server's login page,
+``authserver.ldap`` asks the directory), both behind the same ``IdentityProviders`` and the same just-in-time
+users.
 """
 
 from __future__ import annotations
@@ -83,7 +85,18 @@ class OidcUpstream:
     kind = "oidc"
 
 
-UpstreamProvider = OidcUpstream  # a union once another kind exists
+@dataclass(frozen=True)
+class DirectoryUpstream:
+    """An LDAP directory people sign in to with their directory username and password (on this server's
+    login page; the directory checks the password)."""
+
+    name: str  # in the login form and in the stable link of its users
+    display_name: str
+
+    kind = "ldap"
+
+
+UpstreamProvider = OidcUpstream | DirectoryUpstream
 
 
 @dataclass(frozen=True)
@@ -397,7 +410,7 @@ def _refreshed(identity: UpstreamIdentity) -> Any:
     return change
 
 
-def _usernames(upstream: OidcUpstream, identity: UpstreamIdentity) -> list[str]:
+def _usernames(upstream: UpstreamProvider, identity: UpstreamIdentity) -> list[str]:
     """The usernames to try for a new user, best first. A name taken (by a local account, or by someone of
     another provider) is never reused: the person gets the name qualified by the provider, then numbered."""
     base = identity.username or (identity.email.split("@", 1)[0] if identity.email else None)
@@ -410,7 +423,7 @@ def _usernames(upstream: OidcUpstream, identity: UpstreamIdentity) -> list[str]:
     return [name for name in names if _username(name) == name]
 
 
-async def provision(directory: UserDirectory, upstream: OidcUpstream, identity: UpstreamIdentity) -> User:
+async def provision(directory: UserDirectory, upstream: UpstreamProvider, identity: UpstreamIdentity) -> User:
     """The local user linked to the person: found by the stable link and refreshed, or created with it."""
     linked = await directory.federated_sign_in(upstream.name, identity.subject, _refreshed(identity))
     if linked is None:

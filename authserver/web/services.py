@@ -17,10 +17,10 @@ from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
 from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
-from authserver.identity_providers import load_identity_providers
+from authserver.identity_providers import load_sign_in
 from authserver.observability import metrics
 from authserver.protocol import usage
-from authserver.protocol.authorization_flow import AuthorizationFlow
+from authserver.protocol.authorization_flow import AuthorizationFlow, DirectoryCheck
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
@@ -57,6 +57,7 @@ from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
 from authserver.web.backchannel_delivery import BackchannelLogout
 from authserver.web.client_jwks import ClientKeySource
+from authserver.web.directory_sign_in import directory_checks
 from authserver.web.issuer_keys import IssuerKeySource
 from authserver.web.upstream_oidc import UpstreamOidcClient
 
@@ -98,6 +99,8 @@ class Services:
     session_end_listeners: list[SessionEndListener]
     upstream_signer: Signer  # the upstream sign-in's cookie (its state) and the nonce and verifier derived
     identity_providers: IdentityProviders = field(default_factory=IdentityProviders)
+    # Each LDAP directory's password check, by provider name (``web.directory_sign_in``).
+    directory_checks: dict[str, DirectoryCheck] = field(default_factory=dict)
     upstream_client: UpstreamOidcClient = field(default_factory=UpstreamOidcClient)
     # Tokens and errors per client since the last flush (``protocol.usage``), and the bounded client_id
     # label of the per-client metrics.
@@ -360,6 +363,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         timeout=settings.trusted_issuer_timeout.total_seconds(),
         cache_seconds=settings.trusted_issuer_cache.total_seconds(),
     )
+    identity_providers, directories = load_sign_in(settings.identity_providers_file)
     verifier = trusted_tokens(settings, issuer_keys)
     workloads = WorkloadAuthenticator(verifier, clients.get_by_workload) if verifier is not None else None
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
@@ -418,7 +422,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         issuer_keys=issuer_keys,
         sessions=sessions,
         session_end_listeners=session_end_listeners,
-        identity_providers=load_identity_providers(settings.identity_providers_file),
+        identity_providers=identity_providers,
+        directory_checks=directory_checks(directories),
         upstream_client=UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds()),
         upstream_signer=Signer(session_secret, "upstream-sign-in"),
         usage=usage_counter,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from authserver.config import Settings, SettingsError, load_settings
-from authserver.identity_providers import parse_identity_providers
+from authserver.identity_providers import parse_identity_providers, parse_sign_in
 from tests.conftest import settings_for
 from tests.support.oauth import CALLBACK, PASSWORD, authorization_request, hidden_fields, register
 
@@ -92,11 +92,65 @@ def test_the_document_the_operator_renders_for_an_oidc_provider_is_accepted(secr
     assert parsed.local_accounts is False and parsed.providers[0].claims.subject == "oid"
 
 
+def test_the_document_the_operator_renders_for_an_ldap_directory_is_accepted(tmp_path: Path) -> None:
+    """The operator's own renderer (spec.identityProviders[].ldap) makes a document this server reads into
+    the directory client's settings: every field carried over, the password read from its file."""
+    from authyard_operator.resources.identity_providers import document
+    from authyard_operator.spec import AuthServerSpec
+
+    spec = AuthServerSpec.model_validate(
+        {
+            "identityProviders": {
+                "providers": [
+                    {
+                        "name": "directory",
+                        "displayName": "Directory",
+                        "ldap": {
+                            "url": "ldap://ldap.corp.example:389",
+                            "startTLS": True,
+                            "caConfigMapRef": {"name": "ldap-ca", "key": "ca.crt"},
+                            "bindDN": "cn=reader,dc=corp,dc=example",
+                            "bindPasswordRef": {"name": "ldap", "key": "password"},
+                            "userSearch": {
+                                "baseDN": "ou=people,dc=corp,dc=example",
+                                "usernameAttribute": "mail",
+                            },
+                            "groupSearch": {
+                                "baseDN": "ou=groups,dc=corp,dc=example",
+                                "filter": "(objectClass=posixGroup)",
+                                "memberAttribute": "memberUid",
+                                "memberValue": "Username",
+                            },
+                            "allowedGroups": ["platform"],
+                            "timeoutSeconds": 3,
+                        },
+                    }
+                ]
+            }
+        }
+    )
+    rendered = document(spec)
+    password = tmp_path / "bind-password"
+    password.write_text(SECRET + "\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    entry = rendered["providers"][0]
+    entry["bind_password_file"], entry["ca_file"] = str(password), str(ca)  # where the pods have them
+    providers, directories = parse_sign_in(json.dumps(rendered))
+    assert providers.providers[0].kind == "ldap" and providers.providers[0].display_name == "Directory"
+    settings = directories["directory"]
+    assert (settings.url, settings.start_tls, settings.ca_file) == ("ldap://ldap.corp.example:389", True, ca)
+    assert settings.bind_password == SECRET and SECRET not in repr(providers)
+    assert (settings.username_attribute, settings.group_member_attribute) == ("mail", "memberUid")
+    assert (settings.group_member_value, settings.group_filter) == ("username", "(objectClass=posixGroup)")
+    assert settings.allowed_groups == frozenset({"platform"}) and settings.timeout_seconds == 3
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [
         ({"name": "Corp SSO"}, "providers.0.name"),
-        ({"type": "ldap"}, "providers.0.type: 'ldap' is not a kind this server knows"),
+        ({"type": "saml"}, "providers.0.type: 'saml' is not a kind this server knows (oidc, ldap)"),
         ({"issuer": "http://login.corp.example"}, "https URL (http only for a loopback address)"),
         ({"issuer": "https://login.corp.example?tenant=1"}, "without query or fragment"),
         (

@@ -7,6 +7,7 @@ widen it; every form carries a CSRF token bound to a cookie; the pages cannot be
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,10 +37,18 @@ from authserver.protocol.authorization_flow import (
 from authserver.protocol.errors import OAuthError
 from authserver.protocol.login_throttle import Throttled
 from authserver.protocol.params import Params
+from authserver.protocol.upstream_sign_in import (
+    DirectoryUpstream,
+    Failure,
+    UpstreamFailure,
+    UpstreamProvider,
+)
 from authserver.web.dependencies import real_client_address, services
 from authserver.web.forms import query_params, read_form
 from authserver.web.security_headers import DEFAULT_CSP
 from authserver.web.services import Services
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["OAuth 2.1"])
 _templates = Environment(
@@ -87,7 +96,9 @@ class _Pages:
             action=f"/authorize/{'login' if name == 'login.html' else 'consent'}",
             scopes=auth.scope.split(),
             local_accounts=self.svc.identity_providers.local_accounts,
-            upstreams=self.svc.identity_providers.providers,
+            # OpenID providers are buttons; LDAP directories are password forms of their own.
+            upstreams=[p for p in self.svc.identity_providers.providers if p.kind == "oidc"],
+            directories=[p for p in self.svc.identity_providers.providers if p.kind == "ldap"],
             **context,
         )
         response.headers["Content-Security-Policy"] = page_csp(auth.redirect_uri)
@@ -236,8 +247,8 @@ async def _posted(
 @router.post("/authorize/login", summary="Login form submission", include_in_schema=False)
 async def login(request: Request) -> Response:
     svc = services(request)
-    if not svc.identity_providers.local_accounts:
-        return error_page("Signing in with a username and password is turned off here.", 403)
+    if not svc.identity_providers.local_accounts and not svc.directory_checks:
+        return error_page(_PASSWORDS_OFF, 403)  # this form signs in with nothing here
     posted = await _posted(request, svc)
     if isinstance(posted, Response):
         return posted
@@ -247,7 +258,23 @@ async def login(request: Request) -> Response:
     address = real_client_address(request, svc.settings.trusted_proxies)
     # The browser's live session, if any: signing in again keeps its id (and sid) for the same user.
     current = await signed_in(request, svc)
-    outcome = await svc.authorization_flow.sign_in(username, password, address, current)
+    # The form of an LDAP directory names it; the local accounts' form names nothing.
+    provider = (form.get("provider") or [""])[0]
+    if provider:
+        upstream = svc.identity_providers.get(provider)
+        check = svc.directory_checks.get(provider)
+        if not isinstance(upstream, DirectoryUpstream) or check is None:
+            return error_page("There is no such way to sign in here.", 404)
+        try:
+            outcome = await svc.authorization_flow.sign_in_through_directory(
+                upstream, check, svc.store, username, password, address, current
+            )
+        except UpstreamFailure as failure:
+            return upstream_failure_page(request, svc, auth, upstream, failure)
+    elif not svc.identity_providers.local_accounts:
+        return error_page(_PASSWORDS_OFF, 403)
+    else:
+        outcome = await svc.authorization_flow.sign_in(username, password, address, current)
     if isinstance(outcome, Throttled):
         metrics.LOGINS.labels("throttled").inc()
         metrics.LOGINS_THROTTLED.labels(outcome.by).inc()
@@ -260,6 +287,9 @@ async def login(request: Request) -> Response:
     response = show_step(step, request, svc, auth, redirect_status=303)
     set_session_cookie(response, svc, outcome)
     return response
+
+
+_PASSWORDS_OFF = "Signing in with a username and password is turned off here."
 
 
 def set_session_cookie(response: Response, svc: Services, session: LoginSession) -> None:
@@ -324,6 +354,33 @@ def login_page(
     if problem is LoginProblem.BUSY:
         response.headers["Retry-After"] = str(KDF_RETRY_AFTER_SECONDS)
     return response
+
+
+# The page's status for each kind of failure of an upstream sign-in.
+_UPSTREAM_STATUS = {
+    Failure.UNAVAILABLE: 502,
+    Failure.TIMEOUT: 504,
+    Failure.INVALID_RESPONSE: 502,
+    Failure.REFUSED: 403,
+    Failure.NOT_ALLOWED: 403,
+    Failure.DISABLED: 403,
+}
+
+
+def upstream_failure_page(
+    request: Request,
+    svc: Services,
+    auth: AuthorizationRequest,
+    upstream: UpstreamProvider,
+    failure: UpstreamFailure,
+) -> Response:
+    """The login page again, saying that the provider or directory failed and why (for the person: no
+    detail of the exchange), with the other ways to sign in."""
+    log.warning("sign-in through %s failed: %s", upstream.name, failure.detail)
+    metrics.LOGINS.labels("failure" if failure.failure is not Failure.REFUSED else "refused").inc()
+    message = f"Signing in with {upstream.display_name} failed: {failure.message}."
+    status = _UPSTREAM_STATUS[failure.failure]
+    return login_page(request, svc, auth, None, status_code=status, error=message)
 
 
 def _throttled_page(

@@ -48,6 +48,7 @@ from authserver.web.routers.authorize import (
     set_session_cookie,
     show_step,
     signed_in,
+    upstream_failure_page,
 )
 from authserver.web.services import Services
 
@@ -57,15 +58,6 @@ STATE_COOKIE = "authyard_upstream"
 _STATE_COOKIE_PATH = "/upstream/"
 _STATE_TTL_SECONDS = 600  # as long as the login page stays usable
 _MAX_COOKIE_BYTES = 4000  # the value; with the name and attributes within the 4096 bytes browsers keep
-# The page's status for each kind of failure.
-_STATUS = {
-    Failure.UNAVAILABLE: 502,
-    Failure.TIMEOUT: 504,
-    Failure.INVALID_RESPONSE: 502,
-    Failure.REFUSED: 403,
-    Failure.NOT_ALLOWED: 403,
-    Failure.DISABLED: 403,
-}
 
 
 def callback_uri(svc: Services, upstream: OidcUpstream) -> str:
@@ -82,17 +74,14 @@ def _failure_page(
 ) -> Response:
     """The login page again, saying that the provider failed and why (for the person: no detail of the
     exchange), with the other ways to sign in."""
-    log.warning("sign-in through %s failed: %s", upstream.name, failure.detail)
-    metrics.LOGINS.labels("failure" if failure.failure is not Failure.REFUSED else "refused").inc()
-    message = f"Signing in with {upstream.display_name} failed: {failure.message}."
-    return login_page(request, svc, auth, None, status_code=_STATUS[failure.failure], error=message)
+    return upstream_failure_page(request, svc, auth, upstream, failure)
 
 
 @router.get("/upstream/{name}/start", include_in_schema=False)
 async def start(request: Request, name: str) -> Response:
     svc = services(request)
     upstream = svc.identity_providers.get(name)
-    if upstream is None:
+    if not isinstance(upstream, OidcUpstream):  # a directory is signed in to on the login page itself
         return error_page("There is no such way to sign in here.", 404)
     signed = svc.request_signer.loads(request.query_params.get("request"))
     if signed is None:
@@ -150,7 +139,7 @@ async def callback(request: Request, name: str) -> Response:
 
 async def _callback(request: Request, svc: Services, name: str) -> Response:
     upstream = svc.identity_providers.get(name)
-    if upstream is None:
+    if not isinstance(upstream, OidcUpstream):
         return error_page("There is no such way to sign in here.", 404)
     query = request.query_params
     pending = svc.upstream_signer.loads(request.cookies.get(STATE_COOKIE))
