@@ -75,9 +75,10 @@ tests/packaging/test_chart_rbac.py fails when these rules grant more or less tha
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "patch", "delete"]
+# ConfigMaps are also watched: a change to an OAuthClient's JWKS ConfigMap reaches its registration.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "patch", "delete"]
+  verbs: ["get", "patch", "delete", "list", "watch"]
 # Credentials Secrets are replaced whole (create/update with resourceVersion).
 - apiGroups: [""]
   resources: ["secrets"]

@@ -50,7 +50,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type(f"{GROUP}/{VERSION}", "AuthServer", "authservers", "get list watch patch"),
     _type(f"{GROUP}/{VERSION}", "OAuthClient", "oauthclients", "get list watch patch"),
     _type("v1", "ServiceAccount", "serviceaccounts", _CHILD),
-    _type("v1", "ConfigMap", "configmaps", _CHILD),
+    # ConfigMaps are also watched: a change to an OAuthClient's JWKS ConfigMap reaches its registration.
+    _type("v1", "ConfigMap", "configmaps", _CHILD + " list watch"),
     # Credentials Secrets are replaced whole (create/update with resourceVersion), not applied.
     _type("v1", "Secret", "secrets", _CHILD + " create update"),
     _type("v1", "Service", "services", _CHILD),
