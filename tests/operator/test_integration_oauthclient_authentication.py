@@ -101,6 +101,7 @@ async def test_client_secret_to_private_key_jwt_and_back_with_real_tokens(stack:
 async def test_keys_from_a_config_map_follow_its_changes(stack: Stack) -> None:
     # A secret client beside it, so that the teardown's secrets scan has a client secret to look for too.
     await stack.kube.post(clients_path(), oauthclient("orders"))
+    await _spec_applied(stack, "orders", 1)
     reference = {"name": "billing-keys", "key": "jwks.json"}
     auth = {"method": "PrivateKeyJWT", "jwksConfigMapRef": reference}
     await stack.kube.post(clients_path(), oauthclient("billing", authentication=auth))
@@ -145,6 +146,8 @@ async def test_keys_from_a_config_map_follow_its_changes(stack: Stack) -> None:
 
 
 async def test_bad_authentication_specs_are_refused(stack: Stack) -> None:
+    await stack.kube.post(clients_path(), oauthclient("orders"))  # a client secret for the secrets scan
+    await _spec_applied(stack, "orders", 1)
     http_uri = {"method": "PrivateKeyJWT", "jwksUri": "http://keys.example.com/jwks.json"}
     with pytest.raises(ApiException) as rejected:
         await stack.kube.post(clients_path(), oauthclient("plain", authentication=http_uri))

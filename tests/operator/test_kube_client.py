@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.kube_emulator import AuthyardEmulator
 from harness.ports import free_port
 
 # Stands for Secret data in a response: it must never reach an error message.
@@ -280,6 +281,18 @@ async def test_the_registry_refuses_a_verb_it_does_not_list() -> None:
             await kube.create(
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "y"}}
             )
+    finally:
+        await kube.close()
+
+
+async def test_only_the_listed_non_resource_documents_can_be_read(emulator: AuthyardEmulator) -> None:
+    kube = kube_for(str(emulator.url).rstrip("/"))
+    try:
+        document = await kube.get_non_resource("/.well-known/openid-configuration")
+        assert document["issuer"] == emulator.service_account_issuer
+        for path in ("/openid/v1/jwks", "/api", "/.well-known/openid-configuration/../../api/v1/secrets"):
+            with pytest.raises(PermissionError):
+                await kube.get_non_resource(path)
     finally:
         await kube.close()
 

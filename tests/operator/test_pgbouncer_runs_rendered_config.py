@@ -33,7 +33,7 @@ from psycopg import sql
 from harness.authserver import authserver_command, running_server, server_environment
 from harness.ports import free_port
 from harness.postgres import PostgresCluster, postgres_available
-from tests.operator.support import by_kind, render
+from tests.operator.support import CLUSTER_ISSUER, by_kind, render
 from tests.support.oauth import admin_headers, basic
 from tests.support.programs import require_program
 
@@ -125,7 +125,9 @@ def rendered(scram_cluster: PostgresCluster) -> dict[tuple[str, str], dict[str, 
             "pooler": {"type": "pgbouncer", "instances": 1},
         },
     }
-    return by_kind(render(spec, Observed(database_url=_database_url(scram_cluster))))
+    return by_kind(
+        render(spec, Observed(cluster_issuer=CLUSTER_ISSUER, database_url=_database_url(scram_cluster)))
+    )
 
 
 @dataclass

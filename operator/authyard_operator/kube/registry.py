@@ -61,6 +61,10 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", _CHILD),
     _type("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", _CHILD),
     _type("v1", "Event", "events", "create"),
+    # An AuthServer's pods may read the cluster's service-account issuer (discovery and JWKS): the operator
+    # binds the system:service-account-issuer-discovery ClusterRole to their ServiceAccount.
+    _type("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", _CHILD,
+          namespaced=False),
     _type("coordination.k8s.io/v1", "Lease", "leases", "get create update"),
     # kopf watches namespaces to follow --namespace patterns; the operator never changes them.
     _type("v1", "Namespace", "namespaces", "get list watch", namespaced=False),
@@ -68,6 +72,12 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
           "get list watch", namespaced=False),
 )  # fmt: skip
+
+# Documents outside the resources the operator reads (verb get): the cluster's service-account issuer, whose
+# issuer string an AuthServer's trusted-issuers file needs.
+NON_RESOURCE_URLS: frozenset[str] = frozenset({"/.well-known/openid-configuration"})
+# ClusterRoles the operator binds (RBAC's escalation check: verb bind, limited to these names).
+BOUND_CLUSTER_ROLES: frozenset[str] = frozenset({"system:service-account-issuer-discovery"})
 
 _BY_KIND = {(resource.api_version, resource.kind): resource for resource in RESOURCES}
 

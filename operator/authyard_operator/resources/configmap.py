@@ -14,6 +14,7 @@ from typing import Any
 from authyard_operator.constants import SHUTDOWN_DRAIN_SECONDS, SHUTDOWN_TIMEOUT_SECONDS
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.resources.meta import Names, object_meta
+from authyard_operator.resources.trusted_issuers import TRUSTED_ISSUERS_FILE, trusts_any_issuer
 from authyard_operator.sizing import PoolSizing
 from authyard_operator.spec.authserver import AuthServerSpec
 
@@ -58,6 +59,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
     }
     if spec.backchannel_logout.trusted_ca is not None:
         config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] = f"{BACKCHANNEL_CA_DIR}/{BACKCHANNEL_CA_FILE_NAME}"
+    if trusts_any_issuer(spec):
+        config["AUTHSERVER_TRUSTED_ISSUERS_FILE"] = TRUSTED_ISSUERS_FILE
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
     else:
