@@ -35,6 +35,10 @@ endpoints of *declared* resources with the behaviour of a real API server:
   their schema: unknown fields pruned, defaults applied, OpenAPI validation (422) with ratcheting
   (an update may keep an invalid value it does not change, as since Kubernetes 1.30). CEL rules
   (``x-kubernetes-validations``) are NOT evaluated; ``add_validator`` plugs a Python stand-in.
+* Service-account issuer discovery (KEP-1393), as the API server serves it: ``/.well-known/openid-
+  configuration`` names ``service_account_issuer`` and ``/openid/v1/jwks`` serves
+  ``service_account_jwks``; with ``service_account_issuer = None`` both answer 404 (a cluster whose
+  discovery cannot be read). Faults apply to them as to any path.
 * Built-in admission: name and label syntax (422), Secret ``stringData`` folded into base64 ``data``
   and ``data`` checked as base64, ConfigMap ``data`` values must be strings, Namespace phase.
 
@@ -106,6 +110,7 @@ BUILTINS: tuple[tuple[str, str, bool, tuple[str, ...], tuple[str, ...]], ...] = 
     ("autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler", True, ("status",), ("hpa",)),
     ("policy/v1/poddisruptionbudgets", "PodDisruptionBudget", True, ("status",), ("pdb",)),
     ("coordination.k8s.io/v1/leases", "Lease", True, (), ()),
+    ("rbac.authorization.k8s.io/v1/clusterrolebindings", "ClusterRoleBinding", False, (), ()),
     (
         "apiextensions.k8s.io/v1/customresourcedefinitions",
         "CustomResourceDefinition",
@@ -136,6 +141,9 @@ DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
+ISSUER_DISCOVERY_PATH = "/.well-known/openid-configuration"
+ISSUER_JWKS_PATH = "/openid/v1/jwks"
+DEFAULT_SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 NAMESPACE_PATH = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+)(?:/(?P<sub>status|finalize))?)?/?")
 
 REASONS = {
@@ -521,6 +529,9 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     # against its reactions by scanning the whole recorded log, so an unbounded log makes each request
     # slower than the last: thousands of objects (operator scale tests) would grind to a halt.
     request_log_size: int | None = 50
+    # The ``iss`` of the cluster's service-account tokens and its keys (service-account issuer discovery).
+    service_account_issuer: str | None = DEFAULT_SERVICE_ACCOUNT_ISSUER
+    service_account_jwks: Obj = attrs.field(factory=lambda: {"keys": []})
 
     _rv: int = attrs.field(default=1000, init=False)
     _log: list[WatchEvent] = attrs.field(factory=list, init=False)
@@ -862,6 +873,8 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
         return response
 
     async def _respond(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        if raw_request.path in (ISSUER_DISCOVERY_PATH, ISSUER_JWKS_PATH):
+            return self._serve_issuer_discovery(raw_request)
         if not NAMESPACE_PATH.fullmatch(raw_request.path):
             return await super().__call__(raw_request)
         # kmock's URL parser reads /api/v1/namespaces[/name] as a namespace prefix (and fails on the
@@ -876,6 +889,27 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
                 raise
             self._errors[-1].append(error)
             return await self._render_error(error)
+
+    def _serve_issuer_discovery(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.Response:
+        """The API server's OpenID Connect discovery of its service-account issuer and the issuer's JWKS."""
+        fault = self._take_fault(raw_request.method, raw_request.path)
+        if fault is not None:
+            return fault.error().response()
+        if raw_request.method != "GET":
+            return ApiError(405, f"the server does not allow this method on {raw_request.path}").response()
+        if self.service_account_issuer is None:
+            return ApiError(404, "the server could not find the requested resource").response()
+        if raw_request.path == ISSUER_JWKS_PATH:
+            return aiohttp.web.json_response(self.service_account_jwks)
+        # What kube-apiserver serves: the jwks_uri is on the API server's external address.
+        base = str(self.url).rstrip("/")
+        return aiohttp.web.json_response({
+            "issuer": self.service_account_issuer,
+            "jwks_uri": f"{base}{ISSUER_JWKS_PATH}",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })  # fmt: skip
 
     def _trim_request_log(self, size: int) -> None:
         """Forget all but the latest ``size`` requests -- except watches: kmock feeds an open watch stream

@@ -23,7 +23,9 @@ async def apply_children(
     return live
 
 
-async def delete_unwanted(kube: Kube, namespace: str, unwanted: list[tuple[str, str, str]]) -> list[str]:
+async def delete_unwanted(
+    kube: Kube, namespace: str | None, unwanted: list[tuple[str, str, str]]
+) -> list[str]:
     """Delete children an earlier spec wanted and this one does not; returns what was actually deleted."""
     deleted = []
     for api_version, kind, name in unwanted:

@@ -21,6 +21,7 @@ CRDS = REPO / "crds"
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 DB_URL = "postgresql+asyncpg://authyard:s3cr%40t@pg.db.svc:5433/authyard?ssl=require"
 
+CLUSTER_ISSUER = "https://kubernetes.default.svc.cluster.local"  # the cluster's service-account issuer
 DB = {"urlSecretRef": {"name": "auth-db", "key": "url"}, "maxConnections": 100}
 
 # Specs covering every mode; used by the renderer and schema-validation tests.
@@ -52,7 +53,9 @@ def spec_of(raw: dict[str, Any]) -> AuthServerSpec:
 
 def render(raw: dict[str, Any], observed: Observed | None = None, name: str = "auth") -> Desired:
     spec = spec_of(raw)
-    observed = observed or Observed(database_url=DB_URL, service_monitor_available=True)
+    observed = observed or Observed(
+        database_url=DB_URL, service_monitor_available=True, cluster_issuer=CLUSTER_ISSUER
+    )
     return render_children(name, "platform", spec, size_pools(spec), observed, NOW)
 
 

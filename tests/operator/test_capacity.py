@@ -18,7 +18,7 @@ from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
 from authyard_operator.status.authserver import DeploymentState, reconciled_status
 
-from tests.operator.support import DB, EXAMPLES, NOW, by_kind, load_yaml, spec_of
+from tests.operator.support import CLUSTER_ISSUER, DB, EXAMPLES, NOW, by_kind, load_yaml, spec_of
 from tests.operator.test_status_authserver import assert_fits_the_crd
 
 
@@ -227,7 +227,8 @@ def rendered(raw: dict[str, Any]) -> tuple[dict[tuple[str, str], dict[str, Any]]
     plan = plan_capacity(spec)
     assert plan is not None
     sizing = size_pools(spec, plan.max_replicas)
-    return by_kind(render_children("auth", "platform", spec, sizing, Observed(), NOW, plan)), plan
+    observed = Observed(cluster_issuer=CLUSTER_ISSUER)
+    return by_kind(render_children("auth", "platform", spec, sizing, observed, NOW, plan)), plan
 
 
 def utilization(resource: str, percent: int) -> dict[str, Any]:

@@ -815,3 +815,24 @@ async def test_schema_validation_ratchets_unchanged_invalid_values(
         )
         == 422
     )
+
+
+async def test_service_account_issuer_discovery(kube: KubeApi, emulator: AuthyardEmulator) -> None:
+    """As kube-apiserver serves it (KEP-1393): the discovery document names the issuer and the JWKS."""
+    document = await kube.get("/.well-known/openid-configuration")
+    assert document["issuer"] == "https://kubernetes.default.svc.cluster.local"
+    assert document["jwks_uri"] == f"{str(emulator.url).rstrip('/')}/openid/v1/jwks"
+    assert document["id_token_signing_alg_values_supported"] == ["RS256"]
+    emulator.service_account_jwks = {"keys": [{"kty": "RSA", "kid": "k", "n": "AQAB", "e": "AQAB"}]}
+    assert (await kube.get("/openid/v1/jwks"))["keys"][0]["kid"] == "k"
+
+    emulator.service_account_issuer = "https://oidc.example.com/cluster"
+    assert (await kube.get("/.well-known/openid-configuration"))[
+        "issuer"
+    ] == "https://oidc.example.com/cluster"
+    emulator.fail_next("GET", "/.well-known/openid-configuration", 503)
+    assert await kube.status_of(kube.get("/.well-known/openid-configuration")) == 503
+    assert await kube.status_of(kube.get("/.well-known/openid-configuration")) == 200  # one fault only
+    emulator.service_account_issuer = None  # discovery that cannot be read
+    assert await kube.status_of(kube.get("/.well-known/openid-configuration")) == 404
+    assert await kube.status_of(kube.get("/openid/v1/jwks")) == 404

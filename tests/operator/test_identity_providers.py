@@ -10,7 +10,7 @@ from typing import Any
 from authyard_operator.resources.bundle import Observed, unwanted_children
 from authyard_operator.spec import AuthServerSpec
 
-from tests.operator.support import by_kind, render
+from tests.operator.support import CLUSTER_ISSUER, by_kind, render
 from tests.operator.test_spec_rules import LDAP_UPSTREAM, OIDC_UPSTREAM
 
 SECRET_VALUES = ("s3cr3t-client", "s3cr3t-bind")  # in no rendered object, whatever the spec
@@ -48,6 +48,10 @@ UPSTREAMS = {
 }
 
 
+def _observed(versions: tuple[str, ...] = ()) -> Observed:
+    return Observed(cluster_issuer=CLUSTER_ISSUER, identity_provider_versions=versions)
+
+
 def _document(desired: Any) -> dict[str, Any]:
     configmap = by_kind(desired)[("ConfigMap", "auth-identity-providers")]
     loaded: dict[str, Any] = json.loads(configmap["data"]["identity-providers.json"])
@@ -55,7 +59,7 @@ def _document(desired: Any) -> dict[str, Any]:
 
 
 def test_the_server_reads_every_setting_and_only_the_paths_of_secrets() -> None:
-    desired = render(UPSTREAMS, Observed(identity_provider_versions=("11", "12", "13")))
+    desired = render(UPSTREAMS, _observed(("11", "12", "13")))
     document = _document(desired)
     assert document["local_accounts"] is False
     corp, directory = document["providers"]
@@ -90,7 +94,7 @@ def test_the_server_reads_every_setting_and_only_the_paths_of_secrets() -> None:
 
 
 def test_secrets_reach_the_pods_as_files_of_one_read_only_projected_volume() -> None:
-    deployment = by_kind(render(UPSTREAMS, Observed()))[("Deployment", "auth")]
+    deployment = by_kind(render(UPSTREAMS, _observed()))[("Deployment", "auth")]
     pod = deployment["spec"]["template"]["spec"]
     [volume] = [v for v in pod["volumes"] if v["name"] == "identity-providers"]
     assert volume["projected"]["defaultMode"] == 0o440
@@ -113,7 +117,7 @@ def test_secrets_reach_the_pods_as_files_of_one_read_only_projected_volume() -> 
         "readOnly": True,
     }
     # No secret value can be in any rendered object: the operator never read one into them.
-    rendered = json.dumps(render(UPSTREAMS, Observed()).children)
+    rendered = json.dumps(render(UPSTREAMS, _observed()).children)
     assert not any(value in rendered for value in SECRET_VALUES)
     referenced = [
         variable["valueFrom"]["secretKeyRef"]["name"]
@@ -124,19 +128,19 @@ def test_secrets_reach_the_pods_as_files_of_one_read_only_projected_volume() -> 
 
 
 def test_a_new_version_of_a_referenced_secret_or_a_changed_provider_rolls_the_pods() -> None:
-    first = render(UPSTREAMS, Observed(identity_provider_versions=("11", "12", "13")))
-    rotated = render(UPSTREAMS, Observed(identity_provider_versions=("11", "14", "13")))
+    first = render(UPSTREAMS, _observed(("11", "12", "13")))
+    rotated = render(UPSTREAMS, _observed(("11", "14", "13")))
     assert first.config_hash != rotated.config_hash
     renamed = json.loads(json.dumps(UPSTREAMS))
     renamed["identityProviders"]["providers"][0]["displayName"] = "Corp"
-    changed = render(renamed, Observed(identity_provider_versions=("11", "12", "13")))
+    changed = render(renamed, _observed(("11", "12", "13")))
     assert changed.config_hash != first.config_hash
-    same = render(UPSTREAMS, Observed(identity_provider_versions=("11", "12", "13")))
+    same = render(UPSTREAMS, _observed(("11", "12", "13")))
     assert same.config_hash == first.config_hash
 
 
 def test_local_accounts_only_renders_nothing_and_removes_an_earlier_document() -> None:
-    plain = render({}, Observed())
+    plain = render({}, _observed())
     assert ("ConfigMap", "auth-identity-providers") not in by_kind(plain)
     assert "AUTHSERVER_IDENTITY_PROVIDERS_FILE" not in by_kind(plain)[("ConfigMap", "auth-config")]["data"]
     pod = by_kind(plain)[("Deployment", "auth")]["spec"]["template"]["spec"]

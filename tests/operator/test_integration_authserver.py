@@ -39,6 +39,7 @@ def _condition(emulator: AuthyardEmulator, kind: str, name: str = "auth") -> dic
 CHILDREN = [
     ("v1/serviceaccounts", "auth"),
     ("v1/configmaps", "auth-config"),
+    ("v1/configmaps", "auth-trusted-issuers"),  # the cluster's own issuer, trusted by default
     ("v1/secrets", "auth-signing-keys"),
     ("v1/secrets", "auth-admin"),
     ("v1/persistentvolumeclaims", "auth-data"),

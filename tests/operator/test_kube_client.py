@@ -30,6 +30,7 @@ from authyard_operator.kube import credentials
 from authyard_operator.kube.client import Kube, KubeError
 from authyard_operator.kube.config import ClusterConfig, ConfigError
 
+from harness.kube_emulator import AuthyardEmulator
 from harness.ports import free_port
 from tests.support.tls import self_signed
 
@@ -276,6 +277,18 @@ async def test_the_registry_refuses_a_verb_it_does_not_list() -> None:
             await kube.create(
                 {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "y"}}
             )
+    finally:
+        await kube.close()
+
+
+async def test_only_the_listed_non_resource_documents_can_be_read(emulator: AuthyardEmulator) -> None:
+    kube = kube_for(str(emulator.url).rstrip("/"))
+    try:
+        document = await kube.get_non_resource("/.well-known/openid-configuration")
+        assert document["issuer"] == emulator.service_account_issuer
+        for path in ("/openid/v1/jwks", "/api", "/.well-known/openid-configuration/../../api/v1/secrets"):
+            with pytest.raises(PermissionError):
+                await kube.get_non_resource(path)
     finally:
         await kube.close()
 

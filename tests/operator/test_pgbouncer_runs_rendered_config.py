@@ -33,7 +33,7 @@ from psycopg import sql
 from harness.authserver import authserver_command, running_server, server_environment
 from harness.ports import free_port
 from harness.postgres import PostgresCluster, postgres_available
-from tests.operator.support import by_kind, render
+from tests.operator.support import CLUSTER_ISSUER, by_kind, render
 from tests.support.oauth import admin_headers, basic
 from tests.support.programs import require_program
 
@@ -125,7 +125,9 @@ def rendered(scram_cluster: PostgresCluster) -> dict[tuple[str, str], dict[str, 
             "pooler": {"type": "pgbouncer", "instances": 1},
         },
     }
-    return by_kind(render(spec, Observed(database_url=_database_url(scram_cluster))))
+    return by_kind(
+        render(spec, Observed(cluster_issuer=CLUSTER_ISSUER, database_url=_database_url(scram_cluster)))
+    )
 
 
 @dataclass
@@ -179,6 +181,9 @@ def _server_settings(children: dict[tuple[str, str], dict[str, Any]], pgbouncer_
     settings = dict(children[("ConfigMap", "auth-config")]["data"])
     for key in ("AUTHSERVER_ISSUER", "AUTHSERVER_SIGNING_KEYS_FILE", "AUTHSERVER_GENERATE_SIGNING_KEYS"):
         settings.pop(key)
+    # The cluster's issuer is reached with the pod's own token and CA, which only a pod has
+    # (test_trusted_issuers.py checks that file).
+    settings.pop("AUTHSERVER_TRUSTED_ISSUERS_FILE")
     container = children[("Deployment", "auth")]["spec"]["template"]["spec"]["containers"][0]
     literal = {entry["name"]: entry["value"] for entry in container["env"] if "value" in entry}
     assert literal["AUTHSERVER_DATABASE_HOST_OVERRIDE"] == "auth-pgbouncer.platform.svc"

@@ -21,7 +21,7 @@ from authyard_operator.resources.servicemonitor import render_service_monitor
 from authyard_operator.resources.storage import render_data_claim
 from authyard_operator.sizing import size_pools
 
-from tests.operator.support import DB, DB_URL, SPECS, by_kind, render, spec_of
+from tests.operator.support import CLUSTER_ISSUER, DB, DB_URL, SPECS, by_kind, render, spec_of
 
 LABELS = {
     "app.kubernetes.io/name": "authserver",
@@ -55,6 +55,7 @@ def test_embedded_children() -> None:
     assert set(children) == {
         ("ServiceAccount", "auth"),
         ("ConfigMap", "auth-config"),
+        ("ConfigMap", "auth-trusted-issuers"),  # the cluster's own issuer, trusted by default
         ("Secret", "auth-signing-keys"),
         ("Secret", "auth-admin"),
         ("PersistentVolumeClaim", "auth-data"),
@@ -79,7 +80,7 @@ def test_pgbouncer_and_hpa_children() -> None:
 
 
 def test_no_service_monitor_without_its_crd() -> None:
-    desired = render({}, Observed(service_monitor_available=False))
+    desired = render({}, Observed(cluster_issuer=CLUSTER_ISSUER, service_monitor_available=False))
     assert "ServiceMonitor" not in {child["kind"] for child in desired.children}
 
 
@@ -131,6 +132,7 @@ def test_configmap_for_embedded_sqlite() -> None:
         "AUTHSERVER_GENERATE_SIGNING_KEYS": "false",
         "AUTHSERVER_SHUTDOWN_DRAIN": "5s",
         "AUTHSERVER_SHUTDOWN_TIMEOUT": "20s",
+        "AUTHSERVER_TRUSTED_ISSUERS_FILE": "/etc/authserver/trusted-issuers/trusted-issuers.json",
         "AUTHSERVER_DATABASE_URL": "sqlite+aiosqlite:////var/lib/authserver/authserver.db",
     }
 
@@ -178,7 +180,8 @@ def test_the_sign_in_defences_reach_the_server_as_written(monkeypatch: pytest.Mo
     }
     spec = spec_of({"signIn": sign_in})
     for name, value in render_configmap("auth", "platform", spec, size_pools(spec))["data"].items():
-        monkeypatch.setenv(name, value)
+        if name != "AUTHSERVER_TRUSTED_ISSUERS_FILE":  # a file only a pod has (test_trusted_issuers.py)
+            monkeypatch.setenv(name, value)
     settings = Settings()
     throttle = settings.throttle_policy
     assert (throttle.account_limit, throttle.address_limit) == (3, 0)
@@ -418,9 +421,9 @@ def test_pgbouncer_objects() -> None:
 
 def test_pgbouncer_needs_the_database_url() -> None:
     with pytest.raises(ValueError, match="urlSecretRef"):
-        render(SPECS["pgbouncer"], Observed(database_url=None))
+        render(SPECS["pgbouncer"], Observed(cluster_issuer=CLUSTER_ISSUER, database_url=None))
     with pytest.raises(ValueError, match="postgresql://"):
-        render(SPECS["pgbouncer"], Observed(database_url="mysql://u:p@h/db"))
+        render(SPECS["pgbouncer"], Observed(cluster_issuer=CLUSTER_ISSUER, database_url="mysql://u:p@h/db"))
 
 
 OWNER = {
@@ -510,7 +513,9 @@ def _a_ca_certificate(common_name: str) -> str:
 
 def test_a_trusted_ca_for_back_channel_logout_is_mounted_named_to_the_server_and_rolls_the_pods() -> None:
     spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "bundle.pem"}}}
-    first = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA")))
+    first = render(
+        spec, Observed(cluster_issuer=CLUSTER_ISSUER, backchannel_ca=_a_ca_certificate("cluster CA"))
+    )
     deployment = by_kind(first)[("Deployment", "auth")]
     pod = deployment["spec"]["template"]["spec"]
     [volume] = [v for v in pod["volumes"] if v["name"] == "backchannel-ca"]
@@ -524,7 +529,9 @@ def test_a_trusted_ca_for_back_channel_logout_is_mounted_named_to_the_server_and
     config = by_kind(first)[("ConfigMap", "auth-config")]["data"]
     assert config["AUTHSERVER_BACKCHANNEL_LOGOUT_CA_FILE"] == "/etc/authserver/backchannel-ca/ca.crt"
     # Another CA in the same ConfigMap key: the pods roll (the server reads the file when a worker starts).
-    second = render(spec, Observed(backchannel_ca=_a_ca_certificate("cluster CA, renewed")))
+    second = render(
+        spec, Observed(cluster_issuer=CLUSTER_ISSUER, backchannel_ca=_a_ca_certificate("cluster CA, renewed"))
+    )
     assert first.config_hash != second.config_hash
     # Without the field nothing is mounted or set.
     plain = render({})
@@ -534,7 +541,12 @@ def test_a_trusted_ca_for_back_channel_logout_is_mounted_named_to_the_server_and
 def test_a_trusted_ca_that_is_not_pem_certificates_is_refused_before_any_pod_sees_it() -> None:
     spec = {"backchannelLogout": {"trustedCA": {"name": "rp-ca", "key": "ca.crt"}}}
     with pytest.raises(ValueError, match=r"spec.backchannelLogout.trustedCA is not PEM CA certificates"):
-        render(spec, Observed(backchannel_ca="-----BEGIN CERTIFICATE-----\nnot base64\n"))
+        render(
+            spec,
+            Observed(
+                cluster_issuer=CLUSTER_ISSUER, backchannel_ca="-----BEGIN CERTIFICATE-----\nnot base64\n"
+            ),
+        )
 
 
 @pytest.mark.parametrize("scale", [{"replicas": 1}, {"replicas": 6, "workers": 4}])

@@ -15,6 +15,9 @@ from tests.operator.support import DB, apply_defaults, schema_of, strict
 
 MODELS = {"AuthServer": AuthServerSpec, "OAuthClient": OAuthClientSpec}
 CLIENT = {"authServerRef": {"name": "auth"}}
+JWKS_URI = {"jwksUri": "https://keys.example.com/jwks.json"}
+EC_KEY = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+          "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "kid": "k1"}  # fmt: skip
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SPA = {**CLIENT, "type": "public", "grantTypes": ["authorization_code"], "redirectUris": ["https://app/cb"]}
 OIDC_UPSTREAM = {
@@ -500,6 +503,197 @@ INVALID: list[tuple[str, dict[str, Any], str, str, str]] = [
         "pattern",
         "schema",
     ),
+    # spec.authentication: schema first, then every CEL rule.
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "Kerberos"}},
+        "spec.authentication.method",
+        "ClientSecret",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "jwksUri": "http://keys.example.com/jwks"}},
+        "spec.authentication.jwksUri",
+        "pattern",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "ServiceAccount", "serviceAccountName": "Orders_SA"}},
+        "spec.authentication.serviceAccountName",
+        "pattern",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {
+            **CLIENT,
+            "authentication": {"method": "ServiceAccount", "serviceAccountName": "o", "issuer": "A.B"},
+        },
+        "spec.authentication.issuer",
+        "pattern",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "jwks": {"keys": []}}},
+        "spec.authentication.jwks.keys",
+        "at least 1",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "jwks": {"keys": [{"kty": "EC", "n": 1}]}}},
+        "spec.authentication.jwks.keys[0].n",
+        "string",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "signingAlgorithm": "HS256", **JWKS_URI}},
+        "spec.authentication.signingAlgorithm",
+        "RS256",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "jwksConfigMapRef": {"name": "keys"}}},
+        "spec.authentication.jwksConfigMapRef.key",
+        "required",
+        "schema",
+    ),
+    (
+        "OAuthClient",
+        {**SPA, "authentication": {"method": "PrivateKeyJWT", **JWKS_URI}},
+        "spec.authentication.method",
+        "public clients have no credentials",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT"}},
+        "spec.authentication",
+        "exactly one of authentication.jwks",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", **JWKS_URI, "jwks": {"keys": [EC_KEY]}}},
+        "spec.authentication",
+        "exactly one of authentication.jwks",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "ServiceAccount", "serviceAccountName": "o", **JWKS_URI}},
+        "spec.authentication",
+        "used only with method PrivateKeyJWT",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"signingAlgorithm": "ES256"}},
+        "spec.authentication",
+        "used only with method PrivateKeyJWT",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {
+            **CLIENT,
+            "authentication": {"method": "PrivateKeyJWT", "jwks": {"keys": [{**EC_KEY, "d": "c2VjcmV0"}]}},
+        },
+        "spec.authentication.jwks.keys",
+        "public keys only",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "ServiceAccount"}},
+        "spec.authentication.serviceAccountName",
+        "needs authentication.serviceAccountName",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", **JWKS_URI, "serviceAccountName": "o"}},
+        "spec.authentication",
+        "used only with method ServiceAccount",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {**CLIENT, "authentication": {"issuer": "kubernetes"}},
+        "spec.authentication",
+        "used only with method ServiceAccount",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {
+            **CLIENT,
+            "tokenEndpointAuthMethod": "client_secret_post",
+            "authentication": {"method": "ServiceAccount", "serviceAccountName": "o"},
+        },
+        "spec.tokenEndpointAuthMethod",
+        "used only with authentication.method ClientSecret",
+        "cel",
+    ),
+    (
+        "OAuthClient",
+        {
+            **CLIENT,
+            "secret": {"name": "creds", "policy": "RequireExisting"},
+            "authentication": {"method": "PrivateKeyJWT", **JWKS_URI},
+        },
+        "spec.secret.policy",
+        "secret.policy must be Generate",
+        "cel",
+    ),
+    # AuthServer spec.workloadIdentity
+    (
+        "AuthServer",
+        {
+            "workloadIdentity": {
+                "trustedIssuers": [{"name": "kubernetes", "issuer": "https://k8s.example.com"}]
+            }
+        },
+        "spec.workloadIdentity.trustedIssuers",
+        "cannot be named kubernetes",
+        "cel",
+    ),
+    (
+        "AuthServer",
+        {"workloadIdentity": {"trustedIssuers": [{"name": "other", "issuer": "http://k8s.example.com"}]}},
+        "spec.workloadIdentity.trustedIssuers[0].issuer",
+        "pattern",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {
+            "workloadIdentity": {
+                "trustedIssuers": [
+                    {
+                        "name": "other",
+                        "issuer": "https://k8s.example.com",
+                        "jwksUri": "http://k8s.example.com/keys",
+                    }
+                ]
+            }
+        },
+        "spec.workloadIdentity.trustedIssuers[0].jwksUri",
+        "pattern",
+        "schema",
+    ),
+    (
+        "AuthServer",
+        {"workloadIdentity": {"trustedIssuers": [{"issuer": "https://k8s.example.com"}]}},
+        "spec.workloadIdentity.trustedIssuers[0].name",
+        "required",
+        "schema",
+    ),
 ]
 
 
@@ -568,16 +762,47 @@ def test_invalid_spec_is_rejected_with_a_readable_message(
             "autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 6},
             "resources": {"requests": {"memory": "1Gi"}},
         },
+        {"workloadIdentity": {"kubernetes": {"enabled": False}}},
+        {
+            "workloadIdentity": {
+                "trustedIssuers": [
+                    {
+                        "name": "prod-cluster",
+                        "issuer": "https://oidc.prod.example.com/cluster",
+                        "audiences": ["https://auth.example.com"],
+                        "jwksUri": "https://oidc.prod.example.com/cluster/keys",
+                        "caConfigMapRef": {"name": "prod-ca", "key": "ca.crt"},
+                    }
+                ]
+            }
+        },
     ],
 )
 def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:
     assert validate_semantics(AuthServerSpec.model_validate(spec)) == []
+    _schema_accepts("AuthServer", spec)
 
 
 @pytest.mark.parametrize(
     "spec",
     [
         CLIENT,
+        {**CLIENT, "authentication": {"method": "ClientSecret"}},
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", **JWKS_URI, "signingAlgorithm": "ES256"}},
+        {**CLIENT, "authentication": {"method": "PrivateKeyJWT", "jwks": {"keys": [EC_KEY]}}},
+        {
+            **CLIENT,
+            "secret": {"name": "orders-connection"},
+            "authentication": {
+                "method": "PrivateKeyJWT",
+                "jwksConfigMapRef": {"name": "k", "key": "jwks.json"},
+            },
+        },
+        {**CLIENT, "authentication": {"method": "ServiceAccount", "serviceAccountName": "orders"}},
+        {
+            **CLIENT,
+            "authentication": {"method": "ServiceAccount", "serviceAccountName": "orders", "issuer": "prod"},
+        },
         {**SPA, "grantTypes": ["authorization_code", "refresh_token"]},
         {
             **SPA,
@@ -603,6 +828,14 @@ def test_valid_authserver_specs_have_no_problems(spec: dict[str, Any]) -> None:
 )
 def test_valid_client_specs_have_no_problems(spec: dict[str, Any]) -> None:
     assert validate_semantics(OAuthClientSpec.model_validate(spec)) == []
+    _schema_accepts("OAuthClient", spec)
+
+
+def _schema_accepts(kind: str, spec: dict[str, Any]) -> None:
+    crd_schema = schema_of(kind)
+    defaulted = apply_defaults(crd_schema["properties"]["spec"], spec)
+    document = {"apiVersion": "authyard.dev/v1alpha1", "kind": kind, "metadata": {"name": "auth"}}
+    jsonschema.validate({**document, "spec": defaulted}, strict(crd_schema))
 
 
 def test_effective_client_defaults() -> None:

@@ -24,12 +24,14 @@ from typing import Any
 
 import pytest
 import yaml
-from authyard_operator.kube.registry import RESOURCES
+from authyard_operator.kube.registry import BOUND_CLUSTER_ROLES, NON_RESOURCE_URLS, RESOURCES
 
 from tests.packaging.helm_support import NAMESPACE, ROOT, VALUES_EXAMPLES, by_kind, one, render
 
-Grant = tuple[str, str, str]  # (apiGroup, resource, verb)
+Grant = tuple[str, str, str]  # (apiGroup, resource, verb); (NON_RESOURCE, url, verb) for nonResourceURLs
 LEASE_KIND = "Lease"
+NON_RESOURCE = "<nonResourceURL>"
+BIND = ("rbac.authorization.k8s.io", "clusterroles", "bind")
 
 
 def _own_crds() -> list[dict[str, Any]]:
@@ -88,6 +90,9 @@ def expected() -> Expected:
         else:
             cluster |= grants
     namespaced |= set(_extra_grants())
+    cluster |= {(NON_RESOURCE, url, "get") for url in NON_RESOURCE_URLS}
+    # RBAC's escalation check: binding a ClusterRole needs bind on it (limited to BOUND_CLUSTER_ROLES).
+    cluster.add(BIND)
     return Expected(frozenset(cluster), frozenset(namespaced), frozenset(lease))
 
 
@@ -115,7 +120,9 @@ class Granted:
 
 
 def _rule_grants(rule: dict[str, Any]) -> set[Grant]:
-    assert "nonResourceURLs" not in rule
+    if "nonResourceURLs" in rule:
+        assert "*" not in rule["nonResourceURLs"] and "*" not in rule["verbs"], rule
+        return {(NON_RESOURCE, url, verb) for url in rule["nonResourceURLs"] for verb in rule["verbs"]}
     for key in ("apiGroups", "resources", "verbs"):
         assert "*" not in rule[key], f"wildcard in {key}: {rule}"
     return {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
@@ -133,8 +140,12 @@ def granted(objects: list[dict[str, Any]]) -> Granted:
         assert binding["subjects"] == [subject]
         assert binding["roleRef"]["kind"] == "ClusterRole"
         for rule in cluster_roles[binding["roleRef"]["name"]]["rules"]:
-            assert "resourceNames" not in rule
-            result.cluster |= _rule_grants(rule)
+            grants = _rule_grants(rule)
+            if "resourceNames" in rule:  # only bind, only on the ClusterRoles the operator binds
+                assert grants == {BIND} and set(rule["resourceNames"]) == BOUND_CLUSTER_ROLES, rule
+            else:
+                assert BIND not in grants, "bind on every ClusterRole is escalation to cluster-admin"
+            result.cluster |= grants
     for binding in by_kind(objects, "RoleBinding"):
         namespace = binding["metadata"]["namespace"]
         assert binding["subjects"] == [subject]

@@ -75,9 +75,10 @@ tests/packaging/test_chart_rbac.py fails when these rules grant more or less tha
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "patch", "delete"]
+# ConfigMaps are also watched: a change to an OAuthClient's JWKS ConfigMap reaches its registration.
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "patch", "delete"]
+  verbs: ["get", "patch", "delete", "list", "watch"]
 # Credentials Secrets are replaced whole (create/update with resourceVersion).
 - apiGroups: [""]
   resources: ["secrets"]
@@ -117,6 +118,19 @@ tests/packaging/test_chart_rbac.py fails when these rules grant more or less tha
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
+# AuthServers trusting their own cluster's service-account tokens (spec.workloadIdentity.kubernetes): the
+# operator reads the cluster's issuer from its discovery document, and binds the server pods' ServiceAccount
+# to system:service-account-issuer-discovery (one ClusterRoleBinding per AuthServer, deleted with it).
+- nonResourceURLs: ["/.well-known/openid-configuration"]
+  verbs: ["get"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterrolebindings"]
+  verbs: ["get", "patch", "delete"]
+# Binding a ClusterRole needs its permissions or bind on it (RBAC's escalation check): bind, on this one only.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["clusterroles"]
+  resourceNames: ["system:service-account-issuer-discovery"]
+  verbs: ["bind"]
 {{- end -}}
 
 {{/* A duration value (30s, 5m, 1h30m, 2d) in seconds, for PromQL comparisons. */}}

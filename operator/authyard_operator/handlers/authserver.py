@@ -14,6 +14,7 @@ from authyard_operator.reconcile.authserver import (
     api_failure,
     follow_rollout,
     reconcile_authserver,
+    release_cluster_children,
     server_deployment_owner,
 )
 from authyard_operator.reconcile.outcome import Outcome
@@ -44,6 +45,18 @@ async def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: An
     outcome = await _reconcile(body, memo)
     # A rollout in progress is not a failure: the Deployment watcher below reports its end.
     finish(body, patch, outcome, retry=outcome.failed and not outcome.permanent_failure)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def release(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Behind a finalizer: the cluster-scoped ClusterRoleBinding of the AuthServer's pods, which no
+    ownerReference ties to it (namespaced children go with their ownerReferences)."""
+    meta = body["metadata"]
+    try:
+        await release_cluster_children(memo.kube, meta["name"], meta["namespace"])
+    except KubeError as error:
+        raise kopf.TemporaryError(f"Kubernetes API error: {error}", delay=10) from None
+    memo.locks.forget(KIND, meta["namespace"], meta["name"])
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)

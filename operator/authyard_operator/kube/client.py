@@ -24,7 +24,7 @@ from authyard_operator.constants import FIELD_MANAGER
 from authyard_operator.kube import config as cluster_config
 from authyard_operator.kube.config import ClusterConfig, ConfigError
 from authyard_operator.kube.credentials import auth_for
-from authyard_operator.kube.registry import ResourceType, resource_for
+from authyard_operator.kube.registry import NON_RESOURCE_URLS, ResourceType, resource_for
 from authyard_operator.retry_after import parse as parse_retry_after
 
 # Bounded, so that a request the API never answers fails (and is retried) instead of holding a reconcile.
@@ -105,7 +105,7 @@ class Kube:
 
     async def _call(
         self,
-        resource: ResourceType,
+        resource: ResourceType | None,
         verb: str,
         method: str,
         path: str,
@@ -114,7 +114,10 @@ class Kube:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
-        if verb not in resource.verbs:
+        if resource is None:
+            if path not in NON_RESOURCE_URLS or verb != "get":
+                raise PermissionError(f"the registry does not allow '{verb}' on {path}")
+        elif verb not in resource.verbs:
             raise PermissionError(f"the registry does not allow '{verb}' on {resource.plural}")
         if self._http.is_closed:  # a handler kopf left running past the operator's shutdown
             raise KubeError(0, "ClientClosed", f"{method} {path}: the operator is stopping")
@@ -147,6 +150,10 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+    async def get_non_resource(self, path: str) -> dict[str, Any]:
+        """A JSON document the API server serves outside its resources (one of ``NON_RESOURCE_URLS``)."""
+        return await self._call(None, "get", "GET", path)
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under the operator's field manager; ``force`` takes fields back after drift."""

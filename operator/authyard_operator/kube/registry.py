@@ -50,7 +50,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type(f"{GROUP}/{VERSION}", "AuthServer", "authservers", "get list watch patch"),
     _type(f"{GROUP}/{VERSION}", "OAuthClient", "oauthclients", "get list watch patch"),
     _type("v1", "ServiceAccount", "serviceaccounts", _CHILD),
-    _type("v1", "ConfigMap", "configmaps", _CHILD),
+    # ConfigMaps are also watched: a change to an OAuthClient's JWKS ConfigMap reaches its registration.
+    _type("v1", "ConfigMap", "configmaps", _CHILD + " list watch"),
     # Credentials Secrets are replaced whole (create/update with resourceVersion), not applied.
     _type("v1", "Secret", "secrets", _CHILD + " create update"),
     _type("v1", "Service", "services", _CHILD),
@@ -60,6 +61,10 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", _CHILD),
     _type("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors", _CHILD),
     _type("v1", "Event", "events", "create"),
+    # An AuthServer's pods may read the cluster's service-account issuer (discovery and JWKS): the operator
+    # binds the system:service-account-issuer-discovery ClusterRole to their ServiceAccount.
+    _type("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", _CHILD,
+          namespaced=False),
     _type("coordination.k8s.io/v1", "Lease", "leases", "get create update"),
     # kopf watches namespaces to follow --namespace patterns; the operator never changes them.
     _type("v1", "Namespace", "namespaces", "get list watch", namespaced=False),
@@ -67,6 +72,12 @@ RESOURCES: tuple[ResourceType, ...] = (
     _type("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
           "get list watch", namespaced=False),
 )  # fmt: skip
+
+# Documents outside the resources the operator reads (verb get): the cluster's service-account issuer, whose
+# issuer string an AuthServer's trusted-issuers file needs.
+NON_RESOURCE_URLS: frozenset[str] = frozenset({"/.well-known/openid-configuration"})
+# ClusterRoles the operator binds (RBAC's escalation check: verb bind, limited to these names).
+BOUND_CLUSTER_ROLES: frozenset[str] = frozenset({"system:service-account-issuer-discovery"})
 
 _BY_KIND = {(resource.api_version, resource.kind): resource for resource in RESOURCES}
 

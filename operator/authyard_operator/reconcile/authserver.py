@@ -16,9 +16,14 @@ from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources import identity_providers
 from authyard_operator.resources.bundle import Observed, render_children
 from authyard_operator.resources.meta import Names
+from authyard_operator.resources.trusted_issuers import (
+    CLUSTER_DISCOVERY_PATH,
+    render_issuer_discovery_binding,
+)
 from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
+from authyard_operator.spec.common import ConfigMapKeyRef
 from authyard_operator.spec.rules import parse_spec
 from authyard_operator.status.authserver import (
     DeploymentState,
@@ -78,6 +83,37 @@ async def _identity_provider_inputs(kube: Kube, namespace: str, spec: AuthServer
     return tuple(versions)
 
 
+async def _config_map_text(
+    kube: Kube, namespace: str, reference: ConfigMapKeyRef, field_path: str, reason: str
+) -> str:
+    """The value behind a ConfigMap key reference; MissingInput when the ConfigMap or the key is absent."""
+    configmap = await kube.get("v1", "ConfigMap", namespace, reference.name)
+    value = ((configmap or {}).get("data") or {}).get(reference.key)
+    if not value:
+        raise MissingInput(
+            reason, f"ConfigMap {reference.name} key '{reference.key}' ({field_path}) is missing or empty"
+        )
+    return str(value)
+
+
+async def _cluster_issuer(kube: Kube) -> str:
+    """The ``issuer`` of the API server's service-account issuer discovery document (OIDC Discovery 1.0 §3),
+    read with the operator's own credentials: what the cluster's projected tokens carry as ``iss``."""
+    where = f"the cluster's service-account issuer discovery ({CLUSTER_DISCOVERY_PATH})"
+    try:
+        document = await kube.get_non_resource(CLUSTER_DISCOVERY_PATH)
+    except KubeError as error:
+        raise MissingInput(
+            "ClusterIssuerUnavailable",
+            f"{where} cannot be read: {error}; set spec.workloadIdentity.kubernetes.enabled to false to "
+            "trust no cluster tokens",
+        ) from None
+    issuer = document.get("issuer")
+    if not isinstance(issuer, str) or not issuer:
+        raise MissingInput("ClusterIssuerUnavailable", f"{where} names no issuer")
+    return issuer
+
+
 async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -> Observed:
     names = Names(name)
     database_url = None
@@ -87,17 +123,24 @@ async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -
     backchannel_ca = None
     trusted_ca = spec.backchannel_logout.trusted_ca
     if trusted_ca is not None:
-        configmap = await kube.get("v1", "ConfigMap", namespace, trusted_ca.name)
-        backchannel_ca = ((configmap or {}).get("data") or {}).get(trusted_ca.key)
-        if not backchannel_ca:
-            raise MissingInput(
-                "BackchannelCAMissing",
-                f"ConfigMap {trusted_ca.name} key '{trusted_ca.key}' (spec.backchannelLogout.trustedCA) is "
-                "missing or empty",
+        backchannel_ca = await _config_map_text(
+            kube, namespace, trusted_ca, "spec.backchannelLogout.trustedCA", "BackchannelCAMissing"
+        )
+    issuer_cas = {}
+    for index, trusted in enumerate(spec.workload_identity.trusted_issuers):
+        if trusted.ca_config_map_ref is not None:
+            field_path = f"spec.workloadIdentity.trustedIssuers[{index}].caConfigMapRef"
+            issuer_cas[trusted.name] = await _config_map_text(
+                kube, namespace, trusted.ca_config_map_ref, field_path, "IssuerCAMissing"
             )
+    cluster_issuer = None
+    if spec.workload_identity.kubernetes.enabled:
+        cluster_issuer = await _cluster_issuer(kube)
     return Observed(
         backchannel_ca=backchannel_ca,
         identity_provider_versions=await _identity_provider_inputs(kube, namespace, spec),
+        cluster_issuer=cluster_issuer,
+        issuer_cas=issuer_cas,
         signing_keys_secret=await kube.get("v1", "Secret", namespace, names.signing_keys),
         admin_secret=await kube.get("v1", "Secret", namespace, names.admin),
         database_url=database_url,
@@ -154,7 +197,10 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
 
     owner = {"apiVersion": API_VERSION, "kind": "AuthServer", "metadata": meta}
     live = await apply_children(kube, owner, desired.children)
+    for child in desired.cluster_children:
+        await kube.apply(child)
     deleted = await delete_unwanted(kube, namespace, desired.unwanted)
+    deleted += await delete_unwanted(kube, None, desired.cluster_unwanted)
 
     events = [
         Event("Normal", "Deleted", f"deleted {item}, which the spec no longer wants") for item in deleted
@@ -184,6 +230,12 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
     )
     rolled_out = state is not None and state.rolled_out
     return Outcome(status, events, retry_after=None if rolled_out else ROLLOUT_POLL_SECONDS)
+
+
+async def release_cluster_children(kube: Kube, name: str, namespace: str) -> None:
+    """Delete what the AuthServer had outside its namespace (gone already: nothing to do)."""
+    binding = render_issuer_discovery_binding(name, namespace)
+    await kube.delete(binding["apiVersion"], binding["kind"], None, binding["metadata"]["name"])
 
 
 def api_failure(error: KubeError, body: dict[str, Any], now: datetime) -> Outcome:

@@ -8,10 +8,12 @@ is lost.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from authserver.crypto.client_jwks import InvalidJwks, check_public_jwks
 from authyard_operator.admin_client import AdminApiError, AdminClient
 from authyard_operator.apply import replace_owned
 from authyard_operator.clock import rfc3339
@@ -130,10 +132,21 @@ async def find_target(kube: Kube, spec: OAuthClientSpec, namespace: str, admin_u
     )
 
 
+def service_account_subject(namespace: str, service_account: str) -> str:
+    """The ``sub`` of a Kubernetes service-account token."""
+    return f"system:serviceaccount:{namespace}:{service_account}"
+
+
 def registration(
-    spec: OAuthClientSpec, name: str, namespace: str, *, trusted: bool = False
+    spec: OAuthClientSpec,
+    name: str,
+    namespace: str,
+    *,
+    trusted: bool = False,
+    jwks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The admin API's body for this client; ``trusted``: the AuthServer's spec.consent trusts it."""
+    """The admin API's body for this client; ``trusted``: the AuthServer's spec.consent trusts it;
+    ``jwks``: the JWK Set read from authentication.jwksConfigMapRef (PrivateKeyJWT)."""
     body: dict[str, Any] = {
         "name": f"{namespace}/{name}",
         "type": spec.type,
@@ -144,7 +157,26 @@ def registration(
     }
     if spec.post_logout_redirect_uris:  # absent and empty register alike: none
         body["post_logout_redirect_uris"] = list(spec.post_logout_redirect_uris)
-    if spec.effective_auth_method is not None:
+    auth = spec.authentication
+    if auth.method == "PrivateKeyJWT":
+        # RFC 7523 §2.2 / OIDC Core §9: the server holds the public keys only; it drops any former secret.
+        body["token_endpoint_auth_method"] = "private_key_jwt"  # noqa: S105 - a method name
+        if auth.jwks_uri is not None:
+            body["jwks_uri"] = auth.jwks_uri
+        else:
+            keys = auth.jwks.model_dump()["keys"] if auth.jwks is not None else (jwks or {}).get("keys")
+            if not keys:
+                raise ValueError("PrivateKeyJWT with jwksConfigMapRef needs the JWK Set read from it")
+            body["jwks"] = {"keys": keys}
+        if auth.signing_algorithm is not None:
+            body["token_endpoint_auth_signing_alg"] = auth.signing_algorithm
+    elif auth.method == "ServiceAccount":
+        body["token_endpoint_auth_method"] = "workload_identity"  # noqa: S105 - a method name
+        body["workload_identity"] = {
+            "issuer": auth.effective_issuer,
+            "subject": service_account_subject(namespace, auth.service_account_name or ""),
+        }
+    elif spec.effective_auth_method is not None:
         body["token_endpoint_auth_method"] = spec.effective_auth_method
     if spec.pkce == "OptionalWithNonce":
         body["require_pkce"] = False
@@ -169,6 +201,60 @@ def registration(
     if trusted:  # absent from the PUT is false: a client taken off the AuthServer's list is un-trusted
         body["skip_consent"] = True
     return body
+
+
+def jwks_config_map(raw_spec: dict[str, Any]) -> str | None:
+    """The name of the ConfigMap a (raw, possibly invalid) spec takes its public keys from, if any."""
+    auth = raw_spec.get("authentication")
+    if not isinstance(auth, dict) or auth.get("method") != "PrivateKeyJWT":
+        return None
+    reference = auth.get("jwksConfigMapRef")
+    name = reference.get("name") if isinstance(reference, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def public_jwks(document: object, where: str) -> dict[str, Any]:
+    """``document`` as the JWK Set of public signing keys the server accepts (its own rules), or NotReady."""
+    try:
+        return {"keys": list(check_public_jwks(document))}
+    except InvalidJwks as error:
+        raise NotReady("JwksInvalid", f"{where} is not a public JWK Set: {error}", retry_after=None) from None
+
+
+def check_issuer_trusted(spec: OAuthClientSpec, target: Target) -> None:
+    """A ServiceAccount client names a token issuer its AuthServer trusts (spec.workloadIdentity)."""
+    auth = spec.authentication
+    if auth.method != "ServiceAccount":
+        return
+    trusted = target.spec.workload_identity.names()
+    if auth.effective_issuer not in trusted:
+        listed = ", ".join(sorted(trusted)) or "none"
+        raise NotReady(
+            "IssuerNotTrusted",
+            f"AuthServer {target.namespace}/{target.name} does not trust the token issuer "
+            f"'{auth.effective_issuer}' (authentication.issuer); it trusts: {listed}",
+            retry_after=None,
+        )
+
+
+def token_audience(spec: OAuthClientSpec, target: Target) -> str:
+    """The audience a ServiceAccount client's projected token is requested for: the first the trusted
+    issuer demands, by default the AuthServer's issuer."""
+    wanted = spec.authentication.effective_issuer
+    for issuer in target.spec.workload_identity.trusted_issuers:
+        if issuer.name == wanted and issuer.audiences:
+            return issuer.audiences[0]
+    return target.issuer
+
+
+def auth_method_data(spec: OAuthClientSpec, target: Target) -> dict[str, str]:
+    """The non-secret part of the credentials Secret that says how to authenticate."""
+    method = spec.authentication.method
+    if method == "PrivateKeyJWT":
+        return cs.authentication_data("private_key_jwt")
+    if method == "ServiceAccount":
+        return cs.authentication_data("workload_identity", token_audience(spec, target))
+    return cs.authentication_data(spec.effective_auth_method or "client_secret_basic")
 
 
 class ClientReconciler:
@@ -250,9 +336,34 @@ class ClientReconciler:
         meta = body["metadata"]
         name, namespace = meta["name"], meta["namespace"]
         trusted = is_trusted(target.spec.consent, target.namespace, namespace, name, meta.get("labels") or {})
-        desired = registration(spec, name, namespace, trusted=trusted)
+        check_issuer_trusted(spec, target)
+        jwks = await self._public_jwks(spec, namespace)
+        desired = registration(spec, name, namespace, trusted=trusted, jwks=jwks)
         settled, events = await self._register(meta, spec, desired, client_id, target, now)
         return {**settled, "trusted": trusted}, events
+
+    async def _public_jwks(self, spec: OAuthClientSpec, namespace: str) -> dict[str, Any] | None:
+        """The client's public keys when the operator holds them (inline or in a ConfigMap), judged by the
+        server's own rules before they are registered; None for a jwksUri or another method."""
+        auth = spec.authentication
+        if auth.method != "PrivateKeyJWT" or auth.jwks_uri is not None:
+            return None
+        if auth.jwks is not None:
+            return public_jwks(auth.jwks.model_dump(), "authentication.jwks")
+        reference = auth.jwks_config_map_ref
+        assert reference is not None  # exactly one source (spec rules)
+        configmap = await self.kube.get("v1", "ConfigMap", namespace, reference.name)
+        where = f"ConfigMap {reference.name} (authentication.jwksConfigMapRef)"
+        if configmap is None:
+            raise NotReady("JwksConfigMapNotFound", f"{where} does not exist")
+        text = (configmap.get("data") or {}).get(reference.key)
+        if not text:
+            raise NotReady("JwksInvalid", f"{where} has no key '{reference.key}'", retry_after=None)
+        try:
+            document = json.loads(text)
+        except ValueError:
+            raise NotReady("JwksInvalid", f"{where} key '{reference.key}' is not JSON", None) from None
+        return public_jwks(document, f"{where} key '{reference.key}'")
 
     async def _register(
         self,
@@ -268,10 +379,17 @@ class ClientReconciler:
         if secret_spec is None:  # a public client: nothing to keep secret
             await self.admin.upsert(target.admin.url, target.admin.token, client_id, desired)
             return {}, []
-        desired["secret_grace_period"] = secret_spec.rotation_grace_period
         connection = cs.Connection(target.issuer, target.endpoints["token"], target.endpoints["jwks"])
-        info = cs.connection_data(client_id, connection, list(spec.scopes), list(spec.audiences))
+        info = {
+            **cs.connection_data(client_id, connection, list(spec.scopes), list(spec.audiences)),
+            **auth_method_data(spec, target),
+        }
         existing = await self.kube.get("v1", "Secret", namespace, secret_spec.name)
+        if spec.secretless:
+            return await self._register_secretless(
+                meta, spec, secret_spec.name, existing, desired, info, target
+            )
+        desired["secret_grace_period"] = secret_spec.rotation_grace_period
         if secret_spec.policy == "RequireExisting":
             return await self._require_existing(
                 secret_spec.name, namespace, existing, desired, info, client_id, target
@@ -329,6 +447,50 @@ class ClientReconciler:
             )
             if data != cs.with_secret(info, current):  # drift, or the AuthServer's endpoints moved
                 existing = await write(cs.with_secret(info, current))
+        return {"last_rotation": annotations.get(cs.LAST_ROTATION_ANNOTATION)}, events
+
+    async def _register_secretless(
+        self,
+        meta: dict[str, Any],
+        spec: OAuthClientSpec,
+        secret_name: str,
+        existing: dict[str, Any] | None,
+        desired: dict[str, Any],
+        info: dict[str, str],
+        target: Target,
+    ) -> tuple[dict[str, Any], list[Event]]:
+        """PrivateKeyJWT or ServiceAccount: the registration first (the server then holds no secret: one
+        left from ClientSecret is revoked), then the Secret rewritten whole with connection data only, so no
+        secret outlives the switch in either place."""
+        name, namespace = meta["name"], meta["namespace"]
+        if existing is not None and not cs.controlled_by(existing, meta["uid"]):
+            raise NotReady(
+                "SecretConflict",
+                f"Secret {secret_name} exists and is not managed by this OAuthClient; choose another "
+                "spec.secret.name",
+                retry_after=None,
+            )
+        await self.admin.upsert(target.admin.url, target.admin.token, client_id_for(namespace, name), desired)
+        data = cs.decoded_data(existing)
+        annotations = dict((existing or {}).get("metadata", {}).get("annotations") or {})
+        events: list[Event] = []
+        if data != info:
+            owner = {"apiVersion": API_VERSION, "kind": "OAuthClient", "metadata": meta}
+            manifest = cs.render_credentials_secret(secret_name, namespace, name, info, annotations, existing)
+            await replace_owned(self.kube, owner, manifest, existing)
+            if cs.CLIENT_SECRET_KEY in data or cs.STAGED_SECRET_KEY in data:
+                events.append(
+                    Event(
+                        "Normal",
+                        "SecretRemoved",
+                        f"authentication.method {spec.authentication.method}: the client secret is revoked "
+                        f"and removed from Secret {secret_name}",
+                    )
+                )
+            elif existing is None:
+                events.append(
+                    Event("Normal", "SecretCreated", f"wrote connection data to Secret {secret_name}")
+                )
         return {"last_rotation": annotations.get(cs.LAST_ROTATION_ANNOTATION)}, events
 
     async def _require_existing(

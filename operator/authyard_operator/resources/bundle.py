@@ -28,6 +28,12 @@ from authyard_operator.resources.service import render_service
 from authyard_operator.resources.serviceaccount import render_service_account
 from authyard_operator.resources.servicemonitor import render_service_monitor
 from authyard_operator.resources.storage import render_data_claim
+from authyard_operator.resources.trusted_issuers import (
+    render_issuer_discovery_binding,
+    render_trusted_issuers_configmap,
+    trusted_issuers_document,
+    trusts_any_issuer,
+)
 from authyard_operator.sizing import PoolSizing
 from authyard_operator.spec.authserver import AuthServerSpec
 
@@ -44,6 +50,8 @@ class Observed:
     # The resourceVersions of the Secrets and ConfigMaps spec.identityProviders names: a new version rolls
     # the pods (a digest of the values would be a digest of secrets: no place for an annotation).
     identity_provider_versions: tuple[str, ...] = ()
+    cluster_issuer: str | None = None  # the API server's service-account issuer (workloadIdentity.kubernetes)
+    issuer_cas: dict[str, str] = field(default_factory=dict)  # trusted issuer name -> its caConfigMapRef PEM
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,9 @@ class Desired:
     key_plan: KeyPlan
     config_hash: str
     unwanted: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name) to delete
+    # Cluster-scoped objects: no ownerReference can tie them to a namespaced AuthServer.
+    cluster_children: list[dict[str, Any]] = field(default_factory=list)
+    cluster_unwanted: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def render_children(
@@ -83,9 +94,19 @@ def render_children(
     if spec.embedded:
         children.append(render_data_claim(name, namespace, spec))
     if spec.backchannel_logout.trusted_ca is not None:
-        _check_certificates(observed.backchannel_ca)
-    # The CA file is read when a worker starts: a new one must roll the pods (certificates are public).
-    pod_config_hash = config_hash(configmap["data"], observed.backchannel_ca or "")
+        _check_certificates(observed.backchannel_ca, "spec.backchannelLogout.trustedCA")
+    issuers = trusted_issuers_document(spec, observed.cluster_issuer)
+    if issuers is not None:
+        children.append(render_trusted_issuers_configmap(name, namespace, issuers))
+    for index, trusted in enumerate(spec.workload_identity.trusted_issuers):
+        if trusted.ca_config_map_ref is not None:
+            field_path = f"spec.workloadIdentity.trustedIssuers[{index}].caConfigMapRef"
+            _check_certificates(observed.issuer_cas.get(trusted.name), field_path)
+    # CA files and the issuers file are read when a worker starts: a new one must roll the pods (certificates
+    # and issuers are public).
+    pod_config_hash = config_hash(
+        configmap["data"], observed.backchannel_ca or "", issuers, sorted(observed.issuer_cas.items())
+    )
     if identity_providers.wanted(spec):
         upstreams = identity_providers.render_configmap(name, namespace, spec)
         children.append(upstreams)
@@ -113,15 +134,28 @@ def render_children(
         children.append(render_hpa(name, namespace, spec, plan))
     if observed.service_monitor_available:
         children.append(render_service_monitor(name, namespace))
-    return Desired(children, key_plan, pod_config_hash, unwanted_children(name, spec))
+    binding = render_issuer_discovery_binding(name, namespace)
+    binding_key = (binding["apiVersion"], binding["kind"], binding["metadata"]["name"])
+    if spec.workload_identity.kubernetes.enabled:
+        cluster_children, cluster_unwanted = [binding], []
+    else:
+        cluster_children, cluster_unwanted = [], [binding_key]
+    return Desired(
+        children,
+        key_plan,
+        pod_config_hash,
+        unwanted_children(name, spec),
+        cluster_children,
+        cluster_unwanted,
+    )
 
 
-def _check_certificates(pem: str | None) -> None:
+def _check_certificates(pem: str | None, field_path: str) -> None:
     """The server refuses to start on a CA file it cannot load: judge it here, before any pod does."""
     try:
         ssl.create_default_context(cadata=pem or "")
     except (ssl.SSLError, ValueError) as error:
-        raise ValueError(f"spec.backchannelLogout.trustedCA is not PEM CA certificates ({error})") from None
+        raise ValueError(f"{field_path} is not PEM CA certificates ({error})") from None
 
 
 def unwanted_children(name: str, spec: AuthServerSpec) -> list[tuple[str, str, str]]:
@@ -133,6 +167,8 @@ def unwanted_children(name: str, spec: AuthServerSpec) -> list[tuple[str, str, s
         unwanted.append(("autoscaling/v2", "HorizontalPodAutoscaler", names.server))
     if not identity_providers.wanted(spec):
         unwanted.append(("v1", "ConfigMap", names.identity_providers))
+    if not trusts_any_issuer(spec):
+        unwanted.append(("v1", "ConfigMap", names.trusted_issuers))
     if not spec.uses_pgbouncer:
         unwanted += [
             ("apps/v1", "Deployment", names.pgbouncer),

@@ -1,7 +1,10 @@
 """The Secret an application mounts: its client's credentials and where to use them.
 
 Keys: ``client_id``, ``client_secret``, ``issuer``, ``token_endpoint``, ``jwks_uri``, ``scope``,
-``audience``, and the same as environment-style ``OAUTH_*`` keys (``envFrom`` ready). During a
+``audience``, ``token_endpoint_auth_method``, and the same as environment-style ``OAUTH_*`` keys (``envFrom``
+ready). A secretless client (private_key_jwt, workload_identity) gets no ``client_secret``; a
+workload-identity client also gets ``service_account_token_audience``, the audience its pods' projected
+service-account token must be issued for. During a
 client-secret rotation the new secret is staged under ``next_client_secret`` before it is registered, so a
 crash at any point can be resumed without losing a secret or inventing a second one.
 """
@@ -66,6 +69,16 @@ def connection_data(
         "OAUTH_SCOPE": scope,
         "OAUTH_AUDIENCE": audience,
     }
+
+
+def authentication_data(method: str, token_audience: str | None = None) -> dict[str, str]:
+    """How the application authenticates (the server's token_endpoint_auth_method) and, for workload
+    identity, the audience of the projected service-account token it sends."""
+    data = {"token_endpoint_auth_method": method, "OAUTH_TOKEN_ENDPOINT_AUTH_METHOD": method}
+    if token_audience is not None:
+        data["service_account_token_audience"] = token_audience
+        data["OAUTH_SERVICE_ACCOUNT_TOKEN_AUDIENCE"] = token_audience
+    return data
 
 
 def render_credentials_secret(

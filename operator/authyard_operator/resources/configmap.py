@@ -15,6 +15,7 @@ from authyard_operator.constants import SHUTDOWN_DRAIN_SECONDS, SHUTDOWN_TIMEOUT
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.resources import identity_providers
 from authyard_operator.resources.meta import Names, object_meta
+from authyard_operator.resources.trusted_issuers import TRUSTED_ISSUERS_FILE, trusts_any_issuer
 from authyard_operator.sizing import PoolSizing
 from authyard_operator.spec.authserver import AuthServerSpec
 
@@ -69,6 +70,8 @@ def server_config(name: str, namespace: str, spec: AuthServerSpec, sizing: PoolS
         config["AUTHSERVER_IDENTITY_PROVIDERS_FILE"] = (
             f"{identity_providers.IDENTITY_PROVIDERS_DIR}/{identity_providers.DOCUMENT_NAME}"
         )
+    if trusts_any_issuer(spec):
+        config["AUTHSERVER_TRUSTED_ISSUERS_FILE"] = TRUSTED_ISSUERS_FILE
     if spec.embedded:
         config["AUTHSERVER_DATABASE_URL"] = SQLITE_URL
     else:

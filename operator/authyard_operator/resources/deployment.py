@@ -29,6 +29,7 @@ from authyard_operator.resources.configmap import (
 )
 from authyard_operator.resources.meta import Names, labels, object_meta, selector_labels
 from authyard_operator.resources.secrets import ADMIN_TOKEN_KEY, SESSION_SECRET_KEY
+from authyard_operator.resources.trusted_issuers import issuer_volumes
 from authyard_operator.sizing import PoolSizing
 from authyard_operator.spec.authserver import AuthServerSpec
 
@@ -136,7 +137,8 @@ def _volumes(name: str, spec: AuthServerSpec) -> tuple[list[dict[str, Any]], lis
         volume, mount = identity_providers.volume(name, spec)
         volumes.append(volume)
         mounts.append(mount)
-    return volumes, mounts
+    issuer_volumes_, issuer_mounts = issuer_volumes(name, spec)
+    return volumes + issuer_volumes_, mounts + issuer_mounts
 
 
 def _strategy(spec: AuthServerSpec, sizing: PoolSizing) -> dict[str, Any]:

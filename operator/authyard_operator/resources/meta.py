@@ -39,6 +39,10 @@ class Names:
         return f"{self.instance}-data"
 
     @property
+    def trusted_issuers(self) -> str:
+        return f"{self.instance}-trusted-issuers"
+
+    @property
     def pgbouncer(self) -> str:
         return f"{self.instance}-pgbouncer"
 

@@ -324,6 +324,74 @@ class BackchannelLogout(SpecModel):
     )
 
 
+class KubernetesIssuer(SpecModel):
+    """The service-account token issuer of the cluster the AuthServer runs in."""
+
+    enabled: bool = Field(
+        True,
+        description="Trust the cluster's own service-account tokens (trusted issuer name kubernetes): the "
+        "operator reads the API server's /.well-known/openid-configuration for the issuer, and the server "
+        "pods fetch its /openid/v1/jwks with their own token and the cluster CA (their ServiceAccount is "
+        "bound to the system:service-account-issuer-discovery ClusterRole).",
+    )
+
+
+class TrustedIssuer(SpecModel):
+    """A token issuer whose JWTs authenticate OAuthClients with authentication.method ServiceAccount
+    (another cluster, an external OpenID Connect issuer)."""
+
+    name: DnsLabel = Field(
+        description="The name OAuthClients use in authentication.issuer; kubernetes is the AuthServer's own "
+        "cluster (workloadIdentity.kubernetes) and cannot be listed here."
+    )
+    issuer: str = Field(
+        max_length=512,
+        pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$",
+        description="The issuer (the iss claim of its tokens), an https URL.",
+    )
+    audiences: list[Audience] = Field(
+        default_factory=list,
+        max_length=8,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Audiences one of which the tokens must carry. Empty: this AuthServer's issuer.",
+    )
+    jwks_uri: str | None = Field(
+        None,
+        max_length=2048,
+        pattern=r"^https://[^\s#]+$",
+        description="Where the issuer's keys are fetched. Absent: from its discovery document "
+        "(<issuer>/.well-known/openid-configuration).",
+    )
+    ca_config_map_ref: ConfigMapKeyRef | None = Field(
+        None,
+        description="A ConfigMap key (in the AuthServer's namespace) holding PEM CA certificates for the "
+        "issuer's discovery document and keys. Absent: the public CAs.",
+    )
+
+
+class WorkloadIdentity(SpecModel):
+    """Token issuers whose JWTs authenticate secretless OAuthClients (authentication.method ServiceAccount),
+    rendered into the pods as AUTHSERVER_TRUSTED_ISSUERS_FILE."""
+
+    kubernetes: KubernetesIssuer = Field(
+        default_factory=KubernetesIssuer, description="The cluster the AuthServer runs in."
+    )
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        description="Other issuers, each by a name unique in this list.",
+    )
+
+    def names(self) -> set[str]:
+        """The issuer names OAuthClients may use."""
+        names = {issuer.name for issuer in self.trusted_issuers}
+        return names | {KUBERNETES_ISSUER} if self.kubernetes.enabled else names
+
+
+KUBERNETES_ISSUER = "kubernetes"
+
+
 class ClientPolicy(SpecModel):
     """Which OAuthClients may register with this AuthServer, and what they may ask for."""
 
@@ -492,6 +560,11 @@ class AuthServerSpec(SpecModel):
     rate_limits: RateLimits = Field(
         default_factory=RateLimits,
         description="Token-endpoint rate limits per client and per client address, for the whole AuthServer.",
+    )
+    workload_identity: WorkloadIdentity = Field(
+        default_factory=WorkloadIdentity,
+        description="Token issuers trusted to authenticate secretless OAuthClients (Kubernetes "
+        "service-account tokens: this cluster by default).",
     )
     client_policy: ClientPolicy = Field(
         default_factory=ClientPolicy, description="Which OAuthClients may register here, and with what."

@@ -10,6 +10,7 @@ from authyard_operator.spec.authserver import GrantType, SigningAlgorithm
 from authyard_operator.spec.common import (
     Audience,
     Conditions,
+    ConfigMapKeyRef,
     DnsLabel,
     DnsSubdomain,
     Duration,
@@ -25,6 +26,19 @@ SecretPolicy = Literal["Generate", "RequireExisting"]
 # that protects its codes with the OpenID Connect nonce may leave PKCE out of OpenID requests
 # (RFC 9700 §2.1.1).
 PkcePolicy = Literal["Required", "OptionalWithNonce"]
+
+# How the client proves who it is at the token endpoint: a shared secret, a signed JWT (RFC 7523 §2.2,
+# OIDC Core §9 private_key_jwt), or its pods' projected Kubernetes service-account token (workload identity).
+AuthenticationMethod = Literal["ClientSecret", "PrivateKeyJWT", "ServiceAccount"]
+# The JWS algorithms the server accepts in a client assertion (authserver.crypto.client_jwks).
+AssertionAlgorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
+DEFAULT_TRUSTED_ISSUER = "kubernetes"  # the AuthServer's own cluster (AuthServer spec.workloadIdentity)
+# RFC 7517 §9.2 / RFC 7518 §6: members only private (or symmetric) keys have; never accepted in a spec.
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+# A public JWK: its members as strings (kty, kid, use, alg, crv, n, e, x, y). A key set with array members
+# (x5c, key_ops) can be given through jwksConfigMapRef instead.
+Jwk = Annotated[dict[str, Annotated[str, Field(max_length=8192)]], Field(min_length=1, max_length=16)]
+JwksUri = Annotated[str, Field(pattern=r"^https://[^\s/?#@]+[^\s#]*$", max_length=2048)]
 
 # OAuth 2.1 redirect URIs: absolute (any scheme, so native apps' private schemes work), never a fragment.
 RedirectUri = Annotated[str, Field(pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s#]+$", max_length=2048)]
@@ -96,6 +110,61 @@ class TokenExchangeSpec(SpecModel):
         description="true: an exchange without actor_token is allowed and its token names no actor. false: "
         "the client sends an actor_token and the token carries act (delegation).",
     )
+
+
+class InlineJwks(SpecModel):
+    """A JWK Set (RFC 7517 §5) of public signing keys."""
+
+    keys: list[Jwk] = Field(
+        min_length=1,
+        max_length=16,
+        description="Public keys: RSA (at least 2048 bits), EC P-256 or OKP Ed25519; private members (d, p, "
+        "q, dp, dq, qi, oth, k) are refused.",
+    )
+
+
+class Authentication(SpecModel):
+    """How the client authenticates at the token, introspection and revocation endpoints."""
+
+    method: AuthenticationMethod = Field(
+        "ClientSecret",
+        description="ClientSecret: a generated (or supplied) secret in the credentials Secret. "
+        "PrivateKeyJWT: the client signs a JWT with its private key (private_key_jwt); give its public keys "
+        "as exactly one of jwks, jwksConfigMapRef or jwksUri. ServiceAccount: the client's pods send their "
+        "projected service-account token (audience: the AuthServer's issuer) as the client assertion. "
+        "The last two are secretless: no secret is generated, registered or stored.",
+    )
+    jwks: InlineJwks | None = Field(
+        None, description="PrivateKeyJWT: the client's public keys inline, as a JWK Set."
+    )
+    jwks_config_map_ref: ConfigMapKeyRef | None = Field(
+        None,
+        description="PrivateKeyJWT: a ConfigMap key (in this OAuthClient's namespace) holding the client's "
+        "public JWK Set as JSON; a change to it reaches the AuthServer.",
+    )
+    jwks_uri: JwksUri | None = Field(
+        None,
+        description="PrivateKeyJWT: an https URL where the AuthServer fetches the client's public JWK Set.",
+    )
+    signing_algorithm: AssertionAlgorithm | None = Field(
+        None,
+        description="PrivateKeyJWT: the only JWS algorithm the client's assertions may use "
+        "(token_endpoint_auth_signing_alg). Absent: any the key type allows.",
+    )
+    service_account_name: DnsSubdomain | None = Field(
+        None,
+        description="ServiceAccount: the Kubernetes ServiceAccount, in this OAuthClient's namespace, whose "
+        "tokens authenticate the client (subject system:serviceaccount:<namespace>:<name>).",
+    )
+    issuer: DnsLabel | None = Field(
+        None,
+        description="ServiceAccount: the name of the AuthServer's trusted token issuer that signs the "
+        "tokens (spec.workloadIdentity). Absent: kubernetes, the cluster the AuthServer runs in.",
+    )
+
+    @property
+    def effective_issuer(self) -> str:
+        return self.issuer or DEFAULT_TRUSTED_ISSUER
 
 
 class OAuthClientSpec(SpecModel):
@@ -179,10 +248,16 @@ class OAuthClientSpec(SpecModel):
         description="This client's token-endpoint budget for the whole AuthServer (requestsPerSecond above "
         "0). Absent: the AuthServer's spec.rateLimits.perClient.",
     )
+    authentication: Authentication = Field(
+        default_factory=Authentication,
+        description="How the client authenticates (confidential clients only): ClientSecret (the "
+        "default), PrivateKeyJWT or ServiceAccount.",
+    )
     secret: ClientSecretSpec | None = Field(
         None,
         description="Where the credentials go (confidential clients only). Absent: a generated Secret "
-        "named <name>-oauth-client.",
+        "named <name>-oauth-client. A secretless client (PrivateKeyJWT, ServiceAccount) gets only its "
+        "connection data there.",
     )
     unused_after_days: int | None = Field(
         None,
@@ -191,6 +266,11 @@ class OAuthClientSpec(SpecModel):
         description="The Unused condition turns True when the client got no token for this many days. "
         "Absent: the AuthServer's spec.clientUsage.unusedAfterDays.",
     )
+
+    @property
+    def secretless(self) -> bool:
+        """No secret anywhere: the client authenticates with a signed JWT or a service-account token."""
+        return self.authentication.method != "ClientSecret"
 
     @property
     def effective_auth_method(self) -> AuthMethod | None:

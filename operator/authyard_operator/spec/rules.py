@@ -16,9 +16,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from authyard_operator.spec.authserver import TOKEN_EXCHANGE, AuthServerSpec
+from authyard_operator.spec.authserver import KUBERNETES_ISSUER, TOKEN_EXCHANGE, AuthServerSpec
 from authyard_operator.spec.common import seconds_of
-from authyard_operator.spec.oauthclient import OAuthClientSpec
+from authyard_operator.spec.oauthclient import PRIVATE_JWK_MEMBERS, OAuthClientSpec
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -239,6 +239,14 @@ AUTHSERVER_RULES: tuple[Rule[AuthServerSpec], ...] = (
         "(has(self.signIn.passwordPolicy.maxLength) ? self.signIn.passwordPolicy.maxLength : 256)",
     ),
     Rule(
+        field="workloadIdentity.trustedIssuers",
+        message="workloadIdentity.trustedIssuers cannot be named kubernetes: that name is the AuthServer's "
+        "own cluster (workloadIdentity.kubernetes)",
+        holds=lambda s: all(i.name != KUBERNETES_ISSUER for i in s.workload_identity.trusted_issuers),
+        cel="!has(self.workloadIdentity) || !has(self.workloadIdentity.trustedIssuers)"
+        f" || self.workloadIdentity.trustedIssuers.all(i, i.name != '{KUBERNETES_ISSUER}')",
+    ),
+    Rule(
         field="tokens.keyRotationInterval",
         message="tokens.keyRotationInterval must be at least 1h (verifiers must fetch the next key "
         "before it signs)",
@@ -256,6 +264,100 @@ def _post_logout_redirects_on_loopback_only_for_http(spec: OAuthClientSpec) -> b
     uris = spec.post_logout_redirect_uris
     return all(not uri.startswith("http://") or re.match(LOOPBACK_HTTP, uri) for uri in uris)
 
+
+# CEL of spec.authentication (self = spec); `method` is defaulted by the API server, but a rule must hold
+# for a spec written without it too.
+_AUTH = "self.authentication"
+_METHOD = f"(has({_AUTH}.method) ? {_AUTH}.method : 'ClientSecret')"
+_NO_AUTH = f"!has({_AUTH})"
+
+
+def _jwks_sources(spec: OAuthClientSpec) -> int:
+    auth = spec.authentication
+    return sum(source is not None for source in (auth.jwks, auth.jwks_config_map_ref, auth.jwks_uri))
+
+
+def _inline_keys_public(spec: OAuthClientSpec) -> bool:
+    jwks = spec.authentication.jwks
+    return jwks is None or not any(member in key for key in jwks.keys for member in PRIVATE_JWK_MEMBERS)
+
+
+_PRIVATE_MEMBERS_CEL = "[" + ", ".join(f"'{member}'" for member in PRIVATE_JWK_MEMBERS) + "]"
+
+OAUTHCLIENT_AUTHENTICATION_RULES: tuple[Rule[OAuthClientSpec], ...] = (
+    Rule(
+        field="authentication.method",
+        message="public clients have no credentials: authentication.method must be ClientSecret (the "
+        "default), or make the client confidential",
+        holds=lambda s: s.type != "public" or not s.secretless,
+        cel=f"self.type != 'public' || {_NO_AUTH} || {_METHOD} == 'ClientSecret'",
+    ),
+    Rule(
+        field="authentication",
+        message="PrivateKeyJWT needs the client's public keys: exactly one of authentication.jwks, "
+        "authentication.jwksConfigMapRef or authentication.jwksUri",
+        holds=lambda s: s.authentication.method != "PrivateKeyJWT" or _jwks_sources(s) == 1,
+        cel=f"{_NO_AUTH} || {_METHOD} != 'PrivateKeyJWT' || (has({_AUTH}.jwks) ? 1 : 0)"
+        f" + (has({_AUTH}.jwksConfigMapRef) ? 1 : 0) + (has({_AUTH}.jwksUri) ? 1 : 0) == 1",
+    ),
+    Rule(
+        field="authentication",
+        message="authentication.jwks, jwksConfigMapRef, jwksUri and signingAlgorithm are used only with "
+        "method PrivateKeyJWT",
+        holds=lambda s: (
+            s.authentication.method == "PrivateKeyJWT"
+            or (_jwks_sources(s) == 0 and s.authentication.signing_algorithm is None)
+        ),
+        cel=f"{_NO_AUTH} || {_METHOD} == 'PrivateKeyJWT' || (!has({_AUTH}.jwks)"
+        f" && !has({_AUTH}.jwksConfigMapRef) && !has({_AUTH}.jwksUri) && !has({_AUTH}.signingAlgorithm))",
+        reason="FieldValueForbidden",
+    ),
+    Rule(
+        field="authentication.jwks.keys",
+        message="authentication.jwks must hold public keys only: remove the private members (d, p, q, dp, "
+        "dq, qi, oth, k)",
+        holds=_inline_keys_public,
+        cel=f"{_NO_AUTH} || !has({_AUTH}.jwks) || {_AUTH}.jwks.keys.all(key, "
+        f"!{_PRIVATE_MEMBERS_CEL}.exists(member, member in key))",
+    ),
+    Rule(
+        field="authentication.serviceAccountName",
+        message="method ServiceAccount needs authentication.serviceAccountName (a ServiceAccount in this "
+        "OAuthClient's namespace)",
+        holds=lambda s: (
+            s.authentication.method != "ServiceAccount" or s.authentication.service_account_name is not None
+        ),
+        cel=f"{_NO_AUTH} || {_METHOD} != 'ServiceAccount' || has({_AUTH}.serviceAccountName)",
+        reason="FieldValueRequired",
+    ),
+    Rule(
+        field="authentication",
+        message="authentication.serviceAccountName and issuer are used only with method ServiceAccount",
+        holds=lambda s: (
+            s.authentication.method == "ServiceAccount"
+            or (s.authentication.service_account_name is None and s.authentication.issuer is None)
+        ),
+        cel=f"{_NO_AUTH} || {_METHOD} == 'ServiceAccount'"
+        f" || (!has({_AUTH}.serviceAccountName) && !has({_AUTH}.issuer))",
+        reason="FieldValueForbidden",
+    ),
+    Rule(
+        field="tokenEndpointAuthMethod",
+        message="tokenEndpointAuthMethod pins a secret method: it is used only with authentication.method "
+        "ClientSecret",
+        holds=lambda s: not s.secretless or s.token_endpoint_auth_method is None,
+        cel=f"{_NO_AUTH} || {_METHOD} == 'ClientSecret' || !has(self.tokenEndpointAuthMethod)",
+        reason="FieldValueForbidden",
+    ),
+    Rule(
+        field="secret.policy",
+        message="a secretless client (PrivateKeyJWT, ServiceAccount) has no secret to supply: "
+        "secret.policy must be Generate",
+        holds=lambda s: not s.secretless or s.secret is None or s.secret.policy == "Generate",
+        cel=f"{_NO_AUTH} || {_METHOD} == 'ClientSecret' || !has(self.secret)"
+        " || !has(self.secret.policy) || self.secret.policy == 'Generate'",
+    ),
+)
 
 OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
     Rule(
@@ -364,6 +466,7 @@ OAUTHCLIENT_RULES: tuple[Rule[OAuthClientSpec], ...] = (
         message="accessTokenTTL must be between 1m and 24h",
         holds=lambda s: s.access_token_ttl is None or 60 <= seconds_of(s.access_token_ttl) <= 86400,
     ),
+    *OAUTHCLIENT_AUTHENTICATION_RULES,
 )
 
 
