@@ -24,7 +24,7 @@ from authserver.protocol.authorization_flow import AuthorizationFlow, DirectoryC
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
-from authserver.protocol.exchangeable_tokens import LocalAccessTokens
+from authserver.protocol.exchangeable_tokens import LocalAccessTokens, TokenValidator, TrustedIssuerTokens
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.base import Grant
@@ -379,11 +379,15 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         grant_revoker,
         settings.verified_token_cache,
     )
+    # RFC 8693 subject and actor tokens: this server's access tokens, and a trusted issuer's JWTs.
+    exchangeable: list[TokenValidator] = [LocalAccessTokens(inspector)]
+    if verifier is not None:
+        exchangeable.append(TrustedIssuerTokens(verifier))
     grants: list[Grant] = [
         ClientCredentialsGrant(minter),
         AuthorizationCodeGrant(minter, store, grant_revoker),
         RefreshTokenGrant(minter, store, grant_revoker),
-        TokenExchangeGrant(minter, [LocalAccessTokens(inspector)]),
+        TokenExchangeGrant(minter, exchangeable),
     ]
     if verifier is not None:
         grants.append(JwtBearerGrant(minter, verifier))  # RFC 7523 §2.1: only with trusted issuers
