@@ -17,7 +17,7 @@ import httpx
 import pytest
 from ldap3 import MODIFY_REPLACE
 
-from harness.authserver import AuthServer
+from harness.authserver import ADMIN_TOKEN, AuthServer
 from harness.slapd import GROUPS, PEOPLE, READER_DN, Slapd
 from tests.authserver.test_upstream_sign_in import REDIRECT_URI, SCOPE, Browser, claims_of, new_browser
 from tests.conftest import server_process
@@ -226,3 +226,19 @@ def test_an_unknown_provider_in_the_form_is_refused(server: AuthServer, client: 
             data={**hidden_fields(page.text), "provider": "nope", "username": "alice", "password": "x"},
         )
     assert answer.status_code == 404
+
+
+def test_the_admin_api_says_which_directory_can_be_used(server: AuthServer) -> None:
+    """What the operator shows in the AuthServer's status: each directory's service account bound (or why
+    not), nothing secret in it."""
+    answer = httpx.get(
+        f"{server.base_url}/admin/identity-providers", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    body = answer.json()
+    assert body["local_accounts"] is True
+    health = {provider["name"]: provider for provider in body["providers"]}
+    assert [health[name]["healthy"] for name in ("corp", "strict", "down")] == [True, True, False]
+    assert health["corp"]["kind"] == "ldap" and health["corp"]["detail"] is None
+    assert "Down Directory" == health["down"]["display_name"] and health["down"]["detail"]
+    assert httpx.get(f"{server.base_url}/admin/identity-providers").status_code == 401
