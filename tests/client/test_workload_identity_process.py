@@ -59,7 +59,8 @@ async def test_a_pod_gets_tokens_with_its_projected_service_account_token(
     source = AsyncTokenSource.from_settings(
         settings, "workload_identity", service_account_token_file=token_file
     )
-    async with source, TokenVerifier(server.issuer, audience=API) as verifier:
+    verifier = TokenVerifier(server.issuer, audience=API)
+    async with source:
         first = await source.token()
         verified = await verifier.verify(first, required_scopes=("orders.read",))
         assert verified.claims["client_id"] == created["client_id"]
@@ -70,3 +71,4 @@ async def test_a_pod_gets_tokens_with_its_projected_service_account_token(
         second = await source.token()
         assert second != first
         await verifier.verify(second)
+    await verifier.aclose()
