@@ -346,7 +346,8 @@ class Replicas:
         rendered = render_configmap("auth", "harness", self.spec, self.sizing)["data"]
         # Paths and addresses only a pod has (its Secret's key file, the cluster's issuer with the pod's own
         # token): the harness gives its own or none.
-        for in_cluster in ("AUTHSERVER_ISSUER", "AUTHSERVER_SIGNING_KEYS_FILE", "AUTHSERVER_TRUSTED_ISSUERS_FILE"):
+        pod_only = ("AUTHSERVER_ISSUER", "AUTHSERVER_SIGNING_KEYS_FILE", "AUTHSERVER_TRUSTED_ISSUERS_FILE")
+        for in_cluster in pod_only:
             rendered.pop(in_cluster, None)
         settings = {
             **rendered,
