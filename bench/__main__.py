@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import quote
 
-from bench import held, processes, profile, report, samples, seed, wal, wrk
+from bench import held, processes, profile, report, samples, seed, wal, workload_issuer, wrk
 from bench import login as login_bench
 from bench.fleet import Fleet, logger
 from harness.authserver import run_cli
@@ -38,12 +38,22 @@ SCENARIOS = (
     "metadata",
     "client_credentials",
     "private_key_jwt",
+    "service_account",
+    "token_exchange",
     "introspection",
     "refresh_token",
     "authorization_code",
     "login",
 )
-PROFILED = ("client_credentials", "private_key_jwt", "introspection", "refresh_token", "authorization_code")
+PROFILED = (
+    "client_credentials",
+    "private_key_jwt",
+    "service_account",
+    "token_exchange",
+    "introspection",
+    "refresh_token",
+    "authorization_code",
+)
 MAX_SEEDED = 300_000
 LOGIN_TOKEN_CONCURRENCY = 10
 
@@ -77,15 +87,18 @@ class Bench:
     notes: list[str] = field(default_factory=list)
     _databases: dict[str, Database] = field(default_factory=dict)
     fleet: Fleet = field(init=False)
+    issuer: workload_issuer.WorkloadIssuer = field(init=False)
 
     def __post_init__(self) -> None:
         self.fleet = Fleet(self.workdir, log, keep=self.args.keep)
+        self.issuer = workload_issuer.WorkloadIssuer()
 
     # Lifecycle --------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stops every process and the PostgreSQL cluster; removes the working directory."""
         self.fleet.close()
+        self.issuer.close()
 
     def database(self, kind: str) -> Database:
         if kind in self._databases:
@@ -105,8 +118,12 @@ class Bench:
         for assignment in self.args.server_env or ():
             name, _, value = assignment.partition("=")
             overrides[name] = value
+        trusted = self.issuer.trusted_issuers_file(self.workdir)
         return processes.authserver_environment(
-            database.url, database.credentials.admin_token, self.args.db_pool, **overrides
+            database.url,
+            database.credentials.admin_token,
+            self.args.db_pool,
+            **{"AUTHSERVER_TRUSTED_ISSUERS_FILE": str(trusted), **overrides},
         )
 
     def start_authserver(self, kind: str, workers: int) -> tuple[ServerProcess, Database]:
@@ -115,7 +132,7 @@ class Bench:
         server = self.fleet.launch(
             processes.authserver(database.directory, free_port(), workers, self.server_env(database))
         )
-        seed.register_clients(server.base_url, database.credentials)
+        seed.register_clients(server.base_url, database.credentials, workload_issuer.SUBJECT)
         if database.user_id is None:
             database.user_id = asyncio.run(seed.ensure_user(database.url, database.credentials.password))
         self.warm_up(
@@ -287,6 +304,22 @@ class Bench:
                     )
                     self.record("introspection", kind, workers, concurrency, result)
 
+            for scenario in ("service_account", "token_exchange"):
+                if scenario in self.scenarios:
+                    env = self.reusable_credential(scenario, server, database)
+                    for concurrency in self.concurrencies:
+                        result = self.sampled(
+                            workers,
+                            concurrency,
+                            self.measured,
+                            server,
+                            f"{scenario}.lua",
+                            url,
+                            concurrency,
+                            env,
+                        )
+                        self.record(scenario, kind, workers, concurrency, result)
+
             for scenario in ("private_key_jwt", "refresh_token", "authorization_code"):
                 if scenario in self.scenarios:
                     for concurrency in self.concurrencies:
@@ -297,6 +330,16 @@ class Bench:
                 self.run_logins(server, database, workers)
         finally:
             self.fleet.stop(server)
+
+    def reusable_credential(self, scenario: str, server: ServerProcess, database: Database) -> dict[str, str]:
+        """What a non-consuming scenario sends on every request: a service-account token for the server's
+        issuer (an hour long), or an access token of the gateway client to exchange."""
+        if scenario == "service_account":
+            audience = seed.issuer_of(server.base_url)
+            return {"BENCH_ASSERTION": self.issuer.token(audience), "BENCH_SCOPE": seed.SERVICE_SCOPE}
+        basic = database.credentials.gateway_basic
+        subject_token = seed.access_token(server.base_url, database.credentials, basic)
+        return {"BENCH_BASIC": basic, "BENCH_TOKEN": subject_token}
 
     def seed_consumable(
         self, scenario: str, server: ServerProcess, database: Database, count: int
@@ -468,6 +511,8 @@ class Bench:
                     env = {**service, "BENCH_SCOPE": seed.SERVICE_SCOPE}
                 elif scenario == "introspection":
                     env = {**service, "BENCH_TOKEN": seed.access_token(server.base_url, credentials)}
+                elif scenario in ("service_account", "token_exchange"):
+                    env = self.reusable_credential(scenario, server, database)
                 else:
                     env = self.seed_consumable(scenario, server, database, 3000 * seconds)
                 self.profile_one(pyspy, server, scenario, env, seconds, f"{stamp}-{kind}")

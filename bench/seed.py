@@ -32,6 +32,9 @@ SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
 KEY_CLIENT_ID = "bench-private-key-jwt"  # authenticates with private_key_jwt (RFC 7523 §2.2)
 KEY_ID = "bench-assertion-key"
+WORKLOAD_CLIENT_ID = "bench-workload"  # authenticates with a projected service-account token
+GATEWAY_CLIENT_ID = "bench-gateway"  # exchanges its access tokens (RFC 8693)
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - RFC 8693's grant name
 SERVICE_SCOPE = "bench.read"
 USER_SCOPE = "openid profile"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
@@ -50,6 +53,7 @@ class Credentials:
     web_secret: str
     password: str
     assertion_key: ec.EllipticCurvePrivateKey  # KEY_CLIENT_ID's signing key (ES256)
+    gateway_secret: str
 
     @staticmethod
     def generate() -> Credentials:
@@ -59,6 +63,7 @@ class Credentials:
             web_secret=secrets.token_urlsafe(32),
             password=secrets.token_urlsafe(16),
             assertion_key=ec.generate_private_key(ec.SECP256R1()),
+            gateway_secret=secrets.token_urlsafe(32),
         )
 
     @property
@@ -78,8 +83,12 @@ class Credentials:
     def web_basic(self) -> str:
         return self.basic(WEB_CLIENT_ID, self.web_secret)
 
+    @property
+    def gateway_basic(self) -> str:
+        return self.basic(GATEWAY_CLIENT_ID, self.gateway_secret)
 
-def register_clients(base_url: str, credentials: Credentials) -> None:
+
+def register_clients(base_url: str, credentials: Credentials, workload_subject: str | None = None) -> None:
     """Idempotent PUTs: the same clients (and secrets) on every server start against a database."""
     registrations = {
         SERVICE_CLIENT_ID: {
@@ -102,7 +111,22 @@ def register_clients(base_url: str, credentials: Credentials) -> None:
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": credentials.public_jwks,
         },
+        GATEWAY_CLIENT_ID: {
+            "name": "Benchmark gateway (token exchange)",
+            "grant_types": ["client_credentials", TOKEN_EXCHANGE],
+            "scopes": [SERVICE_SCOPE],
+            "client_secret": credentials.gateway_secret,
+            "token_exchange": {"allow_impersonation": True},
+        },
     }
+    if workload_subject is not None:  # the server trusts the benchmark's issuer (bench/workload_issuer.py)
+        registrations[WORKLOAD_CLIENT_ID] = {
+            "name": "Benchmark workload (service-account token)",
+            "grant_types": ["client_credentials"],
+            "scopes": [SERVICE_SCOPE],
+            "token_endpoint_auth_method": "workload_identity",
+            "workload_identity": {"issuer": "kubernetes", "subject": workload_subject},
+        }
     headers = {"Authorization": f"Bearer {credentials.admin_token}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=10.0) as client:
         for client_id, body in registrations.items():
@@ -111,16 +135,23 @@ def register_clients(base_url: str, credentials: Credentials) -> None:
                 raise RuntimeError(f"PUT /admin/clients/{client_id}: {response.status_code} {response.text}")
 
 
-def access_token(base_url: str, credentials: Credentials) -> str:
-    """A fresh client_credentials JWT, to be introspected."""
+def access_token(base_url: str, credentials: Credentials, basic: str | None = None) -> str:
+    """A fresh client_credentials JWT (of the service client, or of the client ``basic`` names), to be
+    introspected or exchanged."""
     response = httpx.post(
         f"{base_url}/token",
         data={"grant_type": "client_credentials", "scope": SERVICE_SCOPE},
-        headers={"Authorization": f"Basic {credentials.service_basic}"},
+        headers={"Authorization": f"Basic {basic or credentials.service_basic}"},
         timeout=10.0,
     )
     response.raise_for_status()
     return str(response.json()["access_token"])
+
+
+def issuer_of(base_url: str) -> str:
+    metadata = httpx.get(f"{base_url}/.well-known/oauth-authorization-server", timeout=10.0)
+    metadata.raise_for_status()
+    return str(metadata.json()["issuer"])
 
 
 def sign_client_assertions(base_url: str, credentials: Credentials, count: int, path: Path) -> None:

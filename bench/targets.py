@@ -184,6 +184,20 @@ def evaluate(results: dict[str, Any]) -> list[Check]:
             "private_key_jwt (client_credentials) >= 0.40 of the ceiling, c=50, 2 workers, 0 errors",
             no_errors=True,
         ),
+        _ratio_check(
+            results,
+            "service_account",
+            0.4,
+            "service_account (workload identity) >= 0.40 of the ceiling, c=50, 2 workers, 0 errors",
+            no_errors=True,
+        ),
+        _ratio_check(
+            results,
+            "token_exchange",
+            0.4,
+            "token_exchange >= 0.40 of the ceiling, c=50, 2 workers, 0 errors",
+            no_errors=True,
+        ),
         _rate_check(
             results,
             "introspection",

@@ -344,8 +344,11 @@ class Replicas:
         """What the operator gives a pod (its ConfigMap, the URL Secret, the PgBouncer overrides), with this
         machine's paths, the load balancer's issuer and a short drain."""
         rendered = render_configmap("auth", "harness", self.spec, self.sizing)["data"]
-        for in_cluster in ("AUTHSERVER_ISSUER", "AUTHSERVER_SIGNING_KEYS_FILE"):
-            del rendered[in_cluster]
+        # Paths and addresses only a pod has (its Secret's key file, the cluster's issuer with the pod's own
+        # token): the harness gives its own or none.
+        pod_only = ("AUTHSERVER_ISSUER", "AUTHSERVER_SIGNING_KEYS_FILE", "AUTHSERVER_TRUSTED_ISSUERS_FILE")
+        for in_cluster in pod_only:
+            rendered.pop(in_cluster, None)
         settings = {
             **rendered,
             "AUTHSERVER_DATABASE_URL": self.url,

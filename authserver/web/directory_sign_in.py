@@ -44,5 +44,9 @@ def directory_check(directory: LdapDirectory) -> DirectoryCheck:
     return check
 
 
-def directory_checks(directories: dict[str, LdapSettings]) -> dict[str, DirectoryCheck]:
-    return {name: directory_check(LdapDirectory(settings)) for name, settings in directories.items()}
+def ldap_directories(settings: dict[str, LdapSettings]) -> dict[str, LdapDirectory]:
+    return {name: LdapDirectory(each) for name, each in settings.items()}
+
+
+def directory_checks(directories: dict[str, LdapDirectory]) -> dict[str, DirectoryCheck]:
+    return {name: directory_check(directory) for name, directory in directories.items()}

@@ -24,7 +24,7 @@ from authserver.protocol.authorization_flow import AuthorizationFlow, DirectoryC
 from authserver.protocol.client_assertion import AssertionPolicy, ClientAssertionVerifier
 from authserver.protocol.client_authentication import ClientLookup
 from authserver.protocol.code_issuance import CodeIssuer
-from authserver.protocol.exchangeable_tokens import LocalAccessTokens
+from authserver.protocol.exchangeable_tokens import LocalAccessTokens, TokenValidator, TrustedIssuerTokens
 from authserver.protocol.grant_revocation import GrantRevoker
 from authserver.protocol.grants.authorization_code import AuthorizationCodeGrant
 from authserver.protocol.grants.base import Grant
@@ -57,8 +57,9 @@ from authserver.storage.postgres.store import PostgresStore
 from authserver.storage.sqlite.store import SqliteStore
 from authserver.web.backchannel_delivery import BackchannelLogout
 from authserver.web.client_jwks import ClientKeySource
-from authserver.web.directory_sign_in import directory_checks
+from authserver.web.directory_sign_in import directory_checks, ldap_directories
 from authserver.web.issuer_keys import IssuerKeySource
+from authserver.web.upstream_health import UpstreamHealth
 from authserver.web.upstream_oidc import UpstreamOidcClient
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Services:
     # Each LDAP directory's password check, by provider name (``web.directory_sign_in``).
     directory_checks: dict[str, DirectoryCheck] = field(default_factory=dict)
     upstream_client: UpstreamOidcClient = field(default_factory=UpstreamOidcClient)
+    upstream_health: UpstreamHealth | None = None  # for the admin API; None: local accounts only
     # Tokens and errors per client since the last flush (``protocol.usage``), and the bounded client_id
     # label of the per-client metrics.
     usage: UsageCounter = field(default_factory=UsageCounter)
@@ -363,7 +365,9 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         timeout=settings.trusted_issuer_timeout.total_seconds(),
         cache_seconds=settings.trusted_issuer_cache.total_seconds(),
     )
-    identity_providers, directories = load_sign_in(settings.identity_providers_file)
+    identity_providers, directory_settings = load_sign_in(settings.identity_providers_file)
+    directories = ldap_directories(directory_settings)
+    upstream_client = UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds())
     verifier = trusted_tokens(settings, issuer_keys)
     workloads = WorkloadAuthenticator(verifier, clients.get_by_workload) if verifier is not None else None
     metrics.DB_POOL_MAX.labels("engine").set(settings.db_pool_max_size - (direct.max_size if direct else 0))
@@ -379,11 +383,15 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         grant_revoker,
         settings.verified_token_cache,
     )
+    # RFC 8693 subject and actor tokens: this server's access tokens, and a trusted issuer's JWTs.
+    exchangeable: list[TokenValidator] = [LocalAccessTokens(inspector)]
+    if verifier is not None:
+        exchangeable.append(TrustedIssuerTokens(verifier))
     grants: list[Grant] = [
         ClientCredentialsGrant(minter),
         AuthorizationCodeGrant(minter, store, grant_revoker),
         RefreshTokenGrant(minter, store, grant_revoker),
-        TokenExchangeGrant(minter, [LocalAccessTokens(inspector)]),
+        TokenExchangeGrant(minter, exchangeable),
     ]
     if verifier is not None:
         grants.append(JwtBearerGrant(minter, verifier))  # RFC 7523 §2.1: only with trusted issuers
@@ -424,7 +432,8 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         session_end_listeners=session_end_listeners,
         identity_providers=identity_providers,
         directory_checks=directory_checks(directories),
-        upstream_client=UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds()),
+        upstream_client=upstream_client,
+        upstream_health=UpstreamHealth(identity_providers, upstream_client, directories),
         upstream_signer=Signer(session_secret, "upstream-sign-in"),
         usage=usage_counter,
         client_labels=metrics.ClientLabels(settings.metrics_max_clients),

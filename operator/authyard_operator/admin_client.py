@@ -78,6 +78,15 @@ class AdminClient:
             if not after:
                 return found
 
+    async def identity_providers(self, base_url: str, token: str) -> dict[str, Any] | None:
+        """``GET /admin/identity-providers``: each upstream and whether it can be used now; None from a
+        server that does not have the route yet."""
+        response = await self._call("GET", f"{base_url}/admin/identity-providers", token)
+        if response.status_code == 404:
+            return None
+        body: dict[str, Any] = response.json()
+        return body
+
     async def delete(self, base_url: str, token: str, client_id: str) -> bool:
         """True when deleted, False when there was nothing to delete."""
         response = await self._call("DELETE", f"{base_url}/admin/clients/{client_id}", token)

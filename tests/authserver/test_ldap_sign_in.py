@@ -17,7 +17,7 @@ import httpx
 import pytest
 from ldap3 import MODIFY_REPLACE
 
-from harness.authserver import AuthServer
+from harness.authserver import ADMIN_TOKEN, AuthServer
 from harness.slapd import GROUPS, PEOPLE, READER_DN, Slapd
 from tests.authserver.test_upstream_sign_in import REDIRECT_URI, SCOPE, Browser, claims_of, new_browser
 from tests.conftest import server_process
@@ -28,6 +28,7 @@ from tests.support.upstream_provider import closed_port
 ALICE_PASSWORD = "alice-" + secrets.token_urlsafe(10)
 BOB_PASSWORD = "bob-" + secrets.token_urlsafe(10)
 CAROL_PASSWORD = "carol-" + secrets.token_urlsafe(10)
+DAVE_PASSWORD = "dave-" + secrets.token_urlsafe(10)
 MAX_FAILURES = 3
 
 
@@ -41,6 +42,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slapd]:
         alice = slapd.add_user("alice", ALICE_PASSWORD, mail="alice@corp.example", cn="Alice Liddell")
         bob = slapd.add_user("bob", BOB_PASSWORD, mail="bob@corp.example")
         slapd.add_user("carol", CAROL_PASSWORD)  # in no group
+        slapd.add_user("dave", DAVE_PASSWORD, employeeType="disabled")  # the user filter leaves him out
         slapd.add_group("platform", [alice])
         slapd.add_group("auditors", [alice, bob])
         yield slapd
@@ -56,6 +58,7 @@ def _providers_file(folder: Path, slapd: Slapd) -> Path:
         "bind_dn": READER_DN,
         "bind_password_file": str(password),
         "user_base": PEOPLE,
+        "user_filter": "(&(objectClass=inetOrgPerson)(!(employeeType=disabled)))",
         "group_base": GROUPS,
         "timeout_seconds": 2,
     }
@@ -160,7 +163,13 @@ def test_a_directory_user_signs_in_and_tokens_carry_the_directory_attributes_and
 
 @pytest.mark.parametrize(
     ("username", "password"),
-    [("alice", "not-her-password"), ("nobody", "whatever"), ("*", ALICE_PASSWORD), ("alice)(uid=*", "x")],
+    [
+        ("alice", "not-her-password"),
+        ("nobody", "whatever"),
+        ("dave", DAVE_PASSWORD),  # disabled in the directory: his right password is no use
+        ("*", ALICE_PASSWORD),
+        ("alice)(uid=*", "x"),
+    ],
 )
 def test_wrong_credentials_or_filter_syntax_are_one_refusal(
     server: AuthServer, client: dict[str, Any], username: str, password: str
@@ -226,3 +235,19 @@ def test_an_unknown_provider_in_the_form_is_refused(server: AuthServer, client: 
             data={**hidden_fields(page.text), "provider": "nope", "username": "alice", "password": "x"},
         )
     assert answer.status_code == 404
+
+
+def test_the_admin_api_says_which_directory_can_be_used(server: AuthServer) -> None:
+    """What the operator shows in the AuthServer's status: each directory's service account bound (or why
+    not), nothing secret in it."""
+    answer = httpx.get(
+        f"{server.base_url}/admin/identity-providers", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    body = answer.json()
+    assert body["local_accounts"] is True
+    health = {provider["name"]: provider for provider in body["providers"]}
+    assert [health[name]["healthy"] for name in ("corp", "strict", "down")] == [True, True, False]
+    assert health["corp"]["kind"] == "ldap" and health["corp"]["detail"] is None
+    assert "Down Directory" == health["down"]["display_name"] and health["down"]["detail"]
+    assert httpx.get(f"{server.base_url}/admin/identity-providers").status_code == 401

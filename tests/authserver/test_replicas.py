@@ -18,11 +18,14 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 
+from harness.authserver import run_cli
 from harness.polling import wait_for
 from harness.postgres import PostgresCluster, postgres_available
 from harness.replicas import Replicas, running_replicas
@@ -49,6 +52,10 @@ CONVERGENCE_SECONDS = 10.0
 # A revocation is refused by every worker once it has synced: one period (500 ms) plus the sync's query;
 # three periods allow for a machine shared with other work.
 REVOCATION_BOUND_SECONDS = 1.5
+# The server re-reads its key file within a second or two of a change; the client cache lives 2 s
+# (AUTHSERVER_CLIENT_CACHE_TTL). Both bounds leave room for a loaded machine.
+KEY_RELOAD_BOUND_SECONDS = 10.0
+CLIENT_CACHE_BOUND_SECONDS = 4.0
 
 
 FORM = {"grant_type": "client_credentials"}
@@ -316,6 +323,104 @@ async def test_a_revocation_is_refused_by_every_replica_within_the_bound(deploym
             message=lambda: "some replica still answers active",
         )
         assert time.monotonic() - revoked_at <= REVOCATION_BOUND_SECONDS
+
+
+ONE_CONNECTION = httpx.Limits(max_connections=1)
+
+
+async def _new_client(replicas: Replicas, client_id: str, scopes: list[str]) -> str:
+    """A client of its own (the rate-limited one may still be over budget); its secret."""
+    async with httpx.AsyncClient(base_url=replicas.base_url, timeout=10) as http:
+        created = await http.put(
+            f"/admin/clients/{client_id}",
+            json={"name": client_id, "grant_types": ["client_credentials"], "scopes": scopes},
+            headers=admin_headers(),
+        )
+    assert created.status_code in (200, 201), created.text
+    return str(created.json()["client_secret"])
+
+
+def _replica_probes(replicas: Replicas, per_replica: int = 2) -> list[httpx.AsyncClient]:
+    """Kept-alive connections straight to each replica (several: its balancing spreads them over both
+    workers), around the load balancer."""
+    return [
+        httpx.AsyncClient(
+            base_url=replica.server.base_url, timeout=10, limits=httpx.Limits(max_connections=1)
+        )
+        for replica in replicas.replicas
+        for _ in range(per_replica)
+    ]
+
+
+async def test_a_signing_key_rotation_reaches_every_replica_and_every_token_verifies_everywhere(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The key file replaced as a Secret update replaces it (``authserver keys rotate``: the next key, already
+    published, becomes active): every replica signs with the new key within the bound, and meanwhile every
+    token any replica signs is active at every replica (no verification fails while they switch one by
+    one)."""
+    replicas = deployment.replicas
+    secret = await _new_client(replicas, "rotation-probe", [])
+    probes = _replica_probes(replicas)
+    failed: list[str] = []
+
+    async def kid_minted_by(probe: httpx.AsyncClient) -> str:
+        answer = await probe.post("/token", data=FORM, headers=basic("rotation-probe", secret))
+        token = answer.json()["access_token"]
+        for checker in probes:
+            checked = await checker.post(
+                "/introspect", data={"token": token}, headers=basic("rotation-probe", secret)
+            )
+            if not checked.json()["active"]:
+                failed.append(f"{probe.base_url} signed, {checker.base_url} refused")
+        return str(jwt.get_unverified_header(token)["kid"])
+
+    async with contextlib.AsyncExitStack() as stack:
+        for probe in probes:
+            await stack.enter_async_context(probe)
+        before = set(await asyncio.gather(*(kid_minted_by(probe) for probe in probes)))
+        assert len(before) == 1
+        rotated = run_cli(["keys", "rotate"], replicas.environment(tmp_path), tmp_path)
+        assert rotated.returncode == 0, rotated.stderr
+        started = time.monotonic()
+
+        async def all_switched() -> bool:
+            kids = set(await asyncio.gather(*(kid_minted_by(probe) for probe in probes)))
+            return kids.isdisjoint(before) and len(kids) == 1
+
+        await wait_for(all_switched, KEY_RELOAD_BOUND_SECONDS, interval=0.05)  # type: ignore[arg-type]
+        assert time.monotonic() - started <= KEY_RELOAD_BOUND_SECONDS
+    assert failed == [], failed[:5]
+
+
+async def test_a_client_update_is_seen_by_every_replica_within_the_cache_bound(
+    deployment: Deployment,
+) -> None:
+    """A client given a new scope through the admin API (as the operator does after an OAuthClient edit):
+    every worker of every replica, each with a cached copy, grants it within the client cache's lifetime."""
+    replicas = deployment.replicas
+    secret = await _new_client(replicas, "updated-client", ["orders.read"])
+    probes = _replica_probes(replicas)
+    credentials = basic("updated-client", secret)
+    async with contextlib.AsyncExitStack() as stack:
+        for probe in probes:
+            await stack.enter_async_context(probe)
+        wider = {**FORM, "scope": "orders.write"}
+        refusals = await asyncio.gather(
+            *(probe.post("/token", data=wider, headers=credentials) for probe in probes)
+        )
+        assert all(answer.status_code == 400 for answer in refusals)  # every worker now caches the client
+        await _new_client(replicas, "updated-client", ["orders.read", "orders.write"])
+        updated = time.monotonic()
+
+        async def granted_everywhere() -> bool:
+            answers = await asyncio.gather(
+                *(probe.post("/token", data=wider, headers=credentials) for probe in probes)
+            )
+            return all(answer.status_code == 200 for answer in answers)
+
+        await wait_for(granted_everywhere, CLIENT_CACHE_BOUND_SECONDS, interval=0.05)  # type: ignore[arg-type]
+        assert time.monotonic() - updated <= CLIENT_CACHE_BOUND_SECONDS
 
 
 def test_postgresql_never_had_more_connections_than_the_budget(deployment: Deployment) -> None:

@@ -432,3 +432,18 @@ def test_a_request_too_large_for_the_state_cookie_is_said_at_once(
         page = browser.sign_in_upstream("scripted")
     assert page.status_code == 400
     assert "too large to sign in with Scripted IdP" in page.text and 'id="username"' in page.text
+
+
+def test_the_admin_api_says_which_provider_can_be_used(server: AuthServer) -> None:
+    """Discovery and keys read for the scripted provider; the one that is down and the silent one are not
+    usable, each saying why."""
+    answer = httpx.get(
+        f"{server.base_url}/admin/identity-providers",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=15,
+    )
+    assert answer.status_code == 200
+    health = {provider["name"]: provider for provider in answer.json()["providers"]}
+    assert health["scripted"]["healthy"] is True and health["scripted"]["kind"] == "oidc"
+    assert health["down"]["healthy"] is False and health["down"]["detail"]
+    assert health["slow"]["healthy"] is False and health["slow"]["detail"]

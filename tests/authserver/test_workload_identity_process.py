@@ -364,3 +364,76 @@ def test_fetches_are_counted_in_metrics(server: AuthServer, cluster: ClusterIssu
     ]
     assert ok and float(ok[0].split()[-1]) >= 1, ok
     assert 'authserver_client_jwks_fetches_total{outcome="timeout"}' in text
+
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+
+def test_a_service_account_token_is_exchanged_for_an_access_token_of_this_server(
+    server: AuthServer, cluster: ClusterIssuer
+) -> None:
+    """RFC 8693 with a trusted issuer's JWT as the subject_token: a gateway (a confidential client whose
+    policy accepts tokens meant for this server) exchanges a pod's projected token for an access token
+    whose sub is the workload, namespaced by its issuer; its scope is the client's (never OpenID scopes: the
+    workload is no user here); each refusal of the subject token is invalid_request with its rule named."""
+    created = json.loads(
+        server.cli(
+            "clients",
+            "create",
+            "--name",
+            "gateway",
+            "--grant-type",
+            TOKEN_EXCHANGE,
+            "--scope",
+            "orders.read openid",
+            "--exchange-subject-audience",
+            server.issuer,
+            "--exchange-allow-impersonation",
+        ).stdout
+    )
+    gateway = (created["client_id"], created["client_secret"])
+    service_account = _service_account()
+
+    def exchange(subject_token: str, **extra: str) -> httpx.Response:
+        form = {
+            "grant_type": TOKEN_EXCHANGE,
+            "subject_token": subject_token,
+            "subject_token_type": JWT_TOKEN_TYPE,
+            **extra,
+        }
+        return httpx.post(f"{server.base_url}/token", data=form, auth=gateway, timeout=10)
+
+    answer = exchange(cluster.token(NAMESPACE, service_account, server.issuer))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["issued_token_type"] == "urn:ietf:params:oauth:token-type:access_token"
+    issued = _claims(body["access_token"])
+    assert issued["sub"] == f"kubernetes:system:serviceaccount:{NAMESPACE}:{service_account}"
+    assert issued["client_id"] == gateway[0] and issued["scope"] == "orders.read"
+    introspected = httpx.post(
+        f"{server.base_url}/introspect", data={"token": body["access_token"]}, auth=gateway, timeout=10
+    ).json()
+    assert introspected["active"] is True and introspected["sub"] == issued["sub"]
+
+    _refused(
+        exchange(cluster.token(NAMESPACE, service_account, server.issuer), scope="openid"),
+        "scope exceeds",
+        "invalid_scope",
+    )
+    _refused(
+        exchange(cluster.token(NAMESPACE, service_account, "https://another.example")),
+        "aud",
+        "invalid_request",
+    )
+    _refused(
+        exchange(cluster.token(NAMESPACE, service_account, server.issuer, issued_at=int(time.time()) - 4000)),
+        "expired",
+        "invalid_request",
+    )
+    untrusted = jwt.encode(
+        {"iss": "https://elsewhere.example", "sub": "x", "aud": server.issuer, "exp": int(time.time()) + 60},
+        "not-a-key-anyone-trusts",
+        algorithm="HS256",
+    )
+    _refused(exchange(untrusted), "subject_token", "invalid_request")

@@ -145,3 +145,10 @@ def test_private_key_jwt_needs_four_tenths_of_the_ceiling_and_no_errors() -> Non
     assert _verdicts({"rows": [_row("private_key_jwt", 2800, 12.0, 0.38)]})["private_key_jwt"] == "missed"
     failing = _row("private_key_jwt", 3000, 12.0, 0.45, errors=1)
     assert _verdicts({"rows": [failing]})["private_key_jwt"] == "missed"
+
+
+def test_the_workload_identity_and_token_exchange_rows_have_the_same_target() -> None:
+    for scenario in ("service_account", "token_exchange"):
+        assert _verdicts({"rows": [_row(scenario, 3000, 12.0, 0.41)]})[scenario] == "met"
+        assert _verdicts({"rows": [_row(scenario, 2000, 12.0, 0.30)]})[scenario] == "missed"
+        assert _verdicts({"rows": [_row(scenario, 3000, 12.0, 0.5, errors=2)]})[scenario] == "missed"

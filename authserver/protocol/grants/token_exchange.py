@@ -20,7 +20,7 @@ from authserver.protocol.errors import InvalidRequest, InvalidScope, InvalidTarg
 from authserver.protocol.exchangeable_tokens import ACCESS_TOKEN_TYPE, PresentedToken, TokenValidator
 from authserver.protocol.models import Client, GrantType, TokenExchangePolicy
 from authserver.protocol.params import Params, required, single
-from authserver.protocol.scopes import parse_scope
+from authserver.protocol.scopes import OPENID_SCOPES, parse_scope
 from authserver.protocol.tokens import GRANT_ID_CLAIM, TokenMinter, token_response
 
 # A delegation chain longer than this is refused: each hop nests one more ``act`` in every later token.
@@ -175,8 +175,13 @@ class TokenExchangeGrant:
 
 
 def _narrowed_scope(requested: str | None, subject: PresentedToken, client: Client) -> str:
-    """Within the subject token's scope and the scopes this client may use; nothing asked: all of that."""
-    allowed = [scope for scope in subject.scope if scope in client.scopes]
+    """Within the subject token's scope and the scopes this client may use; nothing asked: all of that. A
+    subject token without scope (another issuer's identity token) is bounded by the client's scopes alone,
+    but never OpenID scopes: its subject is no user of this server."""
+    if subject.scope is None:
+        allowed = [scope for scope in client.scopes if scope not in OPENID_SCOPES]
+    else:
+        allowed = [scope for scope in subject.scope if scope in client.scopes]
     asked = parse_scope(requested)
     if not asked:
         return " ".join(allowed)

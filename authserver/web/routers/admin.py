@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from authserver.admin.consents import UserConsents, revoke_user_consents, user_consents
+from authserver.admin.identity_providers import IdentityProvidersView
 from authserver.admin.registration import ClientRegistration, ClientView, SecretRotation, register
 from authserver.admin.sessions import UserSessions, end_user_sessions, user_sessions
 from authserver.admin.usage import UsagePage, UsageView, client_usage, usage_page
@@ -288,6 +289,18 @@ def _user_view(user: User | None, username: str, status_code: int = 200) -> Resp
     if user is None:
         raise NotFound(f"no user {username}")
     return json_response(UserView.of(user).model_dump(), status_code, NO_STORE)
+
+
+@router.get(
+    "/identity-providers",
+    summary="Sign-in methods and whether each upstream identity provider can be used now",
+    response_model=IdentityProvidersView,
+)
+async def identity_providers(request: Request) -> Response:
+    svc = services(request)
+    health = await svc.upstream_health.check() if svc.upstream_health is not None else []
+    view = IdentityProvidersView.of(svc.identity_providers.local_accounts, health)
+    return json_response(view.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.get("/users", summary="List users", response_model=list[UserView])

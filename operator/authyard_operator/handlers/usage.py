@@ -1,5 +1,6 @@
-"""Client usage: an index of OAuthClients by the AuthServer they name, and a timer per AuthServer that reads
-its admin API's usage once and writes its clients' status.usage and Unused condition."""
+"""What the operator reads back from each AuthServer's admin API on a timer: client usage (an index of
+OAuthClients by the AuthServer they name; one read per AuthServer writes its clients' status.usage and Unused
+condition) and the health of its upstream identity providers (its own status)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from authyard_operator.admin_client import AdminApiError
 from authyard_operator.clock import utcnow
 from authyard_operator.constants import GROUP, VERSION
 from authyard_operator.kube.client import KubeError
+from authyard_operator.reconcile.identity_providers import refresh_identity_providers
 from authyard_operator.reconcile.usage import IndexedClient, authserver_of, refresh_usage
 from authyard_operator.settings import OperatorSettings
 
@@ -42,3 +44,15 @@ async def client_usage(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **
         return
     if written:
         logger.debug("client usage of %s/%s: %d OAuthClient statuses updated", key[0], key[1], written)
+
+
+@kopf.timer(GROUP, VERSION, "authservers", interval=USAGE_SECONDS, initial_delay=USAGE_SECONDS)
+async def identity_provider_health(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """The upstreams' health, read from the server on the same period as usage."""
+    meta = body["metadata"]
+    try:
+        await refresh_identity_providers(
+            memo.kube, memo.admin, memo.settings.admin_url_template, dict(body), utcnow()
+        )
+    except (AdminApiError, KubeError) as error:  # the next pass tries again; the status keeps what it had
+        logger.warning("identity providers of %s/%s not checked: %s", meta["namespace"], meta["name"], error)

@@ -709,6 +709,16 @@ class SigningKeysStatus(SpecModel):
     )
 
 
+class IdentityProviderStatus(SpecModel):
+    name: str = Field(description="The provider's name in spec.identityProviders.")
+    kind: str = Field(description="oidc or ldap.")
+    healthy: bool = Field(
+        description="oidc: its discovery document and keys were read; ldap: its service account bound."
+    )
+    message: str | None = Field(None, description="What failed.")
+    last_checked: str | None = Field(None, description="When the server last checked it (RFC 3339).")
+
+
 class AuthServerStatus(SpecModel):
     """The observed state, written by the operator."""
 
@@ -722,4 +732,9 @@ class AuthServerStatus(SpecModel):
     ready_replicas: int | None = Field(None, description="Ready pods of the Deployment.")
     database: DatabaseStatus | None = Field(None, description="Connection pool figures.")
     capacity: CapacityStatus | None = Field(None, description="The capacity plan and its arithmetic.")
+    identity_providers: list[IdentityProviderStatus] | None = Field(
+        None,
+        description="Each upstream identity provider (spec.identityProviders) and whether it can be used "
+        "now, as the server's admin API last said; condition IdentityProvidersAvailable sums it up.",
+    )
     signing_keys: SigningKeysStatus | None = Field(None, description="Signing-key rotation state.")

@@ -56,7 +56,43 @@ def _conditions(
     return [
         condition(kind, *values, generation, now, previous)
         for kind, values in ((READY, ready), (PROGRESSING, progressing), (DEGRADED, degraded))
+    ] + [kept for kept in previous if kept.get("type") == IDENTITY_PROVIDERS]  # the health pass's own
+
+
+# Whether every upstream identity provider can be used now (``identity_providers_status``). Its own condition,
+# written by the health pass and carried by every other status write: an upstream that is down degrades
+# sign-in through it only, never the AuthServer's readiness (local accounts and the other upstreams work).
+IDENTITY_PROVIDERS = "IdentityProvidersAvailable"
+
+
+def identity_providers_status(
+    previous: dict[str, Any], generation: int, health: dict[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """The AuthServer's status with ``identityProviders`` (each upstream: healthy, and why not) and the
+    IdentityProvidersAvailable condition from the server's admin API answer; without providers (None, or
+    none configured) both are removed."""
+    conditions = [c for c in previous.get("conditions") or [] if c.get("type") != IDENTITY_PROVIDERS]
+    providers = (health or {}).get("providers") or []
+    if not providers:
+        return {**previous, "conditions": conditions, "identityProviders": None}
+    listed = [
+        {
+            "name": str(each["name"]),
+            "kind": str(each.get("kind", "")),
+            "healthy": bool(each.get("healthy")),
+            **({"message": str(each["detail"])[:300]} if each.get("detail") else {}),
+            "lastChecked": str(each.get("checked_at", "")),
+        }
+        for each in providers
     ]
+    down = [str(each["name"]) for each in listed if not each["healthy"]]
+    if down:
+        message = f"cannot be used now: {', '.join(down)} (see status.identityProviders)"
+        value = (False, "UpstreamUnavailable", message)
+    else:
+        value = (True, "AllAvailable", f"{len(listed)} identity provider(s) can be used")
+    available = condition(IDENTITY_PROVIDERS, *value, generation, now, previous.get("conditions") or [])
+    return {**previous, "conditions": [*conditions, available], "identityProviders": listed}
 
 
 def failed_status(
