@@ -58,7 +58,7 @@ async def test_a_clients_token_exchange_policy_is_created_read_changed_and_remov
             {"grant_types": GRANTS, "token_exchange": {"allow_impersonation": "sometimes"}},
             "allow_impersonation",
         ),
-        ({"grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"]}, "grant_types"),
+        ({"grant_types": ["urn:ietf:params:oauth:grant-type:saml2-bearer"]}, "grant_types"),
     ],
 )
 async def test_bad_token_exchange_registrations_are_refused_with_a_reason(
