@@ -19,6 +19,7 @@ from jwt.exceptions import InvalidSubjectError
 
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS, algorithms_for
 from authserver.protocol.errors import InvalidClient, OAuthError
+from authserver.protocol.jwt_preview import MalformedJwt, preview
 from authserver.protocol.models import Client
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 
@@ -51,8 +52,8 @@ def unverified_client_id(assertion: str) -> str:
     checked: it only says which client's keys to check it with."""
     _check_size(assertion)
     try:
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        _, claims = preview(assertion)
+    except MalformedJwt:
         raise InvalidClient("client_assertion is not a well-formed JWT") from None
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
@@ -89,8 +90,8 @@ class ClientAssertionVerifier:
         """Raise InvalidClient unless ``assertion`` proves ``client`` (RFC 7523 §3, OIDC Core §9)."""
         _check_size(assertion)
         try:
-            header = jwt.get_unverified_header(assertion)
-        except jwt.PyJWTError:
+            header, _ = preview(assertion)
+        except MalformedJwt:
             raise InvalidClient("client_assertion is not a well-formed JWT") from None
         algorithm = header.get("alg")
         allowed: tuple[str, ...] = ASSERTION_ALGORITHMS

@@ -18,6 +18,7 @@ import jwt
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS
 from authserver.protocol.client_assertion import MAX_ASSERTION_BYTES, load_key
 from authserver.protocol.errors import OAuthError
+from authserver.protocol.jwt_preview import MalformedJwt, preview
 from authserver.protocol.revocation_list import CLOCK_LEEWAY_SECONDS
 
 _MAX_SUBJECT_LENGTH = 255
@@ -51,8 +52,8 @@ def unverified_issuer(token: str, what: str, error: ErrorFactory) -> str | None:
     if len(token) > MAX_ASSERTION_BYTES:
         raise error(f"{what} is longer than {MAX_ASSERTION_BYTES} bytes")
     try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        _, claims = preview(token)
+    except MalformedJwt:
         raise error(f"{what} is not a well-formed JWT") from None
     issuer = claims.get("iss")
     return issuer if isinstance(issuer, str) else None
@@ -83,8 +84,8 @@ class TrustedTokenVerifier:
         if len(token) > MAX_ASSERTION_BYTES:
             raise error(f"{what} is longer than {MAX_ASSERTION_BYTES} bytes")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header, _ = preview(token)
+        except MalformedJwt:
             raise error(f"{what} is not a well-formed JWT") from None
         algorithm = header.get("alg")
         # RFC 8725 §3.1: an allow-list of asymmetric algorithms; never none, never HMAC (which a public key
