@@ -14,7 +14,7 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import orjson
@@ -41,6 +41,8 @@ _ES256_SIGNATURE_BYTES = 64
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _PKCS1V15 = padding.PKCS1v15()
+# RFC 7518 §3.5: MGF1 with SHA-256 and a salt as long as the hash.
+_PSS_SHA256 = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=_SHA256.digest_size)
 
 
 def b64url_encode(data: bytes) -> bytes:
@@ -104,21 +106,50 @@ class JwsKey:
         return (signing_input + b"." + b64url_encode(signature)).decode()
 
     def signature_matches(self, signing_input: bytes, signature: bytes) -> bool:
-        try:
-            if self.alg == "ES256":
-                if len(signature) != _ES256_SIGNATURE_BYTES:
-                    return False
-                der = encode_dss_signature(
-                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-                )
-                self.public_key.verify(der, signing_input, _ECDSA_SHA256)
-            elif self.alg == "RS256":
-                self.public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
-            else:
-                self.public_key.verify(signature, signing_input)
-        except (InvalidSignature, ValueError):
-            return False
-        return True
+        return _signature_matches(self.alg, self.public_key, signing_input, signature)
+
+
+class VerificationKey:
+    """Another party's public key (a client's, a trusted issuer's) and the one algorithm it is used with
+    here: the lean verify path for the JWTs they sign (``verify_signed``)."""
+
+    def __init__(self, alg: str, public_key: Any) -> None:
+        key_types: dict[str, type[Any] | tuple[type[Any], ...]] = {
+            "ES256": ec.EllipticCurvePublicKey,
+            "RS256": rsa.RSAPublicKey,
+            "PS256": rsa.RSAPublicKey,
+            "EdDSA": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
+        }
+        expected = key_types.get(alg)
+        if expected is None or not isinstance(public_key, expected):
+            raise InvalidKeyError(f"{alg} does not fit a {type(public_key).__name__}")
+        if alg == "ES256" and not isinstance(public_key.curve, ec.SECP256R1):
+            raise InvalidKeyError("ES256 needs a P-256 key")
+        self.alg = alg
+        self.public_key = public_key
+
+    def signature_matches(self, signing_input: bytes, signature: bytes) -> bool:
+        return _signature_matches(self.alg, self.public_key, signing_input, signature)
+
+
+def _signature_matches(alg: str, public_key: Any, signing_input: bytes, signature: bytes) -> bool:
+    try:
+        if alg == "ES256":
+            if len(signature) != _ES256_SIGNATURE_BYTES:  # RFC 7518 §3.4: r || s, 32 octets each
+                return False
+            der = encode_dss_signature(
+                int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+            )
+            public_key.verify(der, signing_input, _ECDSA_SHA256)
+        elif alg == "RS256":
+            public_key.verify(signature, signing_input, _PKCS1V15, _SHA256)
+        elif alg == "PS256":
+            public_key.verify(signature, signing_input, _PSS_SHA256, _SHA256)
+        else:
+            public_key.verify(signature, signing_input)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def _numeric(claims: dict[str, Any], name: str) -> float:
@@ -149,25 +180,75 @@ def verify(
     off), ``nbf`` and ``iat`` against the clock with ``leeway``; ``iss``; ``aud`` like PyJWT (a token
     with an audience needs an expected one unless ``verify_aud`` is off).
     """
-    if not isinstance(token, str) or _COMPACT.fullmatch(token) is None:
-        raise DecodeError("not a compact JWS")
-    header_segment, payload_segment, signature_segment = token.split(".")
+    header_segment, payload_segment, signature_segment = _segments(token)
     header = _json_object(header_segment, "header")
     kid = header.get("kid")
     key = keys.get(kid) if isinstance(kid, str) else None
     if key is None:
         raise InvalidKeyError("unknown kid")
-    if header.get("alg") != key.alg:
+    _check_header(header, key.alg, typ)
+    if not key.signature_matches(
+        f"{header_segment}.{payload_segment}".encode(), b64url_decode(signature_segment)
+    ):
+        raise InvalidSignatureError("signature verification failed")
+    claims = _json_object(payload_segment, "payload")
+    audiences = None if audience is None else (audience,)
+    _check_claims(claims, require, verify_exp, leeway, now, issuer, verify_aud, audiences)
+    return claims
+
+
+def verify_signed(
+    token: str,
+    key: VerificationKey,
+    *,
+    issuer: str,
+    audiences: Collection[str],
+    require: Iterable[str] = (),
+    leeway: float = 0,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The claims of a JWT another party signed with ``key`` (its algorithm chosen by the caller from an
+    allow-list), with the checks of ``verify``: the header's ``alg``, no ``crit``, the signature, ``require``d
+    claims, ``exp``/``nbf``/``iat`` with ``leeway``, ``iss`` equal to ``issuer`` and ``aud`` holding one of
+    ``audiences`` (RFC 7519 §4.1.3: a string or an array of strings). Raises a ``jwt.InvalidTokenError``
+    subclass, as PyJWT's decode would."""
+    header_segment, payload_segment, signature_segment = _segments(token)
+    _check_header(_json_object(header_segment, "header"), key.alg, None)
+    if not key.signature_matches(
+        f"{header_segment}.{payload_segment}".encode(), b64url_decode(signature_segment)
+    ):
+        raise InvalidSignatureError("signature verification failed")
+    claims = _json_object(payload_segment, "payload")
+    _check_claims(claims, require, True, leeway, now, issuer, True, tuple(audiences))
+    return claims
+
+
+def _segments(token: str) -> list[str]:
+    if not isinstance(token, str) or _COMPACT.fullmatch(token) is None:
+        raise DecodeError("not a compact JWS")
+    return token.split(".")
+
+
+def _check_header(header: dict[str, Any], alg: str, typ: str | None) -> None:
+    # The algorithm is the key's, never the token's choice (RFC 8725 §3.1): a mismatch is refused.
+    if header.get("alg") != alg:
         raise InvalidAlgorithmError("the token's alg is not its key's algorithm")
-    if "crit" in header:
+    if "crit" in header:  # RFC 7515 §4.1.11: extensions this code does not understand must be refused
         raise DecodeError("critical header parameters are not supported")
     if typ is not None and header.get("typ") != typ:
         raise InvalidTokenError(f"the token's typ is not {typ}")
-    signing_input = f"{header_segment}.{payload_segment}".encode()
-    if not key.signature_matches(signing_input, b64url_decode(signature_segment)):
-        raise InvalidSignatureError("signature verification failed")
-    claims = _json_object(payload_segment, "payload")
 
+
+def _check_claims(
+    claims: dict[str, Any],
+    require: Iterable[str],
+    verify_exp: bool,
+    leeway: float,
+    now: float | None,
+    issuer: str | None,
+    verify_aud: bool,
+    audiences: tuple[str, ...] | None,
+) -> None:
     for name in require:
         if name not in claims:
             raise MissingRequiredClaimError(name)
@@ -185,9 +266,12 @@ def verify(
             raise MissingRequiredClaimError("iss")
         if claims["iss"] != issuer:
             raise InvalidIssuerError("invalid issuer")
-    if verify_aud and ("aud" in claims or audience is not None):
-        presented = claims.get("aud")
-        audiences = presented if isinstance(presented, list) else [presented]
-        if audience is None or audience not in audiences:
-            raise InvalidAudienceError("invalid audience")
-    return claims
+    if not verify_aud or ("aud" not in claims and audiences is None):
+        return
+    presented = claims.get("aud")
+    if isinstance(presented, str):
+        presented = [presented]
+    if not isinstance(presented, list) or not all(isinstance(value, str) for value in presented):
+        raise InvalidAudienceError("invalid claim format in token (aud)")
+    if audiences is None or not any(value in presented for value in audiences):
+        raise InvalidAudienceError("invalid audience")

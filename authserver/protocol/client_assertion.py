@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from jwt.exceptions import InvalidSubjectError
 
+from authserver.crypto import jws
 from authserver.crypto.client_jwks import ASSERTION_ALGORITHMS, algorithms_for
 from authserver.protocol.errors import InvalidClient, OAuthError
 from authserver.protocol.jwt_preview import MalformedJwt, preview
@@ -29,6 +29,8 @@ MAX_ASSERTION_BYTES = 8192
 # Authlib (and most client libraries) sign assertions that live one hour.
 DEFAULT_MAX_LIFETIME = timedelta(hours=1)
 _MAX_JTI_LENGTH = 255
+_REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "jti")
+_MAX_PARSED_KEYS = 1024
 
 
 class ClientKeysUnavailable(Exception):
@@ -43,27 +45,34 @@ class ClientKeysUnavailable(Exception):
 # The client's public JWKs; ``refresh``: a kid was not found, look again (the fetcher may decline if it
 # looked very recently). Raises ClientKeysUnavailable.
 ClientKeys = Callable[[Client, bool], Awaitable[Sequence[Mapping[str, Any]]]]
+ErrorFactory = Callable[[str], OAuthError]
+Preview = tuple[dict[str, Any], dict[str, Any]]
 # Spend an assertion's jti: True the first time ``key`` is seen before ``expires_at``, False on a replay.
 SpendAssertion = Callable[[str, datetime, datetime], Awaitable[bool]]
 
 
-def unverified_client_id(assertion: str) -> str:
+def preview_assertion(
+    assertion: str, what: str = "client_assertion", error: ErrorFactory | None = None
+) -> Preview:
+    """(header, claims) of an assertion, unverified and read once per request: they only say whose keys to
+    check it with (``iss``, ``sub``, ``kid``, ``alg``). Raises ``error`` (InvalidClient) if it is too long or
+    not a JWT."""
+    fail = error or InvalidClient
+    if len(assertion) > MAX_ASSERTION_BYTES:
+        raise fail(f"{what} is longer than {MAX_ASSERTION_BYTES} bytes")
+    try:
+        return preview(assertion)
+    except MalformedJwt:
+        raise fail(f"{what} is not a well-formed JWT") from None
+
+
+def unverified_client_id(claims: Mapping[str, Any]) -> str:
     """The ``sub`` the assertion names (its client, RFC 7523 §3 item 2), read before its signature can be
     checked: it only says which client's keys to check it with."""
-    _check_size(assertion)
-    try:
-        _, claims = preview(assertion)
-    except MalformedJwt:
-        raise InvalidClient("client_assertion is not a well-formed JWT") from None
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise InvalidClient("client_assertion must have a sub claim naming the client_id (RFC 7523 §3)")
     return subject
-
-
-def _check_size(assertion: str) -> None:
-    if len(assertion) > MAX_ASSERTION_BYTES:
-        raise InvalidClient(f"client_assertion is longer than {MAX_ASSERTION_BYTES} bytes")
 
 
 def assertion_key(client_id: str, jti: str) -> str:
@@ -85,22 +94,27 @@ class ClientAssertionVerifier:
         self.policy = policy
         self.keys = keys
         self.spend = spend
+        self.parsed_keys = ParsedKeys()
 
-    async def verify(self, client: Client, assertion: str, now: datetime | None = None) -> None:
-        """Raise InvalidClient unless ``assertion`` proves ``client`` (RFC 7523 §3, OIDC Core §9)."""
-        _check_size(assertion)
-        try:
-            header, _ = preview(assertion)
-        except MalformedJwt:
-            raise InvalidClient("client_assertion is not a well-formed JWT") from None
+    async def verify(
+        self,
+        client: Client,
+        assertion: str,
+        now: datetime | None = None,
+        header: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise InvalidClient unless ``assertion`` proves ``client`` (RFC 7523 §3, OIDC Core §9).
+        ``header``: the assertion's, when the caller has already read it (``preview_assertion``)."""
+        if header is None:
+            header, _ = preview_assertion(assertion)
         algorithm = header.get("alg")
         allowed: tuple[str, ...] = ASSERTION_ALGORITHMS
         if client.token_endpoint_auth_signing_alg is not None:
             allowed = (client.token_endpoint_auth_signing_alg,)
         if not isinstance(algorithm, str) or algorithm not in allowed:
             raise InvalidClient(f"client_assertion must be signed with {' or '.join(allowed)}")
-        key = await self._key(client, algorithm, header.get("kid"))
-        claims = self._decode(client, assertion, algorithm, key)
+        key, _ = await self._key(client, algorithm, header.get("kid"))
+        claims = self._decode(client, assertion, key)
         now = now or datetime.now(UTC)
         expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         longest = self.policy.max_lifetime + timedelta(seconds=self.policy.leeway_seconds)
@@ -116,11 +130,12 @@ class ClientAssertionVerifier:
         if not await self.spend(assertion_key(client.client_id, jti), keep_until, now):
             raise InvalidClient("client_assertion was already used (its jti is spent)")
 
-    async def _key(self, client: Client, algorithm: str, kid: object) -> jwt.PyJWK:
+    async def _key(self, client: Client, algorithm: str, kid: object) -> tuple[jws.VerificationKey, KeySet]:
         if kid is not None and not isinstance(kid, str):
             raise InvalidClient("client_assertion kid must be a string")
         return await load_key(
             lambda refresh: self.keys(client, refresh),
+            self.parsed_keys,
             algorithm,
             kid,
             InvalidClient,
@@ -128,17 +143,15 @@ class ClientAssertionVerifier:
             whose_keys="the client's keys",
         )
 
-    def _decode(self, client: Client, assertion: str, algorithm: str, key: jwt.PyJWK) -> dict[str, Any]:
+    def _decode(self, client: Client, assertion: str, key: jws.VerificationKey) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims = jws.verify_signed(
                 assertion,
                 key,
-                algorithms=[algorithm],
-                audience=list(self.policy.audiences),
                 issuer=client.client_id,
-                subject=client.client_id,
+                audiences=self.policy.audiences,
+                require=_REQUIRED_CLAIMS,
                 leeway=self.policy.leeway_seconds,
-                options={"require": ["iss", "sub", "aud", "exp", "jti"]},
             )
         except jwt.MissingRequiredClaimError as error:
             raise InvalidClient(f"client_assertion lacks the {error.claim} claim (RFC 7523 §3)") from None
@@ -152,33 +165,60 @@ class ClientAssertionVerifier:
             ) from None
         except jwt.InvalidIssuerError:
             raise InvalidClient("client_assertion iss must be the client_id (RFC 7523 §3)") from None
-        except InvalidSubjectError:
-            raise InvalidClient("client_assertion sub must be the client_id (RFC 7523 §3)") from None
         except jwt.InvalidSignatureError:
             raise InvalidClient("client_assertion signature does not verify with the client's key") from None
         except jwt.PyJWTError:
             raise InvalidClient("client_assertion is not a valid JWT") from None
-        if not isinstance(claims["exp"], int | float):
-            raise InvalidClient("client_assertion exp must be a number")
+        # RFC 7523 §3 item 2: sub is the client_id.
+        if claims["sub"] != client.client_id:
+            raise InvalidClient("client_assertion sub must be the client_id (RFC 7523 §3)")
         return claims
 
 
+KeySet = Sequence[Mapping[str, Any]]
+
+
+class ParsedKeys:
+    """Key objects parsed from JWKs (by PyJWT's JWK reader), once per JWK and algorithm. A registered or
+    fetched key set stays the same object while it is cached, so a JWK's identity is its cache key; the entry
+    holds the JWK, so no other object can take its id while the entry lives."""
+
+    def __init__(self, limit: int = _MAX_PARSED_KEYS) -> None:
+        self._limit = limit
+        self._parsed: dict[tuple[int, str], tuple[Mapping[str, Any], jws.VerificationKey]] = {}
+
+    def get(self, jwk: Mapping[str, Any], algorithm: str) -> jws.VerificationKey:
+        """Raises ValueError (or a PyJWT key error) if the JWK cannot be used with ``algorithm``."""
+        entry = self._parsed.get((id(jwk), algorithm))
+        if entry is not None and entry[0] is jwk:
+            return entry[1]
+        key = jws.VerificationKey(algorithm, jwt.PyJWK(dict(jwk), algorithm=algorithm).key)
+        if len(self._parsed) >= self._limit:
+            del self._parsed[next(iter(self._parsed))]  # the oldest: key sets rarely change
+        self._parsed[(id(jwk), algorithm)] = (jwk, key)
+        return key
+
+
 async def load_key(
-    keys: Callable[[bool], Awaitable[Sequence[Mapping[str, Any]]]],
+    keys: Callable[[bool], Awaitable[KeySet]],
+    parsed: ParsedKeys,
     algorithm: str,
     kid: str | None,
-    error: Callable[[str], OAuthError],
+    error: ErrorFactory,
     *,
     whose_key: str,
     whose_keys: str,
-) -> jwt.PyJWK:
-    """The key for ``algorithm`` and ``kid`` among ``keys(refresh=False)``; an unknown kid may be a key the
-    signer just added (a signing-key rotation), so ``keys(refresh=True)`` is looked at once more. Raises
-    ``error`` saying what is missing (``whose_key``: "registered key of this client", ...)."""
+) -> tuple[jws.VerificationKey, KeySet]:
+    """The key for ``algorithm`` and ``kid`` among ``keys(refresh=False)``, and the key set it was found in;
+    an unknown kid may be a key the signer just added (a signing-key rotation), so ``keys(refresh=True)`` is
+    looked at once more. Raises ``error`` saying what is missing (``whose_key``: "registered key of this
+    client", ...)."""
     try:
-        found = pick_key(await keys(False), algorithm, kid, error)
+        key_set = await keys(False)
+        found = pick_key(key_set, algorithm, kid, error)
         if found is None and kid is not None:
-            found = pick_key(await keys(True), algorithm, kid, error)
+            key_set = await keys(True)
+            found = pick_key(key_set, algorithm, kid, error)
     except ClientKeysUnavailable as failure:
         raise error(f"{whose_keys} are unavailable: {failure.description}") from None
     if found is None:
@@ -186,7 +226,7 @@ async def load_key(
             raise error(f"no {whose_key} has kid {kid[:64]!r} for {algorithm}")
         raise error(f"no {whose_key} fits {algorithm}")
     try:
-        return jwt.PyJWK(dict(found), algorithm=algorithm)
+        return parsed.get(found, algorithm), key_set
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
         raise error(f"the {whose_key} for {algorithm} cannot be used") from None
 

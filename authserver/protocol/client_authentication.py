@@ -13,12 +13,12 @@ from authserver.crypto.client_secrets import secret_matches
 from authserver.protocol.client_assertion import (
     JWT_BEARER_ASSERTION_TYPE,
     ClientAssertionVerifier,
+    preview_assertion,
     unverified_client_id,
 )
 from authserver.protocol.errors import InvalidClient, InvalidRequest
 from authserver.protocol.models import Client, TokenEndpointAuthMethod
 from authserver.protocol.params import Params, single
-from authserver.protocol.trusted_issuers import unverified_issuer
 from authserver.protocol.workload_identity import WorkloadAuthenticator
 
 ClientLookup = Callable[[str], Awaitable[Client | None]]
@@ -134,15 +134,21 @@ async def _authenticate_with_assertion(
     if authorization or form_secret is not None:
         raise InvalidClient("use one client authentication method, not a client_assertion and a secret both")
     if workloads is not None:
-        issuer = workloads.issuer_of(assertion)
+        remembered = workloads.remembered_issuer(assertion)  # a workload's token seen before: no parse
+        if remembered is not None:
+            return await workloads.authenticate(remembered, assertion, form_id, lookup)
+    header, claims = preview_assertion(assertion)  # read once, unverified: whose keys to check it with
+    named_issuer = claims.get("iss")
+    if workloads is not None:
+        issuer = workloads.verifier.trusted(named_issuer)
         if issuer is not None:
-            return await workloads.authenticate(issuer, assertion, form_id, lookup)
+            return await workloads.authenticate(issuer, assertion, form_id, lookup, header)
     if assertions is None:
         raise InvalidClient("private_key_jwt is not offered at this endpoint")
-    client_id = unverified_client_id(assertion)
+    client_id = unverified_client_id(claims)
     # A private_key_jwt client signs its own assertions (iss = sub = client_id, RFC 7523 §3 items 1-2); an
     # assertion signed by someone else, for no such client, came from an issuer that is not trusted.
-    foreign = unverified_issuer(assertion, "client_assertion", InvalidClient) != client_id
+    foreign = named_issuer != client_id
     untrusted = "client_assertion iss is not a trusted issuer (nor the client_id)"
     # RFC 7523 §3 item 2 with §2.2: a client_id sent beside the assertion must name the same client.
     if form_id is not None and form_id != client_id:
@@ -156,5 +162,5 @@ async def _authenticate_with_assertion(
         raise InvalidClient("client_assertion iss is not a trusted issuer")
     if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
         raise InvalidClient("this client is not registered for private_key_jwt")
-    await assertions.verify(client, assertion, now)
+    await assertions.verify(client, assertion, now, header)
     return client

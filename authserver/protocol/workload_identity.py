@@ -10,7 +10,8 @@ its ``expirationSeconds``). Refusing a second use would refuse every workload af
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from authserver.protocol.errors import InvalidClient
 from authserver.protocol.models import Client, TokenEndpointAuthMethod
@@ -32,14 +33,23 @@ class WorkloadAuthenticator:
         """The trusted issuer the assertion claims to come from; None: it names no trusted issuer."""
         return self.verifier.issuer_named_by(assertion, _WHAT, InvalidClient)
 
+    def remembered_issuer(self, assertion: str) -> TrustedIssuer | None:
+        """The issuer of an assertion that verified before and is remembered (no parse); None otherwise."""
+        return self.verifier.remembered_issuer(assertion)
+
     async def authenticate(
-        self, issuer: TrustedIssuer, assertion: str, client_id: str | None, lookup: ClientLookup
+        self,
+        issuer: TrustedIssuer,
+        assertion: str,
+        client_id: str | None,
+        lookup: ClientLookup,
+        header: Mapping[str, Any] | None = None,
     ) -> Client:
         """The client whose workload the assertion proves; raises InvalidClient naming the rule broken.
 
         ``client_id``: the form parameter, optional (RFC 7521 §4.2); when sent it must name that client,
         when absent the client is the one registered for the token's (issuer, sub)."""
-        verified = await self.verifier.verify(assertion, issuer, _WHAT, InvalidClient)
+        verified = await self.verifier.verify(assertion, issuer, _WHAT, InvalidClient, header)
         subject = verified.subject
         if client_id is None:
             client = await self.by_workload(issuer.name, subject)

@@ -199,3 +199,58 @@ def test_required_claims_issuer_and_audience() -> None:
     assert keyset.verify(token, typ="at+jwt", issuer=ISSUER, audience="other")["sub"] == "s"
     with pytest.raises(jwt.InvalidAudienceError):
         keyset.verify(token, typ="at+jwt", issuer=ISSUER, audience="nobody")
+
+
+def _public_key(algorithm: str) -> tuple[Any, jws.VerificationKey]:
+    """A private key of ``algorithm``'s type and the VerificationKey of its public half (another party's)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    private: Any
+    if algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif algorithm == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return private, jws.VerificationKey(algorithm, private.public_key())
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256", "PS256", "EdDSA"])
+def test_verify_signed_accepts_what_pyjwt_signs_and_refuses_a_changed_byte(algorithm: str) -> None:
+    private, key = _public_key(algorithm)
+    token = jwt.encode(_claims(aud=["https://as.example/token", "x"]), private, algorithm)
+    audiences = ("https://as.example", "https://as.example/token")
+    claims = jws.verify_signed(token, key, issuer=ISSUER, audiences=audiences, require=("exp", "jti"))
+    assert claims["sub"] == "s"
+    header, payload, signature = token.split(".")
+    tampered = f"{header}.{_b64(json.dumps(_claims(sub='someone-else')))}.{signature}"
+    with pytest.raises(jwt.InvalidSignatureError):
+        jws.verify_signed(tampered, key, issuer=ISSUER, audiences=audiences)
+
+
+def test_verify_signed_checks_alg_audience_and_its_format() -> None:
+    private, key = _public_key("ES256")
+    rs_private, _ = _public_key("RS256")
+    with pytest.raises(jwt.InvalidAlgorithmError):  # the header must name the key's algorithm
+        jws.verify_signed(jwt.encode(_claims(), rs_private, "RS256"), key, issuer=ISSUER, audiences=("api",))
+    for aud, error in [
+        ("other", jwt.InvalidAudienceError),
+        ([1, "api"], jwt.InvalidAudienceError),  # RFC 7519 §4.1.3: strings only
+        (None, jwt.MissingRequiredClaimError),
+    ]:
+        token = jwt.encode(_claims(aud=aud), private, "ES256")
+        with pytest.raises(error):
+            jws.verify_signed(token, key, issuer=ISSUER, audiences=("api",), require=("aud",))
+    with pytest.raises(jwt.InvalidAudienceError):  # no audience accepted: nothing passes
+        jws.verify_signed(jwt.encode(_claims(), private, "ES256"), key, issuer=ISSUER, audiences=())
+    with pytest.raises(jwt.ExpiredSignatureError):
+        expired = jwt.encode(_claims(exp=int(time.time()) - 30), private, "ES256")
+        jws.verify_signed(expired, key, issuer=ISSUER, audiences=("api",), leeway=5)
+
+
+def test_a_verification_key_refuses_an_algorithm_its_type_does_not_allow() -> None:
+    private, _ = _public_key("ES256")
+    with pytest.raises(jwt.InvalidKeyError):
+        jws.VerificationKey("RS256", private.public_key())
+    with pytest.raises(jwt.InvalidKeyError):
+        jws.VerificationKey("HS256", private.public_key())
