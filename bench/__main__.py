@@ -38,6 +38,7 @@ SCENARIOS = (
     "metadata",
     "client_credentials",
     "private_key_jwt",
+    "private_key_jwt_es256",
     "service_account",
     "token_exchange",
     "introspection",
@@ -48,6 +49,7 @@ SCENARIOS = (
 PROFILED = (
     "client_credentials",
     "private_key_jwt",
+    "private_key_jwt_es256",
     "service_account",
     "token_exchange",
     "introspection",
@@ -320,7 +322,12 @@ class Bench:
                         )
                         self.record(scenario, kind, workers, concurrency, result)
 
-            for scenario in ("private_key_jwt", "refresh_token", "authorization_code"):
+            for scenario in (
+                "private_key_jwt",
+                "private_key_jwt_es256",
+                "refresh_token",
+                "authorization_code",
+            ):
                 if scenario in self.scenarios:
                     for concurrency in self.concurrencies:
                         self.run_consuming(scenario, server, database, workers, concurrency, cc_rates)
@@ -348,8 +355,9 @@ class Bench:
         assert database.user_id is not None
         path = database.directory / f"{scenario}-{time.monotonic_ns()}.txt"
         started = time.monotonic()
-        if scenario == "private_key_jwt":
-            seed.sign_client_assertions(server.base_url, database.credentials, count, path)
+        if scenario.startswith("private_key_jwt"):
+            algorithm = "ES256" if scenario == "private_key_jwt_es256" else "RS256"
+            seed.sign_client_assertions(server.base_url, database.credentials, count, path, algorithm)
             log(f"signed {count} client assertions in {time.monotonic() - started:.1f} s")
             return {
                 "BENCH_TOKEN_FILE": str(path),
@@ -384,7 +392,10 @@ class Bench:
             try:
                 flushes_before = wal.wal_flushes(database.url) if postgres else None
                 held_before = None if postgres else held.writers_held(server.base_url)
-                result = self.measured(server, f"{scenario}.lua", server.base_url, concurrency, env)
+                script = (
+                    "private_key_jwt.lua" if scenario.startswith("private_key_jwt") else f"{scenario}.lua"
+                )
+                result = self.measured(server, script, server.base_url, concurrency, env)
                 if flushes_before is not None:
                     flushes = wal.wal_flushes(database.url).since(flushes_before)
                     result["wal_flushes"], result["wal_flush_ms_mean"] = flushes.count, flushes.mean_ms

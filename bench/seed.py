@@ -13,10 +13,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import insert
 
 from authserver.config import Settings
@@ -31,7 +32,9 @@ from harness.accounts import new_user
 SERVICE_CLIENT_ID = "bench-service"
 WEB_CLIENT_ID = "bench-web"
 KEY_CLIENT_ID = "bench-private-key-jwt"  # authenticates with private_key_jwt (RFC 7523 §2.2)
-KEY_ID = "bench-assertion-key"
+# KEY_CLIENT_ID's signing keys, one per assertion algorithm the benchmark measures: RS256 (what Authlib,
+# Spring Security and Keycloak sign client assertions with unless told otherwise) and ES256.
+KEY_IDS = {"RS256": "bench-assertion-rs256", "ES256": "bench-assertion-es256"}
 WORKLOAD_CLIENT_ID = "bench-workload"  # authenticates with a projected service-account token
 GATEWAY_CLIENT_ID = "bench-gateway"  # exchanges its access tokens (RFC 8693)
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - RFC 8693's grant name
@@ -52,7 +55,7 @@ class Credentials:
     service_secret: str
     web_secret: str
     password: str
-    assertion_key: ec.EllipticCurvePrivateKey  # KEY_CLIENT_ID's signing key (ES256)
+    assertion_keys: dict[str, Any]  # KEY_CLIENT_ID's signing key per algorithm (KEY_IDS)
     gateway_secret: str
 
     @staticmethod
@@ -62,14 +65,20 @@ class Credentials:
             service_secret=secrets.token_urlsafe(32),  # 43 characters: the admin API's minimum
             web_secret=secrets.token_urlsafe(32),
             password=secrets.token_urlsafe(16),
-            assertion_key=ec.generate_private_key(ec.SECP256R1()),
+            assertion_keys={
+                "RS256": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+                "ES256": ec.generate_private_key(ec.SECP256R1()),
+            },
             gateway_secret=secrets.token_urlsafe(32),
         )
 
     @property
     def public_jwks(self) -> dict[str, object]:
-        jwk = jwt.algorithms.ECAlgorithm.to_jwk(self.assertion_key.public_key(), as_dict=True)
-        return {"keys": [{**jwk, "kid": KEY_ID, "use": "sig", "alg": "ES256"}]}
+        keys = []
+        for algorithm, key in self.assertion_keys.items():
+            jwk = jwt.get_algorithm_by_name(algorithm).to_jwk(key.public_key(), as_dict=True)
+            keys.append({**jwk, "kid": KEY_IDS[algorithm], "use": "sig", "alg": algorithm})
+        return {"keys": keys}
 
     @staticmethod
     def basic(client_id: str, secret: str) -> str:
@@ -154,19 +163,23 @@ def issuer_of(base_url: str) -> str:
     return str(metadata.json()["issuer"])
 
 
-def sign_client_assertions(base_url: str, credentials: Credentials, count: int, path: Path) -> None:
-    """``count`` private_key_jwt assertions of KEY_CLIENT_ID, each with its own jti (the server spends
-    each once), valid for an hour, one per line of ``path``: signing is the client's cost, not measured."""
+def sign_client_assertions(
+    base_url: str, credentials: Credentials, count: int, path: Path, algorithm: str = "RS256"
+) -> None:
+    """``count`` private_key_jwt assertions of KEY_CLIENT_ID signed with ``algorithm``, each with its own jti
+    (the server spends each once), valid for an hour, one per line of ``path``: signing is the client's
+    cost, not measured."""
     metadata = httpx.get(f"{base_url}/.well-known/oauth-authorization-server", timeout=10.0)
     metadata.raise_for_status()
     audience = metadata.json()["token_endpoint"]
     now = int(datetime.now(UTC).timestamp())
     claims = {"iss": KEY_CLIENT_ID, "sub": KEY_CLIENT_ID, "aud": audience, "iat": now, "exp": now + 3600}
-    headers = {"kid": KEY_ID}
+    headers = {"kid": KEY_IDS[algorithm]}
+    key = credentials.assertion_keys[algorithm]
     with path.open("w") as out:
         for _ in range(count):
             claims["jti"] = secrets.token_urlsafe(16)
-            out.write(jwt.encode(claims, credentials.assertion_key, "ES256", headers) + "\n")
+            out.write(jwt.encode(claims, key, algorithm, headers) + "\n")
 
 
 def _settings(database_url: str) -> Settings:
