@@ -222,7 +222,7 @@ def test_verify_signed_accepts_what_pyjwt_signs_and_refuses_a_changed_byte(algor
     audiences = ("https://as.example", "https://as.example/token")
     claims = jws.verify_signed(token, key, issuer=ISSUER, audiences=audiences, require=("exp", "jti"))
     assert claims["sub"] == "s"
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     tampered = f"{header}.{_b64(json.dumps(_claims(sub='someone-else')))}.{signature}"
     with pytest.raises(jwt.InvalidSignatureError):
         jws.verify_signed(tampered, key, issuer=ISSUER, audiences=audiences)

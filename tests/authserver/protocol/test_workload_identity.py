@@ -344,37 +344,6 @@ async def test_the_jwt_bearer_grant_issues_a_token_about_the_assertions_subject(
         await _grant(wired, wired.sa_token(), caller, scope="orders.delete")
 
 
-async def test_a_remembered_token_is_refused_once_it_expires(wired: Wired) -> None:
-    wired.client()
-    token = wired.sa_token()
-    await wired.token(token)
-    await wired.token(token)  # remembered: accepted without another key fetch
-    assert wired.fetches == [False]
-    lifetime = _claims(token)["exp"] - time.time()
-    wired.clock_offset = lifetime + wired.verifier.leeway_seconds + 1
-    assert "has expired" in await wired.refusal(token)
-
-
-async def test_a_remembered_token_is_refused_when_its_issuer_keys_become_unavailable(wired: Wired) -> None:
-    wired.client()
-    token = wired.sa_token()
-    await wired.token(token)
-    wired.unavailable = ClientKeysUnavailable("the issuer's JWKS answered 503")
-    wired._cached = None  # the key set's cache ran out; its refetch fails
-    assert "keys of trusted issuer kubernetes are unavailable" in await wired.refusal(token)
-
-
-async def test_remembered_tokens_are_bounded(wired: Wired) -> None:
-    wired.client()
-    for _ in range(3):
-        await wired.token(wired.sa_token())
-    assert len(wired.verifier._remembered) == 3
-    small = TrustedTokenVerifier([wired.trusted], wired._keys, remember=2)
-    for _ in range(3):
-        await small.verify(wired.sa_token(), wired.trusted, "client_assertion", InvalidClient)
-    assert len(small._remembered) == 2
-
-
 @pytest.mark.parametrize(
     ("make", "rule"),
     [
