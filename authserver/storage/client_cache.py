@@ -36,6 +36,13 @@ class _Entry:
     refresh_after: float
 
 
+@dataclass(slots=True)
+class _Workload:
+    client_id: str
+    expires_at: float
+    refresh_after: float
+
+
 class ClientCache:
     def __init__(
         self,
@@ -47,9 +54,10 @@ class ClientCache:
     ) -> None:
         self._lookup = lookup
         self._by_workload = by_workload
-        # (trusted issuer, subject) -> (client_id, until): which client a workload is, re-read after the TTL;
-        # the client itself comes through get() (and its cache), checked to still be that workload's.
-        self._workloads: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+        # (trusted issuer, subject) -> which client a workload is, re-read within the TTL; the client itself
+        # comes through get() (and its cache), checked to still be that workload's.
+        self._workloads: OrderedDict[tuple[str, str], _Workload] = OrderedDict()
+        self._workload_reads: dict[tuple[str, str], asyncio.Task[Client | None]] = {}
         self._clock = clock
         self.ttl = ttl_seconds
         self.max_entries = max_entries
@@ -74,24 +82,48 @@ class ClientCache:
         return await asyncio.shield(read)
 
     async def get_by_workload(self, issuer: str, subject: str) -> Client | None:
-        """The workload_identity client registered for (issuer, subject), with the same consistency rule."""
+        """The workload_identity client registered for (issuer, subject), with the same consistency rule and
+        the same load rule: a known workload is re-read in the background late in its life, and concurrent
+        misses share one read (a pod's every request names its workload)."""
         if self._by_workload is None:
             return None
+        if self.ttl <= 0:
+            return await self._by_workload(issuer, subject)
         key = (issuer, subject)
+        now = self._clock()
         known = self._workloads.get(key)
-        if known is not None and known[1] > self._clock():
-            client = await self.get(known[0])
+        if known is not None and known.expires_at > now:
+            if known.refresh_after <= now and key not in self._workload_reads:
+                self._start_workload_read(key).add_done_callback(_consume_exception)
+            client = await self.get(known.client_id)
             if client is not None and (client.workload_issuer, client.workload_subject) == key:
                 return client
+        read = self._workload_reads.get(key) or self._start_workload_read(key)
+        return await asyncio.shield(read)
+
+    def _start_workload_read(self, key: tuple[str, str]) -> asyncio.Task[Client | None]:
+        read = asyncio.get_running_loop().create_task(self._read_workload(key))
+        self._workload_reads[key] = read
+        return read
+
+    async def _read_workload(self, key: tuple[str, str]) -> Client | None:
+        assert self._by_workload is not None
         started = self._clock()
-        client = await self._by_workload(issuer, subject)
+        try:
+            client = await self._by_workload(*key)
+        finally:
+            if self._workload_reads.get(key) is asyncio.current_task():
+                del self._workload_reads[key]
         if client is None:
             self._workloads.pop(key, None)
-        elif self.ttl > 0:
-            self._workloads[key] = (client.client_id, started + self.ttl)
-            self._workloads.move_to_end(key)
-            if len(self._workloads) > self.max_entries:
-                self._workloads.popitem(last=False)
+            return None
+        # Only which client it is is kept here; the client itself is get()'s (and checked on each use).
+        self._workloads[key] = _Workload(
+            client.client_id, started + self.ttl, started + self.ttl * REFRESH_AHEAD_FRACTION
+        )
+        self._workloads.move_to_end(key)
+        if len(self._workloads) > self.max_entries:
+            self._workloads.popitem(last=False)
         return client
 
     def invalidate(self, client_id: str) -> None:

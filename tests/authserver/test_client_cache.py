@@ -222,3 +222,42 @@ async def test_a_workload_is_found_through_the_cache_and_a_moved_workload_is_rea
     cache.invalidate("a")
     found = await cache.get_by_workload("k8s", "system:serviceaccount:ns:sa")
     assert found is not None and found.client_id == "b"
+
+
+async def test_a_workloads_requests_share_one_read_and_a_late_entry_is_reread_in_the_background(
+    clock: Clock,
+) -> None:
+    """Every request of a pod names its workload: when the cached answer runs out, the requests in flight
+    must not all go to the database (their queue for a connection was the service-account row's p99)."""
+    client = Client(
+        "a", "W", ClientType.CONFIDENTIAL, ("client_credentials",), (), workload_issuer="k8s",
+        workload_subject="system:serviceaccount:ns:sa",
+    )  # fmt: skip
+    gate = asyncio.Event()
+    reads: list[tuple[str, str]] = []
+
+    async def lookup(client_id: str) -> Client | None:
+        return client if client_id == "a" else None
+
+    async def by_workload(issuer: str, subject: str) -> Client | None:
+        reads.append((issuer, subject))
+        await gate.wait()
+        return client
+
+    cache = ClientCache(lookup, ttl_seconds=2, clock=clock, by_workload=by_workload)
+    waiting = [
+        asyncio.ensure_future(cache.get_by_workload("k8s", client.workload_subject or "")) for _ in range(20)
+    ]
+    await asyncio.sleep(0)  # let every request reach the cache before the database answers
+    gate.set()
+    assert all(found is not None and found.client_id == "a" for found in await asyncio.gather(*waiting))
+    assert len(reads) == 1
+    clock.now += 1.6  # past three quarters of the TTL: served from the cache, re-read behind it
+    gate.clear()
+    served = await cache.get_by_workload("k8s", client.workload_subject or "")
+    assert served is not None and served.client_id == "a" and len(reads) == 2
+    gate.set()
+    await asyncio.gather(*cache._workload_reads.values())  # the background read finishes
+    clock.now += 1.0  # the first read's answer has expired; the background read's has not
+    assert await cache.get_by_workload("k8s", client.workload_subject or "") is not None
+    assert len(reads) == 2
