@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,8 +27,12 @@ from authserver.protocol.backchannel_logout import RetryPolicy
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
 from authserver.protocol.sessions import SessionPolicy
+from authserver.protocol.upstream_sign_in import IdentityProviders
 from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
+
+if TYPE_CHECKING:
+    from authserver.ldap.directory import LdapSettings
 
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
 _LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
@@ -365,6 +369,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     _trusted_issuers: tuple[TrustedIssuerConfig, ...] = PrivateAttr(default=())
+    _sign_in: tuple[IdentityProviders, dict[str, LdapSettings]] = PrivateAttr(
+        default_factory=lambda: (IdentityProviders(), {})
+    )
 
     @field_validator("backchannel_logout_ca_file", "client_jwks_ca_file")
     @classmethod
@@ -391,15 +398,23 @@ class Settings(BaseSettings):
     def trusted_issuers(self) -> tuple[TrustedIssuerConfig, ...]:
         return self._trusted_issuers
 
-    @field_validator("identity_providers_file")
-    @classmethod
-    def _identity_providers_load(cls, value: Path | None) -> Path | None:
-        # Checked at startup: a typo in the file must stop the server, not the first person signing in.
-        if value is not None:
-            from authserver.identity_providers import load_identity_providers
+    @model_validator(mode="after")
+    def _identity_providers_load(self) -> Settings:
+        # Read at startup: a typo in the file must stop the server, not the first person signing in; the
+        # result is kept so that building the services does not read the file a second time.
+        from authserver.identity_providers import load_sign_in
 
-            load_identity_providers(value)
-        return value
+        try:
+            self._sign_in = load_sign_in(self.identity_providers_file)
+        except ValueError as error:
+            raise ValueError(f"AUTHSERVER_IDENTITY_PROVIDERS_FILE: {error}") from None
+        return self
+
+    @property
+    def sign_in(self) -> tuple[IdentityProviders, dict[str, LdapSettings]]:
+        """The identity-providers file as read at startup, and its LDAP directories' client settings by
+        provider name; local accounts only when no file is configured."""
+        return self._sign_in
 
     @field_validator("issuer")
     @classmethod

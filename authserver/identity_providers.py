@@ -273,11 +273,6 @@ def parse_sign_in(
     return IdentityProviders(document.local_accounts, providers), directories
 
 
-def load_identity_providers(path: Path | None) -> IdentityProviders:
-    """The file's configuration; local accounts only when no file is configured."""
-    return load_sign_in(path)[0]
-
-
 def load_sign_in(path: Path | None) -> tuple[IdentityProviders, dict[str, LdapSettings]]:
     """The file's configuration and its LDAP directories' settings; local accounts only without a file."""
     if path is None:
