@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authserver.loopback import is_loopback
 from authserver.protocol.backchannel_logout import RetryPolicy
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from authserver.ldap.directory import LdapSettings
 
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
-_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def check_trusted_url(value: str) -> str:
@@ -46,7 +46,7 @@ def check_trusted_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
         raise ValueError(f"{value!r} must be an absolute https URL without a fragment")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"{value!r}: plain http is allowed only for loopback addresses")
     return value
 

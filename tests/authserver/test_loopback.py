@@ -1,5 +1,5 @@
-"""One judgement of loopback hosts (authserver/loopback.py), and the three rules that rely on it: a plain
-ldap:// directory, an http:// upstream issuer, and a public client that would skip consent."""
+"""One judgement of loopback hosts (authserver/loopback.py), and the rules that rely on it: a plain
+ldap:// directory, an http:// upstream or trusted issuer, and a public client that would skip consent."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from authserver.admin.registration import ClientRegistration
+from authserver.config import check_trusted_url
 from authserver.identity_providers import parse_identity_providers
 from authserver.ldap.directory import LdapSettings
 from authserver.loopback import is_loopback, may_be_loopback
@@ -138,3 +139,14 @@ def test_a_public_client_on_a_host_that_may_be_loopback_cannot_skip_consent(uri:
 
 def test_a_public_client_on_a_real_https_host_may_skip_consent() -> None:
     assert _public_trusted("https://app.example.com/cb").skip_consent
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8443", "[::1]", "[::ffff:127.0.0.1]:8443", "localhost"])
+def test_a_trusted_issuer_may_use_http_on_loopback(host: str) -> None:
+    assert check_trusted_url(f"http://{host}/keys") == f"http://{host}/keys"
+
+
+@pytest.mark.parametrize("host", ["oidc.cluster.example", "[::ffff:10.0.0.1]", "keys.localhost"])
+def test_a_trusted_issuer_elsewhere_must_use_https(host: str) -> None:
+    with pytest.raises(ValueError, match="plain http is allowed only for loopback"):
+        check_trusted_url(f"http://{host}/keys")
