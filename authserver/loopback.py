@@ -3,9 +3,9 @@
 Two questions, two answers, because a wrong guess costs in opposite directions:
 
 - ``is_loopback``: the host certainly is this machine, so a rule may be relaxed for it (plain ``ldap://``,
-  an ``http://`` upstream or trusted issuer in tests). Only what no resolver can send elsewhere counts: an IP literal in
-  127.0.0.0/8 or ::1 (RFC 6890 §2.2.2, §2.2.3), either written as an IPv4-mapped IPv6 address
-  (``::ffff:127.0.0.1``, RFC 4291 §2.5.5.2), and the name ``localhost`` itself.
+  an ``http://`` upstream or trusted issuer in tests). Only what no resolver can send elsewhere counts:
+  an IP literal in 127.0.0.0/8 or ::1 (RFC 6890 §2.2.2, §2.2.3), either written as an IPv4-mapped IPv6
+  address (``::ffff:127.0.0.1``, RFC 4291 §2.5.5.2), and the name ``localhost`` itself.
 - ``may_be_loopback``: the host might be this machine, so a rule must be tightened for it (a public client
   skipping consent). It also counts every name RFC 6761 §6.3 reserves for loopback (``*.localhost``) and a
   fully qualified spelling with a trailing dot, which a resolver may or may not send to loopback.
