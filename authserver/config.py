@@ -316,7 +316,7 @@ class Settings(BaseSettings):
     identity_providers_file: Path | None = Field(
         None,
         description="JSON file of the sign-in methods: local accounts (on or off) and upstream OpenID "
-        "providers (README: Identity providers); unset: local accounts only.",
+        "providers (docs/identity-providers.md); unset: local accounts only.",
     )
     upstream_timeout: Duration = Field(
         timedelta(seconds=5),
@@ -331,8 +331,8 @@ class Settings(BaseSettings):
     trusted_issuers_file: Path | None = Field(
         None,
         description='JSON file of token issuers whose JWTs identify workloads: {"issuers": [{"name", '
-        '"issuer", "audiences", "discovery_url", "jwks_uri", "ca_file", "bearer_token_file"}]} (README: '
-        "Workload identity). Unset: none trusted.",
+        '"issuer", "audiences", "discovery_url", "jwks_uri", "ca_file", "bearer_token_file"}]} '
+        "(docs/workload-identity.md). Unset: none trusted.",
     )
     trusted_issuer_timeout: Duration = Field(
         timedelta(seconds=3),
