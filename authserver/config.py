@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,15 +23,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authserver.loopback import is_loopback
 from authserver.protocol.backchannel_logout import RetryPolicy
 from authserver.protocol.login_throttle import ThrottlePolicy
 from authserver.protocol.password_policy import PasswordPolicy
 from authserver.protocol.sessions import SessionPolicy
+from authserver.protocol.upstream_sign_in import IdentityProviders
 from authyard_values.durations import Duration
 from authyard_values.lists import CommaList
 
+if TYPE_CHECKING:
+    from authserver.ldap.directory import LdapSettings
+
 SigningAlgorithm = Literal["ES256", "RS256", "EdDSA"]
-_LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 def check_trusted_url(value: str) -> str:
@@ -42,7 +46,7 @@ def check_trusted_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment:
         raise ValueError(f"{value!r} must be an absolute https URL without a fragment")
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"{value!r}: plain http is allowed only for loopback addresses")
     return value
 
@@ -312,7 +316,7 @@ class Settings(BaseSettings):
     identity_providers_file: Path | None = Field(
         None,
         description="JSON file of the sign-in methods: local accounts (on or off) and upstream OpenID "
-        "providers (README: Identity providers); unset: local accounts only.",
+        "providers (docs/identity-providers.md); unset: local accounts only.",
     )
     upstream_timeout: Duration = Field(
         timedelta(seconds=5),
@@ -327,8 +331,8 @@ class Settings(BaseSettings):
     trusted_issuers_file: Path | None = Field(
         None,
         description='JSON file of token issuers whose JWTs identify workloads: {"issuers": [{"name", '
-        '"issuer", "audiences", "discovery_url", "jwks_uri", "ca_file", "bearer_token_file"}]} (README: '
-        "Workload identity). Unset: none trusted.",
+        '"issuer", "audiences", "discovery_url", "jwks_uri", "ca_file", "bearer_token_file"}]} '
+        "(docs/workload-identity.md). Unset: none trusted.",
     )
     trusted_issuer_timeout: Duration = Field(
         timedelta(seconds=3),
@@ -365,6 +369,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     _trusted_issuers: tuple[TrustedIssuerConfig, ...] = PrivateAttr(default=())
+    _sign_in: tuple[IdentityProviders, dict[str, LdapSettings]] = PrivateAttr(
+        default_factory=lambda: (IdentityProviders(), {})
+    )
 
     @field_validator("backchannel_logout_ca_file", "client_jwks_ca_file")
     @classmethod
@@ -391,15 +398,23 @@ class Settings(BaseSettings):
     def trusted_issuers(self) -> tuple[TrustedIssuerConfig, ...]:
         return self._trusted_issuers
 
-    @field_validator("identity_providers_file")
-    @classmethod
-    def _identity_providers_load(cls, value: Path | None) -> Path | None:
-        # Checked at startup: a typo in the file must stop the server, not the first person signing in.
-        if value is not None:
-            from authserver.identity_providers import load_identity_providers
+    @model_validator(mode="after")
+    def _identity_providers_load(self) -> Settings:
+        # Read at startup: a typo in the file must stop the server, not the first person signing in; the
+        # result is kept so that building the services does not read the file a second time.
+        from authserver.identity_providers import load_sign_in
 
-            load_identity_providers(value)
-        return value
+        try:
+            self._sign_in = load_sign_in(self.identity_providers_file)
+        except ValueError as error:
+            raise ValueError(f"AUTHSERVER_IDENTITY_PROVIDERS_FILE: {error}") from None
+        return self
+
+    @property
+    def sign_in(self) -> tuple[IdentityProviders, dict[str, LdapSettings]]:
+        """The identity-providers file as read at startup, and its LDAP directories' client settings by
+        provider name; local accounts only when no file is configured."""
+        return self._sign_in
 
     @field_validator("issuer")
     @classmethod

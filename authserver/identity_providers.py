@@ -7,7 +7,6 @@ provider's client secret is read from its own mounted file, never written in thi
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import ssl
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from authserver.ldap.directory import LdapSettings
+from authserver.loopback import is_loopback
 from authserver.protocol.upstream_sign_in import (
     ClaimMapping,
     DirectoryUpstream,
@@ -39,15 +39,6 @@ class _Claims(BaseModel):
     email: ClaimName = "email"
     name: ClaimName = "name"
     groups: ClaimName = "groups"
-
-
-def _loopback(host: str | None) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _readable_ca(value: Path | None) -> Path | None:
@@ -86,7 +77,7 @@ class _OidcProvider(BaseModel):
         parts = urlsplit(value)
         if parts.query or parts.fragment or not parts.netloc:
             raise ValueError("must be an https URL without query or fragment")
-        if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+        if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
             raise ValueError("must be an https URL (http only for a loopback address)")
         return value
 
@@ -280,11 +271,6 @@ def parse_sign_in(
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
     return IdentityProviders(document.local_accounts, providers), directories
-
-
-def load_identity_providers(path: Path | None) -> IdentityProviders:
-    """The file's configuration; local accounts only when no file is configured."""
-    return load_sign_in(path)[0]
 
 
 def load_sign_in(path: Path | None) -> tuple[IdentityProviders, dict[str, LdapSettings]]:

@@ -5,7 +5,7 @@ A budget (``RateLimit``) holds for every worker of every replica together. Each 
 workers (``WorkerCensus``, kept current by the heartbeat the revocation sync writes) and enforces
 ``budget / live workers``, with a burst of ``burst / live workers`` but at least one request: no shared
 state on the request path, and the shares add up to the budget once every worker has counted the same
-workers. README.md ("Rate limits") gives the bounds while the counts differ after a scale up or down.
+workers. docs/rate-limits.md gives the bounds while the counts differ after a scale up or down.
 """
 
 from __future__ import annotations

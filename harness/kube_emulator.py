@@ -532,6 +532,8 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
     # The ``iss`` of the cluster's service-account tokens and its keys (service-account issuer discovery).
     service_account_issuer: str | None = DEFAULT_SERVICE_ACCOUNT_ISSUER
     service_account_jwks: Obj = attrs.field(factory=lambda: {"keys": []})
+    # GETs of the discovery document it answered (faults included): how often an operator asked.
+    issuer_discovery_reads: int = attrs.field(default=0, init=False)
 
     _rv: int = attrs.field(default=1000, init=False)
     _log: list[WatchEvent] = attrs.field(factory=list, init=False)
@@ -892,6 +894,8 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
 
     def _serve_issuer_discovery(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.Response:
         """The API server's OpenID Connect discovery of its service-account issuer and the issuer's JWKS."""
+        if raw_request.path == ISSUER_DISCOVERY_PATH:
+            self.issuer_discovery_reads += 1
         fault = self._take_fault(raw_request.method, raw_request.path)
         if fault is not None:
             return fault.error().response()

@@ -3,7 +3,6 @@ how a client is shown back (never its secret's hash)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Collection
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from authserver.crypto.client_jwks import InvalidJwks, algorithms_for, check_public_jwks
 from authserver.crypto.client_secrets import MIN_SUPPLIED_SECRET_LENGTH
+from authserver.loopback import may_be_loopback
 from authserver.protocol.client_registration import register_client
 from authserver.protocol.errors import InvalidRequest
 from authserver.protocol.models import (
@@ -96,24 +96,12 @@ def _check_impersonation_proof(redirect_uris: list[str]) -> None:
     RFC 6749 §10.2); an https URI on a real host is received only by its owner (§7.2)."""
     for uri in redirect_uris:
         parts = urlsplit(uri)
-        if parts.scheme != "https" or _is_loopback(parts.hostname or ""):
+        if parts.scheme != "https" or may_be_loopback(parts.hostname):
             raise ValueError(
                 f"skip_consent: a public client's redirect URIs must all be https on a non-loopback host "
                 f"(another app could receive at {uri!r} and be served without consent); register the "
                 "client as confidential to trust it"
             )
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761 §6.3: always loopback
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is loopback too
-    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 class TokenExchangeRegistration(BaseModel):

@@ -12,7 +12,6 @@ ldap3 is synchronous: each sign-in runs on a thread with bounded connect and rec
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import ssl
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from urllib.parse import urlsplit
 from ldap3 import NONE, SUBTREE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
+
+from authserver.loopback import is_loopback
 
 MAX_USERNAME_LENGTH = 256
 MAX_GROUPS = 1000  # a sign-in carries at most this many groups: a size limit on the group search
@@ -74,7 +75,7 @@ class LdapSettings:
             raise ValueError(
                 f"identity provider {self.name!r}: url must be ldaps://host[:port] or ldap://..."
             )
-        if parts.scheme == "ldap" and not self.start_tls and not _loopback(parts.hostname):
+        if parts.scheme == "ldap" and not self.start_tls and not is_loopback(parts.hostname):
             raise ValueError(
                 f"identity provider {self.name!r}: ldap:// sends passwords in clear text; use ldaps:// or "
                 "start_tls (plain ldap:// is accepted only for a directory on loopback)"
@@ -83,15 +84,6 @@ class LdapSettings:
             value = getattr(self, name)
             if not (value.startswith("(") and value.endswith(")")):
                 raise ValueError(f"identity provider {self.name!r}: {name} must be a parenthesised filter")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

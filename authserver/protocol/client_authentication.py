@@ -16,7 +16,7 @@ from authserver.protocol.client_assertion import (
     preview_assertion,
     unverified_client_id,
 )
-from authserver.protocol.errors import InvalidClient, InvalidRequest
+from authserver.protocol.errors import InvalidClient, InvalidRequest, OAuthError
 from authserver.protocol.models import Client, TokenEndpointAuthMethod
 from authserver.protocol.params import Params, single
 from authserver.protocol.workload_identity import WorkloadAuthenticator
@@ -63,7 +63,8 @@ async def authenticate_client(
     workloads: WorkloadAuthenticator | None = None,
     now: datetime | None = None,
 ) -> Client:
-    """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise.
+    """The authenticated (confidential) or identified (public) client; raises InvalidClient otherwise,
+    whose ``client_id`` names the registered client the request named, if one was found.
 
     ``assertions``: how private_key_jwt assertions are checked (None: the method is not offered);
     ``workloads``: how trusted issuers' tokens are (None: no issuer is trusted)."""
@@ -96,21 +97,25 @@ async def authenticate_client(
     if client is None:
         secret_matches(secret or "", "0" * 64)  # same work as a real comparison: no timing oracle on ids
         raise InvalidClient()
-    if client.is_public:
-        if method is not TokenEndpointAuthMethod.NONE:
-            raise InvalidClient("public clients do not authenticate with a secret")
-        return client
-    if not client.uses_secret:
-        method_name = client.token_endpoint_auth_method.value if client.token_endpoint_auth_method else ""
-        raise InvalidClient(f"this client is registered for {method_name}: send a client_assertion")
-    if method is TokenEndpointAuthMethod.NONE or secret is None:
-        raise InvalidClient("this client must authenticate with its secret")
-    # Either secret method unless the registration pins one; one method per request (checked above).
-    pinned = client.token_endpoint_auth_method
-    if pinned is not None and method is not pinned:
-        raise InvalidClient(f"this client is registered for {pinned.value}")
-    if not _secret_is_valid(client, secret, now):
-        raise InvalidClient()
+    try:
+        if client.is_public:
+            if method is not TokenEndpointAuthMethod.NONE:
+                raise InvalidClient("public clients do not authenticate with a secret")
+            return client
+        if not client.uses_secret:
+            method_name = client.token_endpoint_auth_method.value if client.token_endpoint_auth_method else ""
+            raise InvalidClient(f"this client is registered for {method_name}: send a client_assertion")
+        if method is TokenEndpointAuthMethod.NONE or secret is None:
+            raise InvalidClient("this client must authenticate with its secret")
+        # Either secret method unless the registration pins one; one method per request (checked above).
+        pinned = client.token_endpoint_auth_method
+        if pinned is not None and method is not pinned:
+            raise InvalidClient(f"this client is registered for {pinned.value}")
+        if not _secret_is_valid(client, secret, now):
+            raise InvalidClient()
+    except OAuthError as error:
+        error.client_id = client.client_id
+        raise
     return client
 
 
@@ -158,9 +163,13 @@ async def _authenticate_with_assertion(
     client = await lookup(client_id)
     if client is None:
         raise InvalidClient(untrusted) if foreign else InvalidClient()
-    if client.token_endpoint_auth_method is TokenEndpointAuthMethod.WORKLOAD_IDENTITY:
-        raise InvalidClient("client_assertion iss is not a trusted issuer")
-    if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
-        raise InvalidClient("this client is not registered for private_key_jwt")
-    await assertions.verify(client, assertion, now, header)
+    try:
+        if client.token_endpoint_auth_method is TokenEndpointAuthMethod.WORKLOAD_IDENTITY:
+            raise InvalidClient("client_assertion iss is not a trusted issuer")
+        if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.PRIVATE_KEY_JWT:
+            raise InvalidClient("this client is not registered for private_key_jwt")
+        await assertions.verify(client, assertion, now, header)
+    except OAuthError as error:
+        error.client_id = client.client_id
+        raise
     return client

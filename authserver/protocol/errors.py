@@ -6,6 +6,8 @@ from __future__ import annotations
 class OAuthError(Exception):
     error = "invalid_request"
     status_code = 400
+    # The registered client a failed token request named, once one was found: usage counts its errors.
+    client_id: str | None = None
 
     def __init__(self, description: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(description)

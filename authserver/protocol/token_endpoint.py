@@ -48,43 +48,29 @@ class TokenEndpoint:
         """``admit`` runs once the client is known (per-client rate limit); it raises to refuse.
 
         With ``usage``, each token and each error is counted for its client: a registered client the request
-        named (an error before any client was found, e.g. an unknown client_id, is counted for none)."""
-        if self.usage is None:
-            return await self._handle(params, authorization, admit, self.lookup)
-        named: list[Client] = []
-
-        async def lookup(client_id: str) -> Client | None:
-            client = await self.lookup(client_id)
-            if client is not None:
-                named.append(client)
-            return client
-
+        named (an error before any client was found, e.g. an unknown client_id, is counted for none). The
+        client comes from the result, the local below, or the error itself (authentication names the client
+        it found before refusing it): a request allocates nothing for the counting."""
+        client: Client | None = None
         try:
-            result = await self._handle(params, authorization, admit, lookup)
+            check_no_duplicates(params)
+            grant_type = required(params, "grant_type")
+            grant = self.grants.get(grant_type)
+            if grant is None:
+                raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
+            client = await authenticate_client(
+                params, authorization, self.lookup, assertions=self.assertions, workloads=self.workloads
+            )
+            if admit is not None:
+                admit(client)
+            if grant_type not in client.grant_types:
+                raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
+            result = TokenResult(await grant.issue(params, client), client, grant_type)
         except OAuthError as error:
-            if named:
-                self.usage.error(named[-1].client_id, error.error)
+            named = client.client_id if client is not None else error.client_id
+            if self.usage is not None and named is not None:
+                self.usage.error(named, error.error)
             raise
-        self.usage.token(result.client.client_id)
+        if self.usage is not None:
+            self.usage.token(client.client_id)
         return result
-
-    async def _handle(
-        self,
-        params: Params,
-        authorization: str | None,
-        admit: Callable[[Client], None] | None,
-        lookup: ClientLookup,
-    ) -> TokenResult:
-        check_no_duplicates(params)
-        grant_type = required(params, "grant_type")
-        grant = self.grants.get(grant_type)
-        if grant is None:
-            raise UnsupportedGrantType(f"grant_type '{grant_type[:64]}' is not supported")
-        client = await authenticate_client(
-            params, authorization, lookup, assertions=self.assertions, workloads=self.workloads
-        )
-        if admit is not None:
-            admit(client)
-        if grant_type not in client.grant_types:
-            raise UnauthorizedClient(f"this client may not use the {grant_type} grant")
-        return TokenResult(await grant.issue(params, client), client, grant_type)

@@ -63,13 +63,22 @@ class WorkloadAuthenticator:
             client = await lookup(client_id)
             if client is None:
                 raise InvalidClient()
-        if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.WORKLOAD_IDENTITY:
-            raise InvalidClient("this client is not registered for workload_identity")
-        # Exactly: system:serviceaccount:ns:name is neither a prefix nor a pattern, so another namespace's
-        # (or another service account's) token never passes for this client.
-        if client.workload_issuer != issuer.name or client.workload_subject != subject:
-            raise InvalidClient(
-                f"client_assertion sub {subject!r} of trusted issuer {issuer.name} is not the workload "
-                "registered for this client"
-            )
-        return client
+            try:
+                return _workload_of(client, issuer, subject)
+            except InvalidClient as error:
+                error.client_id = client.client_id  # the client the request named by its client_id
+                raise
+        return _workload_of(client, issuer, subject)
+
+
+def _workload_of(client: Client, issuer: TrustedIssuer, subject: str) -> Client:
+    if client.token_endpoint_auth_method is not TokenEndpointAuthMethod.WORKLOAD_IDENTITY:
+        raise InvalidClient("this client is not registered for workload_identity")
+    # Exactly: system:serviceaccount:ns:name is neither a prefix nor a pattern, so another namespace's
+    # (or another service account's) token never passes for this client.
+    if client.workload_issuer != issuer.name or client.workload_subject != subject:
+        raise InvalidClient(
+            f"client_assertion sub {subject!r} of trusted issuer {issuer.name} is not the workload "
+            "registered for this client"
+        )
+    return client

@@ -17,7 +17,6 @@ from authserver.crypto import passwords
 from authserver.crypto.keyset import KeySet, KeySetSource
 from authserver.crypto.keyset_document import SUPPORTED_ALGORITHMS
 from authserver.crypto.signed_values import Signer
-from authserver.identity_providers import load_sign_in
 from authserver.observability import metrics
 from authserver.protocol import usage
 from authserver.protocol.authorization_flow import AuthorizationFlow, DirectoryCheck
@@ -365,7 +364,7 @@ def build_services(settings: Settings, session_secret: bytes) -> Services:
         timeout=settings.trusted_issuer_timeout.total_seconds(),
         cache_seconds=settings.trusted_issuer_cache.total_seconds(),
     )
-    identity_providers, directory_settings = load_sign_in(settings.identity_providers_file)
+    identity_providers, directory_settings = settings.sign_in  # read once, by the settings' validation
     directories = ldap_directories(directory_settings)
     upstream_client = UpstreamOidcClient(timeout=settings.upstream_timeout.total_seconds())
     verifier = trusted_tokens(settings, issuer_keys)

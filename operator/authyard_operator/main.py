@@ -19,6 +19,7 @@ from authyard_operator.kube import config as cluster_config
 from authyard_operator.kube.client import Kube
 from authyard_operator.kube.credentials import token_source
 from authyard_operator.locks import ObjectLocks
+from authyard_operator.reconcile.cluster_issuer import ClusterIssuer
 from authyard_operator.reconcile.oauthclient import ClientReconciler
 from authyard_operator.settings import OperatorSettings
 
@@ -61,6 +62,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     memo.settings = OperatorSettings()
     memo.kube = await Kube.connect()
+    memo.cluster_issuer = ClusterIssuer(memo.kube)  # one read per 10 minutes for every AuthServer
     memo.locks = ObjectLocks()
     memo.http = httpx.AsyncClient(timeout=10.0)
     memo.admin = AdminClient(memo.http)

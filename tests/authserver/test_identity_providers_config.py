@@ -13,6 +13,7 @@ import pytest
 
 from authserver.config import Settings, SettingsError, load_settings
 from authserver.identity_providers import parse_identity_providers, parse_sign_in
+from authserver.web.app import create_app
 from tests.conftest import settings_for
 from tests.support.oauth import CALLBACK, PASSWORD, authorization_request, hidden_fields, register
 
@@ -229,3 +230,19 @@ async def test_with_local_accounts_off_the_login_page_offers_only_the_providers(
     )
     assert refused.status_code == 403 and "turned off" in refused.text
     assert "authyard_session" not in refused.headers.get("set-cookie", "")
+
+
+async def test_the_services_take_the_file_as_the_settings_read_it(
+    secret_file: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Read once, when the settings are checked: what the server serves is what that check accepted."""
+    path = tmp_path / "read-once.json"
+    path.write_text(json.dumps({"local_accounts": False, "providers": [provider(secret_file)]}))
+    settings = settings_for("sqlite", request, identity_providers_file=path)
+    path.write_text("{not json")  # a second read would now stop the server
+    for read in (settings, settings.model_copy(update={"issuer": "http://127.0.0.1:8080"})):
+        app = create_app(read)
+        async with app.router.lifespan_context(app):
+            providers = app.state.services.identity_providers
+            assert not providers.local_accounts
+            assert [provider.name for provider in providers.providers] == ["corp"]

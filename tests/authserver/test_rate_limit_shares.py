@@ -1,5 +1,5 @@
 """Server-wide rate limits: each worker's share of a budget, the census of live workers over the memory
-store, and the bounds README.md ("Rate limits") documents while the census lags a scale up or down.
+store, and the bounds docs/rate-limits.md documents while the census lags a scale up or down.
 
 Time is simulated (``now`` passed in): the arithmetic is what is under test, not the machine's clock.
 """
@@ -77,8 +77,9 @@ async def test_the_census_drops_a_worker_gone_silent_after_the_live_periods_and_
 
 
 async def test_after_a_scale_up_the_cluster_admits_less_than_the_documented_bound_then_the_budget() -> None:
-    """README: from N to M workers, until the old ones count again (one period) the cluster admits at most
-    r x (1 + (M - N) / (N + 1)) per second plus the new workers' full buckets; from then on the budget."""
+    """docs/rate-limits.md: from N to M workers, until the old ones count again (one period) the cluster
+    admits at most r x (1 + (M - N) / (N + 1)) per second plus the new workers' full buckets; from then on
+    the budget."""
     store = MemoryStore()
     old = await _census(store, 2, START)
     limiters = [RateLimiter(BUDGET, worker) for worker in old]

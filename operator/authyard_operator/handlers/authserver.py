@@ -33,7 +33,7 @@ async def _reconcile(body: kopf.Body, memo: kopf.Memo) -> Outcome:
         KIND,
         body,
         memo,
-        lambda current: reconcile_authserver(memo.kube, current, utcnow()),
+        lambda current: reconcile_authserver(memo.kube, memo.cluster_issuer, current, utcnow()),
         lambda error, current: api_failure(error, current, utcnow()),
     )
 

@@ -12,14 +12,12 @@ from authyard_operator.capacity import CAPACITY_UNREACHABLE, plan_capacity
 from authyard_operator.constants import API_VERSION
 from authyard_operator.endpoints import effective_issuer
 from authyard_operator.kube.client import Kube, KubeError
+from authyard_operator.reconcile.cluster_issuer import ClusterIssuer, ClusterIssuerUnavailable
 from authyard_operator.reconcile.outcome import Event, Outcome
 from authyard_operator.resources import identity_providers
 from authyard_operator.resources.bundle import Observed, render_children
 from authyard_operator.resources.meta import Names
-from authyard_operator.resources.trusted_issuers import (
-    CLUSTER_DISCOVERY_PATH,
-    render_issuer_discovery_binding,
-)
+from authyard_operator.resources.trusted_issuers import render_issuer_discovery_binding
 from authyard_operator.retry_after import delay as retry_delay
 from authyard_operator.sizing import size_pools
 from authyard_operator.spec.authserver import AuthServerSpec
@@ -96,25 +94,19 @@ async def _config_map_text(
     return str(value)
 
 
-async def _cluster_issuer(kube: Kube) -> str:
-    """The ``issuer`` of the API server's service-account issuer discovery document (OIDC Discovery 1.0 §3),
-    read with the operator's own credentials: what the cluster's projected tokens carry as ``iss``."""
-    where = f"the cluster's service-account issuer discovery ({CLUSTER_DISCOVERY_PATH})"
+async def _cluster_issuer(cluster_issuer: ClusterIssuer) -> str:
     try:
-        document = await kube.get_non_resource(CLUSTER_DISCOVERY_PATH)
-    except KubeError as error:
+        return await cluster_issuer.issuer()
+    except ClusterIssuerUnavailable as error:
         raise MissingInput(
             "ClusterIssuerUnavailable",
-            f"{where} cannot be read: {error}; set spec.workloadIdentity.kubernetes.enabled to false to "
-            "trust no cluster tokens",
+            f"{error}; set spec.workloadIdentity.kubernetes.enabled to false to trust no cluster tokens",
         ) from None
-    issuer = document.get("issuer")
-    if not isinstance(issuer, str) or not issuer:
-        raise MissingInput("ClusterIssuerUnavailable", f"{where} names no issuer")
-    return issuer
 
 
-async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -> Observed:
+async def observe(
+    kube: Kube, cluster_issuer: ClusterIssuer, name: str, namespace: str, spec: AuthServerSpec
+) -> Observed:
     names = Names(name)
     database_url = None
     if spec.uses_pgbouncer and spec.database is not None:
@@ -133,13 +125,13 @@ async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -
             issuer_cas[trusted.name] = await _config_map_text(
                 kube, namespace, trusted.ca_config_map_ref, field_path, "IssuerCAMissing"
             )
-    cluster_issuer = None
+    issuer = None
     if spec.workload_identity.kubernetes.enabled:
-        cluster_issuer = await _cluster_issuer(kube)
+        issuer = await _cluster_issuer(cluster_issuer)
     return Observed(
         backchannel_ca=backchannel_ca,
         identity_provider_versions=await _identity_provider_inputs(kube, namespace, spec),
-        cluster_issuer=cluster_issuer,
+        cluster_issuer=issuer,
         issuer_cas=issuer_cas,
         signing_keys_secret=await kube.get("v1", "Secret", namespace, names.signing_keys),
         admin_secret=await kube.get("v1", "Secret", namespace, names.admin),
@@ -150,7 +142,9 @@ async def observe(kube: Kube, name: str, namespace: str, spec: AuthServerSpec) -
     )  # fmt: skip
 
 
-async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) -> Outcome:
+async def reconcile_authserver(
+    kube: Kube, cluster_issuer: ClusterIssuer, body: dict[str, Any], now: datetime
+) -> Outcome:
     meta = body["metadata"]
     name, namespace, generation = meta["name"], meta["namespace"], int(meta.get("generation") or 1)
     previous = body.get("status") or {}
@@ -180,7 +174,7 @@ async def reconcile_authserver(kube: Kube, body: dict[str, Any], now: datetime) 
         )
 
     try:
-        observed = await observe(kube, name, namespace, spec)
+        observed = await observe(kube, cluster_issuer, name, namespace, spec)
         desired = render_children(name, namespace, spec, sizing, observed, now, plan)
     except MissingInput as missing:
         return Outcome(

@@ -299,7 +299,7 @@ class PerAddressRateLimit(SpecModel):
 
 class RateLimits(SpecModel):
     """Token-endpoint rate limits: budgets for the whole AuthServer, not per pod, so they hold as the HPA
-    scales (each worker enforces its share; README "Rate limits" gives the bounds while shares converge).
+    scales (each worker enforces its share; docs/rate-limits.md gives the bounds while shares converge).
     A limit answers 429 slow_down with Retry-After."""
 
     per_client: PerClientRateLimit = Field(

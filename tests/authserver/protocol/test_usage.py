@@ -4,18 +4,27 @@ store, and how the last hour and day are told from hourly buckets."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authserver.protocol.errors import InvalidClient, UnauthorizedClient
-from authserver.protocol.models import ClientUsage, UsageCount
+from authserver.protocol.errors import (
+    InvalidClient,
+    InvalidRequest,
+    SlowDown,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+)
+from authserver.protocol.models import Client, ClientUsage, TokenEndpointAuthMethod, UsageCount
 from authserver.protocol.store import StoreUnavailable
 from authserver.protocol.usage import UsageCounter, flush, hour_of, summarize
+from tests.support.client_assertions import JWT_BEARER, ec_key, public_jwk, sign
 from tests.support.memory_store import MemoryStore
-from tests.support.protocol_server import ProtocolServer, RegisteredForTest
+from tests.support.oauth import basic
+from tests.support.protocol_server import TOKEN_ENDPOINT, ProtocolServer, RegisteredForTest, form
 
 T0 = datetime(2026, 12, 7, 14, 0, tzinfo=UTC).timestamp()
 
@@ -46,6 +55,59 @@ async def test_the_token_endpoint_counts_tokens_and_errors_of_registered_clients
         other.client_id: (0, 1, "invalid_client"),
     }
     assert server.usage.drain() == []  # a drain starts the counts over
+
+
+async def test_refusals_after_the_client_is_known_are_counted_for_it_and_those_before_for_no_one(
+    server: ProtocolServer,
+) -> None:
+    """Counted for the client: a public client sending a secret, a replayed private_key_jwt assertion, the
+    rate limit refusing it. Counted for no one: a request refused before any client was looked up (an
+    unknown grant type, a client_id contradicting the Basic header)."""
+    public = server.web_client()
+    with pytest.raises(InvalidClient, match="public clients do not authenticate with a secret"):
+        await server.token(RegisteredForTest(public.client, "a-secret"), grant_type="authorization_code")
+
+    private = ec_key()
+    signer = server.store.add_client(
+        replace(
+            server.confidential_client().client,
+            client_id="pk-usage",
+            token_endpoint_auth_method=TokenEndpointAuthMethod.PRIVATE_KEY_JWT,
+            jwks=json.dumps({"keys": [public_jwk(private)]}),
+        )
+    )
+    assertion = sign(private, "ES256", signer.client_id, TOKEN_ENDPOINT)
+    params = form(
+        grant_type="client_credentials", client_assertion_type=JWT_BEARER, client_assertion=assertion
+    )
+    await server.token_endpoint.handle(params, None)
+    with pytest.raises(InvalidClient, match="already used"):
+        await server.token_endpoint.handle(params, None)
+
+    limited = server.confidential_client()
+
+    def refuse(client: Client) -> None:
+        raise SlowDown("too many token requests for this client", 1)
+
+    with pytest.raises(SlowDown):
+        await server.token_endpoint.handle(
+            form(grant_type="client_credentials", **limited.credentials()), limited.authorization, refuse
+        )
+
+    before = server.confidential_client()
+    with pytest.raises(UnsupportedGrantType):
+        await server.token(before, grant_type="password")
+    with pytest.raises(InvalidRequest, match="does not match"):
+        await server.token_endpoint.handle(
+            form(grant_type="client_credentials", client_id="someone-else"),
+            basic(before.client_id, "x")["Authorization"],
+        )
+
+    assert _by_client(server.usage.drain()) == {
+        public.client_id: (0, 1, "invalid_client"),
+        signer.client_id: (1, 1, "invalid_client"),
+        limited.client_id: (0, 1, SlowDown.error),
+    }
 
 
 def test_counts_are_kept_per_client_and_clock_hour_with_the_latest_times() -> None:

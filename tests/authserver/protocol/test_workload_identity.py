@@ -25,6 +25,7 @@ from authserver.protocol.models import Client, ClientType, GrantType, TokenEndpo
 from authserver.protocol.revocation_endpoint import RevocationEndpoint
 from authserver.protocol.token_endpoint import TokenEndpoint
 from authserver.protocol.trusted_issuers import TrustedIssuer, TrustedTokenVerifier
+from authserver.protocol.usage import UsageCounter
 from authserver.protocol.workload_identity import WorkloadAuthenticator
 from tests.support.client_assertions import JWT_BEARER, public_pem
 from tests.support.cluster_issuer import ClusterIssuer
@@ -365,3 +366,34 @@ async def test_the_grant_needs_registering(wired: Wired) -> None:
     caller = wired.server.confidential_client()  # client_credentials only
     with pytest.raises(UnauthorizedClient):
         await _grant(wired, wired.sa_token(), caller)
+
+
+async def test_usage_counts_a_workloads_tokens_and_a_refusal_of_the_client_its_client_id_named(
+    wired: Wired,
+) -> None:
+    usage = UsageCounter()
+    endpoint = TokenEndpoint(
+        [ClientCredentialsGrant(wired.server.minter)],
+        wired.server.store.get_client,
+        wired.server.assertions,
+        usage,
+        wired.workloads,
+    )
+    client, other = wired.client(), wired.client(name="billing")
+
+    def params(**extra: str) -> dict[str, list[str]]:
+        return form(
+            grant_type="client_credentials",
+            client_assertion_type=JWT_BEARER,
+            client_assertion=wired.sa_token(),
+            **extra,
+        )
+
+    await endpoint.handle(params(), None)  # found by the token's (issuer, sub)
+    await endpoint.handle(params(client_id=client.client_id), None)
+    with pytest.raises(InvalidClient, match="is not the workload registered for this client"):
+        await endpoint.handle(params(client_id=other.client_id), None)
+    with pytest.raises(InvalidClient):
+        await endpoint.handle(params(client_id="nobody"), None)
+    counts = {count.client_id: (count.tokens, count.errors, count.last_error) for count in usage.drain()}
+    assert counts == {client.client_id: (2, 0, None), other.client_id: (0, 1, "invalid_client")}
