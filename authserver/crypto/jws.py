@@ -1,11 +1,15 @@
-"""Compact JWS for the tokens this server signs and verifies: one parse, no generic machinery.
+"""Compact JWS for the tokens this server signs and verifies, and for the JWTs other parties sign for it
+(client assertions, trusted issuers' tokens): one parse, no generic machinery.
 
 PyJWT verifies any JWT from anywhere, and pays for it on every call (two parses to read the header first,
 a per-character base64url check, stdlib json, algorithm lookups). Here the set of keys and algorithms is
-ours: the key comes from the ``kid`` and its algorithm from the key, never from the token (no alg
-confusion, no ``none``); the header of each (key, typ) is serialised once; claims go through orjson;
-``cryptography`` signs and verifies directly (ES256 as raw r||s, RFC 7518 §3.4). Errors are PyJWT's
-exception types, so callers and tests keep catching ``jwt.PyJWTError``. PyJWT verifies what this signs.
+ours: for our tokens the key comes from the ``kid`` and its algorithm from the key, never from the token (no
+alg confusion, no ``none``); for another party's (``verify_signed``) the caller picks the key and its one
+algorithm from an allow-list of asymmetric ones, and the header must name it. The header of each (key, typ)
+is serialised once; claims go through orjson; ``cryptography`` signs and verifies directly (ES256 as raw
+r||s, RFC 7518 §3.4; PS256 with a salt as long as the hash, §3.5). Errors are PyJWT's exception types, so
+callers and tests keep catching ``jwt.PyJWTError``. PyJWT verifies what this signs, and this verifies what
+PyJWT signs (tests/authserver/test_jws.py). JWKs are still read by PyJWT (``jwt.PyJWK``).
 """
 
 from __future__ import annotations
