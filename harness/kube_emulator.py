@@ -68,6 +68,7 @@ import json
 import random
 import re
 import string
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -312,6 +313,7 @@ class WatchEvent:
     type: str
     object: Obj
     previous: Obj | None
+    at: float = field(default_factory=time.monotonic)  # when it was written (time.monotonic())
 
 
 @dataclass
@@ -726,6 +728,12 @@ class AuthyardEmulator(kmock.KubernetesEmulator):
             for event in self._log
             if event.resource == res and (namespace is None or event.namespace == namespace)
         ]
+
+    def writes(self, start: int = 0) -> list[WatchEvent]:
+        """Every write since the last ``compact()`` from the ``start``-th on, oldest first, each with the
+        time it was made: what a benchmark times without asking the API. The events hold the stored
+        objects themselves: read them, never change them."""
+        return self._log[start:]
 
     def active_watches(self, resource: str | kmock.resource | None = None) -> int:
         if resource is None:
