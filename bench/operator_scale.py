@@ -74,6 +74,11 @@ class Result:
     ready_p50_s: float  # one client's apply (stored by the API) -> its status first Ready
     ready_p99_s: float
     ready_max_s: float
+    # --steady: over that many seconds after all were Ready (resync timers, usage passes), per second.
+    steady_seconds: float = 0.0
+    steady_reconciles_per_second: float | None = None
+    steady_operator_cores: float | None = None  # operator CPU seconds per second
+    steady_emulator_cores: float | None = None
 
 
 def ready(obj: dict[str, object] | None) -> bool:
@@ -122,7 +127,7 @@ async def total_reconciles(metrics_port: int) -> int:
     return int(sum((await scrape_reconciles(metrics_port)).values()))
 
 
-async def run_once(clients: int, cluster: PostgresCluster, workdir: Path) -> Result:
+async def run_once(clients: int, cluster: PostgresCluster, workdir: Path, steady: float = 0.0) -> Result:
     async with serving_emulator(namespaces=(PLATFORM, TEAM)) as emulator:
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", str(emulator.url).rstrip("/"))
         # Production resync intervals: nothing of this shell's AUTHYARD_* settings reaches the operator.
@@ -143,7 +148,10 @@ async def run_once(clients: int, cluster: PostgresCluster, workdir: Path) -> Res
             async with served_authserver(
                 emulator, cluster, workdir, start_operator, timeout=STEP_SECONDS
             ) as served:
-                return await measure(clients, emulator, served)
+                result = await measure(clients, emulator, served)
+                if steady > 0:
+                    await measure_steady(result, served, steady)
+                return result
         finally:
             await operator.stop()
 
@@ -216,6 +224,28 @@ async def measure(
     )
 
 
+async def measure_steady(result: Result, served: ServedAuthServer[OperatorProcess], seconds: float) -> None:
+    """The operator's load once every client is Ready: its CPU and reconciles over ``seconds`` (a fixed
+    measurement window, not a wait for anything)."""
+    operator = served.operator
+    assert operator.process is not None
+    pid, metrics_port = operator.process.pid, int(operator.env["AUTHYARD_METRICS_PORT"])
+    reconciles, operator_cpu, emulator_cpu = (
+        await total_reconciles(metrics_port),
+        cpu_seconds(pid),
+        cpu_seconds(),
+    )
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    result.steady_seconds = round(elapsed, 1)
+    result.steady_reconciles_per_second = round(
+        (await total_reconciles(metrics_port) - reconciles) / elapsed, 1
+    )
+    result.steady_operator_cores = round((cpu_seconds(pid) - operator_cpu) / elapsed, 2)
+    result.steady_emulator_cores = round((cpu_seconds() - emulator_cpu) / elapsed, 2)
+
+
 def table(results: list[Result]) -> str:
     lines = [
         "| OAuthClients | apply (s) | all Ready (s) | apply → Ready p50 / p99 / max (s) | reconciles/s "
@@ -233,7 +263,7 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-async def main_async(counts: list[int]) -> list[Result]:
+async def main_async(counts: list[int], steady: float = 0.0) -> list[Result]:
     cluster = PostgresCluster(max_connections=100)
     cluster.start()
     results: list[Result] = []
@@ -241,7 +271,7 @@ async def main_async(counts: list[int]) -> list[Result]:
         with tempfile.TemporaryDirectory(prefix="authyard-operator-scale-") as tmp:
             for count in counts:
                 print(f"running N={count} ...", file=sys.stderr, flush=True)
-                result = await run_once(count, cluster, Path(tmp) / f"n{count}")
+                result = await run_once(count, cluster, Path(tmp) / f"n{count}", steady)
                 print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
                 results.append(result)
     finally:
@@ -253,9 +283,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000], help="values of N")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--steady", type=float, default=0.0, help="then measure the operator's load for this many seconds"
+    )
     args = parser.parse_args()
-    results = asyncio.run(main_async(args.clients))
+    if not 0 <= args.steady <= 1800:
+        parser.error("--steady must be between 0 and 1800 seconds")
+    results = asyncio.run(main_async(args.clients, args.steady))
     print(table(results))
+    for r in results:
+        if r.steady_seconds:
+            print(
+                f"{r.clients:,} clients, {r.steady_seconds} s after all Ready: "
+                f"{r.steady_reconciles_per_second} reconciles/s, operator {r.steady_operator_cores} cores, "
+                f"emulated API {r.steady_emulator_cores}"
+            )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0 if all(r.server_clients == r.clients for r in results) else 1
