@@ -70,6 +70,7 @@ class Database:
     url: str
     credentials: seed.Credentials = field(default_factory=seed.Credentials.generate)
     user_id: str | None = None
+    many_clients: Path | None = None  # --clients N: their Basic credentials, one per line
 
 
 @dataclass
@@ -148,6 +149,24 @@ class Bench:
         """A short unrecorded run after each start: imports, caches and connection pools fill first."""
         if self.args.warmup > 0:
             wrk.run(script, url, 10, self.args.warmup, env)
+
+    def client_credentials_load(self, database: Database) -> tuple[str, dict[str, str]]:
+        """The wrk script and environment of the client_credentials row: the one service client, or with
+        ``--clients N`` requests spread over N clients (seeded into the database once)."""
+        if not self.args.clients:
+            return "client_credentials.lua", {
+                "BENCH_BASIC": database.credentials.service_basic,
+                "BENCH_SCOPE": seed.SERVICE_SCOPE,
+            }
+        if database.many_clients is None:
+            path = database.directory / "many-clients.txt"
+            started = time.monotonic()
+            seed.seed_service_clients(database.url, self.args.clients, path)
+            seconds = time.monotonic() - started
+            log(f"seeded {self.args.clients} client_credentials clients in {seconds:.1f} s")
+            database.many_clients = path
+        env = {"BENCH_TOKEN_FILE": str(database.many_clients), "BENCH_SCOPE": seed.SERVICE_SCOPE}
+        return "client_credentials_many.lua", env
 
     # Measurements -----------------------------------------------------------------------------------------
 
@@ -269,7 +288,7 @@ class Bench:
                             workers, concurrency, self.measured, server, "get.lua", url + path, concurrency
                         )
                         self.record(scenario, "—", workers, concurrency, result)
-            cc_env = {"BENCH_BASIC": credentials.service_basic, "BENCH_SCOPE": seed.SERVICE_SCOPE}
+            cc_script, cc_env = self.client_credentials_load(database)
             # Without a client_credentials row, consuming runs are seeded for a generous 5,000/s.
             cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 5000.0)
             if "client_credentials" in self.scenarios:
@@ -279,7 +298,7 @@ class Bench:
                         concurrency,
                         self.measured,
                         server,
-                        "client_credentials.lua",
+                        cc_script,
                         url,
                         concurrency,
                         cc_env,
@@ -518,22 +537,30 @@ class Bench:
             for scenario in PROFILED:
                 if scenario not in self.scenarios:
                     continue
+                script = f"{scenario}.lua"
                 if scenario == "client_credentials":
-                    env = {**service, "BENCH_SCOPE": seed.SERVICE_SCOPE}
+                    script, env = self.client_credentials_load(database)
                 elif scenario == "introspection":
                     env = {**service, "BENCH_TOKEN": seed.access_token(server.base_url, credentials)}
                 elif scenario in ("service_account", "token_exchange"):
                     env = self.reusable_credential(scenario, server, database)
                 else:
                     env = self.seed_consumable(scenario, server, database, 3000 * seconds)
-                self.profile_one(pyspy, server, scenario, env, seconds, f"{stamp}-{kind}")
-                if "BENCH_TOKEN_FILE" in env:
+                self.profile_one(pyspy, server, scenario, script, env, seconds, f"{stamp}-{kind}")
+                if "BENCH_TOKEN_FILE" in env and scenario != "client_credentials":  # spent credentials
                     Path(env["BENCH_TOKEN_FILE"]).unlink(missing_ok=True)
         finally:
             self.fleet.stop(server)
 
     def profile_one(
-        self, pyspy: str, server: ServerProcess, scenario: str, env: dict[str, str], seconds: int, label: str
+        self,
+        pyspy: str,
+        server: ServerProcess,
+        scenario: str,
+        script: str,
+        env: dict[str, str],
+        seconds: int,
+        label: str,
     ) -> None:
         folded = report.RESULTS_DIR / f"profile-{label}-{scenario}.folded"
         text = report.RESULTS_DIR / f"profile-{label}-{scenario}.txt"
@@ -541,7 +568,7 @@ class Bench:
         recorder = profile.start_recording(pyspy, server.pid, seconds, folded)
         try:
             time.sleep(0.3)  # py-spy attaches before the load starts
-            result = wrk.run(f"{scenario}.lua", server.base_url, 50, seconds, env)
+            result = wrk.run(script, server.base_url, 50, seconds, env)
             output, _ = recorder.communicate(timeout=seconds + 60)
         finally:
             if recorder.poll() is None:
@@ -622,6 +649,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, action="append", help="wrk connections (repeatable)")
     parser.add_argument("--no-save", action="store_true", help="print the table, write no results file")
     parser.add_argument(
+        "--clients",
+        type=int,
+        help="client_credentials spread over this many clients (seeded into the database), in turn; "
+        "default: the one service client",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         help="samples of each row at the targets' setting (most workers and connections), reported as "
@@ -651,6 +684,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--repeat must be between 1 and 10")
     if args.concurrency and any(not 1 <= value <= 1000 for value in args.concurrency):
         parser.error("--concurrency must be between 1 and 1000")
+    if args.clients is not None and not 1 <= args.clients <= MAX_SEEDED:
+        parser.error(f"--clients must be between 1 and {MAX_SEEDED:,}")
     if args.duration is not None and not 1 <= args.duration <= 600:
         parser.error("--duration must be between 1 and 600 seconds")
     return args
@@ -691,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "duration": duration,
         "repeat": args.repeat,
+        "clients": args.clients,
         "wall_seconds": round(time.monotonic() - started, 1),
         "rows": bench.rows,
         "logins": bench.logins,

@@ -9,9 +9,11 @@ For each N it starts, on loopback only:
 * an AuthServer, and ``authserver serve`` on a throwaway PostgreSQL 15 cluster with the admin token the
   operator generated (the Deployment's pods, in effect);
 
-then applies N confidential OAuthClients and prints: the time until all N are Ready, the operator's
-reconciles per second over that time, its peak RSS (VmHWM) and the auth server's client count. Every wait
-has a deadline; everything stops at the end, also on failure.
+then applies N confidential OAuthClients and prints: the time until all N are Ready, each client's time
+from apply to Ready (p50, p99: from the emulated API's own record of when it stored the object and when
+the status it stored first said Ready), the operator's reconciles per second over that time, its CPU per
+client, its peak RSS (VmHWM) and the auth server's client count. Every wait has a deadline; everything
+stops at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 
 from bench import processes
 from harness.kube import OAUTHCLIENTS, serving_emulator, write_kubeconfig
-from harness.kube_emulator import AuthyardEmulator
+from harness.kube_emulator import AuthyardEmulator, WatchEvent, as_resource
 from harness.operator import (
     OPERATOR_SCRIPT,
     PLATFORM,
@@ -66,10 +70,52 @@ class Result:
     operator_cpu_s: float
     server_cpu_s: float
     emulator_cpu_s: float  # this process: the emulated API server
+    operator_cpu_ms_per_client: float
+    ready_p50_s: float  # one client's apply (stored by the API) -> its status first Ready
+    ready_p99_s: float
+    ready_max_s: float
+    # --steady: over that many seconds after all were Ready (resync timers, usage passes), per second.
+    steady_seconds: float = 0.0
+    steady_reconciles_per_second: float | None = None
+    steady_operator_cores: float | None = None  # operator CPU seconds per second
+    steady_emulator_cores: float | None = None
 
 
 def ready(obj: dict[str, object] | None) -> bool:
     return ready_condition(obj).get("status") == "True"
+
+
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least ``fraction`` of them at or below."""
+    ordered = sorted(values)
+    if not ordered or not 0 < fraction <= 1:
+        raise ValueError("percentile needs values and a fraction in (0, 1]")
+    return ordered[math.ceil(fraction * len(ordered)) - 1]
+
+
+@dataclass
+class ReadyTimes:
+    """When each object of one resource and namespace was created and when its status first said Ready,
+    read from the API's write log as it grows (``feed`` the events written since the last call)."""
+
+    resource: str
+    namespace: str
+    created: dict[str, float] = field(default_factory=dict)
+    became_ready: dict[str, float] = field(default_factory=dict)
+
+    def feed(self, events: Iterable[WatchEvent]) -> None:
+        resource = as_resource(self.resource)
+        for event in events:
+            if event.resource != resource or event.namespace != self.namespace:
+                continue
+            if event.type == "ADDED":
+                self.created.setdefault(event.name, event.at)
+            if event.name not in self.became_ready and event.type != "DELETED" and ready(event.object):
+                self.became_ready[event.name] = event.at
+
+    def latencies(self) -> list[float]:
+        """Seconds from creation to first Ready, of each object that got there."""
+        return [at - self.created[name] for name, at in self.became_ready.items() if name in self.created]
 
 
 def cpu_seconds(pid: int | None = None) -> float:
@@ -81,7 +127,7 @@ async def total_reconciles(metrics_port: int) -> int:
     return int(sum((await scrape_reconciles(metrics_port)).values()))
 
 
-async def run_once(clients: int, cluster: PostgresCluster, workdir: Path) -> Result:
+async def run_once(clients: int, cluster: PostgresCluster, workdir: Path, steady: float = 0.0) -> Result:
     async with serving_emulator(namespaces=(PLATFORM, TEAM)) as emulator:
         kubeconfig = write_kubeconfig(workdir / "kubeconfig", str(emulator.url).rstrip("/"))
         # Production resync intervals: nothing of this shell's AUTHYARD_* settings reaches the operator.
@@ -102,7 +148,10 @@ async def run_once(clients: int, cluster: PostgresCluster, workdir: Path) -> Res
             async with served_authserver(
                 emulator, cluster, workdir, start_operator, timeout=STEP_SECONDS
             ) as served:
-                return await measure(clients, emulator, served)
+                result = await measure(clients, emulator, served)
+                if steady > 0:
+                    await measure_steady(result, served, steady)
+                return result
         finally:
             await operator.stop()
 
@@ -130,8 +179,16 @@ async def measure(
         await asyncio.gather(*(apply(name) for name in names))
     applied = time.monotonic() - started
 
+    # Read incrementally from the API's write log: listing (and copying) every object twice a second
+    # cost this process more CPU than serving the operator did at 10,000 clients.
+    times, seen = ReadyTimes(OAUTHCLIENTS, TEAM), 0
+
     def all_ready() -> bool:
-        return sum(ready(obj) for obj in emulator.list(OAUTHCLIENTS, TEAM)) == clients
+        nonlocal seen
+        events = emulator.writes(seen)
+        seen += len(events)
+        times.feed(events)
+        return len(times.became_ready) >= clients
 
     await wait_for(all_ready, 120 + 2.0 * clients, interval=0.5, message=f"{clients} clients not all Ready")
     elapsed = time.monotonic() - started
@@ -146,6 +203,7 @@ async def measure(
     registered = len(await registered_client_ids(server.base_url, served.admin_token))
     kinds = (OAUTHCLIENTS, "v1/secrets", "v1/events")
     objects = sum(len(emulator.list(resource, TEAM)) for resource in kinds)
+    latencies = times.latencies()
     return Result(
         clients=clients,
         seconds_to_apply=round(applied, 2),
@@ -159,25 +217,53 @@ async def measure(
         operator_cpu_s=cpu[0],
         server_cpu_s=cpu[1],
         emulator_cpu_s=cpu[2],
+        operator_cpu_ms_per_client=round(cpu[0] * 1000 / clients, 1),
+        ready_p50_s=round(percentile(latencies, 0.5), 2),
+        ready_p99_s=round(percentile(latencies, 0.99), 2),
+        ready_max_s=round(max(latencies), 2),
     )
+
+
+async def measure_steady(result: Result, served: ServedAuthServer[OperatorProcess], seconds: float) -> None:
+    """The operator's load once every client is Ready: its CPU and reconciles over ``seconds`` (a fixed
+    measurement window, not a wait for anything)."""
+    operator = served.operator
+    assert operator.process is not None
+    pid, metrics_port = operator.process.pid, int(operator.env["AUTHYARD_METRICS_PORT"])
+    reconciles, operator_cpu, emulator_cpu = (
+        await total_reconciles(metrics_port),
+        cpu_seconds(pid),
+        cpu_seconds(),
+    )
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    result.steady_seconds = round(elapsed, 1)
+    result.steady_reconciles_per_second = round(
+        (await total_reconciles(metrics_port) - reconciles) / elapsed, 1
+    )
+    result.steady_operator_cores = round((cpu_seconds(pid) - operator_cpu) / elapsed, 2)
+    result.steady_emulator_cores = round((cpu_seconds() - emulator_cpu) / elapsed, 2)
 
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| OAuthClients | apply (s) | all Ready (s) | reconciles | reconciles/s | operator peak RSS (MiB) "
-        "| auth server clients | CPU s: operator / auth server / emulated API |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| OAuthClients | apply (s) | all Ready (s) | apply → Ready p50 / p99 / max (s) | reconciles/s "
+        "| operator peak RSS (MiB) | operator CPU per client (ms) | auth server clients "
+        "| CPU s: operator / auth server / emulated API |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
-            f"| {r.clients:,} | {r.seconds_to_apply} | {r.seconds_until_all_ready} | {r.reconciles:,} | "
-            f"{r.reconciles_per_second} | {r.operator_peak_rss_mib} | {r.server_clients:,} | "
+            f"| {r.clients:,} | {r.seconds_to_apply} | {r.seconds_until_all_ready} | "
+            f"{r.ready_p50_s} / {r.ready_p99_s} / {r.ready_max_s} | {r.reconciles_per_second} | "
+            f"{r.operator_peak_rss_mib} | {r.operator_cpu_ms_per_client} | {r.server_clients:,} | "
             f"{r.operator_cpu_s} / {r.server_cpu_s} / {r.emulator_cpu_s} |"
         )
     return "\n".join(lines)
 
 
-async def main_async(counts: list[int]) -> list[Result]:
+async def main_async(counts: list[int], steady: float = 0.0) -> list[Result]:
     cluster = PostgresCluster(max_connections=100)
     cluster.start()
     results: list[Result] = []
@@ -185,7 +271,7 @@ async def main_async(counts: list[int]) -> list[Result]:
         with tempfile.TemporaryDirectory(prefix="authyard-operator-scale-") as tmp:
             for count in counts:
                 print(f"running N={count} ...", file=sys.stderr, flush=True)
-                result = await run_once(count, cluster, Path(tmp) / f"n{count}")
+                result = await run_once(count, cluster, Path(tmp) / f"n{count}", steady)
                 print(json.dumps(asdict(result)), file=sys.stderr, flush=True)
                 results.append(result)
     finally:
@@ -197,9 +283,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000], help="values of N")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--steady", type=float, default=0.0, help="then measure the operator's load for this many seconds"
+    )
     args = parser.parse_args()
-    results = asyncio.run(main_async(args.clients))
+    if not 0 <= args.steady <= 1800:
+        parser.error("--steady must be between 0 and 1800 seconds")
+    results = asyncio.run(main_async(args.clients, args.steady))
     print(table(results))
+    for r in results:
+        if r.steady_seconds:
+            print(
+                f"{r.clients:,} clients, {r.steady_seconds} s after all Ready: "
+                f"{r.steady_reconciles_per_second} reconciles/s, operator {r.steady_operator_cores} cores, "
+                f"emulated API {r.steady_emulator_cores}"
+            )
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0 if all(r.server_clients == r.clients for r in results) else 1

@@ -21,12 +21,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import insert
 
 from authserver.config import Settings
+from authserver.crypto.client_secrets import hash_secret
 from authserver.crypto.opaque_tokens import new_opaque_token, token_hash
 from authserver.crypto.refresh_token_values import new_family_id, new_refresh_token
 from authserver.protocol.pkce import s256
 from authserver.storage.backends import store_for
 from authserver.storage.engine import create_engine
-from authserver.storage.tables import AuthorizationCodeRow, RefreshFamilyRow
+from authserver.storage.tables import AuthorizationCodeRow, ClientRow, RefreshFamilyRow
 from harness.accounts import new_user
 
 SERVICE_CLIENT_ID = "bench-service"
@@ -45,6 +46,8 @@ USERNAME = "bench-user"
 _BATCH = 5000
 _codes_table = AuthorizationCodeRow.__table__  # type: ignore[attr-defined]
 _refresh_table = RefreshFamilyRow.__table__  # type: ignore[attr-defined]
+_clients_table = ClientRow.__table__  # type: ignore[attr-defined]
+MANY_CLIENTS_PREFIX = "bench-service-"
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,44 @@ async def _insert_all(database_url: str, table: object, rows: list[dict[str, obj
             await connection.exec_driver_sql(statement)
     finally:
         await engine.dispose()
+
+
+def service_client_rows(count: int, now: datetime) -> tuple[list[dict[str, object]], list[str]]:
+    """``count`` confidential client_credentials clients as rows of the clients table (what the admin API
+    writes for SERVICE_CLIENT_ID, each with its own secret) and, in the same order, each one's
+    ``base64(id:secret)`` for a Basic header (RFC 6749 §2.3.1)."""
+    rows, basics = [], []
+    for index in range(count):
+        client_id, secret = f"{MANY_CLIENTS_PREFIX}{index:06d}", secrets.token_urlsafe(32)
+        rows.append(
+            {
+                "client_id": client_id,
+                "name": f"Benchmark service {index}",
+                "client_type": "confidential",
+                "token_endpoint_auth_method": None,
+                "grant_types": ["client_credentials"],
+                "scopes": [SERVICE_SCOPE],
+                "audiences": [],
+                "redirect_uris": [],
+                "post_logout_redirect_uris": [],
+                "secret_hash": hash_secret(secret),
+                "require_pkce": True,
+                "skip_consent": False,
+                "backchannel_logout_session_required": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        basics.append(Credentials.basic(client_id, secret))
+    return rows, basics
+
+
+def seed_service_clients(database_url: str, count: int, path: Path) -> None:
+    """``count`` client_credentials clients straight into the database (the admin API would take minutes
+    for 10,000); their Basic credentials to ``path``, one per line."""
+    rows, basics = service_client_rows(count, datetime.now(UTC))
+    asyncio.run(_insert_all(database_url, _clients_table, rows))
+    path.write_text("\n".join(basics) + "\n")
 
 
 def seed_refresh_tokens(database_url: str, count: int, user_id: str, audience: str, path: Path) -> None:

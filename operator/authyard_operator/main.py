@@ -21,6 +21,7 @@ from authyard_operator.kube.credentials import token_source
 from authyard_operator.locks import ObjectLocks
 from authyard_operator.reconcile.cluster_issuer import ClusterIssuer
 from authyard_operator.reconcile.oauthclient import ClientReconciler
+from authyard_operator.reconcile_slots import ReconcileSlots
 from authyard_operator.settings import OperatorSettings
 
 
@@ -64,6 +65,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.kube = await Kube.connect()
     memo.cluster_issuer = ClusterIssuer(memo.kube)  # one read per 10 minutes for every AuthServer
     memo.locks = ObjectLocks()
+    memo.slots = ReconcileSlots()
     memo.http = httpx.AsyncClient(timeout=10.0)
     memo.admin = AdminClient(memo.http)
     memo.clients = ClientReconciler(memo.kube, memo.admin, memo.settings.admin_url_template)

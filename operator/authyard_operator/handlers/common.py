@@ -40,9 +40,14 @@ async def guarded_reconcile(
     reconcile: Callable[[dict[str, Any]], Awaitable[Outcome]],
     on_api_error: Callable[[KubeError, dict[str, Any]], Outcome],
 ) -> Outcome:
-    """One reconcile at a time per object, timed and counted; a Kubernetes API error becomes an outcome."""
+    """One reconcile at a time per object and a few per kind (``reconcile_slots``), timed and counted once
+    it runs; a Kubernetes API error becomes an outcome."""
     meta = body["metadata"]
-    async with memo.locks.of(kind, meta["namespace"], meta["name"]), measured(kind) as result:
+    async with (
+        memo.locks.of(kind, meta["namespace"], meta["name"]),
+        memo.slots.of(kind),
+        measured(kind) as result,
+    ):
         try:
             outcome = await reconcile(dict(body))
         except KubeError as error:
