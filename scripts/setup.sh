@@ -28,6 +28,8 @@ if $want_test_deps; then
   command -v lua5.4 >/dev/null 2>&1 || apt_install lua5.4
   [[ -x /usr/sbin/pgbouncer ]] || apt_install pgbouncer
   [[ -x /usr/sbin/haproxy ]] || apt_install haproxy
+  # wrk drives the benchmark's Lua scripts; a test runs one against a real server.
+  command -v wrk >/dev/null 2>&1 || apt_install wrk
   # A real LDAP directory for the LDAP sign-in tests (each runs its own slapd on loopback; the package's
   # own service is not used).
   [[ -x /usr/sbin/slapd ]] || apt_install slapd
