@@ -32,6 +32,12 @@ from harness.polling import wait_for
 
 DEFAULT_ARGS = ("run", "--all-namespaces", "--standalone", "--verbose")
 _loaded = itertools.count()
+# The process's default registry as it was before any run: the one the operator package's handlers register
+# into when imported. Every run starts from it and every stop puts it back. A run's own start cannot be the
+# reference: ``kopf run`` replaces the default registry from its thread when it starts, so a second run
+# started while a first is up (and stopped after it) would otherwise "restore" the first run's handler-file
+# registry, and every later operator of the session would run those handlers instead of the real ones.
+PROCESS_REGISTRY = kopf.get_default_registry()
 
 
 def _load_handler_files(paths: Sequence[str]) -> kopf.OperatorRegistry:
@@ -131,7 +137,7 @@ class OperatorRun:
         reraise: bool = True,
     ) -> None:
         self.args, files = operator_args(target)
-        self.registry = _load_handler_files(files) if files else kopf.get_default_registry()
+        self.registry = _load_handler_files(files) if files else PROCESS_REGISTRY
         self.env = dict(env or {})
         self.timeout = timeout
         self.settings = settings
@@ -139,7 +145,6 @@ class OperatorRun:
         self.outputs: list[str] = []
         self.starts = 0
         self._runner: KopfRunner | None = None
-        self._previous_registry: kopf.OperatorRegistry | None = None
 
     @property
     def running(self) -> bool:
@@ -155,7 +160,6 @@ class OperatorRun:
         """Start the operator; with ``ready``, wait until that predicate holds (e.g. watches are open)."""
         if self._runner is not None:
             raise RuntimeError("the operator is already running")
-        self._previous_registry = kopf.get_default_registry()
         runner = KopfRunner(
             self.args,
             timeout=self.timeout,
@@ -198,8 +202,7 @@ class OperatorRun:
             _Isolation.exit()
             if runner.future.done() and runner.future.exception() is None:
                 self.outputs.append(runner.future.result().output)
-            if self._previous_registry is not None:
-                kopf.set_default_registry(self._previous_registry)
+            kopf.set_default_registry(PROCESS_REGISTRY)
 
     async def restart(self, **start_kwargs: Any) -> OperatorRun:
         await self.stop()

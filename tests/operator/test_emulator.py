@@ -13,12 +13,14 @@ from typing import Any
 
 import aiohttp
 import httpx
+import kopf
 import pytest
 
 from harness.kube import AUTHSERVERS, custom_resource, service_monitor_crd
 from harness.kube_emulator import DEPLOYMENTS, AuthyardEmulator
 from harness.operator import OperatorProcess
 from harness.polling import wait_for
+from tests.operator import kopf_harness
 from tests.operator.kopf_harness import OperatorRun, kopf_command, run_operator
 from tests.operator.kubeapi import APPLY, STRATEGIC, ApiException, KubeApi, api_error
 
@@ -788,6 +790,8 @@ async def test_overlapping_runs_restore_streams_and_environment(
     await first.stop()
     await second.stop()
     assert (sys.stdout, sys.stderr) == (stdout, stderr)
+    # The handler files' registries are gone with their runs: later operators run the real handlers.
+    assert kopf.get_default_registry() is kopf_harness.PROCESS_REGISTRY
     assert "REPLICA" not in __import__("os").environ
 
 
