@@ -150,6 +150,15 @@ class Bench:
         if self.args.warmup > 0:
             wrk.run(script, url, 10, self.args.warmup, env)
 
+    def warm_client_caches(self, script: str, url: str, env: dict[str, str]) -> None:
+        """Unrecorded requests until every worker has read every one of the ``--clients`` clients once: the
+        steady state of a server that has been up for a while (each worker's first use of a client reads it
+        from the database; after that the client-change sync keeps it). About five requests per client and
+        worker, at the rate a cold cache allows."""
+        seconds = max(self.args.warmup, self.args.clients * max(self.worker_counts) * 5 / 4000)
+        log(f"warming the client caches with {self.args.clients} clients for {seconds:.0f} s")
+        wrk.run(script, url, 50, seconds, env)
+
     def client_credentials_load(self, database: Database) -> tuple[str, dict[str, str]]:
         """The wrk script and environment of the client_credentials row: the one service client, or with
         ``--clients N`` requests spread over N clients (seeded into the database once)."""
@@ -291,6 +300,8 @@ class Bench:
             cc_script, cc_env = self.client_credentials_load(database)
             # Without a client_credentials row, consuming runs are seeded for a generous 5,000/s.
             cc_rates: dict[int, float] = dict.fromkeys(self.concurrencies, 5000.0)
+            if "client_credentials" in self.scenarios and self.args.clients:
+                self.warm_client_caches(cc_script, url, cc_env)
             if "client_credentials" in self.scenarios:
                 for concurrency in self.concurrencies:
                     result = self.sampled(

@@ -268,7 +268,9 @@ class RevokedSince:
 
     access_tokens: list[tuple[str, datetime]]  # (jti, the token's expiry)
     grants: list[tuple[str, datetime]]  # (grant id, when the last access token of the grant expires)
-    newest: datetime  # the newest revocation time seen
+    newest: datetime  # the newest revocation (or client change) time seen
+    # Clients created, changed or deleted after the moment: a worker's cached copies of them are stale.
+    changed_clients: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -10,6 +10,14 @@ last quarter of its life is re-read in the background while the cached copy keep
 concurrent misses for one client share a single database read. Without both, every entry's expiry sent
 all the requests in flight for that client to the database at once, and their queue for the connection
 pool was the token endpoint's p99 (docs/performance.md).
+
+Client changes (``changes_seen``): every write to a client records its time in the database, and each
+worker's revocation sync (every ``revocation_sync_interval``) reads the changes since its last look, drops
+those clients and confirms the rest as of the moment the sync began. An entry confirmed within the TTL is as
+good as one read then, so while the syncs succeed no entry expires and a client that is used less often than
+once a TTL (10,000 clients taking turns) is not read again on each use; the consistency rule holds, because
+a change is dropped by the first sync after it. When the syncs stop (the database is unreachable) entries
+expire a TTL after the last confirmation, as without them.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from authserver.protocol.client_authentication import ClientLookup
@@ -27,6 +35,9 @@ from authserver.protocol.workload_identity import WorkloadLookup
 
 # An entry is re-read in the background once this fraction of its TTL has passed.
 REFRESH_AHEAD_FRACTION = 0.75
+# Syncs this far apart cannot vouch for what was cached before the gap: the database keeps client changes
+# for a day (``storage.sql_store``'s purge), so after a longer gap some may be gone; the cache starts over.
+MAX_CONFIRMATION_GAP_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -67,16 +78,39 @@ class ClientCache:
         # Bumped by invalidate(): a read that began before an invalidation must not be cached. One counter
         # for all clients: invalidations are rare (admin writes) and then re-reading a few more is cheap.
         self._generation = 0
+        # When the last sync that read the client changes began (this cache's clock); None: none yet.
+        self._confirmed_at: float | None = None
+
+    def clock(self) -> float:
+        """This cache's clock, for ``changes_seen``'s ``as_of``."""
+        return self._clock()
+
+    def changes_seen(self, client_ids: Iterable[str], as_of: float) -> None:
+        """A sync that began at ``as_of`` read every client changed since the sync before it: drop those;
+        every other cached client is as good as read at ``as_of``."""
+        previous = self._confirmed_at
+        if previous is not None and as_of - previous > MAX_CONFIRMATION_GAP_SECONDS:
+            self._entries.clear()
+            self._generation += 1
+        for client_id in client_ids:
+            self.invalidate(client_id)
+        self._confirmed_at = as_of if previous is None else max(previous, as_of)
 
     async def get(self, client_id: str) -> Client | None:
         if self.ttl <= 0:
             return await self._lookup(client_id)
         now = self._clock()
         entry = self._entries.get(client_id)
-        if entry is not None and entry.expires_at > now:
-            if entry.refresh_after <= now and client_id not in self._reads:
-                self._start_read(client_id).add_done_callback(_consume_exception)
-            return entry.client
+        if entry is not None:
+            expires_at, refresh_after = entry.expires_at, entry.refresh_after
+            confirmed = self._confirmed_at
+            if confirmed is not None:  # as good as read when the last sync began, if that is later
+                expires_at = max(expires_at, confirmed + self.ttl)
+                refresh_after = max(refresh_after, confirmed + self.ttl * REFRESH_AHEAD_FRACTION)
+            if expires_at > now:
+                if refresh_after <= now and client_id not in self._reads:
+                    self._start_read(client_id).add_done_callback(_consume_exception)
+                return entry.client
         read = self._reads.get(client_id) or self._start_read(client_id)
         # shield: a caller that gives up (client gone) must not cancel the read the others wait for.
         return await asyncio.shield(read)

@@ -23,7 +23,7 @@ from authserver.protocol.store import WorkloadTaken
 from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import aware, client_from_row, token_exchange_value
 from authserver.storage.statements import grant_revocation
-from authserver.storage.tables import clients, consents, refresh_families
+from authserver.storage.tables import client_changes, clients, consents, refresh_families
 
 _REVOCATIONS_PER_STATEMENT = 1_000
 
@@ -150,7 +150,15 @@ class SqlClientRegistry:
                 await connection.execute(
                     update(clients).where(clients.c.client_id == client_id).values(**_row_values(wanted))
                 )
+            await connection.execute(self._changed(client_id))
             return wanted
+
+    def _changed(self, client_id: str) -> Any:
+        """Record that the client changed now, in the writing transaction: every worker's revocation sync
+        reads it and drops its cached copy (``storage.client_cache``)."""
+        now = datetime.now(UTC)
+        record = self._insert(client_changes).values(client_id=client_id, changed_at=now)
+        return record.on_conflict_do_update(index_elements=["client_id"], set_={"changed_at": now})
 
     async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
         now = datetime.now(UTC)
@@ -162,6 +170,8 @@ class SqlClientRegistry:
                     )
                 ).scalar()
                 result = await connection.execute(delete(clients).where(clients.c.client_id == client_id))
+                if result.rowcount == 1:
+                    await connection.execute(self._changed(client_id))
                 # What users allowed it is forgotten: a client registered again under this id asks anew.
                 await connection.execute(delete(consents).where(consents.c.client_id == client_id))
                 # Its grants die with it: every refresh family, and the access tokens of each family whose

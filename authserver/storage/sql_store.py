@@ -11,7 +11,7 @@ so there it is the engine as is.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -57,6 +57,7 @@ from authserver.storage.statements import (
     grant_revocation,
 )
 from authserver.storage.tables import (
+    client_changes,
     client_last_use,
     client_usage,
     clients,
@@ -81,6 +82,8 @@ _WRITE_NAMES = {
 }
 # Rows per INSERT of a usage flush: well under both databases' limit on bound parameters.
 _USAGE_ROWS_PER_STATEMENT = 1000
+# How long a client change is kept for the workers' syncs (storage.client_cache starts over after an hour).
+CLIENT_CHANGE_RETENTION = timedelta(days=1)
 
 
 def observe_batch(execute: Execute, size: int) -> None:
@@ -208,10 +211,18 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
 
     async def revoked_since(self, since: datetime) -> RevokedSince:
         now = datetime.now(UTC)
-        # One round trip for both kinds: kind 0 is a jti, kind 1 a grant id.
+        # One round trip for the three kinds: kind 0 is a jti, kind 1 a grant id, kind 2 a changed client.
+        changes = client_changes.c
+        changed = select(
+            literal_column("2").label("kind"),
+            changes.client_id.label("id"),
+            changes.changed_at.label("expires_at"),
+            changes.changed_at.label("revoked_at"),
+        ).where(changes.changed_at > since)
         statement = union_all(
             _revoked_after(0, revoked, revoked.c.jti, since, now),
             _revoked_after(1, revoked_grants, revoked_grants.c.grant_id, since, now),
+            changed,
         )
         try:
             async with self._reader.connect() as connection:
@@ -222,6 +233,7 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
             access_tokens=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 0],
             grants=[(row.id, aware(row.expires_at)) for row in rows if row.kind == 1],
             newest=max((aware(row.revoked_at) for row in rows), default=since),
+            changed_clients=[row.id for row in rows if row.kind == 2],
         )
 
     # The worker census
@@ -450,6 +462,11 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
                 )
                 await connection.execute(
                     delete(legacy_refresh_tokens).where(legacy_refresh_tokens.c.expires_at < now)
+                )
+                # Workers read client changes every second or so; a day is far beyond any worker's last look
+                # (a cache whose syncs stopped for an hour starts over: storage.client_cache).
+                await connection.execute(
+                    delete(client_changes).where(client_changes.c.changed_at < now - CLIENT_CHANGE_RETENTION)
                 )
             after = ""
             while True:

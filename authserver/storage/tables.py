@@ -231,6 +231,16 @@ class WorkerHeartbeatRow(SQLModel, table=True):
     last_seen: datetime = Field(sa_column=_timestamp(index=True))
 
 
+class ClientChangeRow(SQLModel, table=True):
+    """When a client was last created, changed or deleted: every worker reads the changes since its last
+    look on each revocation sync, so it may keep its cached clients for as long as it keeps looking."""
+
+    __tablename__ = "client_changes"
+
+    client_id: str = Field(primary_key=True, max_length=255)
+    changed_at: datetime = Field(sa_column=_timestamp(index=True))
+
+
 class ConsentRow(SQLModel, table=True):
     """A scope a user allowed a client (remembered consent): one row per user, client and scope, so that a
     grant is an insert that ignores what is already there, atomic without reading first."""
@@ -285,6 +295,7 @@ consents = _table(ConsentRow)
 login_failures = _table(LoginFailureRow)
 used_client_assertions = _table(UsedClientAssertionRow)
 worker_heartbeats = _table(WorkerHeartbeatRow)
+client_changes = _table(ClientChangeRow)
 sessions = _table(SessionRow)
 session_clients = _table(SessionClientRow)
 client_usage = _table(ClientUsageRow)

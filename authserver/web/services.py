@@ -195,8 +195,8 @@ class Services:
             report_key_set(self.keys.current, self.settings.id_token_signing_algorithm)
 
     async def sync_with_others(self) -> None:
-        """What every worker learns from the database on each period: the revocations made by the others,
-        and (writing its own heartbeat) how many workers share the rate limits."""
+        """What every worker learns from the database on each period: the revocations made by the others, the
+        clients they changed, and (writing its own heartbeat) how many workers share the rate limits."""
         try:
             await self.sync_revocations()
         finally:
@@ -208,7 +208,11 @@ class Services:
 
     async def sync_revocations(self) -> None:
         since = self.revocations.synced_until - _SYNC_OVERLAP
+        started = self.clients.clock()
         revoked = await self.store.revoked_since(since)
+        # Client changes come with the revocations (one query): the cache drops those clients and keeps the
+        # rest as confirmed when this sync began.
+        self.clients.changes_seen(revoked.changed_clients, started)
         for jti, expires_at in revoked.access_tokens:
             self.revocations.add(jti, expires_at.timestamp())
         for grant_id, expires_at in revoked.grants:

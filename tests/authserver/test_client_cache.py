@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -261,3 +262,51 @@ async def test_a_workloads_requests_share_one_read_and_a_late_entry_is_reread_in
     clock.now += 1.0  # the first read's answer has expired; the background read's has not
     assert await cache.get_by_workload("k8s", client.workload_subject or "") is not None
     assert len(reads) == 2
+
+
+async def test_synced_client_changes_keep_unchanged_clients_and_drop_changed_ones(clock: Clock) -> None:
+    """With the workers' syncs reading client changes, an unchanged client is served past its TTL (10,000
+    clients taking turns are not read again on each use), a changed one is read again after the sync that
+    lists it, and when the syncs stop the cache falls back to its TTL."""
+    database = {"a": _client("read"), "b": replace(_client("read"), client_id="b")}
+    calls: list[str] = []
+
+    async def lookup(client_id: str) -> Client | None:
+        calls.append(client_id)
+        return database.get(client_id)
+
+    cache = ClientCache(lookup, ttl_seconds=2, clock=clock)
+    await cache.get("a")
+    await cache.get("b")
+    for _ in range(10):  # a sync every half second, for five seconds: nothing changed
+        clock.now += 0.5
+        cache.changes_seen([], clock.now)
+        assert (await cache.get("a")).scopes == ("read",)
+    assert calls == ["a", "b"]
+    database["a"] = _client("write")
+    started = clock.now + 0.5
+    clock.now += 0.7  # the sync began before this moment and lists a
+    cache.changes_seen(["a"], started)
+    assert (await cache.get("a")).scopes == ("write",) and (await cache.get("b")).scopes == ("read",)
+    assert calls == ["a", "b", "a"]
+    clock.now += 1.0  # no sync since: b (read before the last sync) is still within its TTL of it
+    assert (await cache.get("b")).scopes == ("read",) and calls.count("b") == 1
+    clock.now += 0.9  # past it: read again, as without the syncs
+    await cache.get("b")
+    assert calls.count("b") == 2
+
+
+async def test_after_a_long_gap_between_syncs_the_cache_starts_over(clock: Clock) -> None:
+    calls: list[str] = []
+
+    async def lookup(client_id: str) -> Client | None:
+        calls.append(client_id)
+        return _client("read")
+
+    cache = ClientCache(lookup, ttl_seconds=2, clock=clock)
+    cache.changes_seen([], clock.now)
+    await cache.get("a")
+    clock.now += 2 * 3600  # the database kept client changes for a day, but this worker looked long ago
+    cache.changes_seen([], clock.now)
+    await cache.get("a")
+    assert calls == ["a", "a"]

@@ -53,7 +53,7 @@ async def test_concurrent_migrations_are_serialised(
             ).scalar_one()
     finally:
         await engine.dispose()
-    assert version == "0017"
+    assert version == "0018"
 
 
 def test_ssl_override_replaces_the_urls_ssl_mode() -> None:
@@ -386,6 +386,21 @@ async def test_the_cluster_rate_limits_migration_upgrades_and_downgrades(db: Mig
             "UPDATE clients SET rate_limit_per_second = 2.5, rate_limit_burst = 5 WHERE client_id = 'old'"
         )
     assert await db.to("0016", downgrade=True) == before
+    async with db.engine.connect() as connection:
+        kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
+        assert kept.scalars().all() == ["old"]
+
+
+async def test_the_client_changes_migration_upgrades_and_downgrades(db: MigratingDatabase) -> None:
+    """0018 adds the client changes the client caches follow; its downgrade drops them and keeps the clients
+    (the caches then fall back to their TTL alone)."""
+    before = await db.to("0017")
+    assert "client_changes" not in before
+    await db.add_old_client()
+    after = await db.to("0018")
+    assert after["client_changes"] == {"client_id", "changed_at"}
+    await db.execute("INSERT INTO client_changes (client_id, changed_at) VALUES ('old', CURRENT_TIMESTAMP)")
+    assert await db.to("0017", downgrade=True) == before
     async with db.engine.connect() as connection:
         kept = await connection.exec_driver_sql("SELECT client_id FROM clients")
         assert kept.scalars().all() == ["old"]

@@ -372,6 +372,34 @@ async def test_the_registry_stores_what_a_change_decides_and_nothing_else(
     assert await store.get_client(client_id) == updated.registered.client
 
 
+async def test_every_client_change_is_listed_for_the_workers_syncs(
+    store: Store, registry: ClientRegistry
+) -> None:
+    """Creating, changing and deleting a client are each listed by revoked_since (the workers' client caches
+    drop those clients); a change that writes nothing, and deleting an unknown client, are not."""
+    client_id = _client_id()
+
+    async def changed_after(since: datetime) -> tuple[bool, datetime]:
+        synced = await store.revoked_since(since)
+        return client_id in synced.changed_clients, synced.newest
+
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    await register_client(registry, _desired(client_id), None, None)
+    listed, newest = await changed_after(start)
+    assert listed and start < newest <= datetime.now(UTC)
+    assert not (await changed_after(newest))[0]
+    await registry.change_registered_client(client_id, lambda current: current)  # writes nothing
+    assert not (await changed_after(newest))[0]
+    await register_client(registry, _desired(client_id, scopes=("read",)), None, None)
+    listed, newest = await changed_after(newest)
+    assert listed
+    assert await registry.delete_registered_client(client_id, timedelta(minutes=15))
+    listed, newest = await changed_after(newest)
+    assert listed
+    assert not await registry.delete_registered_client(client_id, timedelta(minutes=15))
+    assert not (await changed_after(newest))[0]
+
+
 async def test_the_registry_keeps_a_clients_backchannel_logout_registration(
     store: Store, registry: ClientRegistry
 ) -> None:

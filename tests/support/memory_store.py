@@ -79,6 +79,9 @@ class MemoryStore:
         self.usage_hours: dict[tuple[str, datetime], tuple[int, int]] = {}  # (client, hour) -> tokens, errors
         self.last_use: dict[str, ClientUsage] = {}  # by client; its hours empty
         self.heartbeats: dict[str, datetime] = {}  # the worker census: worker id -> last seen
+        self.client_changes: dict[
+            str, datetime
+        ] = {}  # client id -> when it was last created, changed or deleted
 
     # Test set-up
     def add_client(self, client: Client, now: datetime | None = None) -> Client:
@@ -219,10 +222,15 @@ class MemoryStore:
             }
 
         tokens, grants = fresh(self.revoked_access_tokens), fresh(self.revoked_grants)
+        changed = {client_id: at for client_id, at in self.client_changes.items() if at > since}
         return RevokedSince(
             access_tokens=[(jti, entry.expires_at) for jti, entry in tokens.items()],
             grants=[(grant_id, entry.expires_at) for grant_id, entry in grants.items()],
-            newest=max((entry.revoked_at for entry in [*tokens.values(), *grants.values()]), default=since),
+            newest=max(
+                [entry.revoked_at for entry in [*tokens.values(), *grants.values()]] + list(changed.values()),
+                default=since,
+            ),
+            changed_clients=list(changed),
         )
 
     # Store: remembered consent
@@ -282,11 +290,14 @@ class MemoryStore:
         ):
             raise WorkloadTaken()
         self.clients[client_id] = wanted
+        self.client_changes[client_id] = datetime.now(UTC)
         return wanted
 
     async def delete_registered_client(self, client_id: str, default_access_token_ttl: timedelta) -> bool:
         now = datetime.now(UTC)
         registered = self.clients.pop(client_id, None)
+        if registered is not None:
+            self.client_changes[client_id] = now
         ttl = registered.client.access_token_ttl_seconds if registered else None
         lifetime = (timedelta(seconds=ttl) if ttl else default_access_token_ttl) + timedelta(
             seconds=CLOCK_LEEWAY_SECONDS
