@@ -551,6 +551,8 @@ class Bench:
                 script = f"{scenario}.lua"
                 if scenario == "client_credentials":
                     script, env = self.client_credentials_load(database)
+                    if self.args.clients:  # profile the steady state, not the first read of each client
+                        self.warm_client_caches(script, server.base_url, env)
                 elif scenario == "introspection":
                     env = {**service, "BENCH_TOKEN": seed.access_token(server.base_url, credentials)}
                 elif scenario in ("service_account", "token_exchange"):

@@ -80,7 +80,7 @@ _WRITE_NAMES = {
     "redeem": "code_redemption",
     "spend_assertions": "client_assertion",
 }
-# Rows per INSERT of a usage flush: well under both databases' limit on bound parameters.
+# Rows per executemany of a usage flush: a few milliseconds of the event loop each.
 _USAGE_ROWS_PER_STATEMENT = 1000
 # How long a client change is kept for the workers' syncs (storage.client_cache starts over after an hour).
 CLIENT_CHANGE_RETENTION = timedelta(days=1)
@@ -373,10 +373,13 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
         )
         try:
             async with self.engine.begin() as connection:
+                # executemany of one cached statement, not a VALUES list of many rows: such a list is
+                # compiled anew each time (about 60 µs a row, 1.2 s of a worker's loop for 10,000 clients).
+                # Chunks keep each stretch the loop spends binding parameters short.
                 for start in range(0, len(hourly), _USAGE_ROWS_PER_STATEMENT):
-                    await connection.execute(add.values(hourly[start : start + _USAGE_ROWS_PER_STATEMENT]))
+                    await connection.execute(add, hourly[start : start + _USAGE_ROWS_PER_STATEMENT])
                 for start in range(0, len(last), _USAGE_ROWS_PER_STATEMENT):
-                    await connection.execute(keep.values(last[start : start + _USAGE_ROWS_PER_STATEMENT]))
+                    await connection.execute(keep, last[start : start + _USAGE_ROWS_PER_STATEMENT])
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
 

@@ -868,6 +868,25 @@ async def test_usage_flushes_add_up_and_the_latest_last_use_wins(store: Store) -
     assert await store.get_client_usage(f"{prefix}-none", since) is None
 
 
+async def test_a_flush_of_thousands_of_clients_stores_every_count(store: Store) -> None:
+    """A worker serving 10,000 clients flushes thousands of counts at once: more than one batch of the write,
+    every one of them stored, and a second flush adds to each."""
+    prefix = f"m-{uuid.uuid4().hex[:6]}"
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    ids = [f"{prefix}-{n:05d}" for n in range(2500)]
+    used_at = hour + timedelta(minutes=5)
+    await store.record_client_usage([_usage(client, hour, 2, 0, used_at) for client in ids])
+    await store.record_client_usage([_usage(client, hour, 1, 1, used_at) for client in ids])
+    since = hour - timedelta(hours=1)
+    seen: list[tuple[str, tuple[tuple[datetime, int, int], ...]]] = []
+    after = f"{prefix}-"
+    while page := [u for u in await store.list_client_usage(after, 1000, since) if u.client_id.startswith(prefix)]:
+        seen += [(u.client_id, u.hours) for u in page]
+        after = page[-1].client_id
+    assert [client for client, _ in seen] == ids
+    assert {hours for _, hours in seen} == {((hour, 3, 1),)}
+
+
 async def test_usage_lists_in_pages_and_filters_by_activity(store: Store) -> None:
     prefix = f"v-{uuid.uuid4().hex[:6]}"
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
