@@ -332,56 +332,21 @@ class SqlStore(SqlClientRegistry, SqlUserDirectory, SqlSessions):
         hourly, last = merge_usage(counts)
         if not hourly:
             return
-        add = self._insert(client_usage)
-        # Additive: every worker's and replica's counts for the same client and hour sum.
-        add = add.on_conflict_do_update(
-            index_elements=["client_id", "hour"],
-            set_={
-                "tokens": client_usage.c.tokens + add.excluded.tokens,
-                "errors": client_usage.c.errors + add.excluded.errors,
-            },
-        )
-        keep = self._insert(client_last_use)
-        # The later of the stored time and the flushed one wins (flushes of several workers interleave).
-        newer_token = and_(
-            keep.excluded.last_token_at.is_not(None),
-            or_(
-                client_last_use.c.last_token_at.is_(None),
-                keep.excluded.last_token_at > client_last_use.c.last_token_at,
-            ),
-        )
-        newer_error = and_(
-            keep.excluded.last_error_at.is_not(None),
-            or_(
-                client_last_use.c.last_error_at.is_(None),
-                keep.excluded.last_error_at > client_last_use.c.last_error_at,
-            ),
-        )
-        keep = keep.on_conflict_do_update(
-            index_elements=["client_id"],
-            set_={
-                "last_token_at": case(
-                    (newer_token, keep.excluded.last_token_at), else_=client_last_use.c.last_token_at
-                ),
-                "last_error": case(
-                    (newer_error, keep.excluded.last_error), else_=client_last_use.c.last_error
-                ),
-                "last_error_at": case(
-                    (newer_error, keep.excluded.last_error_at), else_=client_last_use.c.last_error_at
-                ),
-            },
-        )
         try:
-            async with self.engine.begin() as connection:
-                # executemany of one cached statement, not a VALUES list of many rows: such a list is
-                # compiled anew each time (about 60 µs a row, 1.2 s of a worker's loop for 10,000 clients).
-                # Chunks keep each stretch the loop spends binding parameters short.
-                for start in range(0, len(hourly), _USAGE_ROWS_PER_STATEMENT):
-                    await connection.execute(add, hourly[start : start + _USAGE_ROWS_PER_STATEMENT])
-                for start in range(0, len(last), _USAGE_ROWS_PER_STATEMENT):
-                    await connection.execute(keep, last[start : start + _USAGE_ROWS_PER_STATEMENT])
+            await self._write_usage(hourly, last)
         except DATABASE_ERRORS as error:
             raise unavailable(error) from error
+
+    async def _write_usage(self, hourly: list[dict[str, Any]], last: list[dict[str, Any]]) -> None:
+        """The rows of one flush in one transaction: an executemany of one cached statement per table, not a
+        VALUES list of many rows (such a list is compiled anew each time: about 60 µs a row, 1.2 s of a
+        worker's event loop for 10,000 clients). Chunks keep each stretch of binding parameters short."""
+        add, keep = usage_upserts(self._insert(client_usage), self._insert(client_last_use))
+        async with self.engine.begin() as connection:
+            for start in range(0, len(hourly), _USAGE_ROWS_PER_STATEMENT):
+                await connection.execute(add, hourly[start : start + _USAGE_ROWS_PER_STATEMENT])
+            for start in range(0, len(last), _USAGE_ROWS_PER_STATEMENT):
+                await connection.execute(keep, last[start : start + _USAGE_ROWS_PER_STATEMENT])
 
     async def get_client_usage(self, client_id: str, buckets_since: datetime) -> ClientUsage | None:
         found = await self._usage(
@@ -492,6 +457,48 @@ def select_last_use() -> Any:
         client_last_use.c.last_error,
         client_last_use.c.last_error_at,
     )
+
+
+def usage_upserts(add: Any, keep: Any) -> tuple[Any, Any]:
+    """The two upserts of a usage flush, given each table's dialect INSERT (with or without its rows).
+
+    ``add`` (client_usage) is additive: every worker's and replica's counts for the same client and hour
+    sum. ``keep`` (client_last_use): the later of the stored time and the flushed one wins (flushes of
+    several workers interleave)."""
+    add = add.on_conflict_do_update(
+        index_elements=["client_id", "hour"],
+        set_={
+            "tokens": client_usage.c.tokens + add.excluded.tokens,
+            "errors": client_usage.c.errors + add.excluded.errors,
+        },
+    )
+    newer_token = and_(
+        keep.excluded.last_token_at.is_not(None),
+        or_(
+            client_last_use.c.last_token_at.is_(None),
+            keep.excluded.last_token_at > client_last_use.c.last_token_at,
+        ),
+    )
+    newer_error = and_(
+        keep.excluded.last_error_at.is_not(None),
+        or_(
+            client_last_use.c.last_error_at.is_(None),
+            keep.excluded.last_error_at > client_last_use.c.last_error_at,
+        ),
+    )
+    keep = keep.on_conflict_do_update(
+        index_elements=["client_id"],
+        set_={
+            "last_token_at": case(
+                (newer_token, keep.excluded.last_token_at), else_=client_last_use.c.last_token_at
+            ),
+            "last_error": case((newer_error, keep.excluded.last_error), else_=client_last_use.c.last_error),
+            "last_error_at": case(
+                (newer_error, keep.excluded.last_error_at), else_=client_last_use.c.last_error_at
+            ),
+        },
+    )
+    return add, keep
 
 
 def merge_usage(counts: Sequence[UsageCount]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

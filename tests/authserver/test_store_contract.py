@@ -880,7 +880,10 @@ async def test_a_flush_of_thousands_of_clients_stores_every_count(store: Store) 
     since = hour - timedelta(hours=1)
     seen: list[tuple[str, tuple[tuple[datetime, int, int], ...]]] = []
     after = f"{prefix}-"
-    while page := [u for u in await store.list_client_usage(after, 1000, since) if u.client_id.startswith(prefix)]:
+    while page := await store.list_client_usage(after, 1000, since):
+        page = [u for u in page if u.client_id.startswith(prefix)]
+        if not page:
+            break
         seen += [(u.client_id, u.hours) for u in page]
         after = page[-1].client_id
     assert [client for client, _ in seen] == ids

@@ -8,6 +8,7 @@ waiting for this worker's turn (``WriteBatcher``) and run in at most one hop to 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,7 +26,7 @@ from authserver.storage.failures import DATABASE_ERRORS, unavailable
 from authserver.storage.rows import family_as_seen, redeemed, rotated, user_from_row
 from authserver.storage.sql_store import SqlStore, observe_batch
 from authserver.storage.sqlite import checkpoint as log_checkpoint
-from authserver.storage.sqlite import token_writes
+from authserver.storage.sqlite import token_writes, usage_writes
 from authserver.storage.write_batches import WriteBatcher
 
 
@@ -39,6 +40,9 @@ class SqliteStore(SqlStore):
         self._token_writes = token_writes.TokenWrites(engine)
         wait_timeout = getattr(engine.pool, "timeout", lambda: 30.0)()
         self.write_batches = WriteBatcher(1, wait_timeout, observe=observe_batch)
+
+    async def _write_usage(self, hourly: list[dict[str, Any]], last: list[dict[str, Any]]) -> None:
+        await usage_writes.write_usage(self.engine, hourly, last)  # one SQLite step per table, GIL released
 
     async def redeem_authorization_code(
         self, code_hash: str, now: datetime, binding: CodeBinding, refresh: NewRefreshToken | None
