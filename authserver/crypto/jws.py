@@ -49,6 +49,30 @@ _PKCS1V15 = padding.PKCS1v15()
 _PSS_SHA256 = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=_SHA256.digest_size)
 
 
+# Which key objects each algorithm may use: ours sign (private keys), others' are verified (public keys).
+_KeyTypes = dict[str, type[Any] | tuple[type[Any], ...]]
+_PRIVATE_KEY_TYPES: _KeyTypes = {
+    "ES256": ec.EllipticCurvePrivateKey,
+    "RS256": rsa.RSAPrivateKey,
+    "EdDSA": (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey),
+}
+_PUBLIC_KEY_TYPES: _KeyTypes = {
+    "ES256": ec.EllipticCurvePublicKey,
+    "RS256": rsa.RSAPublicKey,
+    "PS256": rsa.RSAPublicKey,
+    "EdDSA": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
+}
+
+
+def _require_fit(alg: str, key: Any, key_types: _KeyTypes, where: str) -> None:
+    """InvalidKeyError unless ``key`` is of a type ``alg`` is used with (ES256: on P-256, RFC 7518 §3.4)."""
+    expected = key_types.get(alg)
+    if expected is None or not isinstance(key, expected):
+        raise InvalidKeyError(f"{where}{alg} does not fit a {type(key).__name__}")
+    if alg == "ES256" and not isinstance(key.curve, ec.SECP256R1):
+        raise InvalidKeyError(f"{where}ES256 needs a P-256 key")
+
+
 def b64url_encode(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
@@ -75,20 +99,11 @@ class JwsKey:
     """One signing key: signs with its private half, verifies with its public half, one algorithm."""
 
     def __init__(self, kid: str, alg: str, private_key: Any) -> None:
+        _require_fit(alg, private_key, _PRIVATE_KEY_TYPES, f"key {kid}: ")
         self.kid = kid
         self.alg = alg
         self.private_key = private_key
         self.public_key = private_key.public_key()
-        key_types: dict[str, type[Any] | tuple[type[Any], ...]] = {
-            "ES256": ec.EllipticCurvePrivateKey,
-            "RS256": rsa.RSAPrivateKey,
-            "EdDSA": (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey),
-        }
-        expected = key_types.get(alg)
-        if expected is None or not isinstance(private_key, expected):
-            raise InvalidKeyError(f"key {kid}: {alg} does not fit a {type(private_key).__name__}")
-        if alg == "ES256" and not isinstance(private_key.curve, ec.SECP256R1):
-            raise InvalidKeyError(f"key {kid}: ES256 needs a P-256 key")
         self._headers: dict[str, bytes] = {}
 
     def _header(self, typ: str) -> bytes:
@@ -118,17 +133,7 @@ class VerificationKey:
     here: the lean verify path for the JWTs they sign (``verify_signed``)."""
 
     def __init__(self, alg: str, public_key: Any) -> None:
-        key_types: dict[str, type[Any] | tuple[type[Any], ...]] = {
-            "ES256": ec.EllipticCurvePublicKey,
-            "RS256": rsa.RSAPublicKey,
-            "PS256": rsa.RSAPublicKey,
-            "EdDSA": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
-        }
-        expected = key_types.get(alg)
-        if expected is None or not isinstance(public_key, expected):
-            raise InvalidKeyError(f"{alg} does not fit a {type(public_key).__name__}")
-        if alg == "ES256" and not isinstance(public_key.curve, ec.SECP256R1):
-            raise InvalidKeyError("ES256 needs a P-256 key")
+        _require_fit(alg, public_key, _PUBLIC_KEY_TYPES, "")
         self.alg = alg
         self.public_key = public_key
 
